@@ -1,0 +1,52 @@
+/* attrs.c — the text schemas of the attribute structs (field names, types, offsets) and the
+ * op table built from ops.def. The printer, parser and DOT writer walk these schemas, so an
+ * attribute struct is described once. */
+#include "ir/ir.h"
+
+#include <string.h>
+
+#define F(S, field, T) { #field, DC_FT_##T, offsetof(S, field) }
+#define SCHEMA(NAME, ...)                                                              \
+    static const dc_attr_field NAME##_fields[] = { __VA_ARGS__ };                      \
+    static const dc_attr_schema NAME##_schema = {                                       \
+        #NAME, (int)(sizeof NAME##_fields / sizeof NAME##_fields[0]), NAME##_fields };
+#define EMPTY_SCHEMA(NAME) static const dc_attr_schema NAME##_schema = { #NAME, 0, NULL };
+
+EMPTY_SCHEMA(none)
+/* param prints its init as `init=KIND(a, b)` after the type; see print.c */
+EMPTY_SCHEMA(init)
+SCHEMA(scalar, F(dc_scalar_attr, value, FLOAT))
+SCHEMA(axis, F(dc_axis_attr, axis, INT))
+SCHEMA(cast, F(dc_cast_attr, to, DTYPE))
+SCHEMA(reduce, F(dc_reduce_attr, axes, INTS), F(dc_reduce_attr, keepdims, BOOL))
+SCHEMA(matmul, F(dc_matmul_attr, trans_a, BOOL), F(dc_matmul_attr, trans_b, BOOL))
+SCHEMA(conv, F(dc_conv_attr, stride, INTS), F(dc_conv_attr, pad, INTS), F(dc_conv_attr, groups, INT))
+SCHEMA(pool, F(dc_pool_attr, factor, INT))
+SCHEMA(eps, F(dc_eps_attr, eps, FLOAT))
+SCHEMA(group_norm, F(dc_group_norm_attr, groups, INT), F(dc_group_norm_attr, eps, FLOAT))
+SCHEMA(perm, F(dc_perm_attr, perm, INTS))
+SCHEMA(slice, F(dc_slice_attr, start, INTS), F(dc_slice_attr, stop, INTS), F(dc_slice_attr, step, INTS))
+SCHEMA(pad, F(dc_pad_attr, lo, INTS), F(dc_pad_attr, hi, INTS), F(dc_pad_attr, value, FLOAT))
+SCHEMA(one_hot, F(dc_one_hot_attr, depth, INT))
+SCHEMA(random, F(dc_random_attr, stream, INT), F(dc_random_attr, a, FLOAT), F(dc_random_attr, b, FLOAT))
+
+#define DIFF true
+#define NODIFF false
+static const dc_op_info op_table[DC_OP_COUNT] = {
+#define DC_OP(NAME, text, KIND, arity, attr, diff) \
+    [DC_OP_##NAME] = { text, DC_KIND_##KIND, arity, &attr##_schema, diff },
+#include "ir/ops.def"
+#undef DC_OP
+};
+
+const dc_op_info *dc_op_get(dc_op op) { return &op_table[op]; }
+const char *dc_op_name(dc_op op) { return op_table[op].text; }
+
+int dc_op_from_name(const char *s, size_t n) {
+    for (int i = 0; i < DC_OP_COUNT; i++)
+        if (strlen(op_table[i].text) == n && memcmp(op_table[i].text, s, n) == 0) return i;
+    return -1;
+}
+
+static const char *init_names[DC_NINITS] = { "zeros", "ones", "normal", "uniform", "kaiming", "xavier" };
+const char *dc_init_name(dc_init_kind k) { return init_names[k]; }

@@ -1,0 +1,131 @@
+/* graph.c — dtypes, shapes and the graph container: appending nodes and outputs, finding
+ * inputs. Nothing here checks semantics; that is the shape rules' and the verifier's job. */
+#include "ir/ir.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n);
+    if (!q) abort(); /* out of memory: an internal invariant, not user input */
+    return q;
+}
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(xrealloc(NULL, n), s, n);
+}
+
+static const char *dtype_names[DC_NDTYPES] = { "f32", "i32" };
+
+const char *dc_dtype_name(dc_dtype t) { return (unsigned)t < DC_NDTYPES ? dtype_names[t] : "?"; }
+
+int dc_dtype_from_name(const char *s, size_t n) {
+    for (int i = 0; i < DC_NDTYPES; i++)
+        if (strlen(dtype_names[i]) == n && memcmp(dtype_names[i], s, n) == 0) return i;
+    return -1;
+}
+
+size_t dc_dtype_size(dc_dtype t) { (void)t; return 4; }
+
+int64_t dc_numel(const dc_shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) n *= s->dim[i];
+    return n;
+}
+
+bool dc_shape_eq(const dc_shape *a, const dc_shape *b) {
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i] != b->dim[i]) return false;
+    return true;
+}
+
+bool dc_type_eq(const dc_type *a, const dc_type *b) {
+    return a->dtype == b->dtype && dc_shape_eq(&a->shape, &b->shape);
+}
+
+char *dc_type_str(const dc_type *t, char *buf, size_t len) {
+    size_t k = (size_t)snprintf(buf, len, "%s[", dc_dtype_name(t->dtype));
+    for (int i = 0; i < t->shape.rank && k < len; i++)
+        k += (size_t)snprintf(buf + k, len - k, i ? ",%lld" : "%lld", (long long)t->shape.dim[i]);
+    if (k < len) snprintf(buf + k, len - k, "]");
+    return buf;
+}
+
+bool dc_broadcast_shapes(const dc_shape *a, const dc_shape *b, dc_shape *out) {
+    dc_shape r = { .rank = a->rank > b->rank ? a->rank : b->rank };
+    for (int i = 0; i < r.rank; i++) {
+        int ia = a->rank - r.rank + i, ib = b->rank - r.rank + i;
+        int64_t da = ia >= 0 ? a->dim[ia] : 1, db = ib >= 0 ? b->dim[ib] : 1;
+        if (da != db && da != 1 && db != 1) return false;
+        r.dim[i] = da == 1 ? db : da;
+    }
+    *out = r;
+    return true;
+}
+
+dc_graph *dc_graph_new(const char *name) {
+    dc_graph *g = xrealloc(NULL, sizeof *g);
+    memset(g, 0, sizeof *g);
+    g->name = xstrdup(name ? name : "g");
+    return g;
+}
+
+void dc_graph_free(dc_graph *g) {
+    if (!g) return;
+    for (int i = 0; i < g->n_nodes; i++) free(g->nodes[i].name);
+    for (int i = 0; i < g->n_outputs; i++) free(g->output_names[i]);
+    free(g->nodes);
+    free(g->outputs);
+    free(g->output_names);
+    free(g->src_file);
+    free(g->name);
+    free(g);
+}
+
+int dc_graph_append(dc_graph *g, const dc_node *n) {
+    if (g->n_nodes == g->cap_nodes) {
+        g->cap_nodes = g->cap_nodes ? 2 * g->cap_nodes : 64;
+        g->nodes = xrealloc(g->nodes, (size_t)g->cap_nodes * sizeof *g->nodes);
+    }
+    dc_node *d = &g->nodes[g->n_nodes];
+    *d = *n;
+    d->name = n->name ? xstrdup(n->name) : NULL;
+    return g->n_nodes++;
+}
+
+void dc_graph_add_output(dc_graph *g, int node, const char *name) {
+    if (g->n_outputs == g->cap_outputs) {
+        g->cap_outputs = g->cap_outputs ? 2 * g->cap_outputs : 8;
+        g->outputs = xrealloc(g->outputs, (size_t)g->cap_outputs * sizeof *g->outputs);
+        g->output_names = xrealloc(g->output_names, (size_t)g->cap_outputs * sizeof *g->output_names);
+    }
+    g->outputs[g->n_outputs] = node;
+    g->output_names[g->n_outputs] = name ? xstrdup(name) : NULL;
+    g->n_outputs++;
+}
+
+int dc_graph_n_inputs(const dc_graph *g) {
+    int k = 0;
+    for (int i = 0; i < g->n_nodes; i++) k += g->nodes[i].op == DC_OP_INPUT;
+    return k;
+}
+
+int dc_graph_input(const dc_graph *g, int i) {
+    for (int j = 0; j < g->n_nodes; j++)
+        if (g->nodes[j].op == DC_OP_INPUT && i-- == 0) return j;
+    return -1;
+}
+
+int dc_graph_find_input(const dc_graph *g, const char *name) {
+    for (int j = 0; j < g->n_nodes; j++)
+        if (g->nodes[j].op == DC_OP_INPUT && strcmp(g->nodes[j].name, name) == 0) return j;
+    return -1;
+}
+
+const char *dc_graph_output_name(const dc_graph *g, int i, char *buf, size_t len) {
+    if (g->output_names[i]) return g->output_names[i];
+    snprintf(buf, len, "out%d", i);
+    return buf;
+}

@@ -1,0 +1,208 @@
+/* ir.h — the graph IR: dtypes, shapes, the op table, typed attributes, nodes and graphs,
+ * and the stage's entry points (shape rules, verifier, printer, parser, DOT, hashing).
+ * This header includes nothing of disco's: it is the ground every other stage stands on. */
+#ifndef DC_IR_H
+#define DC_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define DC_MAX_RANK 6
+#define DC_MAX_INPUTS 16
+#define DC_ERR_LEN 512
+
+/* ---- dtypes and shapes ---------------------------------------------------------------- */
+
+typedef enum { DC_F32, DC_I32, DC_NDTYPES } dc_dtype;
+
+typedef struct {
+    int rank;                    /* 0..DC_MAX_RANK; rank 0 is a scalar */
+    int64_t dim[DC_MAX_RANK];    /* every dim >= 1; unused entries are 0 */
+} dc_shape;
+
+typedef struct {
+    dc_dtype dtype;
+    dc_shape shape;
+} dc_type;
+
+const char *dc_dtype_name(dc_dtype t);          /* "f32", "i32" */
+int dc_dtype_from_name(const char *s, size_t n); /* -1 if unknown */
+size_t dc_dtype_size(dc_dtype t);
+int64_t dc_numel(const dc_shape *s);
+bool dc_shape_eq(const dc_shape *a, const dc_shape *b);
+bool dc_type_eq(const dc_type *a, const dc_type *b);
+/* "f32[4,8]" into buf; returns buf */
+char *dc_type_str(const dc_type *t, char *buf, size_t len);
+/* numpy broadcasting of a and b into out; false if incompatible */
+bool dc_broadcast_shapes(const dc_shape *a, const dc_shape *b, dc_shape *out);
+
+/* ---- the op table ------------------------------------------------------------------- */
+
+typedef enum {
+    DC_KIND_SOURCE,
+    DC_KIND_ELEMENTWISE,
+    DC_KIND_REDUCTION,
+    DC_KIND_CONTRACTION,
+    DC_KIND_NORM,
+    DC_KIND_MOVEMENT,
+    DC_KIND_RANDOM,
+    DC_KIND_LOSS,
+} dc_op_kind;
+
+typedef enum {
+#define DC_OP(NAME, text, kind, arity, attr, diff) DC_OP_##NAME,
+#include "ir/ops.def"
+#undef DC_OP
+    DC_OP_COUNT
+} dc_op;
+
+/* ---- attributes: one plain struct per schema named in ops.def ----------------------- */
+/* Every attribute struct is zero-filled before it is set, so two attributes are equal
+ * exactly when their bytes are (hashing and CSE compare bytes). */
+
+typedef struct { int n; int64_t v[DC_MAX_RANK]; } dc_ints;
+
+typedef enum {
+    DC_INIT_ZEROS,   /* 0 */
+    DC_INIT_ONES,    /* 1 */
+    DC_INIT_NORMAL,  /* N(0, a^2) */
+    DC_INIT_UNIFORM, /* U[a, b) */
+    DC_INIT_KAIMING, /* N(0, 2/fan_in) */
+    DC_INIT_XAVIER,  /* U(-r, r), r = sqrt(6/(fan_in+fan_out)) */
+    DC_NINITS
+} dc_init_kind;
+/* fan_out = last dim, fan_in = numel / fan_out (rank 0: both 1). So a linear weight [in,out]
+ * has fan_in = in and an HWIO conv weight has fan_in = KH*KW*C/groups. */
+
+typedef struct { char unused; } dc_none_attr;
+typedef struct { dc_init_kind kind; float a, b; } dc_init_attr;          /* param */
+typedef struct { float value; } dc_scalar_attr;                         /* fill value, pow exponent */
+typedef struct { int64_t axis; } dc_axis_attr;                          /* 0 <= axis < rank */
+typedef struct { dc_dtype to; } dc_cast_attr;
+typedef struct { dc_ints axes; bool keepdims; } dc_reduce_attr;         /* axes sorted, unique; n = 0: all */
+typedef struct { bool trans_a, trans_b; } dc_matmul_attr;
+typedef struct { dc_ints stride, pad; int64_t groups; } dc_conv_attr;   /* stride, pad: [h, w] */
+typedef struct { int64_t factor; } dc_pool_attr;
+typedef struct { float eps; } dc_eps_attr;
+typedef struct { int64_t groups; float eps; } dc_group_norm_attr;
+typedef struct { dc_ints perm; } dc_perm_attr;
+typedef struct { dc_ints start, stop, step; } dc_slice_attr;            /* one entry per axis */
+typedef struct { dc_ints lo, hi; float value; } dc_pad_attr;            /* one entry per axis */
+typedef struct { int64_t depth; } dc_one_hot_attr;
+typedef struct { int64_t stream; float a, b; } dc_random_attr;
+/* uniform: U[a, b); normal: mean a, std b; gumbel: location a, scale b */
+
+typedef union {
+    dc_none_attr none;
+    dc_init_attr init;
+    dc_scalar_attr scalar;
+    dc_axis_attr axis;
+    dc_cast_attr cast;
+    dc_reduce_attr reduce;
+    dc_matmul_attr matmul;
+    dc_conv_attr conv;
+    dc_pool_attr pool;
+    dc_eps_attr eps;
+    dc_group_norm_attr group_norm;
+    dc_perm_attr perm;
+    dc_slice_attr slice;
+    dc_pad_attr pad;
+    dc_one_hot_attr one_hot;
+    dc_random_attr random;
+} dc_attr;
+
+/* The text form of an attribute struct: its fields, printed `{name=value, ...}` in this
+ * order. Field types: INT (int64_t), FLOAT (float), BOOL (bool), INTS (dc_ints), DTYPE. */
+typedef enum { DC_FT_INT, DC_FT_FLOAT, DC_FT_BOOL, DC_FT_INTS, DC_FT_DTYPE } dc_field_type;
+typedef struct { const char *name; dc_field_type type; size_t offset; } dc_attr_field;
+typedef struct { const char *name; int n_fields; const dc_attr_field *fields; } dc_attr_schema;
+
+typedef struct {
+    const char *text;            /* IR spelling */
+    dc_op_kind kind;
+    int arity;                   /* -1: variadic */
+    const dc_attr_schema *attr;  /* schema of dc_node.attr for this op */
+    bool differentiable;
+} dc_op_info;
+
+const dc_op_info *dc_op_get(dc_op op);
+int dc_op_from_name(const char *s, size_t n); /* -1 if unknown */
+const char *dc_op_name(dc_op op);
+const char *dc_init_name(dc_init_kind k); /* "zeros", "normal", ... */
+
+/* ---- nodes and graphs --------------------------------------------------------------- */
+
+typedef struct { uint64_t lo, hi; } dc_hash128;
+
+typedef struct {
+    dc_op op;
+    dc_type type;               /* result type */
+    int n_in;
+    int in[DC_MAX_INPUTS];      /* ids of earlier nodes */
+    dc_attr attr;
+    char *name;                 /* INPUT and PARAM: owned name; otherwise NULL */
+    const char *file;           /* where it was made (DSL call site or IR text); may be NULL */
+    int line, col;
+    dc_hash128 hash;            /* filled by dc_graph_hash */
+} dc_node;
+
+/* A graph is a flat SSA array: node i only uses nodes < i. Its inputs are its INPUT nodes,
+ * in node order. */
+typedef struct dc_graph {
+    char *name;
+    dc_node *nodes;
+    int n_nodes, cap_nodes;
+    int n_outputs, cap_outputs;
+    int *outputs;               /* node ids */
+    char **output_names;        /* owned; an entry may be NULL (then "outI") */
+    int64_t next_stream;        /* next unused random stream id */
+    char *src_file;             /* owned copy of the file name nodes' .file point to */
+    /* frontend state: the first error (sticky) and the current name scope */
+    bool failed;
+    char error[DC_ERR_LEN];
+    char scope[256];
+} dc_graph;
+
+dc_graph *dc_graph_new(const char *name);
+void dc_graph_free(dc_graph *g);
+/* Appends a copy of *n (name is copied); returns its id. Does not check anything. */
+int dc_graph_append(dc_graph *g, const dc_node *n);
+/* Appends an output; name may be NULL. */
+void dc_graph_add_output(dc_graph *g, int node, const char *name);
+int dc_graph_n_inputs(const dc_graph *g);
+int dc_graph_input(const dc_graph *g, int i);            /* node id of the i-th INPUT */
+int dc_graph_find_input(const dc_graph *g, const char *name); /* node id or -1 */
+/* output name, "outI" when unnamed; buf holds the generated one */
+const char *dc_graph_output_name(const dc_graph *g, int i, char *buf, size_t len);
+
+/* ---- shape rules, verifier ---------------------------------------------------------- */
+
+/* The shape rule of n->op: computes n's result type from its inputs' types and its attrs.
+ * For ops whose type is declared (sources, reshape, broadcast_to) the declared n->type is
+ * checked instead. On failure writes "OP: what is wrong" to err and returns false. */
+bool dc_infer_type(const dc_graph *g, const dc_node *n, dc_type *out, char *err, size_t len);
+/* Checks the whole graph: SSA order, arity, attribute ranges, every type against its shape
+ * rule, names, outputs. Messages name the node: "node %5 (matmul) at f.dcir:7: ...". */
+bool dc_verify(const dc_graph *g, char *err, size_t len);
+
+/* ---- text form ---------------------------------------------------------------------- */
+
+/* Canonical text; malloc'd. Printing is deterministic, so print(parse(print(g))) == print(g). */
+char *dc_print(const dc_graph *g);
+/* Graphviz DOT; malloc'd. */
+char *dc_print_dot(const dc_graph *g);
+/* Parses text (file name for messages). On error returns NULL and writes
+ * "FILE:LINE:COL: error: ..." to err. The result is verified. */
+dc_graph *dc_parse(const char *text, size_t len, const char *file, char *err, size_t errlen);
+/* Reads and parses a file; errors as dc_parse (or "FILE: error: cannot read: ..."). */
+dc_graph *dc_parse_file(const char *path, char *err, size_t errlen);
+
+/* ---- hashing ------------------------------------------------------------------------ */
+
+/* Fills every node's XXH3-128 structural hash: op, attribute bytes, input hashes, type,
+ * and (for INPUT and PARAM) the name. */
+void dc_graph_hash(dc_graph *g);
+
+#endif
