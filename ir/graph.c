@@ -129,3 +129,15 @@ const char *dc_graph_output_name(const dc_graph *g, int i, char *buf, size_t len
     snprintf(buf, len, "out%d", i);
     return buf;
 }
+
+char *dc_node_label(const dc_graph *g, int id, char *buf, size_t len) {
+    const dc_node *n = &g->nodes[id];
+    if (n->op == DC_OP_INPUT) {
+        snprintf(buf, len, "%%%s", n->name);
+        return buf;
+    }
+    int k = 0;
+    for (int i = 0; i < id; i++) k += g->nodes[i].op != DC_OP_INPUT;
+    snprintf(buf, len, "%%%d", k);
+    return buf;
+}

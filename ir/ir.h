@@ -174,6 +174,9 @@ void dc_graph_add_output(dc_graph *g, int node, const char *name);
 int dc_graph_n_inputs(const dc_graph *g);
 int dc_graph_input(const dc_graph *g, int i);            /* node id of the i-th INPUT */
 int dc_graph_find_input(const dc_graph *g, const char *name); /* node id or -1 */
+/* The printed SSA name of node id: "%NAME" for inputs, else "%K" where K counts the
+ * non-input nodes before it (the printer's numbering). Returns buf. */
+char *dc_node_label(const dc_graph *g, int id, char *buf, size_t len);
 /* output name, "outI" when unnamed; buf holds the generated one */
 const char *dc_graph_output_name(const dc_graph *g, int i, char *buf, size_t len);
 

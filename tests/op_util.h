@@ -1,0 +1,21 @@
+/* op_util.h — helpers for op forward tests: make tensors from literals and evaluate one op
+ * through its shape rule and ref kernel. */
+#ifndef DC_OP_UTIL_H
+#define DC_OP_UTIL_H
+
+#include "runtime/runtime.h"
+
+/* A tensor of the given type filled from vals (numel floats, converted for i32). */
+dc_tensor *tu_tensor(dc_dtype dt, int rank, const int64_t *dims, const float *vals);
+#define TU_F32(rank, dims, ...) tu_tensor(DC_F32, rank, (int64_t[])dims, (float[])__VA_ARGS__)
+/* Evaluates op on inputs with attr (NULL: zeros). declared: the type for ops whose type is
+ * declared (sources, reshape, broadcast_to, random), else NULL. Returns the result, or NULL
+ * with the shape rule's or kernel's message in err. seed keys random ops. */
+dc_tensor *tu_eval(dc_op op, const dc_attr *attr, int n_in, dc_tensor *const *ins,
+                   const dc_type *declared, uint64_t seed, char *err, size_t len);
+/* Frees n tensors (NULLs allowed). */
+void tu_free(int n, ...);
+/* Element i as double (f32 or i32). */
+double tu_get(const dc_tensor *t, int64_t i);
+
+#endif
