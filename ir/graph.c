@@ -90,7 +90,7 @@ int dc_graph_append(dc_graph *g, const dc_node *n) {
         g->nodes = xrealloc(g->nodes, (size_t)g->cap_nodes * sizeof *g->nodes);
     }
     dc_node *d = &g->nodes[g->n_nodes];
-    *d = *n;
+    memcpy(d, n, sizeof *d); /* bytes, padding included: hashing compares attribute bytes */
     d->name = n->name ? xstrdup(n->name) : NULL;
     return g->n_nodes++;
 }

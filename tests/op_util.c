@@ -56,5 +56,6 @@ void tu_free(int n, ...) {
 }
 
 double tu_get(const dc_tensor *t, int64_t i) {
-    return t->type.dtype == DC_F32 ? ((const float *)t->data)[i] : ((const int32_t *)t->data)[i];
+    if (t->type.dtype == DC_F32) return ((const float *)t->data)[i];
+    return ((const int32_t *)t->data)[i];
 }

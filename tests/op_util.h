@@ -7,7 +7,6 @@
 
 /* A tensor of the given type filled from vals (numel floats, converted for i32). */
 dc_tensor *tu_tensor(dc_dtype dt, int rank, const int64_t *dims, const float *vals);
-#define TU_F32(rank, dims, ...) tu_tensor(DC_F32, rank, (int64_t[])dims, (float[])__VA_ARGS__)
 /* Evaluates op on inputs with attr (NULL: zeros). declared: the type for ops whose type is
  * declared (sources, reshape, broadcast_to, random), else NULL. Returns the result, or NULL
  * with the shape rule's or kernel's message in err. seed keys random ops. */

@@ -1,0 +1,97 @@
+/* verify.c — the graph verifier: SSA order, arity, every recorded type against its shape
+ * rule (which also checks attribute ranges), names of inputs and params, and outputs.
+ * Messages name the node: "node %5 (matmul) at f.dcir:7: what is wrong". */
+#include "ir/ir.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+/* Writes "node LABEL (OP)[ at FILE:LINE]: msg" for node id. Returns false. */
+__attribute__((format(printf, 5, 6)))
+static bool node_fail(const dc_graph *g, int id, char *err, size_t len, const char *fmt, ...) {
+    const dc_node *n = &g->nodes[id];
+    char label[64];
+    if (n->op == DC_OP_INPUT && !n->name) snprintf(label, sizeof label, "#%d", id);
+    else dc_node_label(g, id, label, sizeof label);
+    const char *op = (unsigned)n->op < DC_OP_COUNT ? dc_op_name(n->op) : "?";
+    int k = n->file ? snprintf(err, len, "node %s (%s) at %s:%d: ", label, op, n->file, n->line)
+                    : snprintf(err, len, "node %s (%s): ", label, op);
+    if (k >= 0 && (size_t)k < len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + k, len - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+/* Inputs refer to earlier nodes (the shape rule checks arity and everything else). */
+static bool check_ssa(const dc_graph *g, int id, char *err, size_t len) {
+    const dc_node *n = &g->nodes[id];
+    if (n->n_in < 0 || n->n_in > DC_MAX_INPUTS)
+        return node_fail(g, id, err, len, "has %d inputs, at most %d allowed", n->n_in, DC_MAX_INPUTS);
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] < 0 || n->in[k] >= id)
+            return node_fail(g, id, err, len, "input %d refers to node %d, which is not defined before it",
+                             k, n->in[k]);
+    return true;
+}
+
+/* The recorded type equals the shape rule's. */
+static bool check_type(const dc_graph *g, int id, char *err, size_t len) {
+    const dc_node *n = &g->nodes[id];
+    char msg[DC_ERR_LEN];
+    dc_type t;
+    if (!dc_infer_type(g, n, &t, msg, sizeof msg)) return node_fail(g, id, err, len, "%s", msg);
+    if (n->type.shape.rank < 0 || n->type.shape.rank > DC_MAX_RANK || (unsigned)n->type.dtype >= DC_NDTYPES)
+        return node_fail(g, id, err, len, "recorded type is malformed (dtype %d, rank %d)",
+                         (int)n->type.dtype, n->type.shape.rank);
+    if (!dc_type_eq(&t, &n->type)) {
+        char a[160], b[160];
+        return node_fail(g, id, err, len, "recorded type %s, but the shape rule gives %s",
+                         dc_type_str(&n->type, a, sizeof a), dc_type_str(&t, b, sizeof b));
+    }
+    return true;
+}
+
+/* INPUT and PARAM nodes have names, unique among nodes of the same op. */
+static bool check_name(const dc_graph *g, int id, char *err, size_t len) {
+    const dc_node *n = &g->nodes[id];
+    if (n->op != DC_OP_INPUT && n->op != DC_OP_PARAM) return true;
+    const char *what = n->op == DC_OP_INPUT ? "input" : "param";
+    if (!n->name || !n->name[0]) return node_fail(g, id, err, len, "%s has no name", what);
+    for (int j = 0; j < id; j++) {
+        const dc_node *m = &g->nodes[j];
+        if (m->op == n->op && m->name && strcmp(m->name, n->name) == 0) {
+            char other[64];
+            return node_fail(g, id, err, len, "%s name \"%s\" already used by node %s", what, n->name,
+                             dc_node_label(g, j, other, sizeof other));
+        }
+    }
+    return true;
+}
+
+static bool check_outputs(const dc_graph *g, char *err, size_t len) {
+    if (g->n_outputs < 1) {
+        snprintf(err, len, "graph @%s: has no outputs", g->name);
+        return false;
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] < 0 || g->outputs[i] >= g->n_nodes) {
+            snprintf(err, len, "graph @%s: output %d refers to node %d, but the graph has %d nodes",
+                     g->name, i, g->outputs[i], g->n_nodes);
+            return false;
+        }
+    return true;
+}
+
+bool dc_verify(const dc_graph *g, char *err, size_t len) {
+    if (!g->name || !g->name[0]) {
+        snprintf(err, len, "graph has an empty name");
+        return false;
+    }
+    for (int id = 0; id < g->n_nodes; id++)
+        if (!check_ssa(g, id, err, len) || !check_type(g, id, err, len) || !check_name(g, id, err, len))
+            return false;
+    return check_outputs(g, err, len);
+}

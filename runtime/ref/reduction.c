@@ -1,0 +1,249 @@
+/* reduction.c — ref kernels of the reductions: sum, mean, max, logsumexp over a set of axes
+ * (one skeleton: a plan maps each output to its base offset and lists the reduced elements
+ * as rows; neighbouring outputs are reduced together when they are contiguous), and
+ * softmax, log_softmax, argmax along one axis (one row per output row).
+ * Each output is computed by one thread in a fixed order: f32 sums accumulate in double,
+ * rows in row-major order, each row first to last. i32 sums wrap. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "runtime/ref/ref.h"
+
+#define PAR_MIN 32768
+
+/* ---- the reduction plan ------------------------------------------------------------ */
+
+/* An input of shape s split into kept dims (output order) and reduced dims; adjacent dims
+ * of the same class are merged. The reduced set of output o is, for each r < n_rows,
+ * the n elements at base(o) + row[r] + k*st. */
+typedef struct {
+    int nk;
+    int64_t kdim[DC_MAX_RANK], kst[DC_MAX_RANK];
+    int64_t n, st;
+    int64_t n_rows, *row;
+} rplan;
+
+static void rplan_init(rplan *p, const dc_shape *s, const dc_ints *axes) {
+    bool red[DC_MAX_RANK] = { false };
+    for (int i = 0; i < axes->n; i++) red[axes->v[i]] = true;
+    if (axes->n == 0)
+        for (int d = 0; d < s->rank; d++) red[d] = true;
+    int64_t st[DC_MAX_RANK], acc = 1;
+    for (int d = s->rank - 1; d >= 0; d--) {
+        st[d] = acc;
+        acc *= s->dim[d];
+    }
+    int nr = 0;
+    int64_t rdim[DC_MAX_RANK], rst[DC_MAX_RANK];
+    p->nk = 0;
+    for (int d = 0; d < s->rank; d++) {
+        int64_t *dims = red[d] ? rdim : p->kdim, *sts = red[d] ? rst : p->kst;
+        int *cnt = red[d] ? &nr : &p->nk;
+        if (*cnt > 0 && sts[*cnt - 1] == st[d] * s->dim[d]) {
+            dims[*cnt - 1] *= s->dim[d];
+            sts[*cnt - 1] = st[d];
+        } else {
+            dims[*cnt] = s->dim[d];
+            sts[*cnt] = st[d];
+            (*cnt)++;
+        }
+    }
+    p->n = nr ? rdim[nr - 1] : 1;
+    p->st = nr ? rst[nr - 1] : 1;
+    p->n_rows = 1;
+    for (int i = 0; i < nr - 1; i++) p->n_rows *= rdim[i];
+    p->row = malloc((size_t)p->n_rows * sizeof *p->row);
+    if (!p->row) abort();
+    int64_t idx[DC_MAX_RANK] = { 0 };
+    for (int64_t r = 0; r < p->n_rows; r++) {
+        int64_t off = 0;
+        for (int i = 0; i < nr - 1; i++) off += idx[i] * rst[i];
+        p->row[r] = off;
+        for (int i = nr - 2; i >= 0 && ++idx[i] == rdim[i]; i--) idx[i] = 0;
+    }
+}
+
+static int64_t rplan_base(const rplan *p, int64_t o) {
+    int64_t off = 0;
+    for (int i = p->nk - 1; i >= 0; i--) {
+        off += o % p->kdim[i] * p->kst[i];
+        o /= p->kdim[i];
+    }
+    return off;
+}
+
+/* ---- folds over a tile of w outputs ------------------------------------------------ */
+/* When the innermost kept dim is contiguous, up to TILE neighbouring outputs are reduced
+ * together: output j of the tile reads x[j + row[r] + k*st]. The innermost loop then runs
+ * over the tile (contiguous), and each output still sees its elements in the fixed order
+ * (rows, then k). Otherwise tiles have one output. */
+#define TILE 64
+
+#define FOR_TILE(p, x, w, BODY)                                                           \
+    for (int64_t r = 0; r < (p)->n_rows; r++) {                                           \
+        const __typeof__(*(x)) *row_ = (x) + (p)->row[r];                                 \
+        if ((w) == 1)                                                                     \
+            for (int64_t k = 0; k < (p)->n; k++) {                                        \
+                const __typeof__(*(x)) *q = row_ + k * (p)->st;                           \
+                const int64_t j = 0;                                                      \
+                BODY;                                                                     \
+            }                                                                             \
+        else                                                                              \
+            for (int64_t k = 0; k < (p)->n; k++) {                                        \
+                const __typeof__(*(x)) *q = row_ + k * (p)->st;                           \
+                for (int64_t j = 0; j < (w); j++) BODY;                                   \
+            }                                                                             \
+    }
+
+static void fold_sum(const rplan *p, const float *x, int64_t w, double *acc) {
+    for (int64_t j = 0; j < w; j++) acc[j] = 0;
+    FOR_TILE(p, x, w, acc[j] += q[j]);
+}
+
+/* NaN wins */
+static void fold_max(const rplan *p, const float *x, int64_t w, float *m) {
+    for (int64_t j = 0; j < w; j++) m[j] = -INFINITY;
+    FOR_TILE(p, x, w, m[j] = (q[j] > m[j] || q[j] != q[j]) ? q[j] : m[j]);
+}
+
+/* log(sum(exp(x))) = m + log(sum(exp(x - m))); an infinite or NaN max is the answer */
+static void fold_logsumexp(const rplan *p, const float *x, int64_t w, float *out) {
+    float m[TILE];
+    double s[TILE] = { 0 };
+    fold_max(p, x, w, m);
+    FOR_TILE(p, x, w, s[j] += exp((double)q[j] - m[j]));
+    for (int64_t j = 0; j < w; j++) out[j] = isfinite(m[j]) ? (float)(m[j] + log(s[j])) : m[j];
+}
+
+static void fold_sum_i32(const rplan *p, const int32_t *x, int64_t w, int32_t *out) {
+    uint32_t acc[TILE] = { 0 };
+    FOR_TILE(p, x, w, acc[j] += (uint32_t)q[j]);
+    for (int64_t j = 0; j < w; j++) out[j] = (int32_t)acc[j];
+}
+
+static void fold_max_i32(const rplan *p, const int32_t *x, int64_t w, int32_t *m) {
+    for (int64_t j = 0; j < w; j++) m[j] = INT32_MIN;
+    FOR_TILE(p, x, w, m[j] = q[j] > m[j] ? q[j] : m[j]);
+}
+
+/* sum, mean, max, logsumexp: out[o] = fold(reduced set of o), a tile of outputs at a time */
+static bool reduce(const dc_ref_args *a) {
+    dc_op op = a->n->op;
+    const dc_tensor *x = a->in[0];
+    bool f32 = x->type.dtype == DC_F32;
+    if (!f32 && op != DC_OP_SUM && op != DC_OP_MAX) {
+        snprintf(a->err, a->len, "no ref kernel for %s on i32", dc_op_name(op));
+        return false;
+    }
+    rplan p;
+    rplan_init(&p, &x->type.shape, &a->n->attr.reduce.axes);
+    int64_t n_out = dc_numel(&a->out->type.shape), count = p.n * p.n_rows;
+    int64_t inner = p.nk > 0 && p.kst[p.nk - 1] == 1 ? p.kdim[p.nk - 1] : 1;
+    int64_t W = inner < TILE ? inner : TILE, per_row = (inner + W - 1) / W;
+    int64_t n_tiles = n_out / inner * per_row;
+#pragma omp parallel for if (dc_numel(&x->type.shape) > PAR_MIN && n_tiles > 1)
+    for (int64_t t = 0; t < n_tiles; t++) {
+        int64_t j0 = t % per_row * W, w = inner - j0 < W ? inner - j0 : W;
+        int64_t o = t / per_row * inner + j0, base = rplan_base(&p, o);
+        if (!f32) {
+            const int32_t *q = (const int32_t *)x->data + base;
+            int32_t *y = (int32_t *)a->out->data + o;
+            if (op == DC_OP_SUM) fold_sum_i32(&p, q, w, y);
+            else fold_max_i32(&p, q, w, y);
+            continue;
+        }
+        const float *q = (const float *)x->data + base;
+        float *y = (float *)a->out->data + o;
+        double acc[TILE];
+        switch (op) {
+        case DC_OP_SUM: case DC_OP_MEAN:
+            fold_sum(&p, q, w, acc);
+            for (int64_t j = 0; j < w; j++) y[j] = (float)(op == DC_OP_SUM ? acc[j] : acc[j] / (double)count);
+            break;
+        case DC_OP_MAX: fold_max(&p, q, w, y); break;
+        default: fold_logsumexp(&p, q, w, y); break;
+        }
+    }
+    free(p.row);
+    return true;
+}
+
+/* ---- along one axis: softmax, log_softmax, argmax ---------------------------------- */
+
+/* max of the row x[k*st], k < n; NaN wins */
+static float row_max(const float *x, int64_t n, int64_t st) {
+    float m = -INFINITY;
+    for (int64_t k = 0; k < n; k++)
+        if (x[k * st] > m || x[k * st] != x[k * st]) m = x[k * st];
+    return m;
+}
+
+/* y = exp(x - m) / sum(exp(x - m)) */
+static void row_softmax(const float *x, float *y, int64_t n, int64_t st) {
+    float m = row_max(x, n, st);
+    double s = 0;
+    for (int64_t k = 0; k < n; k++) {
+        float e = expf(x[k * st] - m);
+        y[k * st] = e;
+        s += e;
+    }
+    float inv = (float)(1.0 / s);
+    for (int64_t k = 0; k < n; k++) y[k * st] *= inv;
+}
+
+/* y = (x - m) - log(sum(exp(x - m))), in double so huge logits keep their precision */
+static void row_log_softmax(const float *x, float *y, int64_t n, int64_t st) {
+    float m = row_max(x, n, st);
+    double s = 0;
+    for (int64_t k = 0; k < n; k++) s += exp((double)x[k * st] - m);
+    double ls = log(s);
+    for (int64_t k = 0; k < n; k++) y[k * st] = (float)((double)x[k * st] - m - ls);
+}
+
+/* index of the first maximum; a NaN counts as the maximum */
+static int32_t row_argmax(const float *x, int64_t n, int64_t st) {
+    int64_t best = 0;
+    for (int64_t k = 1; k < n; k++) {
+        float v = x[k * st], b = x[best * st];
+        if (b == b && (v > b || v != v)) best = k;
+    }
+    return (int32_t)best;
+}
+
+/* x viewed as [outer, d, inner]; row r = (r / inner, :, r % inner). argmax writes out
+ * [outer, inner] contiguously, softmax/log_softmax write the row's own positions. */
+static bool along_axis(const dc_ref_args *a) {
+    const dc_tensor *x = a->in[0];
+    const dc_shape *s = &x->type.shape;
+    if (x->type.dtype != DC_F32) {
+        snprintf(a->err, a->len, "no ref kernel for %s on i32", dc_op_name(a->n->op));
+        return false;
+    }
+    int axis = (int)a->n->attr.axis.axis;
+    int64_t outer = 1, inner = 1, d = s->dim[axis];
+    for (int i = 0; i < axis; i++) outer *= s->dim[i];
+    for (int i = axis + 1; i < s->rank; i++) inner *= s->dim[i];
+    int64_t rows = outer * inner;
+    dc_op op = a->n->op;
+#pragma omp parallel for if (rows * d > PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t base = r / inner * d * inner + r % inner;
+        const float *q = (const float *)x->data + base;
+        float *y = (float *)a->out->data + base;
+        if (op == DC_OP_SOFTMAX) row_softmax(q, y, d, inner);
+        else if (op == DC_OP_LOG_SOFTMAX) row_log_softmax(q, y, d, inner);
+        else ((int32_t *)a->out->data)[r] = row_argmax(q, d, inner);
+    }
+    return true;
+}
+
+bool dc_ref_reduction(const dc_ref_args *a) {
+    switch (a->n->op) {
+    case DC_OP_SUM: case DC_OP_MEAN: case DC_OP_MAX: case DC_OP_LOGSUMEXP: return reduce(a);
+    case DC_OP_SOFTMAX: case DC_OP_LOG_SOFTMAX: case DC_OP_ARGMAX: return along_axis(a);
+    default:
+        snprintf(a->err, a->len, "no ref kernel for %s", dc_op_name(a->n->op));
+        return false;
+    }
+}

@@ -1,0 +1,253 @@
+/* test_cli.c — the `disco` command line as a user meets it: help and bad flags, `opt` printing
+ * every golden back byte for byte, truncated and mutated files giving `FILE:LINE:COL: error:`
+ * and status 1 (never a signal), `run` writing .npy outputs that numpy reads, bitwise the same
+ * with 1 and 2 threads. The binary is $DISCO (set by `make test`), else build/disco. */
+#include <dirent.h>
+#include <regex.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+#include "tests/test.h"
+
+typedef struct {
+    int status;      /* exit status, or 128 + signal */
+    char *out, *err; /* captured stdout and stderr */
+} run_result;
+
+static const char *disco_bin(void) {
+    const char *d = getenv("DISCO");
+    return d && *d ? d : "build/disco";
+}
+
+static void run_free(run_result *r) {
+    free(r->out);
+    free(r->err);
+}
+
+/* Runs `disco ARGS` (a NULL-terminated list) with stdout/stderr captured in temp files. */
+static run_result run_disco(const char *const *args) {
+    char out_path[] = "/tmp/disco_cli_outXXXXXX", err_path[] = "/tmp/disco_cli_errXXXXXX";
+    int fo = mkstemp(out_path), fe = mkstemp(err_path);
+    run_result r = { .status = -1 };
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fo, 1);
+        dup2(fe, 2);
+        const char *argv[32] = { disco_bin() };
+        for (int i = 0; args[i] && i < 30; i++) argv[i + 1] = args[i];
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    close(fo);
+    close(fe);
+    r.out = dc_test_read_file(out_path, NULL);
+    r.err = dc_test_read_file(err_path, NULL);
+    unlink(out_path);
+    unlink(err_path);
+    return r;
+}
+
+/* Paths of the .dcir files in tests/ir, sorted; returns the count. */
+static int golden_files(char paths[][256], int max) {
+    DIR *d = opendir("tests/ir");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < max) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && strcmp(e->d_name + len - 5, ".dcir") == 0)
+            snprintf(paths[n++], 256, "tests/ir/%s", e->d_name);
+    }
+    if (d) closedir(d);
+    qsort(paths, (size_t)n, 256, (int (*)(const void *, const void *))strcmp);
+    return n;
+}
+
+TEST(cli_help_and_usage_errors) {
+    run_result r = run_disco((const char *[]){ "--help", NULL });
+    CHECK_EQ_INT(r.status, 0);
+    CHECK(r.out && strstr(r.out, "opt") && strstr(r.out, "run"));
+    run_free(&r);
+    r = run_disco((const char *[]){ "run", "--help", NULL });
+    CHECK_EQ_INT(r.status, 0);
+    CHECK(r.out && strstr(r.out, "usage: disco run"));
+    run_free(&r);
+    const char *const bad[][4] = {
+        { "frobnicate", NULL },
+        { "opt", "--bogus", "tests/ir/mlp.dcir", NULL },
+        { "opt", NULL },
+        { "run", "tests/ir/mlp.dcir", "--seed", "-3" },
+        { "run", "tests/ir/mlp.dcir", "--threads", "0" },
+        { "run", "tests/ir/mlp.dcir", "--input", "x" },
+        { "run", "tests/ir/mlp.dcir", "--seed", NULL },
+    };
+    const char *expect[] = {
+        "disco: unknown command 'frobnicate'",
+        "disco opt: unknown option '--bogus'",
+        "disco opt: no input file",
+        "disco run: --seed takes a non-negative integer, got '-3'",
+        "disco run: --threads takes an integer from 1 to 1024, got '0'",
+        "disco run: --input takes NAME=FILE.npy, got 'x'",
+        "disco run: option '--seed' needs a value",
+    };
+    for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) {
+        r = run_disco(bad[i]);
+        CHECK_EQ_INT(r.status, 2);
+        CHECK_MSG(r.err && strncmp(r.err, expect[i], strlen(expect[i])) == 0, "stderr '%s', expected '%s'",
+                  r.err ? r.err : "", expect[i]);
+        run_free(&r);
+    }
+    r = run_disco((const char *[]){ "opt", "/nonexistent/g.dcir", NULL });
+    CHECK_EQ_INT(r.status, 1);
+    CHECK(r.err && strstr(r.err, "/nonexistent/g.dcir"));
+    run_free(&r);
+}
+
+TEST(cli_opt_prints_goldens_byte_for_byte) {
+    char paths[64][256];
+    int n = golden_files(paths, 64);
+    CHECK(n >= 3);
+    for (int i = 0; i < n; i++) {
+        char *want = dc_test_read_file(paths[i], NULL);
+        run_result r = run_disco((const char *[]){ "opt", paths[i], NULL });
+        dc_test_case(paths[i], r.status == 0 && want && r.out && strcmp(r.out, want) == 0,
+                     "disco opt did not print the file back (status %d): %s", r.status, r.err ? r.err : "");
+        r.status = 0;
+        run_free(&r);
+        free(want);
+        r = run_disco((const char *[]){ "opt", "--dot", paths[i], NULL });
+        CHECK_MSG(r.status == 0 && r.out && strncmp(r.out, "digraph", 7) == 0, "--dot on %s", paths[i]);
+        run_free(&r);
+    }
+}
+
+/* A corrupted copy of text: kind 0 truncates at pos, 1 flips a byte, 2 deletes one, 3 inserts
+ * a random printable byte. */
+static size_t corrupt(const char *text, size_t len, char *out, uint64_t seed) {
+    uint64_t r = seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
+    r ^= r >> 29;
+    size_t pos = (size_t)(r % (len ? len : 1));
+    switch ((r >> 40) % 4) {
+    case 0: memcpy(out, text, pos); return pos;
+    case 1: memcpy(out, text, len); out[pos] = (char)(' ' + (r >> 48) % 95); return len;
+    case 2: memcpy(out, text, pos); memcpy(out + pos, text + pos + 1, len - pos - 1); return len - 1;
+    default:
+        memcpy(out, text, pos);
+        out[pos] = (char)(' ' + (r >> 48) % 95);
+        memcpy(out + pos + 1, text + pos, len - pos);
+        return len + 1;
+    }
+}
+
+TEST(cli_corrupt_files_give_located_errors) {
+    char paths[64][256];
+    int n = golden_files(paths, 64);
+    char tmp[] = "/tmp/disco_cli_corruptXXXXXX.dcir";
+    int fd = mkstemps(tmp, 5);
+    close(fd);
+    regex_t re;
+    char pattern[512];
+    snprintf(pattern, sizeof pattern, "^%s:[0-9]+:[0-9]+: error: ", tmp);
+    regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
+    int bad = 0, runs = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        char *text = dc_test_read_file(paths[i], &len);
+        char *buf = malloc(len + 2);
+        for (uint64_t k = 0; text && k < 24; k++) {
+            size_t m = corrupt(text, len, buf, k * 7919 + (uint64_t)i);
+            FILE *f = fopen(tmp, "wb");
+            fwrite(buf, 1, m, f);
+            fclose(f);
+            for (int cmd = 0; cmd < 2; cmd++) {
+                run_result r = run_disco((const char *[]){ cmd ? "run" : "opt", tmp, NULL });
+                runs++;
+                /* opt: 0 if the corruption left a valid graph; run: 1 may also be a run-time error */
+                bool ok = r.status == 0 || (r.status == 1 && r.err &&
+                                            (regexec(&re, r.err, 0, NULL, 0) == 0 || cmd == 1));
+                if (r.status == 1 && cmd == 0) ok = ok && regexec(&re, r.err, 0, NULL, 0) == 0;
+                if (!ok) {
+                    bad++;
+                    dc_test_fail(__FILE__, __LINE__, "%s corrupted (%llu): disco %s: status %d: %s", paths[i],
+                                 (unsigned long long)k, cmd ? "run" : "opt", r.status, r.err ? r.err : "");
+                }
+                run_free(&r);
+            }
+        }
+        free(buf);
+        free(text);
+    }
+    regfree(&re);
+    unlink(tmp);
+    CHECK(runs > 0 && bad == 0);
+}
+
+/* The outputs of `disco run FILE --seed 3 --threads T --out DIR`, read back; count returned. */
+static int run_outputs(const char *file, const char *threads, const char *dir, dc_tensor **outs, int max) {
+    run_result r = run_disco((const char *[]){ "run", file, "--seed", "3", "--threads", threads, "--out", dir, NULL });
+    CHECK_MSG(r.status == 0, "disco run %s: status %d: %s", file, r.status, r.err ? r.err : "");
+    int n = 0;
+    for (char *line = r.out; line && (line = strstr(line, "wrote ")) && n < max; line++) {
+        char path[512];
+        if (sscanf(line, "wrote %511s", path) != 1) break;
+        char err[DC_ERR_LEN];
+        outs[n] = dc_npy_read(path, err, sizeof err);
+        CHECK_MSG(outs[n], "%s", err);
+        if (outs[n]) n++;
+    }
+    run_free(&r);
+    return n;
+}
+
+TEST(cli_run_writes_npy_bitwise_reproducible) {
+    char paths[64][256];
+    int n = golden_files(paths, 64);
+    bool numpy = system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
+    if (!numpy) printf("  note: /usr/bin/python3 with numpy absent; .npy files not cross-read\n");
+    for (int i = 0; i < n; i++) {
+        char d1[] = "/tmp/disco_cli_runXXXXXX", d2[] = "/tmp/disco_cli_runXXXXXX";
+        mkdtemp(d1);
+        mkdtemp(d2);
+        dc_tensor *a[16] = { 0 }, *b[16] = { 0 };
+        int na = run_outputs(paths[i], "1", d1, a, 16), nb = run_outputs(paths[i], "2", d2, b, 16);
+        bool same = na > 0 && na == nb;
+        for (int k = 0; same && k < na; k++) {
+            size_t bytes = (size_t)dc_numel(&a[k]->type.shape) * 4;
+            same = dc_type_eq(&a[k]->type, &b[k]->type) && memcmp(a[k]->data, b[k]->data, bytes) == 0;
+        }
+        dc_test_case(paths[i], same, "outputs differ between 1 and 2 threads (or are missing)");
+        if (numpy && na > 0) {
+            /* numpy reads every output and reports its sum, compared with ours */
+            char cmd[1024];
+            snprintf(cmd, sizeof cmd,
+                     "/usr/bin/python3 -c 'import numpy,glob,sys; "
+                     "[print(float(numpy.load(f).astype(numpy.float64).sum())) for f in sorted(glob.glob(\"%s/*.npy\"))]'"
+                     " > %s/sums.txt", d1, d1);
+            CHECK(system(cmd) == 0);
+            char sums_path[512];
+            snprintf(sums_path, sizeof sums_path, "%s/sums.txt", d1);
+            char *sums = dc_test_read_file(sums_path, NULL);
+            double total_np = 0, total = 0;
+            char *p = sums, *end;
+            for (double v; p && (v = strtod(p, &end), end != p); p = end) total_np += v;
+            for (int k = 0; k < na; k++)
+                for (int64_t j = 0; j < dc_numel(&a[k]->type.shape); j++)
+                    total += a[k]->type.dtype == DC_F32 ? ((float *)a[k]->data)[j] : ((int32_t *)a[k]->data)[j];
+            CHECK_NEAR(total_np, total, 1e-6, 1e-9);
+            free(sums);
+            unlink(sums_path);
+        }
+        for (int k = 0; k < 16; k++) {
+            dc_tensor_free(a[k]);
+            dc_tensor_free(b[k]);
+        }
+        char rm[600];
+        snprintf(rm, sizeof rm, "rm -rf %s %s", d1, d2);
+        CHECK(system(rm) == 0);
+    }
+}
