@@ -71,28 +71,19 @@ static int64_t norm_axis(int64_t axis, int rank) { return axis < 0 && axis >= -r
 static dc_t emit(dc_graph *g, dc_op op, int n_in, const dc_t *in, const dc_attr *attr,
                  const dc_type *declared, const char *name, const char *file, int line) {
     const char *what = dc_op_name(op);
+    if (n_in > DC_MAX_INPUTS) {
+        dc_fail_at(g, file, line, what, "%d operands (at most %d)", n_in, DC_MAX_INPUTS);
+        return DC_NONE;
+    }
     for (int i = 0; i < n_in; i++)
         if (!dc_operand_at(g, in[i], what, i + 1, file, line)) return DC_NONE;
     if (dc_graph_failed(g)) return DC_NONE;
-    dc_node n;
-    memset(&n, 0, sizeof n);
-    n.op = op;
-    n.n_in = n_in;
-    for (int i = 0; i < n_in; i++) n.in[i] = in[i].id;
-    if (attr) memcpy(&n.attr, attr, sizeof n.attr);
-    if (declared) memcpy(&n.type, declared, sizeof n.type);
-    n.name = (char *)name;
-    n.file = file;
-    n.line = line;
-    dc_type out;
-    memset(&out, 0, sizeof out);
+    int ids[DC_MAX_INPUTS];
+    for (int i = 0; i < n_in; i++) ids[i] = in[i].id;
     char err[DC_ERR_LEN];
-    if (!dc_infer_type(g, &n, &out, err, sizeof err)) {
-        dc_fail_at(g, file, line, NULL, "%s", err); /* the rule's message is "OP: ..." */
-        return DC_NONE;
-    }
-    memcpy(&n.type, &out, sizeof n.type);
-    return (dc_t){ dc_graph_append(g, &n) };
+    int id = dc_graph_emit(g, op, n_in, ids, attr, declared, name, file, line, err, sizeof err);
+    if (id < 0) dc_fail_at(g, file, line, NULL, "%s", err); /* the rule's message is "OP: ..." */
+    return (dc_t){ id };
 }
 
 /* attributes are zeroed in place, padding included: hashing and CSE compare their bytes */

@@ -141,3 +141,27 @@ char *dc_node_label(const dc_graph *g, int id, char *buf, size_t len) {
     snprintf(buf, len, "%%%d", k);
     return buf;
 }
+
+int dc_graph_emit(dc_graph *g, dc_op op, int n_in, const int *in, const dc_attr *attr,
+                  const dc_type *declared, const char *name, const char *file, int line,
+                  char *err, size_t len) {
+    if (n_in < 0 || n_in > DC_MAX_INPUTS) {
+        snprintf(err, len, "%s: %d inputs (at most %d)", dc_op_name(op), n_in, DC_MAX_INPUTS);
+        return -1;
+    }
+    dc_node n;
+    memset(&n, 0, sizeof n);
+    n.op = op;
+    n.n_in = n_in;
+    if (n_in > 0) memcpy(n.in, in, (size_t)n_in * sizeof *in);
+    if (attr) memcpy(&n.attr, attr, sizeof n.attr);
+    if (declared) memcpy(&n.type, declared, sizeof n.type);
+    n.name = (char *)name;
+    n.file = file;
+    n.line = line;
+    dc_type out;
+    memset(&out, 0, sizeof out);
+    if (!dc_infer_type(g, &n, &out, err, len)) return -1;
+    memcpy(&n.type, &out, sizeof n.type);
+    return dc_graph_append(g, &n);
+}

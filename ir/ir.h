@@ -169,6 +169,12 @@ dc_graph *dc_graph_new(const char *name);
 void dc_graph_free(dc_graph *g);
 /* Appends a copy of *n (name is copied); returns its id. Does not check anything. */
 int dc_graph_append(dc_graph *g, const dc_node *n);
+/* Makes a node (zero-filled, then op, inputs, attr, declared type, name, site), runs its shape
+ * rule and appends it: the one way passes and the DSL add nodes. Returns the new id, or -1
+ * with the shape rule's message ("OP: what is wrong") in err. attr/declared/name may be NULL. */
+int dc_graph_emit(dc_graph *g, dc_op op, int n_in, const int *in, const dc_attr *attr,
+                  const dc_type *declared, const char *name, const char *file, int line,
+                  char *err, size_t len);
 /* Appends an output; name may be NULL. */
 void dc_graph_add_output(dc_graph *g, int node, const char *name);
 int dc_graph_n_inputs(const dc_graph *g);

@@ -75,6 +75,8 @@ bool dc_exec_set_input(dc_exec *e, const char *name, const dc_tensor *t, char *e
     return true;
 }
 
+void dc_exec_set_seed(dc_exec *e, uint64_t seed) { e->seed = seed; }
+
 bool dc_exec_run(dc_exec *e, char *err, size_t len) {
     const dc_graph *g = e->g;
     for (int i = 0; i < g->n_nodes; i++) {

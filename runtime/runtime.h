@@ -46,6 +46,8 @@ dc_exec *dc_exec_new(const dc_graph *g, uint64_t seed, char *err, size_t len);
 void dc_exec_free(dc_exec *e);
 /* Copies t into the input called name; the type must match exactly. */
 bool dc_exec_set_input(dc_exec *e, const char *name, const dc_tensor *t, char *err, size_t len);
+/* The seed of random ops from the next run on (parameters keep their values). */
+void dc_exec_set_seed(dc_exec *e, uint64_t seed);
 /* Runs every node in order. Inputs not set hold zeros. */
 bool dc_exec_run(dc_exec *e, char *err, size_t len);
 /* Views into the arena, valid until the next run or free. */
