@@ -79,6 +79,8 @@ void dc_graph_free(dc_graph *g) {
     free(g->nodes);
     free(g->outputs);
     free(g->output_names);
+    free(g->updates);
+    free(g->plan_offset);
     free(g->src_file);
     free(g->name);
     free(g);
@@ -104,6 +106,20 @@ void dc_graph_add_output(dc_graph *g, int node, const char *name) {
     g->outputs[g->n_outputs] = node;
     g->output_names[g->n_outputs] = name ? xstrdup(name) : NULL;
     g->n_outputs++;
+}
+
+void dc_graph_add_update(dc_graph *g, int param, int value) {
+    if (g->n_updates == g->cap_updates) {
+        g->cap_updates = g->cap_updates ? 2 * g->cap_updates : 16;
+        g->updates = xrealloc(g->updates, (size_t)g->cap_updates * sizeof *g->updates);
+    }
+    g->updates[g->n_updates++] = (dc_update){ param, value };
+}
+
+void dc_graph_drop_plan(dc_graph *g) {
+    free(g->plan_offset);
+    g->plan_offset = NULL;
+    g->plan_bytes = 0;
 }
 
 int dc_graph_n_inputs(const dc_graph *g) {

@@ -148,8 +148,13 @@ typedef struct {
     dc_hash128 hash;            /* filled by dc_graph_hash */
 } dc_node;
 
-/* A graph is a flat SSA array: node i only uses nodes < i. Its inputs are its INPUT nodes,
- * in node order. */
+/* State update: after a run, the value of node `value` becomes the new value of PARAM node
+ * `param` (optimizer steps, EMA). All updates read values of the same run. Text form, after the
+ * nodes and before return: `  assign %PARAM, %VALUE`. */
+typedef struct { int param, value; } dc_update;
+
+/* A graph is a flat SSA array: node i only uses nodes < i; the array order is the schedule.
+ * Its inputs are its INPUT nodes, in node order. */
 typedef struct dc_graph {
     char *name;
     dc_node *nodes;
@@ -157,6 +162,10 @@ typedef struct dc_graph {
     int n_outputs, cap_outputs;
     int *outputs;               /* node ids */
     char **output_names;        /* owned; an entry may be NULL (then "outI") */
+    int n_updates, cap_updates;
+    dc_update *updates;
+    int64_t *plan_offset;       /* memory plan: [n_nodes] arena byte offsets; NULL = unplanned */
+    int64_t plan_bytes;         /* arena size of the plan (its peak) */
     int64_t next_stream;        /* next unused random stream id */
     char *src_file;             /* owned copy of the file name nodes' .file point to */
     /* frontend state: the first error (sticky) and the current name scope */
@@ -177,6 +186,10 @@ int dc_graph_emit(dc_graph *g, dc_op op, int n_in, const int *in, const dc_attr 
                   char *err, size_t len);
 /* Appends an output; name may be NULL. */
 void dc_graph_add_output(dc_graph *g, int node, const char *name);
+/* Appends a state update (param <- value). */
+void dc_graph_add_update(dc_graph *g, int param, int value);
+/* Forgets the memory plan; every pass that changes nodes calls it. */
+void dc_graph_drop_plan(dc_graph *g);
 int dc_graph_n_inputs(const dc_graph *g);
 int dc_graph_input(const dc_graph *g, int i);            /* node id of the i-th INPUT */
 int dc_graph_find_input(const dc_graph *g, const char *name); /* node id or -1 */

@@ -1,0 +1,49 @@
+/* passes.h — graph-to-graph transformations: the pass manager (passes by name, a pipeline
+ * string, verify/print/time options), the passes, and reverse-mode autodiff. Stands on ir/. */
+#ifndef DC_PASSES_H
+#define DC_PASSES_H
+
+#include "ir/ir.h"
+
+typedef struct {
+    bool verify_each;          /* run dc_verify after every pass */
+    const char *print_after;   /* print the graph after the pass of this name (NULL: none) */
+    bool print_after_all;      /* print after every pass */
+    bool time_passes;          /* report each pass's wall time */
+    FILE *out;                 /* where printing and timing go (NULL: stderr) */
+} dc_pass_opts;
+
+/* A pass rewrites g in place; false with a message in err on failure. */
+typedef bool (*dc_pass_fn)(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+
+typedef struct {
+    const char *name;          /* as written in a pipeline: "cse", "plan-memory" */
+    dc_pass_fn fn;
+    const char *summary;
+} dc_pass;
+
+/* The registered passes, in a fixed order; n receives their count. */
+const dc_pass *dc_passes(int *n);
+const dc_pass *dc_pass_find(const char *name);
+/* Runs "a,b,c" on g. Unknown pass names are an error before anything runs. */
+bool dc_run_pipeline(dc_graph *g, const char *pipeline, const dc_pass_opts *o, char *err, size_t len);
+
+/* The passes (one file each; the manager's table names them). */
+bool dc_pass_dce(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+bool dc_pass_cse(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+bool dc_pass_fold(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+bool dc_pass_simplify(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+bool dc_pass_plan_memory(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+
+/* The memory plan of g (after plan-memory) as comment lines, one per value with its offset,
+ * size and whether it reuses a dead input in place, ending with the peak; malloc'd. NULL if g
+ * has no plan. `disco opt` prints it after the graph. */
+char *dc_print_plan(const dc_graph *g);
+
+/* Reverse-mode autodiff: appends to g the gradient of the scalar f32 node `loss` with respect
+ * to nodes wrt[0..n) and stores the gradient node ids in grads[0..n) (a zeros fill when loss
+ * does not depend on wrt[i]). Ops marked NODIFF in ops.def pass no gradient to their inputs.
+ * false and err if loss is not an f32 scalar or an id is out of range. */
+bool dc_grad(dc_graph *g, int loss, const int *wrt, int n, int *grads, char *err, size_t len);
+
+#endif
