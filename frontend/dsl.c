@@ -334,6 +334,10 @@ dc_t dc_where_at(dc_graph *g, dc_t cond, dc_t a, dc_t b, const char *file, int l
     return emit(g, DC_OP_WHERE, 3, (dc_t[]){ cond, a, b }, NULL, NULL, NULL, file, line);
 }
 
+dc_t dc_straight_through_at(dc_graph *g, dc_t hard, dc_t soft, const char *file, int line) {
+    return emit(g, DC_OP_STRAIGHT_THROUGH, 2, (dc_t[]){ hard, soft }, NULL, NULL, NULL, file, line);
+}
+
 /* ---- reductions --------------------------------------------------------------------- */
 
 /* negative axes normalised, then sorted ascending (duplicates are the shape rule's) */
@@ -375,6 +379,13 @@ static dc_t axis_op(dc_graph *g, dc_op op, dc_t x, int64_t axis, const char *fil
 DC_REDUCE_OPS(DEFINE_REDUCE)
 DC_AXIS_OPS(DEFINE_AXIS)
 
+dc_t dc_softmax_bwd_at(dc_graph *g, dc_t y, dc_t dy, int64_t axis, const char *file, int line) {
+    dc_attr a;
+    zero_attr(&a);
+    a.axis.axis = norm_axis(axis, rank_of(g, y));
+    return emit(g, DC_OP_SOFTMAX_BWD, 2, (dc_t[]){ y, dy }, &a, NULL, NULL, file, line);
+}
+
 /* ---- contractions ------------------------------------------------------------------- */
 
 dc_t dc_matmul_at(dc_graph *g, dc_t a, dc_t b, dc_matmul_opts o, const char *file, int line) {
@@ -389,14 +400,40 @@ dc_t dc_linear_op_at(dc_graph *g, dc_t x, dc_t w, dc_t b, const char *file, int 
     return emit(g, DC_OP_LINEAR, 3, (dc_t[]){ x, w, b }, NULL, NULL, NULL, file, line);
 }
 
-dc_t dc_conv2d_at(dc_graph *g, dc_t x, dc_t w, dc_conv2d_opts o, const char *file, int line) {
+/* the conv attribute of o: one stride and pad for both spatial axes */
+static dc_attr conv_attr(const dc_conv2d_opts *o) {
     dc_attr a;
     zero_attr(&a);
     a.conv.stride.n = a.conv.pad.n = 2;
-    a.conv.stride.v[0] = a.conv.stride.v[1] = o.stride;
-    a.conv.pad.v[0] = a.conv.pad.v[1] = o.pad;
-    a.conv.groups = o.groups;
+    a.conv.stride.v[0] = a.conv.stride.v[1] = o->stride;
+    a.conv.pad.v[0] = a.conv.pad.v[1] = o->pad;
+    a.conv.groups = o->groups;
+    return a;
+}
+
+dc_t dc_conv2d_at(dc_graph *g, dc_t x, dc_t w, dc_conv2d_opts o, const char *file, int line) {
+    dc_attr a = conv_attr(&o);
     return emit(g, DC_OP_CONV2D, 2, (dc_t[]){ x, w }, &a, NULL, NULL, file, line);
+}
+
+/* conv2d_bwd_data(dy, w) / conv2d_bwd_weight(x, dy) with the declared f32 result dims */
+static dc_t conv_bwd(dc_graph *g, dc_op op, dc_t a0, dc_t a1, int rank, const int64_t *dims,
+                     const dc_conv2d_opts *o, const char *file, int line) {
+    dc_type t;
+    if (dc_graph_failed(g) || !make_type(g, dc_op_name(op), DC_F32, rank, dims, &t, file, line))
+        return DC_NONE;
+    dc_attr a = conv_attr(o);
+    return emit(g, op, 2, (dc_t[]){ a0, a1 }, &a, &t, NULL, file, line);
+}
+
+dc_t dc_conv2d_bwd_data_at(dc_graph *g, dc_t dy, dc_t w, int rank, const int64_t *x_dims,
+                           dc_conv2d_opts o, const char *file, int line) {
+    return conv_bwd(g, DC_OP_CONV2D_BWD_DATA, dy, w, rank, x_dims, &o, file, line);
+}
+
+dc_t dc_conv2d_bwd_weight_at(dc_graph *g, dc_t x, dc_t dy, int rank, const int64_t *w_dims,
+                             dc_conv2d_opts o, const char *file, int line) {
+    return conv_bwd(g, DC_OP_CONV2D_BWD_WEIGHT, x, dy, rank, w_dims, &o, file, line);
 }
 
 static dc_t pool(dc_graph *g, dc_op op, dc_t x, int64_t factor, const char *file, int line) {
@@ -433,6 +470,23 @@ dc_t dc_group_norm_at(dc_graph *g, dc_t x, dc_t gamma, dc_t beta, dc_group_norm_
     return emit(g, DC_OP_GROUP_NORM, 3, (dc_t[]){ x, gamma, beta }, &a, NULL, NULL, file, line);
 }
 
+dc_t dc_layer_norm_bwd_at(dc_graph *g, dc_t x, dc_t gamma, dc_t dy, dc_layer_norm_opts o,
+                          const char *file, int line) {
+    dc_attr a;
+    zero_attr(&a);
+    a.eps.eps = o.eps;
+    return emit(g, DC_OP_LAYER_NORM_BWD, 3, (dc_t[]){ x, gamma, dy }, &a, NULL, NULL, file, line);
+}
+
+dc_t dc_group_norm_bwd_at(dc_graph *g, dc_t x, dc_t gamma, dc_t dy, dc_group_norm_opts o,
+                          const char *file, int line) {
+    dc_attr a;
+    zero_attr(&a);
+    a.group_norm.groups = o.groups;
+    a.group_norm.eps = o.eps;
+    return emit(g, DC_OP_GROUP_NORM_BWD, 3, (dc_t[]){ x, gamma, dy }, &a, NULL, NULL, file, line);
+}
+
 /* ---- data movement ------------------------------------------------------------------ */
 
 static dc_t declared_movement(dc_graph *g, dc_op op, dc_t x, int rank, const int64_t *dims,
@@ -465,26 +519,45 @@ dc_t dc_transpose_at(dc_graph *g, dc_t x, dc_ints perm, const char *file, int li
 /* index in [-dim, -1] counts from the end */
 static int64_t norm_index(int64_t i, int64_t dim) { return i < 0 && i >= -dim ? i + dim : i; }
 
-dc_t dc_slice_at(dc_graph *g, dc_t x, dc_slice_opts o, const char *file, int line) {
-    const dc_type *t = dc_operand_at(g, x, "slice", 1, file, line);
-    if (!t) return DC_NONE;
-    int rank = t->shape.rank;
-    if (o.start.n > rank || o.stop.n > rank || o.step.n > rank) {
-        dc_fail_at(g, file, line, "slice", "more start/stop/step entries than the %d axes of the input", rank);
-        return DC_NONE;
+/* The full slice attribute of o for a sliced tensor of shape s (missing entries: whole
+ * axis; negative indices and DC_END resolved); records the error under what if o has more
+ * entries than s has axes. */
+static bool slice_attr(dc_graph *g, const char *what, const dc_shape *sh, const dc_slice_opts *o,
+                       dc_attr *a, const char *file, int line) {
+    int rank = sh->rank;
+    if (o->start.n > rank || o->stop.n > rank || o->step.n > rank) {
+        dc_fail_at(g, file, line, what, "more start/stop/step entries than the %d axes of the input", rank);
+        return false;
     }
-    dc_attr a;
-    zero_attr(&a);
-    dc_slice_attr *s = &a.slice;
+    zero_attr(a);
+    dc_slice_attr *s = &a->slice;
     s->start.n = s->stop.n = s->step.n = rank;
     for (int i = 0; i < rank; i++) {
-        int64_t dim = t->shape.dim[i];
-        int64_t stop = i < o.stop.n ? o.stop.v[i] : DC_END;
-        s->start.v[i] = i < o.start.n ? norm_index(o.start.v[i], dim) : 0;
+        int64_t dim = sh->dim[i];
+        int64_t stop = i < o->stop.n ? o->stop.v[i] : DC_END;
+        s->start.v[i] = i < o->start.n ? norm_index(o->start.v[i], dim) : 0;
         s->stop.v[i] = stop == DC_END ? dim : norm_index(stop, dim);
-        s->step.v[i] = i < o.step.n ? o.step.v[i] : 1;
+        s->step.v[i] = i < o->step.n ? o->step.v[i] : 1;
     }
+    return true;
+}
+
+dc_t dc_slice_at(dc_graph *g, dc_t x, dc_slice_opts o, const char *file, int line) {
+    const dc_type *t = dc_operand_at(g, x, "slice", 1, file, line);
+    dc_attr a;
+    if (!t || !slice_attr(g, "slice", &t->shape, &o, &a, file, line)) return DC_NONE;
     return emit(g, DC_OP_SLICE, 1, &x, &a, NULL, NULL, file, line);
+}
+
+dc_t dc_unslice_at(dc_graph *g, dc_t dy, int rank, const int64_t *dims, dc_slice_opts o,
+                   const char *file, int line) {
+    const dc_type *t = dc_operand_at(g, dy, "unslice", 1, file, line);
+    dc_type decl;
+    dc_attr a;
+    if (!t || !make_type(g, "unslice", t->dtype, rank, dims, &decl, file, line) ||
+        !slice_attr(g, "unslice", &decl.shape, &o, &a, file, line))
+        return DC_NONE;
+    return emit(g, DC_OP_UNSLICE, 1, &dy, &a, &decl, NULL, file, line);
 }
 
 dc_t dc_slice_axis_at(dc_graph *g, dc_t x, int64_t axis, int64_t start, int64_t stop,
@@ -539,6 +612,20 @@ dc_t dc_pad_at(dc_graph *g, dc_t x, dc_pad_opts o, const char *file, int line) {
 
 dc_t dc_gather_at(dc_graph *g, dc_t table, dc_t idx, const char *file, int line) {
     return emit(g, DC_OP_GATHER, 2, (dc_t[]){ table, idx }, NULL, NULL, NULL, file, line);
+}
+
+dc_t dc_scatter_add_at(dc_graph *g, dc_t idx, dc_t src, int64_t rows, const char *file, int line) {
+    const dc_type *ti = dc_operand_at(g, idx, "scatter_add", 1, file, line);
+    const dc_type *ts = ti ? dc_operand_at(g, src, "scatter_add", 2, file, line) : NULL;
+    if (!ts) return DC_NONE;
+    /* [rows, src dims after idx's]; when src has too few dims, [rows] for the rule to reject */
+    int rest = ts->shape.rank - ti->shape.rank;
+    if (rest < 0 || rest >= DC_MAX_RANK) rest = 0;
+    int64_t dims[DC_MAX_RANK] = { rows };
+    for (int i = 0; i < rest; i++) dims[1 + i] = ts->shape.dim[ti->shape.rank + i];
+    dc_type t;
+    if (!make_type(g, "scatter_add", DC_F32, 1 + rest, dims, &t, file, line)) return DC_NONE;
+    return emit(g, DC_OP_SCATTER_ADD, 2, (dc_t[]){ idx, src }, NULL, &t, NULL, file, line);
 }
 
 dc_t dc_one_hot_at(dc_graph *g, dc_t idx, int64_t depth, const char *file, int line) {

@@ -163,6 +163,10 @@ dc_t dc_cast_at(dc_graph *g, dc_t x, dc_dtype to, const char *file, int line);
 /* cond (i32) ? a : b, broadcast */
 dc_t dc_where_at(dc_graph *g, dc_t cond, dc_t a, dc_t b, const char *file, int line);
 #define dc_where(g, cond, a, b) dc_where_at((g), (cond), (a), (b), __FILE__, __LINE__)
+/* Gumbel-softmax straight-through: the value of hard (f32, soft's shape); the gradient goes
+ * to soft only */
+dc_t dc_straight_through_at(dc_graph *g, dc_t hard, dc_t soft, const char *file, int line);
+#define dc_straight_through(g, hard, soft) dc_straight_through_at((g), (hard), (soft), __FILE__, __LINE__)
 
 /* ---- reductions --------------------------------------------------------------------- */
 
@@ -186,6 +190,9 @@ DC_AXIS_OPS(DC_DECLARE_AXIS)
 #define dc_log_softmax(g, x, axis) dc_log_softmax_at((g), (x), (axis), __FILE__, __LINE__)
 /* i32 index of the maximum along axis (axis removed) */
 #define dc_argmax(g, x, axis) dc_argmax_at((g), (x), (axis), __FILE__, __LINE__)
+/* softmax's gradient: y * (dy - sum(dy * y, axis, keepdims)) for y = softmax(x, axis) */
+dc_t dc_softmax_bwd_at(dc_graph *g, dc_t y, dc_t dy, int64_t axis, const char *file, int line);
+#define dc_softmax_bwd(g, y, dy, axis) dc_softmax_bwd_at((g), (y), (dy), (axis), __FILE__, __LINE__)
 
 /* ---- contractions ------------------------------------------------------------------- */
 
@@ -206,6 +213,21 @@ dc_t dc_conv2d_at(dc_graph *g, dc_t x, dc_t w, dc_conv2d_opts o, const char *fil
 /* [N,H,W,C] -> [N,H/f,W/f,C] mean of f x f windows, and nearest [N,H*f,W*f,C] */
 dc_t dc_avg_pool_at(dc_graph *g, dc_t x, int64_t factor, const char *file, int line);
 dc_t dc_upsample_at(dc_graph *g, dc_t x, int64_t factor, const char *file, int line);
+/* conv2d's gradients for y = conv2d(x, w, opts): w.r.t. x from dy [N,OH,OW,O] and w, with x's
+ * dims [N,H,W,C] given (floor in the output size makes them ambiguous); w.r.t. w from x and
+ * dy, with w's dims [KH,KW,C/groups,O] given. Options and defaults as dc_conv2d. */
+dc_t dc_conv2d_bwd_data_at(dc_graph *g, dc_t dy, dc_t w, int rank, const int64_t *x_dims,
+                           dc_conv2d_opts o, const char *file, int line);
+dc_t dc_conv2d_bwd_weight_at(dc_graph *g, dc_t x, dc_t dy, int rank, const int64_t *w_dims,
+                             dc_conv2d_opts o, const char *file, int line);
+#define dc_conv2d_bwd_data(g, dy, w, rank, x_dims, ...)                                 \
+    dc_conv2d_bwd_data_at((g), (dy), (w), (rank), (x_dims),                             \
+                          DC_OPTS(dc_conv2d_opts, .stride = 1, .groups = 1, __VA_ARGS__), \
+                          __FILE__, __LINE__)
+#define dc_conv2d_bwd_weight(g, x, dy, rank, w_dims, ...)                               \
+    dc_conv2d_bwd_weight_at((g), (x), (dy), (rank), (w_dims),                           \
+                            DC_OPTS(dc_conv2d_opts, .stride = 1, .groups = 1, __VA_ARGS__), \
+                            __FILE__, __LINE__)
 #define dc_avg_pool(g, x, factor) dc_avg_pool_at((g), (x), (factor), __FILE__, __LINE__)
 #define dc_upsample(g, x, factor) dc_upsample_at((g), (x), (factor), __FILE__, __LINE__)
 
@@ -226,6 +248,19 @@ dc_t dc_group_norm_at(dc_graph *g, dc_t x, dc_t gamma, dc_t beta, dc_group_norm_
                      DC_OPTS(dc_group_norm_opts, .groups = 32, .eps = 1e-5f, __VA_ARGS__),     \
                      __FILE__, __LINE__)
 
+/* Their gradients w.r.t. x: (x, gamma, dy [x's shape]) -> dx; options as the forward ops. */
+dc_t dc_layer_norm_bwd_at(dc_graph *g, dc_t x, dc_t gamma, dc_t dy, dc_layer_norm_opts o,
+                          const char *file, int line);
+dc_t dc_group_norm_bwd_at(dc_graph *g, dc_t x, dc_t gamma, dc_t dy, dc_group_norm_opts o,
+                          const char *file, int line);
+#define dc_layer_norm_bwd(g, x, gamma, dy, ...)                                         \
+    dc_layer_norm_bwd_at((g), (x), (gamma), (dy), DC_OPTS(dc_layer_norm_opts, .eps = 1e-5f, __VA_ARGS__), \
+                         __FILE__, __LINE__)
+#define dc_group_norm_bwd(g, x, gamma, dy, ...)                                         \
+    dc_group_norm_bwd_at((g), (x), (gamma), (dy),                                       \
+                         DC_OPTS(dc_group_norm_opts, .groups = 32, .eps = 1e-5f, __VA_ARGS__), \
+                         __FILE__, __LINE__)
+
 /* ---- data movement ------------------------------------------------------------------ */
 
 dc_t dc_reshape_at(dc_graph *g, dc_t x, int rank, const int64_t *dims, const char *file, int line);
@@ -245,6 +280,12 @@ dc_t dc_slice_at(dc_graph *g, dc_t x, dc_slice_opts o, const char *file, int lin
 /* x[..., start:stop, ...] along one axis */
 dc_t dc_slice_axis_at(dc_graph *g, dc_t x, int64_t axis, int64_t start, int64_t stop,
                       const char *file, int line);
+/* slice's gradient: zeros of dy's dtype and the given dims, with dy written at the positions
+ * that dc_slice(those dims, opts) reads; opts are read against the given dims. */
+dc_t dc_unslice_at(dc_graph *g, dc_t dy, int rank, const int64_t *dims, dc_slice_opts o,
+                   const char *file, int line);
+#define dc_unslice(g, dy, rank, dims, ...)                                              \
+    dc_unslice_at((g), (dy), (rank), (dims), DC_OPTS(dc_slice_opts, __VA_ARGS__), __FILE__, __LINE__)
 #define dc_slice_axis(g, x, axis, start, stop)                                          \
     dc_slice_axis_at((g), (x), (axis), (start), (stop), __FILE__, __LINE__)
 /* 1..16 operands: dc_concat(g, axis, a, b, c), or dc_concatv(g, axis, n, array) */
@@ -260,6 +301,10 @@ dc_t dc_pad_at(dc_graph *g, dc_t x, dc_pad_opts o, const char *file, int line);
 /* table [V,...] rows picked by idx (i32 [...]) -> [..., ...] */
 dc_t dc_gather_at(dc_graph *g, dc_t table, dc_t idx, const char *file, int line);
 #define dc_gather(g, table, idx) dc_gather_at((g), (table), (idx), __FILE__, __LINE__)
+/* gather's gradient: idx (i32 [m...]), src f32 [m..., rest...] -> f32 [rows, rest...], zeros
+ * with src row j added to row idx[j] (an index outside [0, rows) is a run-time error) */
+dc_t dc_scatter_add_at(dc_graph *g, dc_t idx, dc_t src, int64_t rows, const char *file, int line);
+#define dc_scatter_add(g, idx, src, rows) dc_scatter_add_at((g), (idx), (src), (rows), __FILE__, __LINE__)
 /* i32 [...] -> f32 [..., depth] */
 dc_t dc_one_hot_at(dc_graph *g, dc_t idx, int64_t depth, const char *file, int line);
 #define dc_one_hot(g, idx, depth) dc_one_hot_at((g), (idx), (depth), __FILE__, __LINE__)

@@ -1,5 +1,6 @@
 /* dot.c — Graphviz DOT of a graph: one box per node labelled with its SSA name, op and
- * type (inputs, params and outputs styled apart), one edge per input use. */
+ * type (inputs, params and outputs styled apart), one edge per input use, and one dashed
+ * `assign` edge from each state update's value back to its param. */
 #include "ir/ir.h"
 
 #include <stdarg.h>
@@ -76,6 +77,9 @@ char *dc_print_dot(const dc_graph *g) {
     }
     for (int i = 0; i < g->n_nodes; i++)
         for (int j = 0; j < g->nodes[i].n_in; j++) sb_printf(&s, "  n%d -> n%d;\n", g->nodes[i].in[j], i);
+    for (int j = 0; j < g->n_updates; j++)
+        sb_printf(&s, "  n%d -> n%d [style=dashed, color=blue, label=\"assign\", constraint=false];\n",
+                  g->updates[j].value, g->updates[j].param);
     sb_printf(&s, "}\n");
     return s.buf;
 }

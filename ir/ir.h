@@ -202,8 +202,8 @@ const char *dc_graph_output_name(const dc_graph *g, int i, char *buf, size_t len
 /* ---- shape rules, verifier ---------------------------------------------------------- */
 
 /* The shape rule of n->op: computes n's result type from its inputs' types and its attrs.
- * For ops whose type is declared (sources, reshape, broadcast_to) the declared n->type is
- * checked instead. On failure writes "OP: what is wrong" to err and returns false. */
+ * For ops whose type is declared (sources, random ops, reshape, broadcast_to, conv2d_bwd_data,
+ * conv2d_bwd_weight, scatter_add, unslice) the declared n->type is checked instead. On failure writes "OP: what is wrong" to err and returns false. */
 bool dc_infer_type(const dc_graph *g, const dc_node *n, dc_type *out, char *err, size_t len);
 /* Checks the whole graph: SSA order, arity, attribute ranges, every type against its shape
  * rule, names, outputs. Messages name the node: "node %5 (matmul) at f.dcir:7: ...". */

@@ -1,6 +1,7 @@
 /* parse.c — the parser of the IR text form (see print.c for the canonical spelling): a
- * byte-safe lexer, a flat recursive-descent parser that builds the graph node by node,
- * checks every node against its shape rule as it goes, and reports the first error as
+ * byte-safe lexer, a flat recursive-descent parser that builds the graph node by node and
+ * then its `assign` state updates, checks every node against its shape rule and every
+ * update against its param as it goes, and reports the first error as
  * "FILE:LINE:COL: error: ...". It never reads past `len` and never aborts on bad input. */
 #include "ir/ir.h"
 
@@ -548,6 +549,44 @@ static bool parse_node(parser *p) {
     return ok;
 }
 
+/* `assign %P, %V` : one state update; P a param not assigned before, V of P's type. */
+static bool parse_assign(parser *p) {
+    next(p);
+    token pt = p->tok;
+    int param, value;
+    if (!parse_use(p, &param)) return false;
+    if (p->g->nodes[param].op != DC_OP_PARAM)
+        return fail_at(p, pt.line, pt.col, "assign: '%%%.*s' is not a param", TXT(pt));
+    for (int j = 0; j < p->g->n_updates; j++)
+        if (p->g->updates[j].param == param)
+            return fail_at(p, pt.line, pt.col, "assign: param '%%%.*s' is assigned twice", TXT(pt));
+    if (!expect(p, ',', "',' after the param of assign")) return false;
+    token vt = p->tok;
+    if (!parse_use(p, &value)) return false;
+    const dc_type *want = &p->g->nodes[param].type, *have = &p->g->nodes[value].type;
+    if (!dc_type_eq(have, want)) {
+        char a[192], b[192];
+        return fail_at(p, vt.line, vt.col, "assign: type %s of '%%%.*s' does not match param '%%%.*s' %s",
+                       dc_type_str(have, a, sizeof a), TXT(vt), TXT(pt), dc_type_str(want, b, sizeof b));
+    }
+    dc_graph_add_update(p->g, param, value);
+    return true;
+}
+
+/* The body after '{': nodes, then assign lines, then the return (checked by the caller). */
+static bool parse_body(parser *p) {
+    while (p->tok.k == T_PCT)
+        if (!parse_node(p)) return false;
+    while (is_word(p, "assign"))
+        if (!parse_assign(p)) return false;
+    if (p->tok.k == T_PCT)
+        return fail_tok(p, "node after 'assign': assign lines come after all nodes");
+    if (!is_word(p, "return"))
+        return fail_tok(p, p->g->n_updates > 0 ? "expected 'assign' or 'return'"
+                                               : "expected a node '%%NAME = ...' or 'return'");
+    return true;
+}
+
 /* ---- the header and the return ------------------------------------------------------ */
 
 static bool parse_inputs(parser *p) {
@@ -678,9 +717,9 @@ static bool parse_graph(parser *p) {
     out_decl *outs = NULL;
     int n_outs = 0;
     bool ok = parse_inputs(p) && parse_outputs(p, &outs, &n_outs) && expect(p, '{', "'{' to open the body");
-    while (ok && p->tok.k == T_PCT) ok = parse_node(p);
-    if (ok && !is_word(p, "return")) ok = fail_tok(p, "expected a node '%%NAME = ...' or 'return'");
-    ok = ok && parse_return(p, outs, n_outs) && expect(p, '}', "'}' after the return values");
+    ok = ok && parse_body(p) && parse_return(p, outs, n_outs);
+    if (ok && is_word(p, "assign")) ok = fail_tok(p, "assign after return: assign lines come before 'return'");
+    ok = ok && expect(p, '}', "'}' after the return values");
     free(outs);
     if (ok && p->tok.k != T_EOF) ok = fail_tok(p, "trailing text after '}'");
     if (!ok) return false;

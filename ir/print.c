@@ -1,5 +1,6 @@
 /* print.c — the canonical text form of a graph: header, one node per line with inputs,
- * attributes (walked from the op's schema in attrs.c) and type, param init specs, return.
+ * attributes (walked from the op's schema in attrs.c) and type, param init specs, one
+ * `assign %PARAM, %VALUE` line per state update (in g->updates order), return.
  * Deterministic, so print(parse(print(g))) == print(g). */
 #include "ir/ir.h"
 
@@ -146,6 +147,13 @@ char *dc_print(const dc_graph *g) {
     print_header(&s, g);
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].op != DC_OP_INPUT) print_node(&s, g, num, i);
+    for (int j = 0; j < g->n_updates; j++) {
+        sb_printf(&s, "  assign ");
+        print_ref(&s, g, num, g->updates[j].param);
+        sb_printf(&s, ", ");
+        print_ref(&s, g, num, g->updates[j].value);
+        sb_printf(&s, "\n");
+    }
     sb_printf(&s, "  return");
     for (int i = 0; i < g->n_outputs; i++) {
         sb_printf(&s, i ? ", " : " ");

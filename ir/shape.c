@@ -182,6 +182,15 @@ static bool rule_where(rule *r, dc_type *out) {
     return true;
 }
 
+/* straight_through(hard, soft): both f32 of one shape, no broadcasting -> hard's type */
+static bool rule_straight_through(rule *r, dc_type *out) {
+    const dc_type *h = r->in[0], *s = r->in[1];
+    if (!need_dtype(r, 0, "hard", DC_F32) || !need_dtype(r, 1, "soft", DC_F32)) return false;
+    if (!dc_shape_eq(&h->shape, &s->shape)) return fail(r, "shapes differ: %s and %s", ts(h).s, ts(s).s);
+    *out = make(DC_F32, &h->shape);
+    return true;
+}
+
 /* ---- reductions --------------------------------------------------------------------- */
 
 /* sum/mean/max/logsumexp: x [d0..dr-1] -> the axes removed (or kept as 1). */
@@ -210,12 +219,15 @@ static bool rule_reduce(rule *r, dc_type *out) {
     return true;
 }
 
-/* softmax/log_softmax keep the shape; argmax removes the axis and gives i32. */
+/* softmax/log_softmax keep the shape; argmax removes the axis and gives i32;
+ * softmax_bwd(y, dy) keeps the shape, dy of y's type. */
 static bool rule_axis_reduce(rule *r, dc_type *out) {
     const dc_type *x = r->in[0];
     if (!need_dtype(r, 0, NULL, DC_F32)) return false;
     int64_t axis = r->n->attr.axis.axis;
     if (!axis_ok(r, axis, x->shape.rank)) return false;
+    if (r->n->op == DC_OP_SOFTMAX_BWD && !dc_type_eq(r->in[1], x))
+        return fail(r, "dy must have y's type %s, got %s", ts(x).s, ts(r->in[1]).s);
     if (r->n->op != DC_OP_ARGMAX) {
         *out = make(DC_F32, &x->shape);
         return true;
@@ -307,6 +319,31 @@ static bool rule_conv2d(rule *r, dc_type *out) {
     return true;
 }
 
+/* The declared operand of a conv backward op: a well-formed f32 type. */
+static bool check_declared_f32(rule *r) {
+    if (!check_type(r, &r->n->type, "declared type")) return false;
+    if (r->n->type.dtype != DC_F32) return fail(r, "declared type must be f32, got %s", ts(&r->n->type).s);
+    return true;
+}
+
+/* conv2d_bwd_data(dy, w) : declared x [N,H,W,C]; conv2d_bwd_weight(x, dy) : declared
+ * w [KH,KW,C/groups,O]. conv2d of x and w (one of them the declared type) must give dy. */
+static bool rule_conv2d_bwd(rule *r, dc_type *out) {
+    bool data = r->n->op == DC_OP_CONV2D_BWD_DATA;
+    const dc_type *dy = r->in[data ? 0 : 1], *d = &r->n->type;
+    if (!need_dtype(r, data ? 0 : 1, "dy", DC_F32) || !check_declared_f32(r)) return false;
+    rule fwd = *r; /* the forward conv2d's rule on (x, w) */
+    fwd.in[0] = data ? d : r->in[0];
+    fwd.in[1] = data ? r->in[1] : d;
+    dc_type y;
+    if (!rule_conv2d(&fwd, &y)) return false;
+    if (!dc_type_eq(&y, dy))
+        return fail(r, "conv2d of input %s and weight %s gives %s, but dy is %s", ts(fwd.in[0]).s,
+                    ts(fwd.in[1]).s, ts(&y).s, ts(dy).s);
+    *out = make(DC_F32, &d->shape);
+    return true;
+}
+
 /* avg_pool: [N,H,W,C] -> [N,H/f,W/f,C]; upsample: -> [N,H*f,W*f,C] */
 static bool rule_pool(rule *r, dc_type *out) {
     const dc_type *x = r->in[0];
@@ -330,20 +367,24 @@ static bool rule_pool(rule *r, dc_type *out) {
 
 /* ---- normalisation ------------------------------------------------------------------ */
 
-/* layer_norm: x [...,C]; group_norm: x [N,...,C]; gamma, beta [C] -> x's type */
+/* layer_norm: x [...,C]; group_norm: x [N,...,C]; gamma, beta [C] -> x's type.
+ * Their backward ops take (x, gamma, dy) with dy of x's shape. */
 static bool rule_norm(rule *r, dc_type *out) {
     const dc_type *x = r->in[0];
-    bool group = r->n->op == DC_OP_GROUP_NORM;
-    if (!need_dtype(r, 0, "x", DC_F32) || !need_dtype(r, 1, "gamma", DC_F32) ||
-        !need_dtype(r, 2, "beta", DC_F32))
-        return false;
+    dc_op op = r->n->op;
+    bool group = op == DC_OP_GROUP_NORM || op == DC_OP_GROUP_NORM_BWD;
+    bool bwd = op == DC_OP_LAYER_NORM_BWD || op == DC_OP_GROUP_NORM_BWD;
+    const char *roles[3] = { "x", "gamma", bwd ? "dy" : "beta" };
+    for (int k = 0; k < 3; k++)
+        if (!need_dtype(r, k, roles[k], DC_F32)) return false;
     if (!need_min_rank(r, 0, "x", group ? 2 : 1)) return false;
     int64_t c = x->shape.dim[x->shape.rank - 1];
-    const char *roles[3] = { "x", "gamma", "beta" };
-    for (int k = 1; k < 3; k++)
+    for (int k = 1; k < (bwd ? 2 : 3); k++)
         if (r->in[k]->shape.rank != 1 || r->in[k]->shape.dim[0] != c)
             return fail(r, "%s must be f32[%lld] for %lld channels, got %s", roles[k], (long long)c,
                         (long long)c, ts(r->in[k]).s);
+    if (bwd && !dc_shape_eq(&r->in[2]->shape, &x->shape))
+        return fail(r, "dy must have x's shape %s, got %s", ts(x).s, ts(r->in[2]).s);
     float eps = group ? r->n->attr.group_norm.eps : r->n->attr.eps.eps;
     if (!(eps >= 0 && isfinite(eps))) return fail(r, "eps must be finite and >= 0, got %g", (double)eps);
     if (group) {
@@ -414,6 +455,20 @@ static bool rule_slice(rule *r, dc_type *out) {
     return true;
 }
 
+/* unslice(dy) {slice} : declared type; slicing the declared type must give dy's type */
+static bool rule_unslice(rule *r, dc_type *out) {
+    const dc_type *dy = r->in[0], *d = &r->n->type;
+    if (!check_type(r, d, "declared type")) return false;
+    rule fwd = *r; /* the forward slice's rule on the declared type */
+    fwd.in[0] = d;
+    dc_type y;
+    if (!rule_slice(&fwd, &y)) return false;
+    if (!dc_type_eq(&y, dy))
+        return fail(r, "slicing the declared %s gives %s, but dy is %s", ts(d).s, ts(&y).s, ts(dy).s);
+    *out = make(d->dtype, &d->shape);
+    return true;
+}
+
 /* inputs of one dtype and rank, dims equal except axis, which adds up */
 static bool rule_concat(rule *r, dc_type *out) {
     const dc_type *x = r->in[0];
@@ -456,6 +511,23 @@ static bool rule_gather(rule *r, dc_type *out) {
     dc_shape s = idx->shape;
     for (int i = 1; i < t->shape.rank; i++) s.dim[s.rank++] = t->shape.dim[i];
     *out = make(t->dtype, &s);
+    return true;
+}
+
+/* scatter_add(idx:i32 [m...], src f32 [m..., rest...]) : declared f32 [V, rest...] */
+static bool rule_scatter_add(rule *r, dc_type *out) {
+    const dc_type *idx = r->in[0], *src = r->in[1], *d = &r->n->type;
+    if (!need_dtype(r, 0, "indices", DC_I32) || !need_dtype(r, 1, "src", DC_F32)) return false;
+    if (!check_declared_f32(r)) return false;
+    if (d->shape.rank < 1) return fail(r, "declared type must have rank >= 1 ([V, rest...]), got %s", ts(d).s);
+    int m = idx->shape.rank, rest = d->shape.rank - 1;
+    bool ok = src->shape.rank == m + rest;
+    for (int i = 0; ok && i < m; i++) ok = src->shape.dim[i] == idx->shape.dim[i];
+    for (int i = 0; ok && i < rest; i++) ok = src->shape.dim[m + i] == d->shape.dim[1 + i];
+    if (!ok)
+        return fail(r, "src must be indices' shape followed by the declared rows' shape: indices %s, "
+                    "declared %s, src %s", ts(idx).s, ts(d).s, ts(src).s);
+    *out = make(DC_F32, &d->shape);
     return true;
 }
 
@@ -509,19 +581,26 @@ static rule_fn rule_of(dc_op op) {
     case DC_OP_GT: case DC_OP_GE:
         return rule_binary;
     case DC_OP_WHERE: return rule_where;
+    case DC_OP_STRAIGHT_THROUGH: return rule_straight_through;
     case DC_OP_SUM: case DC_OP_MEAN: case DC_OP_MAX: case DC_OP_LOGSUMEXP: return rule_reduce;
-    case DC_OP_SOFTMAX: case DC_OP_LOG_SOFTMAX: case DC_OP_ARGMAX: return rule_axis_reduce;
+    case DC_OP_SOFTMAX: case DC_OP_LOG_SOFTMAX: case DC_OP_ARGMAX: case DC_OP_SOFTMAX_BWD:
+        return rule_axis_reduce;
     case DC_OP_MATMUL: return rule_matmul;
     case DC_OP_LINEAR: return rule_linear;
     case DC_OP_CONV2D: return rule_conv2d;
+    case DC_OP_CONV2D_BWD_DATA: case DC_OP_CONV2D_BWD_WEIGHT: return rule_conv2d_bwd;
     case DC_OP_AVG_POOL: case DC_OP_UPSAMPLE: return rule_pool;
-    case DC_OP_LAYER_NORM: case DC_OP_GROUP_NORM: return rule_norm;
+    case DC_OP_LAYER_NORM: case DC_OP_GROUP_NORM: case DC_OP_LAYER_NORM_BWD:
+    case DC_OP_GROUP_NORM_BWD:
+        return rule_norm;
     case DC_OP_RESHAPE: case DC_OP_BROADCAST_TO: return rule_declared_view;
     case DC_OP_TRANSPOSE: return rule_transpose;
     case DC_OP_SLICE: return rule_slice;
+    case DC_OP_UNSLICE: return rule_unslice;
     case DC_OP_CONCAT: return rule_concat;
     case DC_OP_PAD: return rule_pad;
     case DC_OP_GATHER: return rule_gather;
+    case DC_OP_SCATTER_ADD: return rule_scatter_add;
     case DC_OP_ONE_HOT: return rule_one_hot;
     case DC_OP_CROSS_ENTROPY: case DC_OP_MSE: return rule_loss;
     case DC_OP_NEG: case DC_OP_ABS: case DC_OP_EXP: case DC_OP_LOG: case DC_OP_SQRT:

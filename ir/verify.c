@@ -1,6 +1,8 @@
 /* verify.c — the graph verifier: SSA order, arity, every recorded type against its shape
- * rule (which also checks attribute ranges), names of inputs and params, and outputs.
- * Messages name the node: "node %5 (matmul) at f.dcir:7: what is wrong". */
+ * rule (which also checks attribute ranges), names of inputs and params, outputs, and state
+ * updates (a param target, a value of the same type, each param assigned at most once).
+ * Messages name the node: "node %5 (matmul) at f.dcir:7: what is wrong", or the update:
+ * "update 0 (assign %3, %5): what is wrong". */
 #include "ir/ir.h"
 
 #include <stdarg.h>
@@ -85,6 +87,43 @@ static bool check_outputs(const dc_graph *g, char *err, size_t len) {
     return true;
 }
 
+/* Writes "update J (assign %P, %V): msg" (ids out of range are shown as #ID). Returns false. */
+__attribute__((format(printf, 5, 6)))
+static bool update_fail(const dc_graph *g, int j, char *err, size_t len, const char *fmt, ...) {
+    const dc_update *u = &g->updates[j];
+    char p[64], v[64];
+    if (u->param >= 0 && u->param < g->n_nodes) dc_node_label(g, u->param, p, sizeof p);
+    else snprintf(p, sizeof p, "#%d", u->param);
+    if (u->value >= 0 && u->value < g->n_nodes) dc_node_label(g, u->value, v, sizeof v);
+    else snprintf(v, sizeof v, "#%d", u->value);
+    int k = snprintf(err, len, "update %d (assign %s, %s): ", j, p, v);
+    if (k >= 0 && (size_t)k < len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + k, len - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+static bool check_update(const dc_graph *g, int j, char *err, size_t len) {
+    const dc_update *u = &g->updates[j];
+    if (u->param < 0 || u->param >= g->n_nodes || u->value < 0 || u->value >= g->n_nodes)
+        return update_fail(g, j, err, len, "refers to a node outside the graph's %d nodes", g->n_nodes);
+    const dc_node *p = &g->nodes[u->param], *v = &g->nodes[u->value];
+    if (p->op != DC_OP_PARAM)
+        return update_fail(g, j, err, len, "the target is a %s node, not a param", dc_op_name(p->op));
+    if (!dc_type_eq(&p->type, &v->type)) {
+        char a[160], b[160];
+        return update_fail(g, j, err, len, "value type %s does not match param type %s",
+                           dc_type_str(&v->type, a, sizeof a), dc_type_str(&p->type, b, sizeof b));
+    }
+    for (int i = 0; i < j; i++)
+        if (g->updates[i].param == u->param)
+            return update_fail(g, j, err, len, "param \"%s\" is already assigned by update %d", p->name, i);
+    return true;
+}
+
 bool dc_verify(const dc_graph *g, char *err, size_t len) {
     if (!g->name || !g->name[0]) {
         snprintf(err, len, "graph has an empty name");
@@ -93,5 +132,8 @@ bool dc_verify(const dc_graph *g, char *err, size_t len) {
     for (int id = 0; id < g->n_nodes; id++)
         if (!check_ssa(g, id, err, len) || !check_type(g, id, err, len) || !check_name(g, id, err, len))
             return false;
-    return check_outputs(g, err, len);
+    if (!check_outputs(g, err, len)) return false;
+    for (int j = 0; j < g->n_updates; j++)
+        if (!check_update(g, j, err, len)) return false;
+    return true;
 }

@@ -1,6 +1,6 @@
 /* npy.c — reading and writing numpy .npy files: float32 ('<f4') and int32 ('<i4'), C order,
  * rank <= 6. Reads format versions 1.0, 2.0 and 3.0; writes 1.0 with the header padded so the
- * data starts at a multiple of 64 bytes, through PATH.tmp + fsync + rename. Every malformed
+ * data starts at a multiple of 64 bytes, atomically (dc_file_write_atomic). Every malformed
  * file gives an error naming the file and what is wrong, never a crash. */
 #include "runtime/runtime.h"
 
@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "npy.c assumes a little-endian host");
 
@@ -294,33 +293,15 @@ static size_t make_header(const dc_type *t, char *buf, size_t cap) {
     return total;
 }
 
-bool dc_npy_write(const char *path, const dc_tensor *t, char *err, size_t len) {
-    char tmp[4096], head[512];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-        snprintf(err, len, "%s: path too long", path);
-        return false;
-    }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(err, len, "%s: cannot create: %s", tmp, strerror(errno));
-        return false;
-    }
+/* dc_file_write_atomic's fill callback: the header, then the data of the tensor ctx. */
+static bool npy_fill(FILE *f, void *ctx) {
+    const dc_tensor *t = ctx;
+    char head[512];
     size_t hn = make_header(&t->type, head, sizeof head);
     size_t dn = (size_t)dc_numel(&t->type.shape) * dc_dtype_size(t->type.dtype);
-    bool ok = fwrite(head, 1, hn, f) == hn && fwrite(t->data, 1, dn, f) == dn &&
-              fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        e = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = false;
-        e = errno;
-    }
-    if (!ok) {
-        snprintf(err, len, "%s: cannot write: %s", path, strerror(e));
-        unlink(tmp);
-    }
-    return ok;
+    return fwrite(head, 1, hn, f) == hn && fwrite(t->data, 1, dn, f) == dn;
+}
+
+bool dc_npy_write(const char *path, const dc_tensor *t, char *err, size_t len) {
+    return dc_file_write_atomic(path, npy_fill, (void *)t, err, len);
 }

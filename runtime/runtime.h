@@ -48,10 +48,13 @@ void dc_exec_free(dc_exec *e);
 bool dc_exec_set_input(dc_exec *e, const char *name, const dc_tensor *t, char *err, size_t len);
 /* The seed of random ops from the next run on (parameters keep their values). */
 void dc_exec_set_seed(dc_exec *e, uint64_t seed);
-/* Runs every node in order. Inputs not set hold zeros. */
+/* Runs every node in order (on the memory plan when the graph has one), then applies the
+ * graph's state updates as if at once. Inputs not set hold zeros. */
 bool dc_exec_run(dc_exec *e, char *err, size_t len);
 /* Views into the arena, valid until the next run or free. */
 const dc_tensor *dc_exec_output(const dc_exec *e, int i);
+/* With a memory plan, only INPUT, PARAM, output and update values are valid after a run:
+ * intermediates share arena space. */
 dc_tensor *dc_exec_value(dc_exec *e, int node);
 dc_tensor *dc_exec_param(dc_exec *e, const char *name);  /* NULL if no such param */
 size_t dc_exec_arena_bytes(const dc_exec *e);
@@ -61,5 +64,42 @@ size_t dc_exec_arena_bytes(const dc_exec *e);
  * Writes to PATH.tmp, fsyncs and renames. Errors name the file and what is wrong. */
 bool dc_npy_write(const char *path, const dc_tensor *t, char *err, size_t len);
 dc_tensor *dc_npy_read(const char *path, char *err, size_t len);
+
+/* ---- files, checkpoints, progress -------------------------------------------------- */
+/* Writes PATH atomically: fill(f, ctx) writes the contents to PATH.tmp, which is then flushed,
+ * fsync'd, renamed over PATH, and the directory fsync'd; on any failure PATH.tmp is removed
+ * and PATH is untouched. fill returns false (with errno set) on a write error. Errors:
+ * "PATH: cannot write: REASON" (or "PATH.tmp: cannot create: REASON"). */
+bool dc_file_write_atomic(const char *path, bool (*fill)(FILE *f, void *ctx), void *ctx,
+                          char *err, size_t len);
+
+/* The graph e executes (a one-line accessor in exec.c). */
+const dc_graph *dc_exec_graph(const dc_exec *e);
+
+/* Saves every PARAM of e's graph (name, dtype, shape, data) and the caller's blob meta (e.g.
+ * the training step and data position): a versioned header, a tensor table, the data, and an
+ * XXH3-64 checksum of all of it; written to PATH.tmp, fsync'd, renamed over PATH, directory
+ * fsync'd. */
+bool dc_checkpoint_save(const char *path, dc_exec *e, const void *meta, size_t meta_len,
+                        char *err, size_t len);
+/* Loads PATH into e's params. Everything is verified before anything is changed: magic,
+ * version, sizes, checksum, meta_len, and every param of the graph present by name with the
+ * same dtype and shape (a tensor the graph does not have is an error too). Errors name the
+ * file and the problem: "ckpt: PATH: bad checksum", "ckpt: PATH: truncated (...)",
+ * "ckpt: PATH: missing tensor 'l0.w'", "ckpt: PATH: tensor 'l0.w' is f32[3,4], the graph
+ * has f32[4,4]". meta may be NULL only when meta_len is 0. */
+bool dc_checkpoint_load(const char *path, dc_exec *e, void *meta, size_t meta_len,
+                        char *err, size_t len);
+
+/* A progress display for long loops. On a terminal (isatty(fileno(f))): one line redrawn
+ * with \r at most ~10 times a second, `what [#####.....] step/total loss 0.1234 12.3 it/s
+ * ETA 0:42`. Otherwise a plain line every ~5% of total and at the end: `what step 120/2400
+ * loss 0.4321 it/s 35.2 eta 65s`. Rates and ETA from CLOCK_MONOTONIC since _new. */
+typedef struct dc_progress dc_progress;
+dc_progress *dc_progress_new(const char *what, int64_t total, FILE *f);
+/* step: steps done so far (1..total); loss: the latest loss. */
+void dc_progress_update(dc_progress *p, int64_t step, double loss);
+/* Prints the final state (ends the terminal line with \n) and frees p. NULL is a no-op. */
+void dc_progress_done(dc_progress *p);
 
 #endif

@@ -156,6 +156,7 @@ TEST(dsl_every_op_has_a_builder) {
     dc_t gam = dc_param(g, "gamma", 1, ((int64_t[]){ 6 }), .init = DC_INIT_ONES);
     dc_t bet = dc_param(g, "beta", 1, ((int64_t[]){ 6 }), .init = DC_INIT_ZEROS);
     dc_t cmp = dc_lt(g, x, dc_scalar(g, 0.5f));
+    dc_t dy = dc_input(g, "dy", DC_F32, 4, ((int64_t[]){ 1, 4, 4, 4 }));
     struct { dc_t t; const char *type; } cases[] = {
         { x, "f32[4,6]" },
         { w, "f32[6,3]" },
@@ -199,6 +200,16 @@ TEST(dsl_every_op_has_a_builder) {
         { dc_gumbel(g, 0, NULL), "f32[]" },
         { dc_cross_entropy(g, x, i), "f32[]" }, { dc_mse(g, x, x), "f32[]" },
         { dc_add_scalar(g, i, 2), "i32[4]" }, { dc_mul_scalar(g, x, 0.5f), "f32[4,6]" },
+        { dc_conv2d_bwd_data(g, dy, k, 4, ((int64_t[]){ 1, 4, 4, 1 }), .pad = 1), "f32[1,4,4,1]" },
+        { dc_conv2d_bwd_weight(g, img, dy, 4, ((int64_t[]){ 3, 3, 1, 4 }), .pad = 1, .groups = 2),
+          "f32[3,3,1,4]" },
+        { dc_layer_norm_bwd(g, x, gam, x), "f32[4,6]" },
+        { dc_group_norm_bwd(g, x, gam, x, .groups = 3), "f32[4,6]" },
+        { dc_softmax_bwd(g, x, x, -1), "f32[4,6]" }, { dc_scatter_add(g, i, x, 5), "f32[5,6]" },
+        { dc_unslice(g, x, 2, ((int64_t[]){ 5, 13 }), .start = DC_INTS(1), .stop = DC_INTS(DC_END, -1),
+                     .step = DC_INTS(1, 2)),
+          "f32[5,13]" },
+        { dc_straight_through(g, x, x), "f32[4,6]" },
     };
     dc_output(g, cases[0].t, "out");
     CHECK_STR_EQ(dc_graph_error(g), "");

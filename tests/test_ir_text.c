@@ -14,6 +14,7 @@ static const char *goldens[] = {
     "tests/ir/conv_block.dcir",
     "tests/ir/attention.dcir",
     "tests/ir/all_ops.dcir",
+    "tests/ir/sgd_step.dcir",
 };
 #define N_GOLDENS (int)(sizeof goldens / sizeof goldens[0])
 
@@ -409,7 +410,7 @@ TEST(ir_text_dot) {
         CHECK(strncmp(dot, "digraph \"", 9) == 0);
         CHECK(strcmp(dot + strlen(dot) - 2, "}\n") == 0);
         CHECK_EQ_INT(count_lines_with(dot, " [label=\""), g->n_nodes);
-        CHECK_EQ_INT(count_lines_with(dot, " -> "), uses);
+        CHECK_EQ_INT(count_lines_with(dot, " -> "), uses + g->n_updates); /* one per update too */
         CHECK_EQ_INT(count_lines_with(dot, "fillcolor=lightblue"), dc_graph_n_inputs(g));
         char want[64];
         snprintf(want, sizeof want, "  n%d -> n%d;\n", g->nodes[g->n_nodes - 1].in[0], g->n_nodes - 1);

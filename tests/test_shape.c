@@ -217,6 +217,13 @@ TEST(shape_where) {
     ERR(WHERE, NULL, "where: cannot broadcast i32[4], f32[3] and f32[3]", "i32[4]", "f32[3]", "f32[3]");
 }
 
+TEST(shape_straight_through) {
+    OK(STRAIGHT_THROUGH, NULL, "f32[4,8]", "f32[4,8]", "f32[4,8]");
+    ERR(STRAIGHT_THROUGH, NULL, "straight_through: shapes differ: f32[4,8] and f32[8]", "f32[4,8]", "f32[8]");
+    ERR(STRAIGHT_THROUGH, NULL, "straight_through: hard must be f32, got i32[4]", "i32[4]", "f32[4]");
+    ERR(STRAIGHT_THROUGH, NULL, "straight_through: soft must be f32, got i32[4]", "f32[4]", "i32[4]");
+}
+
 /* ---- reductions --------------------------------------------------------------------- */
 
 TEST(shape_reduce) {
@@ -248,6 +255,13 @@ TEST(shape_softmax_argmax) {
     OK(ARGMAX, NULL, "i32[]", "f32[7]");
     ERR(ARGMAX, NULL, "argmax: expects f32, got i32", "i32[7]");
     ERR(ARGMAX, ATTR(.axis = { 3 }), "argmax: axis 3 out of range for rank 3", "f32[2,5,3]");
+}
+
+TEST(shape_softmax_bwd) {
+    OK(SOFTMAX_BWD, ATTR(.axis = { 1 }), "f32[2,5]", "f32[2,5]", "f32[2,5]");
+    ERR(SOFTMAX_BWD, ATTR(.axis = { 1 }), "softmax_bwd: dy must have y's type f32[2,5], got f32[2,1]",
+        "f32[2,5]", "f32[2,1]");
+    ERR(SOFTMAX_BWD, ATTR(.axis = { 2 }), "softmax_bwd: axis 2 out of range for rank 2", "f32[2,5]", "f32[2,5]");
 }
 
 /* ---- contractions ------------------------------------------------------------------- */
@@ -317,6 +331,31 @@ TEST(shape_conv2d) {
         "f32[1,8,8,3]", "f32[3,3,3,4]");
 }
 
+/* the declared type is conv2d's x (bwd_data) or w (bwd_weight); conv2d must give dy */
+TEST(shape_conv2d_bwd) {
+    dc_attr down = conv(2, 2, 1, 1, 1), grouped = conv(2, 3, 0, 1, 3);
+    DECL_OK(CONV2D_BWD_DATA, &down, "f32[2,8,8,64]", "f32[2,8,8,64]", "f32[2,4,4,32]", "f32[3,3,64,32]");
+    /* floor: 7 and 8 rows both give 4 outputs; the declared type decides */
+    DECL_OK(CONV2D_BWD_DATA, &down, "f32[2,7,8,64]", "f32[2,7,8,64]", "f32[2,4,4,32]", "f32[3,3,64,32]");
+    DECL_OK(CONV2D_BWD_WEIGHT, &grouped, "f32[3,1,2,9]", "f32[3,1,2,9]", "f32[1,5,7,6]", "f32[1,2,3,9]");
+    DECL_ERR(CONV2D_BWD_DATA, &down, "f32[2,9,8,64]",
+             "conv2d_bwd_data: conv2d of input f32[2,9,8,64] and weight f32[3,3,64,32] gives f32[2,5,4,32], "
+             "but dy is f32[2,4,4,32]",
+             "f32[2,4,4,32]", "f32[3,3,64,32]");
+    DECL_ERR(CONV2D_BWD_WEIGHT, &grouped, "f32[3,1,2,8]",
+             "conv2d_bwd_weight: 8 output channels not divisible by groups=3", "f32[1,5,7,6]", "f32[1,2,3,9]");
+    DECL_ERR(CONV2D_BWD_WEIGHT, &grouped, "f32[3,1,2,9]",
+             "conv2d_bwd_weight: conv2d of input f32[1,5,7,6] and weight f32[3,1,2,9] gives f32[1,2,3,9], "
+             "but dy is f32[1,2,3,6]",
+             "f32[1,5,7,6]", "f32[1,2,3,6]");
+    DECL_ERR(CONV2D_BWD_DATA, &down, "i32[2,8,8,64]", "conv2d_bwd_data: declared type must be f32, got i32[2,8,8,64]",
+             "f32[2,4,4,32]", "f32[3,3,64,32]");
+    DECL_ERR(CONV2D_BWD_DATA, &down, "f32[2,8,8,64]", "conv2d_bwd_data: dy must be f32, got i32[2,4,4,32]",
+             "i32[2,4,4,32]", "f32[3,3,64,32]");
+    DECL_ERR(CONV2D_BWD_DATA, &down, "f32[8,8,64]", "conv2d_bwd_data: input must have rank 4 (NHWC), got f32[8,8,64]",
+             "f32[2,4,4,32]", "f32[3,3,64,32]");
+}
+
 TEST(shape_pool_upsample) {
     OK(AVG_POOL, ATTR(.pool = { 2 }), "f32[2,4,3,3]", "f32[2,8,6,3]");
     OK(AVG_POOL, ATTR(.pool = { 1 }), "f32[2,8,6,3]", "f32[2,8,6,3]");
@@ -349,6 +388,19 @@ TEST(shape_norm) {
         "f32[8]", "f32[8]", "f32[8]");
     ERR(GROUP_NORM, ATTR(.group_norm = { 1, 0 }), "group_norm: gamma must be f32, got i32[8]",
         "f32[2,8]", "i32[8]", "f32[8]");
+}
+
+TEST(shape_norm_bwd) {
+    OK(LAYER_NORM_BWD, ATTR(.eps = { 1e-5f }), "f32[2,3,8]", "f32[2,3,8]", "f32[8]", "f32[2,3,8]");
+    OK(GROUP_NORM_BWD, ATTR(.group_norm = { 4, 1e-5f }), "f32[2,4,4,8]", "f32[2,4,4,8]", "f32[8]", "f32[2,4,4,8]");
+    ERR(LAYER_NORM_BWD, ATTR(.eps = { 1e-5f }), "layer_norm_bwd: dy must have x's shape f32[2,8], got f32[8]",
+        "f32[2,8]", "f32[8]", "f32[8]");
+    ERR(LAYER_NORM_BWD, ATTR(.eps = { 1e-5f }), "layer_norm_bwd: gamma must be f32[8] for 8 channels, got f32[4]",
+        "f32[2,8]", "f32[4]", "f32[2,8]");
+    ERR(GROUP_NORM_BWD, ATTR(.group_norm = { 3, 1e-5f }), "group_norm_bwd: 8 channels not divisible by groups=3",
+        "f32[2,8]", "f32[8]", "f32[2,8]");
+    ERR(GROUP_NORM_BWD, ATTR(.group_norm = { 2, 1e-5f }), "group_norm_bwd: dy must be f32, got i32[2,8]",
+        "f32[2,8]", "f32[8]", "i32[2,8]");
 }
 
 /* ---- data movement ------------------------------------------------------------------ */
@@ -399,6 +451,18 @@ TEST(shape_slice) {
     ERR(SLICE, &a, "slice: start needs 3 entries (one per axis), got 2", "f32[10,6,2]");
 }
 
+/* the declared type is the sliced tensor's; slicing it must give dy */
+TEST(shape_unslice) {
+    dc_attr a = { .slice = { INTS(1, 0), INTS(10, 6), INTS(3, 2) } };
+    DECL_OK(UNSLICE, &a, "f32[10,6]", "f32[10,6]", "f32[3,3]");
+    DECL_OK(UNSLICE, &a, "i32[11,6]", "i32[11,6]", "i32[3,3]");
+    DECL_ERR(UNSLICE, &a, "f32[10,6]", "unslice: slicing the declared f32[10,6] gives f32[3,3], but dy is f32[3,2]",
+             "f32[3,2]");
+    DECL_ERR(UNSLICE, &a, "i32[10,6]", "unslice: slicing the declared i32[10,6] gives i32[3,3], but dy is f32[3,3]",
+             "f32[3,3]");
+    DECL_ERR(UNSLICE, &a, "f32[9,6]", "unslice: axis 0: need 0 <= start < stop <= 9, got start=1 stop=10", "f32[3,3]");
+}
+
 TEST(shape_concat) {
     OK(CONCAT, ATTR(.axis = { 1 }), "f32[2,9]", "f32[2,3]", "f32[2,5]", "f32[2,1]");
     OK(CONCAT, NULL, "i32[3]", "i32[3]");
@@ -438,6 +502,24 @@ TEST(shape_gather_one_hot) {
     ERR(ONE_HOT, ATTR(.one_hot = { 5 }), "one_hot: expects i32, got f32", "f32[3]");
     ERR(ONE_HOT, ATTR(.one_hot = { 0 }), "one_hot: depth must be in [1, 2^40], got 0", "i32[3]");
     ERR(ONE_HOT, ATTR(.one_hot = { 2 }), "one_hot: result rank 7 exceeds 6", "i32[1,1,1,1,1,1]");
+}
+
+/* idx [m...], src [m..., rest...] : declared [V, rest...] */
+TEST(shape_scatter_add) {
+    DECL_OK(SCATTER_ADD, NULL, "f32[10,6]", "f32[10,6]", "i32[2,3]", "f32[2,3,6]");
+    DECL_OK(SCATTER_ADD, NULL, "f32[10]", "f32[10]", "i32[4]", "f32[4]");
+    DECL_ERR(SCATTER_ADD, NULL, "f32[10,5]",
+             "scatter_add: src must be indices' shape followed by the declared rows' shape: indices i32[2,3], "
+             "declared f32[10,5], src f32[2,3,6]",
+             "i32[2,3]", "f32[2,3,6]");
+    DECL_ERR(SCATTER_ADD, NULL, "f32[10,6]",
+             "scatter_add: src must be indices' shape followed by the declared rows' shape: indices i32[3,2], "
+             "declared f32[10,6], src f32[2,3,6]",
+             "i32[3,2]", "f32[2,3,6]");
+    DECL_ERR(SCATTER_ADD, NULL, "f32[10,6]", "scatter_add: indices must be i32, got f32[2]", "f32[2]", "f32[2,6]");
+    DECL_ERR(SCATTER_ADD, NULL, "f32[]", "scatter_add: declared type must have rank >= 1 ([V, rest...]), got f32[]",
+             "i32[2]", "f32[2]");
+    DECL_ERR(SCATTER_ADD, NULL, "i32[10]", "scatter_add: declared type must be f32, got i32[10]", "i32[2]", "f32[2]");
 }
 
 /* ---- losses ------------------------------------------------------------------------- */

@@ -15,7 +15,7 @@ typedef struct {
     const char *usage;
 } dc_command;
 
-extern const dc_command dc_cmd_opt, dc_cmd_run;
+extern const dc_command dc_cmd_opt, dc_cmd_run, dc_cmd_train;
 
 /* Prints "disco CMD: MESSAGE" and a pointer to --help; returns EXIT_USAGE. */
 int dc_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,6 +1,7 @@
 /* contraction.c — reference kernels of the contraction family: matmul (batched, numpy
  * broadcast of batch dims, transpose flags), linear, conv2d (NHWC x HWIO, stride, symmetric
- * zero padding, groups), avg_pool and nearest upsample. They are the oracle and the fallback,
+ * zero padding, groups) and its two gradients (w.r.t. input and weight), avg_pool and
+ * nearest upsample. They are the oracle and the fallback,
  * so the loops are laid out for gcc's vectorizer: the innermost loop always runs contiguously
  * over the output's last dim. Every output element accumulates its terms in one fixed order
  * (k ascending; kh, kw, c ascending), so results do not depend on the number of threads. */
@@ -194,6 +195,104 @@ static void conv2d(const dc_ref_args *a) {
     }
 }
 
+/* The dims of a conv2d x [N,H,W,C] * w [KH,KW,CG,O] -> y [N,OH,OW,O] and its attribute. */
+typedef struct {
+    int64_t N, H, W, C, KH, KW, CG, O, OH, OW, G, OG, sh, sw, ph, pw;
+} conv_dims;
+
+static conv_dims conv_dims_of(const dc_shape *sx, const dc_shape *sw, const dc_shape *sy,
+                              const dc_conv_attr *at) {
+    return (conv_dims){ sx->dim[0], sx->dim[1], sx->dim[2], sx->dim[3], sw->dim[0], sw->dim[1],
+                        sw->dim[2], sw->dim[3], sy->dim[1], sy->dim[2], at->groups,
+                        sw->dim[3] / at->groups, at->stride.v[0], at->stride.v[1], at->pad.v[0],
+                        at->pad.v[1] };
+}
+
+/* The output index q (oh or ow) that reads input index i through kernel tap k, or -1:
+ * i = q*stride - pad + k. */
+static int64_t tap_source(int64_t i, int64_t k, int64_t stride, int64_t pad, int64_t n_out) {
+    int64_t t = i + pad - k;
+    if (t < 0 || t % stride) return -1;
+    return t / stride < n_out ? t / stride : -1;
+}
+
+/* conv2d_bwd_data: dy [N,OH,OW,O], w [KH,KW,CG,O] -> dx [N,H,W,C],
+ * dx[n,ih,iw,g*CG+c] = sum of dy[n,oh,ow,o] * w[kh,kw,c,o] over the taps (kh, kw) whose
+ * output (oh, ow) reads (ih, iw) and the group's output channels o. w is transposed to
+ * wt [KH,KW,O,CG] first, so the innermost loop runs over a group's CG input channels,
+ * contiguous in wt and dx. One (n, ih) row per task; each dx element adds its terms in
+ * (kh, kw, o) order. */
+static void conv2d_bwd_data(const dc_ref_args *a) {
+    conv_dims d = conv_dims_of(&a->out->type.shape, &a->in[1]->type.shape, &a->in[0]->type.shape,
+                               &a->n->attr.conv);
+    const float *dy = a->in[0]->data;
+    float *dx = a->out->data;
+    float *wt = scratch((size_t)(d.KH * d.KW * d.O * d.CG) * sizeof(float));
+    transpose_batch(a->in[1]->data, wt, d.KH * d.KW, d.CG, d.O);
+    #pragma omp parallel for schedule(static) if (d.N * d.OH * d.OW * d.KH * d.KW * d.CG * d.O > PAR_MIN_WORK)
+    for (int64_t t = 0; t < d.N * d.H; t++) {
+        int64_t n = t / d.H, ih = t % d.H;
+        for (int64_t iw = 0; iw < d.W; iw++) {
+            float *restrict acc = dx + ((n * d.H + ih) * d.W + iw) * d.C;
+            memset(acc, 0, (size_t)d.C * sizeof(float));
+            for (int64_t kh = 0; kh < d.KH; kh++) {
+                int64_t oh = tap_source(ih, kh, d.sh, d.ph, d.OH);
+                if (oh < 0) continue;
+                for (int64_t kw = 0; kw < d.KW; kw++) {
+                    int64_t ow = tap_source(iw, kw, d.sw, d.pw, d.OW);
+                    if (ow < 0) continue;
+                    const float *dyp = dy + ((n * d.OH + oh) * d.OW + ow) * d.O;
+                    const float *wp = wt + (kh * d.KW + kw) * d.O * d.CG;
+                    for (int64_t o = 0; o < d.O; o++) {
+                        float dv = dyp[o];
+                        float *restrict ag = acc + o / d.OG * d.CG;
+                        const float *restrict wr = wp + o * d.CG;
+                        #pragma omp simd
+                        for (int64_t c = 0; c < d.CG; c++) ag[c] += dv * wr[c];
+                    }
+                }
+            }
+        }
+    }
+    free(wt);
+}
+
+/* conv2d_bwd_weight: x [N,H,W,C], dy [N,OH,OW,O] -> dw [KH,KW,CG,O],
+ * dw[kh,kw,c,o] = sum over (n, oh, ow) whose tap (kh, kw) lies inside x of
+ * x[n, oh*sh-ph+kh, ow*sw-pw+kw, g*CG+c] * dy[n,oh,ow,o], g = o / OG. One task per
+ * (kh, kw, c) row of O weights, each adding its terms in (n, oh, ow) order; the innermost
+ * loop runs over a group's output channels, contiguous in dy and dw. */
+static void conv2d_bwd_weight(const dc_ref_args *a) {
+    conv_dims d = conv_dims_of(&a->in[0]->type.shape, &a->out->type.shape, &a->in[1]->type.shape,
+                               &a->n->attr.conv);
+    const float *x = a->in[0]->data, *dy = a->in[1]->data;
+    float *dw = a->out->data;
+    #pragma omp parallel for schedule(static) if (d.N * d.OH * d.OW * d.KH * d.KW * d.CG * d.O > PAR_MIN_WORK)
+    for (int64_t t = 0; t < d.KH * d.KW * d.CG; t++) {
+        int64_t kh = t / (d.KW * d.CG), kw = t / d.CG % d.KW, c = t % d.CG;
+        float *restrict acc = dw + t * d.O;
+        memset(acc, 0, (size_t)d.O * sizeof(float));
+        for (int64_t n = 0; n < d.N; n++)
+            for (int64_t oh = 0; oh < d.OH; oh++) {
+                int64_t ih = oh * d.sh - d.ph + kh;
+                if (ih < 0 || ih >= d.H) continue;
+                for (int64_t ow = 0; ow < d.OW; ow++) {
+                    int64_t iw = ow * d.sw - d.pw + kw;
+                    if (iw < 0 || iw >= d.W) continue;
+                    const float *xp = x + ((n * d.H + ih) * d.W + iw) * d.C + c;
+                    const float *dyp = dy + ((n * d.OH + oh) * d.OW + ow) * d.O;
+                    for (int64_t g = 0; g < d.G; g++) {
+                        float xv = xp[g * d.CG];
+                        float *restrict ag = acc + g * d.OG;
+                        const float *restrict dg = dyp + g * d.OG;
+                        #pragma omp simd
+                        for (int64_t o = 0; o < d.OG; o++) ag[o] += xv * dg[o];
+                    }
+                }
+            }
+    }
+}
+
 /* avg_pool: [N,H,W,C] -> [N,H/f,W/f,C], the mean of each f x f window (summed row by row,
  * then divided by f*f) */
 static void avg_pool(const dc_ref_args *a) {
@@ -252,6 +351,8 @@ bool dc_ref_contraction(const dc_ref_args *a) {
     case DC_OP_MATMUL: matmul(a); return true;
     case DC_OP_LINEAR: linear(a); return true;
     case DC_OP_CONV2D: conv2d(a); return true;
+    case DC_OP_CONV2D_BWD_DATA: conv2d_bwd_data(a); return true;
+    case DC_OP_CONV2D_BWD_WEIGHT: conv2d_bwd_weight(a); return true;
     case DC_OP_AVG_POOL: avg_pool(a); return true;
     case DC_OP_UPSAMPLE: upsample(a); return true;
     default:

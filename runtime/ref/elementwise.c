@@ -3,11 +3,13 @@
  * Every n-ary op goes through one strided broadcast iterator: operand strides are 0 on
  * broadcast dims, adjacent dims that stay contiguous for every operand are merged (so equal
  * shapes become one flat loop), and the innermost loop has unit/zero-stride variants gcc
- * vectorizes. i32 arithmetic wraps; i32 division by 0 gives 0 and INT_MIN / -1 gives INT_MIN. */
+ * vectorizes. The per-element expressions are ir/scalar.h's tables, the ones constant folding
+ * evaluates: i32 arithmetic wraps; i32 division by 0 gives 0 and INT_MIN / -1 gives INT_MIN. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "ir/scalar.h"
 #include "runtime/ref/ref.h"
 
 #define PAR_MIN 32768   /* elements below which a kernel stays on one thread */
@@ -112,52 +114,38 @@ static void bcast_run(const bcast *it, dc_op op, const void *const *src, void *d
 
 /* ---- binary segments --------------------------------------------------------------- */
 
-/* maximum/minimum propagate NaN from either side */
+#define SEG2_CASE_F32(OP, EXPR) case DC_OP_##OP: SEG2(float, float, EXPR); break;
+#define SEG2_CASE_I32(OP, EXPR) case DC_OP_##OP: SEG2(int32_t, int32_t, EXPR); break;
+
 static void seg_arith_f32(dc_op op, const void *const *p, const int64_t *st, void *y, int64_t n) {
     switch (op) {
-    case DC_OP_ADD: SEG2(float, float, u + v); break;
-    case DC_OP_SUB: SEG2(float, float, u - v); break;
-    case DC_OP_MUL: SEG2(float, float, u * v); break;
-    case DC_OP_DIV: SEG2(float, float, u / v); break;
-    case DC_OP_MAXIMUM: SEG2(float, float, (u != u || u > v) ? u : v); break;
-    case DC_OP_MINIMUM: SEG2(float, float, (u != u || u < v) ? u : v); break;
+    DC_SCALAR_F32_BINARY(SEG2_CASE_F32)
     default: abort();
     }
-}
-
-static int32_t div_i32(int32_t u, int32_t v) {
-    if (v == 0) return 0;
-    if (v == -1) return (int32_t)(0u - (uint32_t)u);
-    return u / v;
 }
 
 static void seg_arith_i32(dc_op op, const void *const *p, const int64_t *st, void *y, int64_t n) {
     switch (op) {
-    case DC_OP_ADD: SEG2(int32_t, int32_t, (int32_t)((uint32_t)u + (uint32_t)v)); break;
-    case DC_OP_SUB: SEG2(int32_t, int32_t, (int32_t)((uint32_t)u - (uint32_t)v)); break;
-    case DC_OP_MUL: SEG2(int32_t, int32_t, (int32_t)((uint32_t)u * (uint32_t)v)); break;
-    case DC_OP_DIV: SEG2(int32_t, int32_t, div_i32(u, v)); break;
-    case DC_OP_MAXIMUM: SEG2(int32_t, int32_t, u > v ? u : v); break;
-    case DC_OP_MINIMUM: SEG2(int32_t, int32_t, u < v ? u : v); break;
+    DC_SCALAR_I32_BINARY(SEG2_CASE_I32)
     default: abort();
     }
 }
 
-#define CMP_CASES(T)                                                                      \
-    case DC_OP_EQ: SEG2(T, int32_t, u == v); break;                                       \
-    case DC_OP_NE: SEG2(T, int32_t, u != v); break;                                       \
-    case DC_OP_LT: SEG2(T, int32_t, u < v); break;                                        \
-    case DC_OP_LE: SEG2(T, int32_t, u <= v); break;                                       \
-    case DC_OP_GT: SEG2(T, int32_t, u > v); break;                                        \
-    case DC_OP_GE: SEG2(T, int32_t, u >= v); break;                                       \
-    default: abort();
+#define SEG2_CASE_CMP_F32(OP, EXPR) case DC_OP_##OP: SEG2(float, int32_t, EXPR); break;
+#define SEG2_CASE_CMP_I32(OP, EXPR) case DC_OP_##OP: SEG2(int32_t, int32_t, EXPR); break;
 
 static void seg_cmp_f32(dc_op op, const void *const *p, const int64_t *st, void *y, int64_t n) {
-    switch (op) { CMP_CASES(float) }
+    switch (op) {
+    DC_SCALAR_COMPARE(SEG2_CASE_CMP_F32)
+    default: abort();
+    }
 }
 
 static void seg_cmp_i32(dc_op op, const void *const *p, const int64_t *st, void *y, int64_t n) {
-    switch (op) { CMP_CASES(int32_t) }
+    switch (op) {
+    DC_SCALAR_COMPARE(SEG2_CASE_CMP_I32)
+    default: abort();
+    }
 }
 
 /* where(cond, a, b): a and b are moved as 4-byte words, so one loop serves f32 and i32 */
@@ -184,20 +172,6 @@ static bool nary(const dc_ref_args *a, seg_fn fn) {
 
 /* ---- unary maps -------------------------------------------------------------------- */
 
-static float sigmoid(float v) {
-    if (v >= 0) return 1.0f / (1.0f + expf(-v));
-    float e = expf(v);
-    return e / (1.0f + e);
-}
-
-/* f32 -> i32: toward zero, saturating, NaN -> 0 */
-static int32_t f32_to_i32(float v) {
-    if (v != v) return 0;
-    if (v >= 2147483648.0f) return INT32_MAX;
-    if (v <= -2147483648.0f) return INT32_MIN;
-    return (int32_t)v;
-}
-
 #define MAP(TX, TY, EXPR)                                                                 \
     do {                                                                                  \
         const TX *restrict px = a->in[0]->data;                                           \
@@ -209,26 +183,13 @@ static int32_t f32_to_i32(float v) {
         }                                                                                 \
     } while (0)
 
+#define MAP_CASE_F32(OP, EXPR) case DC_OP_##OP: MAP(float, float, EXPR); break;
+#define MAP_CASE_I32(OP, EXPR) case DC_OP_##OP: MAP(int32_t, int32_t, EXPR); break;
+
 static bool unary_f32(const dc_ref_args *a, int64_t n) {
     const float e = a->n->attr.scalar.value;  /* pow exponent */
     switch (a->n->op) {
-    case DC_OP_NEG: MAP(float, float, -v); break;
-    case DC_OP_ABS: MAP(float, float, fabsf(v)); break;
-    case DC_OP_EXP: MAP(float, float, expf(v)); break;
-    case DC_OP_LOG: MAP(float, float, logf(v)); break;
-    case DC_OP_SQRT: MAP(float, float, sqrtf(v)); break;
-    case DC_OP_RSQRT: MAP(float, float, 1.0f / sqrtf(v)); break;
-    case DC_OP_SQUARE: MAP(float, float, v * v); break;
-    case DC_OP_POW: MAP(float, float, powf(v, e)); break;
-    case DC_OP_SIN: MAP(float, float, sinf(v)); break;
-    case DC_OP_COS: MAP(float, float, cosf(v)); break;
-    case DC_OP_TANH: MAP(float, float, tanhf(v)); break;
-    case DC_OP_SIGMOID: MAP(float, float, sigmoid(v)); break;
-    case DC_OP_SILU: MAP(float, float, v * sigmoid(v)); break;
-    case DC_OP_GELU:
-        MAP(float, float, 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v))));
-        break;
-    case DC_OP_RELU: MAP(float, float, v < 0 ? 0.0f : v); break;
+    DC_SCALAR_F32_UNARY(MAP_CASE_F32)
     default: return false;
     }
     return true;
@@ -236,9 +197,7 @@ static bool unary_f32(const dc_ref_args *a, int64_t n) {
 
 static bool unary_i32(const dc_ref_args *a, int64_t n) {
     switch (a->n->op) {
-    case DC_OP_NEG: MAP(int32_t, int32_t, (int32_t)(0u - (uint32_t)v)); break;
-    case DC_OP_ABS: MAP(int32_t, int32_t, v < 0 ? (int32_t)(0u - (uint32_t)v) : v); break;
-    case DC_OP_SQUARE: MAP(int32_t, int32_t, (int32_t)((uint32_t)v * (uint32_t)v)); break;
+    DC_SCALAR_I32_UNARY(MAP_CASE_I32)
     default: return false;
     }
     return true;
@@ -246,7 +205,7 @@ static bool unary_i32(const dc_ref_args *a, int64_t n) {
 
 static bool cast(const dc_ref_args *a, int64_t n) {
     dc_dtype from = a->in[0]->type.dtype, to = a->out->type.dtype;
-    if (from == DC_F32 && to == DC_I32) MAP(float, int32_t, f32_to_i32(v));
+    if (from == DC_F32 && to == DC_I32) MAP(float, int32_t, dc_f32_to_i32(v));
     else if (from == DC_I32 && to == DC_F32) MAP(int32_t, float, (float)v);
     else MAP(uint32_t, uint32_t, v);
     return true;
@@ -273,6 +232,13 @@ bool dc_ref_elementwise(const dc_ref_args *a) {
     case DC_OP_ADD: case DC_OP_SUB: case DC_OP_MUL: case DC_OP_DIV:
     case DC_OP_MAXIMUM: case DC_OP_MINIMUM:
         return nary(a, f32 ? seg_arith_f32 : seg_arith_i32);
+    case DC_OP_STRAIGHT_THROUGH: { /* the value of hard; hard and soft: one f32 shape */
+        const float *hard = a->in[0]->data;
+        float *y = a->out->data;
+#pragma omp parallel for if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) y[i] = hard[i];
+        return true;
+    }
     case DC_OP_EQ: case DC_OP_NE: case DC_OP_LT: case DC_OP_LE: case DC_OP_GT: case DC_OP_GE:
         return nary(a, f32 ? seg_cmp_f32 : seg_cmp_i32);
     case DC_OP_WHERE: return nary(a, seg_where);

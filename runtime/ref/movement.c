@@ -1,9 +1,11 @@
 /* movement.c — ref kernels of data movement. reshape, broadcast_to, transpose, slice,
- * concat and pad are all one strided copy of 4-byte elements (f32 and i32 alike):
+ * unslice, concat and pad are all one strided copy of 4-byte elements (f32 and i32 alike):
  * dst[dst.base + sum idx*dst.st] = src[src.base + sum idx*src.st] over an index space;
- * broadcast dims have source stride 0. gather copies table rows by index (an index outside
- * [0, V) is a run-time error); one_hot writes 1 at each index (out of range: a zero row). */
+ * broadcast dims have source stride 0. gather copies table rows by index and scatter_add
+ * sums rows back by index (an index outside [0, V) is a run-time error); one_hot writes 1
+ * at each index (out of range: a zero row). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime/ref/ref.h"
@@ -125,6 +127,27 @@ static void slice(const dc_ref_args *a) {
     gather_view(a, &sv);
 }
 
+/* y[0..n) = word, in parallel */
+static void fill_words(uint32_t *y, int64_t n, uint32_t word) {
+#pragma omp parallel for if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = word;
+}
+
+/* unslice: out = 0, then out[start + i*step] = dy[i] per axis (slice's view, written) */
+static void unslice(const dc_ref_args *a) {
+    const dc_slice_attr *s = &a->n->attr.slice;
+    const dc_shape *os = &a->out->type.shape, *is = &a->in[0]->type.shape;
+    fill_words(a->out->data, dc_numel(os), 0);
+    view dv = { 0, { 0 } }, sv = { 0, { 0 } };
+    contiguous(os, dv.st);
+    contiguous(is, sv.st);
+    for (int d = 0; d < os->rank; d++) {
+        dv.base += s->start.v[d] * dv.st[d];
+        dv.st[d] *= s->step.v[d];
+    }
+    copy_strided(is->rank, is->dim, a->out->data, &dv, a->in[0]->data, &sv);
+}
+
 /* concat: input k lands at offset sum(dim[axis] of inputs < k) along axis */
 static void concat(const dc_ref_args *a) {
     int axis = (int)a->n->attr.axis.axis;
@@ -158,8 +181,7 @@ static void pad(const dc_ref_args *a) {
         memcpy(&word, &v, 4);
     }
     uint32_t *y = a->out->data;
-#pragma omp parallel for if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = word;
+    fill_words(y, n, word);
     const dc_shape *is = &a->in[0]->type.shape;
     view dv = { 0, { 0 } }, sv = { 0, { 0 } };
     contiguous(&a->out->type.shape, dv.st);
@@ -168,20 +190,58 @@ static void pad(const dc_ref_args *a) {
     copy_strided(is->rank, is->dim, y, &dv, a->in[0]->data, &sv);
 }
 
+/* false (with "OP: index I out of range [0, V)" in err) unless every idx[j] is in [0, V) */
+static bool indices_ok(const dc_ref_args *a, const int32_t *idx, int64_t m, int64_t V) {
+    for (int64_t j = 0; j < m; j++)
+        if (idx[j] < 0 || idx[j] >= V) {
+            snprintf(a->err, a->len, "%s: index %d out of range [0, %lld)", dc_op_name(a->n->op), idx[j],
+                     (long long)V);
+            return false;
+        }
+    return true;
+}
+
 /* gather(table [V, rest...], idx [m...]) -> [m..., rest...]: out row j = table row idx[j] */
 static bool gather(const dc_ref_args *a) {
     const dc_shape *ts = &a->in[0]->type.shape;
     int64_t V = ts->dim[0], row = dc_numel(ts) / V, m = dc_numel(&a->in[1]->type.shape);
     const int32_t *idx = a->in[1]->data;
-    for (int64_t j = 0; j < m; j++)
-        if (idx[j] < 0 || idx[j] >= V) {
-            snprintf(a->err, a->len, "gather: index %d out of range [0, %lld)", idx[j], (long long)V);
-            return false;
-        }
+    if (!indices_ok(a, idx, m, V)) return false;
     const uint32_t *t = a->in[0]->data;
     uint32_t *y = a->out->data;
 #pragma omp parallel for if (m * row > PAR_MIN)
     for (int64_t j = 0; j < m; j++) memcpy(y + j * row, t + idx[j] * row, (size_t)row * 4);
+    return true;
+}
+
+/* scatter_add(idx [m...], src [m..., rest...]) -> [V, rest...]: out row v = the sum of the
+ * src rows j with idx[j] = v, in ascending j. The rows j of each v are listed first by a
+ * stable counting sort (counts at first[v+2], prefix sums make first[v+1] the start of v,
+ * filling advances it to v's end, so v's rows end up at order[first[v] .. first[v+1])),
+ * then each out row is summed by one thread. */
+static bool scatter_add(const dc_ref_args *a) {
+    const dc_shape *os = &a->out->type.shape;
+    int64_t V = os->dim[0], row = dc_numel(os) / V, m = dc_numel(&a->in[0]->type.shape);
+    const int32_t *idx = a->in[0]->data;
+    if (!indices_ok(a, idx, m, V)) return false;
+    int64_t *first = calloc((size_t)V + 2, sizeof *first), *order = malloc((size_t)m * sizeof *order);
+    if (!first || !order) abort(); /* out of memory */
+    for (int64_t j = 0; j < m; j++) first[idx[j] + 2]++;
+    for (int64_t v = 2; v < V + 2; v++) first[v] += first[v - 1];
+    for (int64_t j = 0; j < m; j++) order[first[idx[j] + 1]++] = j;
+    const float *src = a->in[1]->data;
+    float *y = a->out->data;
+#pragma omp parallel for if (V * row + m * row > PAR_MIN)
+    for (int64_t v = 0; v < V; v++) {
+        float *restrict yv = y + v * row;
+        for (int64_t k = 0; k < row; k++) yv[k] = 0;
+        for (int64_t t = first[v]; t < first[v + 1]; t++) {
+            const float *restrict sj = src + order[t] * row;
+            for (int64_t k = 0; k < row; k++) yv[k] += sj[k];
+        }
+    }
+    free(first);
+    free(order);
     return true;
 }
 
@@ -201,9 +261,11 @@ bool dc_ref_movement(const dc_ref_args *a) {
     case DC_OP_BROADCAST_TO: broadcast_to(a); return true;
     case DC_OP_TRANSPOSE: transpose(a); return true;
     case DC_OP_SLICE: slice(a); return true;
+    case DC_OP_UNSLICE: unslice(a); return true;
     case DC_OP_CONCAT: concat(a); return true;
     case DC_OP_PAD: pad(a); return true;
     case DC_OP_GATHER: return gather(a);
+    case DC_OP_SCATTER_ADD: return scatter_add(a);
     case DC_OP_ONE_HOT: one_hot(a); return true;
     default:
         snprintf(a->err, a->len, "no ref kernel for %s", dc_op_name(a->n->op));

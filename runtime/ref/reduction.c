@@ -1,7 +1,7 @@
 /* reduction.c — ref kernels of the reductions: sum, mean, max, logsumexp over a set of axes
  * (one skeleton: a plan maps each output to its base offset and lists the reduced elements
  * as rows; neighbouring outputs are reduced together when they are contiguous), and
- * softmax, log_softmax, argmax along one axis (one row per output row).
+ * softmax, log_softmax, argmax and softmax_bwd(y, dy) along one axis (one row per output row).
  * Each output is computed by one thread in a fixed order: f32 sums accumulate in double,
  * rows in row-major order, each row first to last. i32 sums wrap. */
 #include <math.h>
@@ -201,6 +201,14 @@ static void row_log_softmax(const float *x, float *y, int64_t n, int64_t st) {
     for (int64_t k = 0; k < n; k++) y[k * st] = (float)((double)x[k * st] - m - ls);
 }
 
+/* softmax's gradient: dx = y * (dy - sum(dy * y)), the sum in double */
+static void row_softmax_bwd(const float *y, const float *dy, float *dx, int64_t n, int64_t st) {
+    double s = 0;
+    for (int64_t k = 0; k < n; k++) s += (double)dy[k * st] * y[k * st];
+    float sf = (float)s;
+    for (int64_t k = 0; k < n; k++) dx[k * st] = y[k * st] * (dy[k * st] - sf);
+}
+
 /* index of the first maximum; a NaN counts as the maximum */
 static int32_t row_argmax(const float *x, int64_t n, int64_t st) {
     int64_t best = 0;
@@ -212,7 +220,8 @@ static int32_t row_argmax(const float *x, int64_t n, int64_t st) {
 }
 
 /* x viewed as [outer, d, inner]; row r = (r / inner, :, r % inner). argmax writes out
- * [outer, inner] contiguously, softmax/log_softmax write the row's own positions. */
+ * [outer, inner] contiguously, softmax/log_softmax/softmax_bwd write the row's own
+ * positions (softmax_bwd reads the same row of dy, its second input). */
 static bool along_axis(const dc_ref_args *a) {
     const dc_tensor *x = a->in[0];
     const dc_shape *s = &x->type.shape;
@@ -232,6 +241,8 @@ static bool along_axis(const dc_ref_args *a) {
         const float *q = (const float *)x->data + base;
         float *y = (float *)a->out->data + base;
         if (op == DC_OP_SOFTMAX) row_softmax(q, y, d, inner);
+        else if (op == DC_OP_SOFTMAX_BWD)
+            row_softmax_bwd(q, (const float *)a->in[1]->data + base, y, d, inner);
         else if (op == DC_OP_LOG_SOFTMAX) row_log_softmax(q, y, d, inner);
         else ((int32_t *)a->out->data)[r] = row_argmax(q, d, inner);
     }
@@ -241,7 +252,8 @@ static bool along_axis(const dc_ref_args *a) {
 bool dc_ref_reduction(const dc_ref_args *a) {
     switch (a->n->op) {
     case DC_OP_SUM: case DC_OP_MEAN: case DC_OP_MAX: case DC_OP_LOGSUMEXP: return reduce(a);
-    case DC_OP_SOFTMAX: case DC_OP_LOG_SOFTMAX: case DC_OP_ARGMAX: return along_axis(a);
+    case DC_OP_SOFTMAX: case DC_OP_LOG_SOFTMAX: case DC_OP_ARGMAX: case DC_OP_SOFTMAX_BWD:
+        return along_axis(a);
     default:
         snprintf(a->err, a->len, "no ref kernel for %s", dc_op_name(a->n->op));
         return false;

@@ -1,0 +1,78 @@
+/* codegen.h — the codegen stage: kernel providers behind the runtime's programs. This part
+ * declares the oneDNN provider (codegen/dnnl/): matmul, linear and conv2d forward with fused
+ * epilogues, and conv2d backward-data / backward-weights, on disco's dense C-order tensors
+ * (NHWC activations, HWIO weights [KH,KW,C/groups,O], linear weights [I,O]).
+ *
+ * Every call builds (once) and runs oneDNN primitives with pinned memory formats. A
+ * primitive is cached under the XXH3-128 of its full descriptor (operation, every operand
+ * shape, transposes, stride/padding/groups, epilogue kinds and scale, OpenMP thread count),
+ * so a repeated call only binds pointers and executes. Implementations whose name contains
+ * "ref" are never used: if oneDNN offers nothing else for every format tried, the call
+ * returns false with a message naming what oneDNN refused and the caller runs disco's own
+ * ref kernel. Calls never abort on a shape oneDNN does not support.
+ *
+ * Not thread-safe: one caller thread at a time (oneDNN itself runs on OpenMP threads).
+ * Results are bitwise reproducible for given shapes and thread count. */
+#ifndef DC_CODEGEN_H
+#define DC_CODEGEN_H
+
+#include "runtime/runtime.h"
+
+/* ---- the oneDNN provider ------------------------------------------------------------- */
+
+typedef enum { DC_ACT_NONE, DC_ACT_RELU, DC_ACT_GELU, DC_ACT_SILU } dc_act;
+/* DC_ACT_GELU is the tanh form (ir/scalar.h dc_geluf), DC_ACT_SILU is x * sigmoid(x). */
+
+/* The fused epilogue of a forward contraction y = contraction(inputs):
+ *     out = act(scale * y + bias) + residual
+ * bias: [O] (the output's last dim), added per output channel / column; NULL for none.
+ * residual: the output's shape, added after the activation; NULL for none.
+ * scale: 0 is read as 1, so a zero-filled epilogue is the identity.
+ * A NULL epilogue pointer means the identity too. */
+typedef struct {
+    const dc_tensor *bias;
+    dc_act act;
+    const dc_tensor *residual;
+    float scale;
+} dc_epilogue;
+
+/* matmul: a [..., M, K] ([..., K, M] if t.trans_a), b [..., K, N] ([..., N, K] if t.trans_b)
+ * -> out [..., M, N]; batch dims broadcast numpy-style (as the matmul op). out is allocated
+ * by the caller with the op's result type. */
+bool dc_dnnl_matmul(const dc_tensor *a, const dc_tensor *b, dc_matmul_attr t,
+                    const dc_epilogue *e, dc_tensor *out, char *err, size_t len);
+/* linear: x [..., I] @ w [I, O] -> out [..., O], then the epilogue (the linear op is the
+ * epilogue with .bias = b). */
+bool dc_dnnl_linear(const dc_tensor *x, const dc_tensor *w, const dc_epilogue *e,
+                    dc_tensor *out, char *err, size_t len);
+/* conv2d: x [N,H,W,C] * w [KH,KW,C/G,O] -> out [N,OH,OW,O] (stride, symmetric padding,
+ * groups as the conv2d op), then the epilogue. */
+bool dc_dnnl_conv2d(const dc_tensor *x, const dc_tensor *w, dc_conv_attr attr,
+                    const dc_epilogue *e, dc_tensor *out, char *err, size_t len);
+/* The gradient of conv2d w.r.t. its input: dy [N,OH,OW,O], w -> dx [N,H,W,C] (dx's shape
+ * chooses H and W, as the conv2d_bwd_data op's declared type). */
+bool dc_dnnl_conv2d_bwd_data(const dc_tensor *dy, const dc_tensor *w, dc_conv_attr attr,
+                             dc_tensor *dx, char *err, size_t len);
+/* The gradient of conv2d w.r.t. its weight: x, dy -> dw [KH,KW,C/G,O]; and, when db is not
+ * NULL, the bias gradient db [O] = sum of dy over N, OH, OW, from the same primitive. */
+bool dc_dnnl_conv2d_bwd_weight(const dc_tensor *x, const dc_tensor *dy, dc_conv_attr attr,
+                               dc_tensor *dw, dc_tensor *db, char *err, size_t len);
+
+/* The implementation oneDNN chose for the last successful call, e.g.
+ * "brg:avx512_core" or "jit:avx512_core + reorder jit:uni" (weight reorders included), for
+ * `--profile`. "" before any call. Valid until the next call or dc_dnnl_shutdown. */
+const char *dc_dnnl_last_impl(void);
+
+/* Statistics of the caches, for tests and `--profile`. */
+typedef struct {
+    int64_t primitives;       /* cached descriptors */
+    int64_t primitive_hits;   /* calls that found their primitive cached */
+    int64_t weight_reorders;  /* weight reorders run */
+    int64_t weight_hits;      /* calls that reused a cached reordered weight */
+} dc_dnnl_stats;
+dc_dnnl_stats dc_dnnl_get_stats(void);
+
+/* Frees the caches, the stream and the engine; the next call starts afresh. */
+void dc_dnnl_shutdown(void);
+
+#endif

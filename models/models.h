@@ -1,0 +1,33 @@
+/* models.h — the registry of trainable models: `disco train MODEL` finds a model here by name,
+ * starts from its default training config, applies the command-line overrides and calls its
+ * train function, which owns everything model-specific (data, graph, evaluation, report). */
+#ifndef DC_MODELS_MODELS_H
+#define DC_MODELS_MODELS_H
+
+#include "models/train.h"
+
+/* What the command line asks of a training run besides the config. */
+typedef struct {
+    const char *out_dir;    /* directory of the checkpoint DIR/MODEL.ckpt (created if missing) */
+    const char *resume;     /* checkpoint to continue from; NULL: start fresh */
+    const char *data_dir;   /* dataset directory; NULL: the model's default */
+    FILE *out;              /* the report (final metrics, paths) */
+} dc_train_request;
+
+typedef struct {
+    const char *name;       /* "fmnist-mlp" */
+    const char *summary;
+    dc_train_config defaults;
+    /* Trains, evaluates and reports on r->out; false and err on failure. c->ckpt_path is set by
+     * the model from r->out_dir. */
+    bool (*train)(const dc_train_config *c, const dc_train_request *r, char *err, size_t len);
+} dc_model;
+
+/* The registered models, in a fixed order; n receives their count. */
+const dc_model *const *dc_models(int *n);
+const dc_model *dc_model_find(const char *name);
+
+/* The models (one file each). */
+extern const dc_model dc_model_fmnist_mlp;
+
+#endif

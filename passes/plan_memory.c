@@ -1,0 +1,210 @@
+/* plan_memory.c — static memory planning: one arena for every value of a graph.
+ * Rewrites: no node; sets g->plan_offset[i] (the byte offset of node i's value, 64-byte
+ *   aligned) and g->plan_bytes (the arena size, i.e. the peak).
+ * Schedule: the node order, unchanged (it is already topological; the executor runs it).
+ * Liveness: a value is live from its node to its last use; INPUT and PARAM values live for the
+ *   whole program in a region of their own at the start of the arena and are never reused;
+ *   outputs and the values of state updates live to the end.
+ * In-place: an ELEMENTWISE node whose inputs all have its exact type (so no broadcasting)
+ *   writes into the slot of the first input whose value dies at that node (never an INPUT or
+ *   PARAM slot); the kernels read each element before writing the same element.
+ * Placement: every other value takes the best-fitting free block (smallest that fits, lowest
+ *   offset on ties) of a free list that coalesces neighbours, or grows the arena's end.
+ * Guarantees: no two values that are live at the same node overlap; deterministic; the same
+ *   results as the unplanned bump layout, bit for bit. Any pass that changes nodes drops it. */
+#include "passes/passes.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t slot_bytes(const dc_type *t) {
+    int64_t bytes = dc_numel(&t->shape) * (int64_t)dc_dtype_size(t->dtype);
+    return (bytes + 63) / 64 * 64;
+}
+
+static bool is_persistent(const dc_node *n) { return n->op == DC_OP_INPUT || n->op == DC_OP_PARAM; }
+
+/* last[i]: the index of the last node that reads value i, i itself when none does, and
+ * n_nodes for values needed after the run (INPUT, PARAM, outputs, update values). */
+static void last_uses(const dc_graph *g, int *last) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const dc_node *n = &g->nodes[i];
+        last[i] = is_persistent(n) ? g->n_nodes : i;
+        for (int k = 0; k < n->n_in; k++)
+            if (last[n->in[k]] < i) last[n->in[k]] = i;
+    }
+    for (int i = 0; i < g->n_outputs; i++) last[g->outputs[i]] = g->n_nodes;
+    for (int j = 0; j < g->n_updates; j++) last[g->updates[j].value] = g->n_nodes;
+}
+
+/* The input of node i whose slot i may take over, or -1: i is elementwise, every input has
+ * i's type, and that input is a computed value read for the last time by i. */
+static int in_place_source(const dc_graph *g, int i, const int *last) {
+    const dc_node *n = &g->nodes[i];
+    if (dc_op_get(n->op)->kind != DC_KIND_ELEMENTWISE) return -1;
+    for (int k = 0; k < n->n_in; k++)
+        if (!dc_type_eq(&g->nodes[n->in[k]].type, &n->type)) return -1;
+    for (int k = 0; k < n->n_in; k++) {
+        int j = n->in[k];
+        if (!is_persistent(&g->nodes[j]) && last[j] == i) return j;
+    }
+    return -1;
+}
+
+/* ---- the free list: blocks sorted by offset, never adjacent (coalesced) ------------------- */
+
+typedef struct { int64_t off, size; } block;
+
+typedef struct {
+    block *b;
+    int n, cap;
+    int64_t top;               /* arena end so far: the peak */
+} arena;
+
+static void remove_block(arena *a, int k) {
+    memmove(&a->b[k], &a->b[k + 1], (size_t)(a->n - k - 1) * sizeof *a->b);
+    a->n--;
+}
+
+/* Best fit among the free blocks; else the free block at the arena's end grown; else the end. */
+static int64_t arena_alloc(arena *a, int64_t size) {
+    int best = -1;
+    for (int k = 0; k < a->n; k++)
+        if (a->b[k].size >= size && (best < 0 || a->b[k].size < a->b[best].size)) best = k;
+    if (best >= 0) {
+        int64_t off = a->b[best].off;
+        a->b[best].off += size;
+        a->b[best].size -= size;
+        if (a->b[best].size == 0) remove_block(a, best);
+        return off;
+    }
+    int64_t off = a->top;
+    if (a->n > 0 && a->b[a->n - 1].off + a->b[a->n - 1].size == a->top) {
+        off = a->b[a->n - 1].off;
+        remove_block(a, a->n - 1);
+    }
+    a->top = off + size;
+    return off;
+}
+
+static void arena_free(arena *a, int64_t off, int64_t size) {
+    int k = 0;
+    while (k < a->n && a->b[k].off < off) k++;
+    if (k > 0 && a->b[k - 1].off + a->b[k - 1].size == off) {
+        a->b[k - 1].size += size;
+        if (k < a->n && a->b[k - 1].off + a->b[k - 1].size == a->b[k].off) {
+            a->b[k - 1].size += a->b[k].size;
+            remove_block(a, k);
+        }
+        return;
+    }
+    if (k < a->n && off + size == a->b[k].off) {
+        a->b[k].off = off;
+        a->b[k].size += size;
+        return;
+    }
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 64;
+        a->b = realloc(a->b, (size_t)a->cap * sizeof *a->b);
+        if (!a->b) abort(); /* out of memory */
+    }
+    memmove(&a->b[k + 1], &a->b[k], (size_t)(a->n - k) * sizeof *a->b);
+    a->b[k] = (block){ off, size };
+    a->n++;
+}
+
+/* ---- the pass --------------------------------------------------------------------------- */
+
+/* Whether node i's input k is the first occurrence of that value among its inputs. */
+static bool first_use_in(const dc_node *n, int k) {
+    for (int m = 0; m < k; m++)
+        if (n->in[m] == n->in[k]) return false;
+    return true;
+}
+
+/* Places the computed value of node i, then frees the inputs (and i) that die at i. */
+static void place_node(const dc_graph *g, int i, const int *last, arena *a, int64_t *off) {
+    const dc_node *n = &g->nodes[i];
+    int src = in_place_source(g, i, last);
+    off[i] = src >= 0 ? off[src] : arena_alloc(a, slot_bytes(&n->type));
+    for (int k = 0; k < n->n_in; k++) {
+        int j = n->in[k];
+        if (j != src && last[j] == i && !is_persistent(&g->nodes[j]) && first_use_in(n, k))
+            arena_free(a, off[j], slot_bytes(&g->nodes[j].type));
+    }
+    if (last[i] == i) arena_free(a, off[i], slot_bytes(&n->type));
+}
+
+bool dc_pass_plan_memory(dc_graph *g, const dc_pass_opts *o, char *err, size_t len) {
+    (void)o;
+    (void)err;
+    (void)len;
+    size_t cnt = (size_t)(g->n_nodes ? g->n_nodes : 1);
+    int *last = malloc(cnt * sizeof *last);
+    int64_t *off = malloc(cnt * sizeof *off);
+    if (!last || !off) abort(); /* out of memory */
+    last_uses(g, last);
+    arena a = { 0 };
+    for (int i = 0; i < g->n_nodes; i++)
+        if (is_persistent(&g->nodes[i])) off[i] = arena_alloc(&a, slot_bytes(&g->nodes[i].type));
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!is_persistent(&g->nodes[i])) place_node(g, i, last, &a, off);
+    free(a.b);
+    free(last);
+    dc_graph_drop_plan(g);
+    g->plan_offset = off;
+    g->plan_bytes = a.top;
+    return true;
+}
+
+/* ---- the plan as text ------------------------------------------------------------------- */
+
+typedef struct { char *buf; size_t len, cap; } strbuf;
+
+static void sb_printf(strbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(strbuf *s, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(s->buf ? s->buf + s->len : NULL, s->cap - s->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) abort();
+        if (s->len + (size_t)n < s->cap) {
+            s->len += (size_t)n;
+            return;
+        }
+        s->cap = 2 * (s->cap + (size_t)n) + 256;
+        s->buf = realloc(s->buf, s->cap);
+        if (!s->buf) abort(); /* out of memory */
+    }
+}
+
+/* The input of node i that i overwrites in place: the one planned at i's offset, or -1.
+ * (An input is live while i runs, so sharing its offset means taking over its slot.) */
+static int planned_in_place_of(const dc_graph *g, int i) {
+    const dc_node *n = &g->nodes[i];
+    for (int k = 0; k < n->n_in; k++)
+        if (g->plan_offset[n->in[k]] == g->plan_offset[i]) return n->in[k];
+    return -1;
+}
+
+char *dc_print_plan(const dc_graph *g) {
+    if (!g->plan_offset) return NULL;
+    strbuf s = { 0 };
+    int64_t unplanned = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        char label[64], src[64];
+        int64_t bytes = slot_bytes(&g->nodes[i].type);
+        unplanned += bytes;
+        sb_printf(&s, "// plan: %s offset %lld bytes %lld", dc_node_label(g, i, label, sizeof label),
+                  (long long)g->plan_offset[i], (long long)bytes);
+        int j = planned_in_place_of(g, i);
+        if (j >= 0) sb_printf(&s, " in-place of %s", dc_node_label(g, j, src, sizeof src));
+        sb_printf(&s, "\n");
+    }
+    sb_printf(&s, "// plan: peak %lld bytes (unplanned %lld bytes)\n", (long long)g->plan_bytes,
+              (long long)unplanned);
+    return s.buf;
+}

@@ -1,0 +1,105 @@
+/* train.c — `disco train MODEL`: looks the model up in the registry (models/models.h), applies
+ * the command-line overrides to its default training config and runs its train function. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/models.h"
+#include "tools/cli.h"
+
+/* "a, b, c": the registered model names */
+static void model_names(char *buf, size_t len) {
+    int n;
+    const dc_model *const *m = dc_models(&n);
+    buf[0] = 0;
+    for (int i = 0; i < n; i++)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? ", " : "", m[i]->name);
+}
+
+static bool parse_positive(const char *s, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !isfinite(v) || !(v > 0)) return false;
+    *out = v;
+    return true;
+}
+
+static int cmd_train(int argc, char **argv) {
+    const char *model = NULL;
+    const char *opt[9] = { 0 };  /* values of the options below, by index */
+    static const char *const names[9] = { "--steps", "--batch", "--lr", "--seed", "--threads",
+                                          "--out", "--resume", "--ckpt-every", "--data" };
+    for (int i = 1; i < argc; i++) {
+        bool missing = false, matched = false;
+        for (int k = 0; k < 9 && !matched && !missing; k++) {
+            const char *v = dc_option_value(argc, argv, &i, names[k], &missing);
+            if (v) opt[k] = v, matched = true;
+        }
+        if (missing) return dc_usage_error("train", "option '%s' needs a value", argv[i]);
+        if (matched) continue;
+        if (argv[i][0] == '-' && argv[i][1]) return dc_usage_error("train", "unknown option '%s'", argv[i]);
+        if (model) return dc_usage_error("train", "more than one model ('%s' and '%s')", model, argv[i]);
+        model = argv[i];
+    }
+    char known[1024];
+    model_names(known, sizeof known);
+    if (!model) return dc_usage_error("train", "no model given (known models: %s)", known);
+    const dc_model *m = dc_model_find(model);
+    if (!m) return dc_usage_error("train", "unknown model '%s' (known models: %s)", model, known);
+
+    dc_train_config c = m->defaults;
+    uint64_t u;
+    if (opt[0]) {
+        if (!dc_parse_u64(opt[0], INT64_MAX, &u) || u == 0) return dc_usage_error("train", "--steps takes a positive integer, got '%s'", opt[0]);
+        c.steps = (int64_t)u;
+        if (c.warmup > c.steps / 10) c.warmup = c.steps / 10;
+    }
+    if (opt[1]) {
+        if (!dc_parse_u64(opt[1], 1 << 20, &u) || u == 0) return dc_usage_error("train", "--batch takes an integer from 1 to 1048576, got '%s'", opt[1]);
+        c.batch = (int64_t)u;
+    }
+    if (opt[2] && !parse_positive(opt[2], &c.lr)) return dc_usage_error("train", "--lr takes a positive number, got '%s'", opt[2]);
+    if (opt[3] && !dc_parse_u64(opt[3], UINT64_MAX, &c.seed)) return dc_usage_error("train", "--seed takes a non-negative integer, got '%s'", opt[3]);
+    if (opt[4]) {
+        if (!dc_parse_u64(opt[4], 1024, &u) || u == 0) return dc_usage_error("train", "--threads takes an integer from 1 to 1024, got '%s'", opt[4]);
+        c.threads = (int)u;
+    }
+    if (opt[7]) {
+        if (!dc_parse_u64(opt[7], INT64_MAX, &u)) return dc_usage_error("train", "--ckpt-every takes a non-negative integer, got '%s'", opt[7]);
+        c.ckpt_every = (int64_t)u;
+    }
+    c.progress = stdout;
+    dc_train_request r = { .out_dir = opt[5] ? opt[5] : "runs", .resume = opt[6], .data_dir = opt[8], .out = stdout };
+    char err[DC_ERR_LEN];
+    if (!m->train(&c, &r, err, sizeof err)) {
+        fflush(stdout);
+        fprintf(stderr, "disco train: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+const dc_command dc_cmd_train = { "train", cmd_train, "train a model and report its test metric",
+      "usage: disco train MODEL [--steps N] [--batch B] [--lr X] [--seed S] [--threads T]\n"
+      "                         [--out DIR] [--resume CKPT] [--ckpt-every N] [--data DIR]\n"
+      "\n"
+      "Trains MODEL with one compiled training graph (forward, loss, gradients, clipping by\n"
+      "global norm, AdamW, EMA of the params) and reports its test metric.\n"
+      "Models:\n"
+      "  fmnist-mlp      MLP 784-512-256-10 on Fashion-MNIST; prints 'test accuracy 0.XXXX'\n"
+      "                  (defaults: 2340 steps = 5 epochs of batch 128, lr 1e-3, 100 warmup\n"
+      "                  steps then cosine to 0, weight decay 1e-4, clip 1.0, EMA 0.998)\n"
+      "Options (defaults are the model's):\n"
+      "  --steps N       optimizer steps (warmup is cut to N/10 if longer)\n"
+      "  --batch B       examples per step\n"
+      "  --lr X          peak learning rate\n"
+      "  --seed S        seed of param init, data order and random ops (default 0)\n"
+      "  --threads T     OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+      "  --out DIR       where MODEL.ckpt is written, created if missing (default runs)\n"
+      "  --resume CKPT   continue from a checkpoint of the same config\n"
+      "  --ckpt-every N  also save every N steps (0: only at the end)\n"
+      "  --data DIR      dataset directory (default $DISCO_FMNIST_DIR or\n"
+      "                  /usr/share/datasets/fashion-mnist)\n"
+      "Same seed, config and thread count give bitwise-identical params; a resumed run\n"
+      "continues bitwise-identically to an uninterrupted one.\n" };
