@@ -221,6 +221,12 @@ dc_graph *dc_parse(const char *text, size_t len, const char *file, char *err, si
 /* Reads and parses a file; errors as dc_parse (or "FILE: error: cannot read: ..."). */
 dc_graph *dc_parse_file(const char *path, char *err, size_t errlen);
 
+/* ---- text building ---------------------------------------------------------------- */
+
+/* A growing string (zero-initialise it); buf is malloc'd and NUL-terminated once written. */
+typedef struct { char *buf; size_t len, cap; } dc_strbuf;
+void dc_sb_printf(dc_strbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ---- hashing ------------------------------------------------------------------------ */
 
 /* Fills every node's XXH3-128 structural hash: op, attribute bytes, input hashes, type,

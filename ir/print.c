@@ -5,35 +5,13 @@
 #include "ir/ir.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct { char *buf; size_t len, cap; } strbuf;
-
-static void sb_printf(strbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(strbuf *s, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(s->buf ? s->buf + s->len : NULL, s->cap - s->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) abort();
-        if (s->len + (size_t)n < s->cap) {
-            s->len += (size_t)n;
-            return;
-        }
-        s->cap = 2 * (s->cap + (size_t)n) + 256;
-        s->buf = realloc(s->buf, s->cap);
-        if (!s->buf) abort(); /* out of memory */
-    }
-}
-
 /* Shortest %.{6..9}g spelling that reads back (strtof) as the same float. */
-static void print_float(strbuf *s, float v) {
+static void print_float(dc_strbuf *s, float v) {
     if (isnan(v)) {
-        sb_printf(s, "nan");
+        dc_sb_printf(s, "nan");
         return;
     }
     char tmp[64];
@@ -41,103 +19,103 @@ static void print_float(strbuf *s, float v) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, (double)v);
         if (strtof(tmp, NULL) == v) break;
     }
-    sb_printf(s, "%s", tmp);
+    dc_sb_printf(s, "%s", tmp);
 }
 
-static void print_ints(strbuf *s, const dc_ints *v) {
-    sb_printf(s, "[");
-    for (int i = 0; i < v->n; i++) sb_printf(s, i ? ",%lld" : "%lld", (long long)v->v[i]);
-    sb_printf(s, "]");
+static void print_ints(dc_strbuf *s, const dc_ints *v) {
+    dc_sb_printf(s, "[");
+    for (int i = 0; i < v->n; i++) dc_sb_printf(s, i ? ",%lld" : "%lld", (long long)v->v[i]);
+    dc_sb_printf(s, "]");
 }
 
-static void print_type(strbuf *s, const dc_type *t) {
+static void print_type(dc_strbuf *s, const dc_type *t) {
     char buf[192];
-    sb_printf(s, "%s", dc_type_str(t, buf, sizeof buf));
+    dc_sb_printf(s, "%s", dc_type_str(t, buf, sizeof buf));
 }
 
-static void print_attrs(strbuf *s, const dc_node *n) {
+static void print_attrs(dc_strbuf *s, const dc_node *n) {
     const dc_attr_schema *sc = dc_op_get(n->op)->attr;
     if (sc->n_fields == 0) return;
-    sb_printf(s, " {");
+    dc_sb_printf(s, " {");
     for (int i = 0; i < sc->n_fields; i++) {
         const dc_attr_field *f = &sc->fields[i];
         const char *p = (const char *)&n->attr + f->offset;
-        sb_printf(s, "%s%s=", i ? ", " : "", f->name);
+        dc_sb_printf(s, "%s%s=", i ? ", " : "", f->name);
         switch (f->type) {
-        case DC_FT_INT: sb_printf(s, "%lld", (long long)*(const int64_t *)p); break;
+        case DC_FT_INT: dc_sb_printf(s, "%lld", (long long)*(const int64_t *)p); break;
         case DC_FT_FLOAT: print_float(s, *(const float *)p); break;
-        case DC_FT_BOOL: sb_printf(s, "%s", *(const bool *)p ? "true" : "false"); break;
+        case DC_FT_BOOL: dc_sb_printf(s, "%s", *(const bool *)p ? "true" : "false"); break;
         case DC_FT_INTS: print_ints(s, (const dc_ints *)p); break;
-        case DC_FT_DTYPE: sb_printf(s, "%s", dc_dtype_name(*(const dc_dtype *)p)); break;
+        case DC_FT_DTYPE: dc_sb_printf(s, "%s", dc_dtype_name(*(const dc_dtype *)p)); break;
         }
     }
-    sb_printf(s, "}");
+    dc_sb_printf(s, "}");
 }
 
-static void print_init(strbuf *s, const dc_init_attr *a) {
-    sb_printf(s, " init=%s", dc_init_name(a->kind));
+static void print_init(dc_strbuf *s, const dc_init_attr *a) {
+    dc_sb_printf(s, " init=%s", dc_init_name(a->kind));
     if (a->kind == DC_INIT_NORMAL) {
-        sb_printf(s, "(");
+        dc_sb_printf(s, "(");
         print_float(s, a->a);
-        sb_printf(s, ")");
+        dc_sb_printf(s, ")");
     } else if (a->kind == DC_INIT_UNIFORM) {
-        sb_printf(s, "(");
+        dc_sb_printf(s, "(");
         print_float(s, a->a);
-        sb_printf(s, ", ");
+        dc_sb_printf(s, ", ");
         print_float(s, a->b);
-        sb_printf(s, ")");
+        dc_sb_printf(s, ")");
     }
 }
 
-static void print_header(strbuf *s, const dc_graph *g) {
-    sb_printf(s, "graph @%s(", g->name);
+static void print_header(dc_strbuf *s, const dc_graph *g) {
+    dc_sb_printf(s, "graph @%s(", g->name);
     int k = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const dc_node *n = &g->nodes[i];
         if (n->op != DC_OP_INPUT) continue;
-        sb_printf(s, "%s%%%s: ", k++ ? ", " : "", n->name);
+        dc_sb_printf(s, "%s%%%s: ", k++ ? ", " : "", n->name);
         print_type(s, &n->type);
     }
-    sb_printf(s, ") -> (");
+    dc_sb_printf(s, ") -> (");
     for (int i = 0; i < g->n_outputs; i++) {
-        if (i) sb_printf(s, ", ");
-        if (g->output_names[i]) sb_printf(s, "%s: ", g->output_names[i]);
+        if (i) dc_sb_printf(s, ", ");
+        if (g->output_names[i]) dc_sb_printf(s, "%s: ", g->output_names[i]);
         print_type(s, &g->nodes[g->outputs[i]].type);
     }
-    sb_printf(s, ") {\n");
+    dc_sb_printf(s, ") {\n");
 }
 
 /* The SSA name of node id, as dc_node_label spells it; num[id] counts the non-input nodes
  * before id, precomputed so that printing stays linear. */
-static void print_ref(strbuf *s, const dc_graph *g, const int *num, int id) {
-    if (g->nodes[id].op == DC_OP_INPUT) sb_printf(s, "%%%s", g->nodes[id].name);
-    else sb_printf(s, "%%%d", num[id]);
+static void print_ref(dc_strbuf *s, const dc_graph *g, const int *num, int id) {
+    if (g->nodes[id].op == DC_OP_INPUT) dc_sb_printf(s, "%%%s", g->nodes[id].name);
+    else dc_sb_printf(s, "%%%d", num[id]);
 }
 
-static void print_node(strbuf *s, const dc_graph *g, const int *num, int id) {
+static void print_node(dc_strbuf *s, const dc_graph *g, const int *num, int id) {
     const dc_node *n = &g->nodes[id];
-    sb_printf(s, "  ");
+    dc_sb_printf(s, "  ");
     print_ref(s, g, num, id);
-    sb_printf(s, " = %s", dc_op_name(n->op));
+    dc_sb_printf(s, " = %s", dc_op_name(n->op));
     if (n->op == DC_OP_PARAM) {
-        sb_printf(s, " \"%s\" : ", n->name);
+        dc_sb_printf(s, " \"%s\" : ", n->name);
         print_type(s, &n->type);
         print_init(s, &n->attr.init);
-        sb_printf(s, "\n");
+        dc_sb_printf(s, "\n");
         return;
     }
     for (int i = 0; i < n->n_in; i++) {
-        sb_printf(s, i ? ", " : " ");
+        dc_sb_printf(s, i ? ", " : " ");
         print_ref(s, g, num, n->in[i]);
     }
     print_attrs(s, n);
-    sb_printf(s, " : ");
+    dc_sb_printf(s, " : ");
     print_type(s, &n->type);
-    sb_printf(s, "\n");
+    dc_sb_printf(s, "\n");
 }
 
 char *dc_print(const dc_graph *g) {
-    strbuf s = { 0 };
+    dc_strbuf s = { 0 };
     int *num = malloc(((size_t)g->n_nodes + 1) * sizeof *num);
     if (!num) abort(); /* out of memory */
     for (int i = 0, k = 0; i < g->n_nodes; i++) {
@@ -148,18 +126,18 @@ char *dc_print(const dc_graph *g) {
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].op != DC_OP_INPUT) print_node(&s, g, num, i);
     for (int j = 0; j < g->n_updates; j++) {
-        sb_printf(&s, "  assign ");
+        dc_sb_printf(&s, "  assign ");
         print_ref(&s, g, num, g->updates[j].param);
-        sb_printf(&s, ", ");
+        dc_sb_printf(&s, ", ");
         print_ref(&s, g, num, g->updates[j].value);
-        sb_printf(&s, "\n");
+        dc_sb_printf(&s, "\n");
     }
-    sb_printf(&s, "  return");
+    dc_sb_printf(&s, "  return");
     for (int i = 0; i < g->n_outputs; i++) {
-        sb_printf(&s, i ? ", " : " ");
+        dc_sb_printf(&s, i ? ", " : " ");
         print_ref(&s, g, num, g->outputs[i]);
     }
-    sb_printf(&s, "\n}\n");
+    dc_sb_printf(&s, "\n}\n");
     free(num);
     return s.buf;
 }

@@ -14,7 +14,6 @@
  *   results as the unplanned bump layout, bit for bit. Any pass that changes nodes drops it. */
 #include "passes/passes.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,27 +159,6 @@ bool dc_pass_plan_memory(dc_graph *g, const dc_pass_opts *o, char *err, size_t l
 
 /* ---- the plan as text ------------------------------------------------------------------- */
 
-typedef struct { char *buf; size_t len, cap; } strbuf;
-
-static void sb_printf(strbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(strbuf *s, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(s->buf ? s->buf + s->len : NULL, s->cap - s->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) abort();
-        if (s->len + (size_t)n < s->cap) {
-            s->len += (size_t)n;
-            return;
-        }
-        s->cap = 2 * (s->cap + (size_t)n) + 256;
-        s->buf = realloc(s->buf, s->cap);
-        if (!s->buf) abort(); /* out of memory */
-    }
-}
-
 /* The input of node i that i overwrites in place: the one planned at i's offset, or -1.
  * (An input is live while i runs, so sharing its offset means taking over its slot.) */
 static int planned_in_place_of(const dc_graph *g, int i) {
@@ -192,19 +170,19 @@ static int planned_in_place_of(const dc_graph *g, int i) {
 
 char *dc_print_plan(const dc_graph *g) {
     if (!g->plan_offset) return NULL;
-    strbuf s = { 0 };
+    dc_strbuf s = { 0 };
     int64_t unplanned = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         char label[64], src[64];
         int64_t bytes = slot_bytes(&g->nodes[i].type);
         unplanned += bytes;
-        sb_printf(&s, "// plan: %s offset %lld bytes %lld", dc_node_label(g, i, label, sizeof label),
+        dc_sb_printf(&s, "// plan: %s offset %lld bytes %lld", dc_node_label(g, i, label, sizeof label),
                   (long long)g->plan_offset[i], (long long)bytes);
         int j = planned_in_place_of(g, i);
-        if (j >= 0) sb_printf(&s, " in-place of %s", dc_node_label(g, j, src, sizeof src));
-        sb_printf(&s, "\n");
+        if (j >= 0) dc_sb_printf(&s, " in-place of %s", dc_node_label(g, j, src, sizeof src));
+        dc_sb_printf(&s, "\n");
     }
-    sb_printf(&s, "// plan: peak %lld bytes (unplanned %lld bytes)\n", (long long)g->plan_bytes,
+    dc_sb_printf(&s, "// plan: peak %lld bytes (unplanned %lld bytes)\n", (long long)g->plan_bytes,
               (long long)unplanned);
     return s.buf;
 }

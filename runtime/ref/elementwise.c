@@ -93,11 +93,13 @@ static void bcast_run(const bcast *it, dc_op op, const void *const *src, void *d
     }
 }
 
-/* y[i] = EXPR with u = a[i*sa], v = b[i*sb]; unit and zero strides get their own loops. */
+/* y[i] = EXPR with u = a[i*sa], v = b[i*sb]; unit and zero strides get their own loops. No
+ * `restrict`: the memory planner may run an op in place (y == a), reading each element before
+ * writing it. */
 #define SEG2(TA, TY, EXPR)                                                                \
     do {                                                                                  \
-        const TA *restrict pa = p[0], *restrict pb = p[1];                                \
-        TY *restrict py = y;                                                              \
+        const TA *pa = p[0], *pb = p[1];                                \
+        TY *py = y;                                                              \
         int64_t sa = st[0], sb = st[1];                                                   \
         if (sa == 1 && sb == 1)                                                           \
             for (int64_t i = 0; i < n; i++) { TA u = pa[i], v = pb[i]; py[i] = (EXPR); }  \
@@ -151,9 +153,9 @@ static void seg_cmp_i32(dc_op op, const void *const *p, const int64_t *st, void 
 /* where(cond, a, b): a and b are moved as 4-byte words, so one loop serves f32 and i32 */
 static void seg_where(dc_op op, const void *const *p, const int64_t *st, void *y, int64_t n) {
     (void)op;
-    const int32_t *restrict c = p[0];
-    const uint32_t *restrict a = p[1], *restrict b = p[2];
-    uint32_t *restrict py = y;
+    const int32_t *c = p[0];
+    const uint32_t *a = p[1], *b = p[2];
+    uint32_t *py = y;
     if (st[0] == 1 && st[1] == 1 && st[2] == 1)
         for (int64_t i = 0; i < n; i++) py[i] = c[i] ? a[i] : b[i];
     else
@@ -174,8 +176,8 @@ static bool nary(const dc_ref_args *a, seg_fn fn) {
 
 #define MAP(TX, TY, EXPR)                                                                 \
     do {                                                                                  \
-        const TX *restrict px = a->in[0]->data;                                           \
-        TY *restrict py = a->out->data;                                                   \
+        const TX *px = a->in[0]->data;                                           \
+        TY *py = a->out->data;                                                   \
         _Pragma("omp parallel for if (n > PAR_MIN)")                                      \
         for (int64_t i = 0; i < n; i++) {                                                 \
             TX v = px[i];                                                                 \
