@@ -11,6 +11,13 @@
  * returns false with a message naming what oneDNN refused and the caller runs disco's own
  * ref kernel. Calls never abort on a shape oneDNN does not support.
  *
+ * Weights: conv weights are reordered into the layout the chosen kernel wants. The reordered
+ * copy is cached per (primitive, weight buffer pointer) together with the XXH3-128 of the
+ * weight's bytes: a call whose weight bytes hash the same reuses it (a sampling program
+ * reorders each weight once), a changed weight is reordered again (training). Content
+ * hashing costs one read of the weight and cannot serve a stale copy, whatever the caller
+ * does; the cache holds one copy per distinct weight buffer until dc_dnnl_shutdown.
+ *
  * Not thread-safe: one caller thread at a time (oneDNN itself runs on OpenMP threads).
  * Results are bitwise reproducible for given shapes and thread count. */
 #ifndef DC_CODEGEN_H
@@ -60,7 +67,7 @@ bool dc_dnnl_conv2d_bwd_weight(const dc_tensor *x, const dc_tensor *dy, dc_conv_
 
 /* The implementation oneDNN chose for the last successful call, e.g.
  * "brg:avx512_core" or "jit:avx512_core + reorder jit:uni" (weight reorders included), for
- * `--profile`. "" before any call. Valid until the next call or dc_dnnl_shutdown. */
+ * `--profile`. "" before any call. Valid until dc_dnnl_shutdown. */
 const char *dc_dnnl_last_impl(void);
 
 /* Statistics of the caches, for tests and `--profile`. */

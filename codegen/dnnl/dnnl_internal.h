@@ -23,7 +23,7 @@ typedef struct {
     int64_t trans_a, trans_b;
     int64_t stride[2], pad[2], groups;
     int64_t has_bias, act, has_residual, has_db;
-    float scale, unused;
+    float scale, pad_to_8; /* pad_to_8 stays 0: the key has no implicit padding */
 } call_key;
 
 /* One argument of the primitive: its DNNL_ARG_*, the layout of the caller's buffer, and the
