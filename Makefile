@@ -28,11 +28,13 @@ endif
 LIB_SRC  := $(wildcard ir/*.c frontend/*.c passes/*.c runtime/*.c runtime/ref/*.c codegen/*.c codegen/*/*.c models/*.c models/*/*.c)
 TOOL_SRC := $(wildcard tools/*.c)
 TEST_SRC := $(wildcard tests/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test demo clean
+.PHONY: all deps test demo bench clean
+.SECONDARY:
 
 all: $(BUILD)/libdisco.a $(BUILD)/disco
 
@@ -53,6 +55,13 @@ $(BUILD)/disco: $(TOOL_OBJ) $(BUILD)/libdisco.a
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libdisco.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# bench/NAME.c -> $(BUILD)/bench/NAME; run them by hand (see bench/RESULTS.md)
+bench: $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libdisco.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 test: $(BUILD)/run_tests $(BUILD)/disco
 	DISCO=$(BUILD)/disco OMP_NUM_THREADS=2 $(BUILD)/run_tests
 
@@ -63,4 +72,4 @@ demo: all
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/obj/%.d)
