@@ -1,8 +1,10 @@
 /* fmnist_mlp.c — the `fmnist-mlp` model: an MLP classifier 784-512-256-10 (linear + relu,
  * cross-entropy) trained on Fashion-MNIST with the training program of train.h, then evaluated
- * on the 10k test images with a forward-only graph of the same param names into which the EMA
- * params are copied (the EMA averages out the last steps' noise; with the cosine ending near
- * zero it is at least as good as the raw params). Accuracy is the argmax of the logits. */
+ * on the 10k test images with a forward-only graph of the same param names into which the
+ * trained params are copied by name. The reported accuracy is the raw params': the cosine
+ * schedule ends at lr 0, so the last params are already an average of sorts, while the EMA
+ * (decay 0.998 over 2340 steps) still holds ~1% of the random init and measured 0.1-0.3 points
+ * lower on seeds 0-2; its accuracy is printed beside. Accuracy is the argmax of the logits. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -115,11 +117,12 @@ static bool train(const dc_train_config *cfg, const dc_train_request *r, char *e
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ok = ok && dc_trainer_run(t, c.steps, NULL, err, len);
     double train_s = seconds_since(&t0);
-    double raw = ok ? evaluate(t, false, &te, err, len) : -1, acc = raw >= 0 ? evaluate(t, true, &te, err, len) : -1;
-    if (acc >= 0) {
-        fprintf(r->out, "trained steps %lld..%lld in %.1f s; checkpoint %s\n", (long long)start + 1,
-                (long long)c.steps, train_s, ckpt);
-        fprintf(r->out, "accuracy of the raw params (no EMA) %.4f\n", raw);
+    double acc = ok ? evaluate(t, false, &te, err, len) : -1, ema = acc >= 0 ? evaluate(t, true, &te, err, len) : -1;
+    if (ema >= 0) {
+        if (start < c.steps)
+            fprintf(r->out, "trained steps %lld..%lld in %.1f s; checkpoint %s\n", (long long)start + 1,
+                    (long long)c.steps, train_s, ckpt);
+        fprintf(r->out, "accuracy of the EMA params %.4f\n", ema);
         fprintf(r->out, "test accuracy %.4f\n", acc);
     }
     dc_trainer_free(t);
@@ -127,7 +130,7 @@ static bool train(const dc_train_config *cfg, const dc_train_request *r, char *e
     dc_tensor_free(f.y);
     dc_dataset_free(&tr);
     dc_dataset_free(&te);
-    return acc >= 0;
+    return ema >= 0;
 }
 
 const dc_model dc_model_fmnist_mlp = {

@@ -1,6 +1,7 @@
 /* train.c — the training program of train.h: builds the one training graph (forward + loss +
- * dc_grad + clipping + AdamW + EMA) and its executor, runs it per batch with the host-side
- * schedule (lr, bias corrections, step seed, epoch order), and saves and resumes checkpoints. */
+ * dc_grad + clipping + AdamW + EMA), runs the pass pipeline over it (simplify, cse, dce,
+ * plan-memory), compiles it into an executor, runs that per batch with the host-side schedule
+ * (lr, bias corrections, step seed, epoch order), and saves and resumes checkpoints. */
 #include "models/train.h"
 
 #include <math.h>
@@ -16,6 +17,8 @@
 #include "passes/passes.h"
 
 #define META_FORMAT 0x314e494152544344ULL /* "DCTRAIN1" */
+/* what the training graph goes through before it is compiled */
+#define TRAIN_PIPELINE "simplify,cse,dce,plan-memory"
 
 /* the checkpoint's meta blob: all 8-byte fields, so no padding (host byte order) */
 typedef struct {
@@ -151,7 +154,8 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
         dc_graph_free(g);
         return NULL;
     }
-    if (!build_step(g, c, g->outputs[loss_out], err, len)) {
+    if (!build_step(g, c, g->outputs[loss_out], err, len) ||
+        !dc_run_pipeline(g, TRAIN_PIPELINE, &(dc_pass_opts){ 0 }, err, len)) {
         dc_graph_free(g);
         return NULL;
     }
@@ -163,7 +167,7 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
     }
     dc_trainer *t = calloc(1, sizeof *t);
     if (!t) abort(); /* out of memory */
-    *t = (dc_trainer){ .c = *c, .d = *d, .g = g, .e = e, .loss_out = loss_out,
+    *t = (dc_trainer){ .c = *c, .d = *d, .g = g, .e = e, .loss_out = find_output(g, "loss"),
                        .norm_out = find_output(g, "grad_norm"), .batches_per_epoch = d->n / c->batch,
                        .perm_epoch = -1, .config_hash = config_hash(c, d->n) };
     t->perm = malloc((size_t)d->n * sizeof *t->perm);

@@ -60,8 +60,9 @@ typedef struct dc_trainer dc_trainer;
 
 /* Takes g (and frees it, also on failure): a forward graph with its inputs and a scalar f32
  * output named "loss". Appends the gradient of the loss w.r.t. every PARAM of g, the global
- * norm (output "grad_norm"), clipping, AdamW (inputs "lr", "bc1", "bc2") and the EMA; builds
- * the executor with params initialised from c->seed and the EMA set to the initial params.
+ * norm (output "grad_norm"), clipping, AdamW (inputs "lr", "bc1", "bc2") and the EMA; runs
+ * the passes simplify, cse, dce and plan-memory over the whole graph; builds the executor with
+ * params initialised from c->seed and the EMA set to the initial params.
  * c and d are copied (c->ckpt_path, c->progress and d->ctx must outlive the trainer). */
 dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train_data *d, char *err,
                            size_t len);
