@@ -82,4 +82,23 @@ dc_dnnl_stats dc_dnnl_get_stats(void);
 /* Frees the caches, the stream and the engine; the next call starts afresh. */
 void dc_dnnl_shutdown(void);
 
+/* ---- compiling a graph into an executable program ----------------------------------- */
+
+/* Which provider computes a node: DC_BACKEND_AUTO picks per node by rule (oneDNN for the
+ * contractions it accepts without a reference implementation, ref otherwise); the others
+ * force one provider wherever it has a kernel (ref everywhere else). */
+typedef enum { DC_BACKEND_AUTO, DC_BACKEND_REF, DC_BACKEND_DNNL, DC_BACKEND_JIT } dc_backend;
+
+/* "auto", "ref", "dnnl", "jit" -> backend; -1 if unknown. */
+int dc_backend_from_name(const char *s);
+/* The backend named by $DISCO_BACKEND, or fallback when it is unset; -1 (and err) when it
+ * names no backend. */
+int dc_backend_from_env(dc_backend fallback, char *err, size_t len);
+
+/* Lowers a (planned or unplanned) graph into a runtime program, one step per node with the
+ * provider chosen for it, and returns an executor for it (params initialised from seed, as
+ * dc_exec_new). NULL and err when the graph does not verify or a forced provider cannot run
+ * a node it claims. */
+dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
+
 #endif
