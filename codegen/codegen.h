@@ -95,10 +95,16 @@ int dc_backend_from_name(const char *s);
  * names no backend. */
 int dc_backend_from_env(dc_backend fallback, char *err, size_t len);
 
-/* Lowers a (planned or unplanned) graph into a runtime program, one step per node with the
- * provider chosen for it, and returns an executor for it (params initialised from seed, as
- * dc_exec_new). NULL and err when the graph does not verify or a forced provider cannot run
- * a node it claims. */
+/* Lowers a (planned or unplanned) graph into a runtime program (codegen/lower.c), one step
+ * per computed node with the provider chosen for it, and returns an executor for it (params
+ * initialised from seed, as dc_exec_new). Rule: auto and dnnl give the f32 matmul, linear,
+ * conv2d, conv2d_bwd_data, conv2d_bwd_weight, fused_conv2d and fused_matmul nodes to oneDNN,
+ * everything else to ref. Every oneDNN step is tried once on the arena while the program is
+ * built; one that oneDNN refuses, or whose output the memory plan puts over one of its inputs,
+ * runs on ref instead and its step's note says why (`disco run --profile` prints it). Under
+ * DC_BACKEND_DNNL a refusal is an error instead. ref: ref everywhere. jit: an error ("the jit
+ * provider is not built yet"). NULL and err when the graph does not verify or a forced
+ * provider cannot run a node it claims. The steps can be inspected with dc_exec_steps. */
 dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
 
 #endif

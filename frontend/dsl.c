@@ -416,6 +416,43 @@ dc_t dc_conv2d_at(dc_graph *g, dc_t x, dc_t w, dc_conv2d_opts o, const char *fil
     return emit(g, DC_OP_CONV2D, 2, (dc_t[]){ x, w }, &a, NULL, NULL, file, line);
 }
 
+/* A fused contraction of a0, a1 and the epilogue operands present (bias, then residual,
+ * each absent when its id is negative); a's presence flags say the same. */
+static dc_t fused(dc_graph *g, dc_op op, dc_t a0, dc_t a1, dc_t bias, dc_t residual,
+                  const dc_attr *a, const char *file, int line) {
+    dc_t in[4] = { a0, a1 };
+    int n = 2;
+    if (bias.id >= 0) in[n++] = bias;
+    if (residual.id >= 0) in[n++] = residual;
+    return emit(g, op, n, in, a, NULL, NULL, file, line);
+}
+
+dc_t dc_fused_conv2d_at(dc_graph *g, dc_t x, dc_t w, dc_t bias, dc_t residual,
+                        dc_fused_conv2d_opts o, const char *file, int line) {
+    dc_conv2d_opts co = { o.stride, o.pad, o.groups };
+    dc_attr c = conv_attr(&co), a;
+    zero_attr(&a);
+    a.fused_conv.stride = c.conv.stride;
+    a.fused_conv.pad = c.conv.pad;
+    a.fused_conv.groups = c.conv.groups;
+    a.fused_conv.act = o.act;
+    a.fused_conv.bias = bias.id >= 0;
+    a.fused_conv.residual = residual.id >= 0;
+    return fused(g, DC_OP_FUSED_CONV2D, x, w, bias, residual, &a, file, line);
+}
+
+dc_t dc_fused_matmul_at(dc_graph *g, dc_t a, dc_t b, dc_t bias, dc_t residual,
+                        dc_fused_matmul_opts o, const char *file, int line) {
+    dc_attr at;
+    zero_attr(&at);
+    at.fused_matmul.trans_a = o.trans_a;
+    at.fused_matmul.trans_b = o.trans_b;
+    at.fused_matmul.act = o.act;
+    at.fused_matmul.bias = bias.id >= 0;
+    at.fused_matmul.residual = residual.id >= 0;
+    return fused(g, DC_OP_FUSED_MATMUL, a, b, bias, residual, &at, file, line);
+}
+
 /* conv2d_bwd_data(dy, w) / conv2d_bwd_weight(x, dy) with the declared f32 result dims */
 static dc_t conv_bwd(dc_graph *g, dc_op op, dc_t a0, dc_t a1, int rank, const int64_t *dims,
                      const dc_conv2d_opts *o, const char *file, int line) {

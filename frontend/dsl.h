@@ -230,6 +230,23 @@ dc_t dc_conv2d_bwd_weight_at(dc_graph *g, dc_t x, dc_t dy, int rank, const int64
                             __FILE__, __LINE__)
 #define dc_avg_pool(g, x, factor) dc_avg_pool_at((g), (x), (factor), __FILE__, __LINE__)
 #define dc_upsample(g, x, factor) dc_upsample_at((g), (x), (factor), __FILE__, __LINE__)
+/* Fused contractions (the fuse-contraction pass makes them after autodiff; they have no
+ * gradient): out = act(y + bias) + residual with y = conv2d(x, w) / matmul(a, b). bias [O]
+ * and residual (y's type) are optional: DC_NONE leaves one out. Options and defaults as
+ * dc_conv2d / dc_matmul, plus .act (default DC_ACTIVATION_NONE). */
+typedef struct { int64_t stride, pad, groups; dc_activation act; } dc_fused_conv2d_opts;
+dc_t dc_fused_conv2d_at(dc_graph *g, dc_t x, dc_t w, dc_t bias, dc_t residual,
+                        dc_fused_conv2d_opts o, const char *file, int line);
+#define dc_fused_conv2d(g, x, w, bias, residual, ...)                                   \
+    dc_fused_conv2d_at((g), (x), (w), (bias), (residual),                               \
+                       DC_OPTS(dc_fused_conv2d_opts, .stride = 1, .groups = 1, __VA_ARGS__), \
+                       __FILE__, __LINE__)
+typedef struct { bool trans_a, trans_b; dc_activation act; } dc_fused_matmul_opts;
+dc_t dc_fused_matmul_at(dc_graph *g, dc_t a, dc_t b, dc_t bias, dc_t residual,
+                        dc_fused_matmul_opts o, const char *file, int line);
+#define dc_fused_matmul(g, a, b, bias, residual, ...)                                   \
+    dc_fused_matmul_at((g), (a), (b), (bias), (residual),                               \
+                       DC_OPTS(dc_fused_matmul_opts, __VA_ARGS__), __FILE__, __LINE__)
 
 /* ---- normalisation ------------------------------------------------------------------ */
 

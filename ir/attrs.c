@@ -5,7 +5,9 @@
 
 #include <string.h>
 
-#define F(S, field, T) { #field, DC_FT_##T, offsetof(S, field) }
+#define F(S, field, T) { #field, DC_FT_##T, offsetof(S, field), NULL, 0 }
+/* an enum field stored as int, named by the table NAMES */
+#define E(S, field, NAMES) { #field, DC_FT_ENUM, offsetof(S, field), NAMES, (int)(sizeof NAMES / sizeof NAMES[0]) }
 #define SCHEMA(NAME, ...)                                                              \
     static const dc_attr_field NAME##_fields[] = { __VA_ARGS__ };                      \
     static const dc_attr_schema NAME##_schema = {                                       \
@@ -29,6 +31,16 @@ SCHEMA(slice, F(dc_slice_attr, start, INTS), F(dc_slice_attr, stop, INTS), F(dc_
 SCHEMA(pad, F(dc_pad_attr, lo, INTS), F(dc_pad_attr, hi, INTS), F(dc_pad_attr, value, FLOAT))
 SCHEMA(one_hot, F(dc_one_hot_attr, depth, INT))
 SCHEMA(random, F(dc_random_attr, stream, INT), F(dc_random_attr, a, FLOAT), F(dc_random_attr, b, FLOAT))
+
+static const char *const act_names[DC_NACTIVATIONS] = { "none", "relu", "gelu", "silu" };
+_Static_assert(sizeof(dc_activation) == sizeof(int), "enum fields are stored as int");
+const char *dc_activation_name(dc_activation a) { return (unsigned)a < DC_NACTIVATIONS ? act_names[a] : "?"; }
+SCHEMA(fused_conv, F(dc_fused_conv_attr, stride, INTS), F(dc_fused_conv_attr, pad, INTS),
+       F(dc_fused_conv_attr, groups, INT), E(dc_fused_conv_attr, act, act_names),
+       F(dc_fused_conv_attr, bias, BOOL), F(dc_fused_conv_attr, residual, BOOL))
+SCHEMA(fused_matmul, F(dc_fused_matmul_attr, trans_a, BOOL), F(dc_fused_matmul_attr, trans_b, BOOL),
+       E(dc_fused_matmul_attr, act, act_names), F(dc_fused_matmul_attr, bias, BOOL),
+       F(dc_fused_matmul_attr, residual, BOOL))
 
 #define DIFF true
 #define NODIFF false

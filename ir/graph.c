@@ -86,11 +86,14 @@ void dc_graph_free(dc_graph *g) {
     free(g);
 }
 
+void dc_graph_reserve(dc_graph *g, int n) {
+    if (n <= g->cap_nodes) return;
+    while (g->cap_nodes < n) g->cap_nodes = g->cap_nodes ? 2 * g->cap_nodes : 64;
+    g->nodes = xrealloc(g->nodes, (size_t)g->cap_nodes * sizeof *g->nodes);
+}
+
 int dc_graph_append(dc_graph *g, const dc_node *n) {
-    if (g->n_nodes == g->cap_nodes) {
-        g->cap_nodes = g->cap_nodes ? 2 * g->cap_nodes : 64;
-        g->nodes = xrealloc(g->nodes, (size_t)g->cap_nodes * sizeof *g->nodes);
-    }
+    dc_graph_reserve(g, g->n_nodes + 1);
     dc_node *d = &g->nodes[g->n_nodes];
     memcpy(d, n, sizeof *d); /* bytes, padding included: hashing compares attribute bytes */
     d->name = n->name ? xstrdup(n->name) : NULL;

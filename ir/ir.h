@@ -94,6 +94,27 @@ typedef struct { int64_t depth; } dc_one_hot_attr;
 typedef struct { int64_t stream; float a, b; } dc_random_attr;
 /* uniform: U[a, b); normal: mean a, std b; gumbel: location a, scale b */
 
+/* The activation of a fused contraction's epilogue, printed by name (none, relu, gelu, silu),
+ * computed as the relu, gelu (tanh form) and silu ops. The values are codegen.h's dc_act's. */
+typedef enum {
+    DC_ACTIVATION_NONE,
+    DC_ACTIVATION_RELU,
+    DC_ACTIVATION_GELU,
+    DC_ACTIVATION_SILU,
+    DC_NACTIVATIONS
+} dc_activation;
+const char *dc_activation_name(dc_activation a);
+/* fused_conv2d: conv2d's fields, then the epilogue act(y + bias) + residual; bias and
+ * residual say which optional inputs follow x and w (in that order). */
+typedef struct {
+    dc_ints stride, pad;
+    int64_t groups;
+    dc_activation act;
+    bool bias, residual;
+} dc_fused_conv_attr;
+/* fused_matmul: matmul's flags, then the same epilogue */
+typedef struct { bool trans_a, trans_b; dc_activation act; bool bias, residual; } dc_fused_matmul_attr;
+
 typedef union {
     dc_none_attr none;
     dc_init_attr init;
@@ -111,12 +132,21 @@ typedef union {
     dc_pad_attr pad;
     dc_one_hot_attr one_hot;
     dc_random_attr random;
+    dc_fused_conv_attr fused_conv;
+    dc_fused_matmul_attr fused_matmul;
 } dc_attr;
 
 /* The text form of an attribute struct: its fields, printed `{name=value, ...}` in this
- * order. Field types: INT (int64_t), FLOAT (float), BOOL (bool), INTS (dc_ints), DTYPE. */
-typedef enum { DC_FT_INT, DC_FT_FLOAT, DC_FT_BOOL, DC_FT_INTS, DC_FT_DTYPE } dc_field_type;
-typedef struct { const char *name; dc_field_type type; size_t offset; } dc_attr_field;
+ * order. Field types: INT (int64_t), FLOAT (float), BOOL (bool), INTS (dc_ints), DTYPE, ENUM
+ * (a C enum stored as int, printed and parsed by name: names[0..n_names) are its values). */
+typedef enum { DC_FT_INT, DC_FT_FLOAT, DC_FT_BOOL, DC_FT_INTS, DC_FT_DTYPE, DC_FT_ENUM } dc_field_type;
+typedef struct {
+    const char *name;
+    dc_field_type type;
+    size_t offset;
+    const char *const *names;   /* ENUM only: the value names; NULL otherwise */
+    int n_names;
+} dc_attr_field;
 typedef struct { const char *name; int n_fields; const dc_attr_field *fields; } dc_attr_schema;
 
 typedef struct {
@@ -176,7 +206,11 @@ typedef struct dc_graph {
 
 dc_graph *dc_graph_new(const char *name);
 void dc_graph_free(dc_graph *g);
-/* Appends a copy of *n (name is copied); returns its id. Does not check anything. */
+/* Makes room for n nodes in all, so that the next n - n_nodes appends move no node (pointers
+ * into g->nodes stay valid). */
+void dc_graph_reserve(dc_graph *g, int n);
+/* Appends a copy of *n (name is copied); returns its id. Does not check anything. Pointers
+ * into g->nodes are invalidated unless room was reserved. */
 int dc_graph_append(dc_graph *g, const dc_node *n);
 /* Makes a node (zero-filled, then op, inputs, attr, declared type, name, site), runs its shape
  * rule and appends it: the one way passes and the DSL add nodes. Returns the new id, or -1

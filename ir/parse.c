@@ -403,6 +403,16 @@ static bool parse_field(parser *p, const dc_attr_field *f, char *base) {
         next(p);
         return true;
     }
+    case DC_FT_ENUM: {
+        if (p->tok.k != T_IDENT) return fail_tok(p, "expected a name for %s", what);
+        for (int k = 0; k < f->n_names; k++)
+            if (strlen(f->names[k]) == p->tok.n && memcmp(f->names[k], p->tok.s, p->tok.n) == 0) {
+                *(int *)(base + f->offset) = k;
+                next(p);
+                return true;
+            }
+        return fail_tok(p, "unknown value '%.*s' for %s", TXT(p->tok), what);
+    }
     }
     return false;
 }

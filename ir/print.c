@@ -28,6 +28,12 @@ static void print_ints(dc_strbuf *s, const dc_ints *v) {
     dc_sb_printf(s, "]");
 }
 
+/* an enum field by name; a value outside the table (a graph the verifier rejects) as a number */
+static void print_enum(dc_strbuf *s, const dc_attr_field *f, int v) {
+    if (v >= 0 && v < f->n_names) dc_sb_printf(s, "%s", f->names[v]);
+    else dc_sb_printf(s, "%d", v);
+}
+
 static void print_type(dc_strbuf *s, const dc_type *t) {
     char buf[192];
     dc_sb_printf(s, "%s", dc_type_str(t, buf, sizeof buf));
@@ -47,6 +53,7 @@ static void print_attrs(dc_strbuf *s, const dc_node *n) {
         case DC_FT_BOOL: dc_sb_printf(s, "%s", *(const bool *)p ? "true" : "false"); break;
         case DC_FT_INTS: print_ints(s, (const dc_ints *)p); break;
         case DC_FT_DTYPE: dc_sb_printf(s, "%s", dc_dtype_name(*(const dc_dtype *)p)); break;
+        case DC_FT_ENUM: print_enum(s, f, *(const int *)p); break;
         }
     }
     dc_sb_printf(s, "}");

@@ -241,13 +241,13 @@ static bool rule_axis_reduce(rule *r, dc_type *out) {
 
 /* ---- contractions ------------------------------------------------------------------- */
 
-/* a [...,M,K] (or [...,K,M]), b [...,K,N] (or [...,N,K]) -> [broadcast(...),M,N] */
-static bool rule_matmul(rule *r, dc_type *out) {
+/* a [...,M,K] (or [...,K,M]), b [...,K,N] (or [...,N,K]) -> [broadcast(...),M,N]: the
+ * product of inputs 0 and 1 (matmul and fused_matmul) */
+static bool matmul_type(rule *r, bool ta, bool tb, dc_type *out) {
     const dc_type *a = r->in[0], *b = r->in[1];
     if (!need_dtype(r, 0, "a", DC_F32) || !need_dtype(r, 1, "b", DC_F32)) return false;
     if (!need_min_rank(r, 0, "a", 2) || !need_min_rank(r, 1, "b", 2)) return false;
     int ra = a->shape.rank, rb = b->shape.rank;
-    bool ta = r->n->attr.matmul.trans_a, tb = r->n->attr.matmul.trans_b;
     int64_t m = a->shape.dim[ra - (ta ? 1 : 2)], ka = a->shape.dim[ra - (ta ? 2 : 1)];
     int64_t kb = b->shape.dim[rb - (tb ? 1 : 2)], nn = b->shape.dim[rb - (tb ? 2 : 1)];
     if (ka != kb)
@@ -261,6 +261,10 @@ static bool rule_matmul(rule *r, dc_type *out) {
     s.dim[s.rank++] = nn;
     *out = make(DC_F32, &s);
     return true;
+}
+
+static bool rule_matmul(rule *r, dc_type *out) {
+    return matmul_type(r, r->n->attr.matmul.trans_a, r->n->attr.matmul.trans_b, out);
 }
 
 /* x [...,I], w [I,O], b [O] -> [...,O] */
@@ -284,10 +288,10 @@ static bool rule_linear(rule *r, dc_type *out) {
     return true;
 }
 
-/* x [N,H,W,C], w [KH,KW,C/groups,O] -> [N,OH,OW,O] */
-static bool rule_conv2d(rule *r, dc_type *out) {
+/* x [N,H,W,C], w [KH,KW,C/groups,O] -> [N,OH,OW,O]: the conv2d of inputs 0 and 1 under a
+ * (conv2d and fused_conv2d) */
+static bool conv2d_type(rule *r, const dc_conv_attr *a, dc_type *out) {
     const dc_type *x = r->in[0], *w = r->in[1];
-    const dc_conv_attr *a = &r->n->attr.conv;
     if (!need_dtype(r, 0, "input", DC_F32) || !need_dtype(r, 1, "weight", DC_F32)) return false;
     if (!need_rank(r, 0, "input", 4, " (NHWC)") || !need_rank(r, 1, "weight", 4, " (HWIO)"))
         return false;
@@ -317,6 +321,48 @@ static bool rule_conv2d(rule *r, dc_type *out) {
                                        (pw - wd[1]) / a->stride.v[1] + 1, wd[3] } };
     *out = make(DC_F32, &s);
     return true;
+}
+
+static bool rule_conv2d(rule *r, dc_type *out) { return conv2d_type(r, &r->n->attr.conv, out); }
+
+/* The epilogue of a fused contraction whose contraction gives y: n_in = 2 + bias + residual,
+ * act a known activation, bias f32 [O] with O y's last dim, residual f32 of y's type. */
+static bool epilogue_type(rule *r, dc_activation act, bool bias, bool residual, const dc_type *y) {
+    int want = 2 + bias + residual;
+    if (r->n->n_in != want)
+        return fail(r, "bias=%s, residual=%s need %d inputs, got %d", bias ? "true" : "false",
+                    residual ? "true" : "false", want, r->n->n_in);
+    if ((unsigned)act >= DC_NACTIVATIONS) return fail(r, "unknown activation %d", (int)act);
+    int64_t o = y->shape.dim[y->shape.rank - 1];
+    if (bias) {
+        if (!need_dtype(r, 2, "bias", DC_F32) || !need_rank(r, 2, "bias", 1, "")) return false;
+        if (r->in[2]->shape.dim[0] != o)
+            return fail(r, "bias has %lld entries, the result has %lld channels",
+                        (long long)r->in[2]->shape.dim[0], (long long)o);
+    }
+    if (residual && !dc_type_eq(r->in[want - 1], y))
+        return fail(r, "residual must have the result's type %s, got %s", ts(y).s, ts(r->in[want - 1]).s);
+    return true;
+}
+
+/* fused_conv2d(x, w [, bias] [, residual]) -> conv2d's result */
+static bool rule_fused_conv2d(rule *r, dc_type *out) {
+    const dc_fused_conv_attr *f = &r->n->attr.fused_conv;
+    dc_conv_attr a;
+    memset(&a, 0, sizeof a);
+    a.stride = f->stride;
+    a.pad = f->pad;
+    a.groups = f->groups;
+    if (r->n->n_in < 2) return fail(r, "expects at least 2 inputs, got %d", r->n->n_in);
+    return conv2d_type(r, &a, out) && epilogue_type(r, f->act, f->bias, f->residual, out);
+}
+
+/* fused_matmul(a, b [, bias] [, residual]) -> matmul's result */
+static bool rule_fused_matmul(rule *r, dc_type *out) {
+    const dc_fused_matmul_attr *f = &r->n->attr.fused_matmul;
+    if (r->n->n_in < 2) return fail(r, "expects at least 2 inputs, got %d", r->n->n_in);
+    return matmul_type(r, f->trans_a, f->trans_b, out) &&
+           epilogue_type(r, f->act, f->bias, f->residual, out);
 }
 
 /* The declared operand of a conv backward op: a well-formed f32 type. */
@@ -588,6 +634,8 @@ static rule_fn rule_of(dc_op op) {
     case DC_OP_MATMUL: return rule_matmul;
     case DC_OP_LINEAR: return rule_linear;
     case DC_OP_CONV2D: return rule_conv2d;
+    case DC_OP_FUSED_CONV2D: return rule_fused_conv2d;
+    case DC_OP_FUSED_MATMUL: return rule_fused_matmul;
     case DC_OP_CONV2D_BWD_DATA: case DC_OP_CONV2D_BWD_WEIGHT: return rule_conv2d_bwd;
     case DC_OP_AVG_POOL: case DC_OP_UPSAMPLE: return rule_pool;
     case DC_OP_LAYER_NORM: case DC_OP_GROUP_NORM: case DC_OP_LAYER_NORM_BWD:

@@ -62,9 +62,10 @@ static bool feed(void *ctx, dc_exec *e, const int64_t *idx, int64_t batch, char 
 
 /* Fraction of ds classified right by the trained params (the EMA or the raw ones); -1 and err
  * on failure. */
-static double evaluate(dc_trainer *t, bool use_ema, const dc_dataset *ds, char *err, size_t len) {
+static double evaluate(dc_trainer *t, bool use_ema, dc_backend backend, const dc_dataset *ds, char *err,
+                       size_t len) {
     dc_graph *g = eval_graph(EVAL_BATCH);
-    dc_exec *e = dc_exec_new(g, 0, err, len);
+    dc_exec *e = dc_compile(g, 0, backend, err, len);
     dc_tensor *x = dc_tensor_new(&(dc_type){ DC_F32, { 2, { EVAL_BATCH, IMAGE } } });
     int64_t right = 0, seen = 0;
     bool ok = e && dc_trainer_export(t, use_ema, e, err, len);
@@ -117,7 +118,7 @@ static bool train(const dc_train_config *cfg, const dc_train_request *r, char *e
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ok = ok && dc_trainer_run(t, c.steps, NULL, err, len);
     double train_s = seconds_since(&t0);
-    double acc = ok ? evaluate(t, false, &te, err, len) : -1, ema = acc >= 0 ? evaluate(t, true, &te, err, len) : -1;
+    double acc = ok ? evaluate(t, false, c.backend, &te, err, len) : -1, ema = acc >= 0 ? evaluate(t, true, c.backend, &te, err, len) : -1;
     if (ema >= 0) {
         if (start < c.steps)
             fprintf(r->out, "trained steps %lld..%lld in %.1f s; checkpoint %s\n", (long long)start + 1,

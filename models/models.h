@@ -29,5 +29,12 @@ const dc_model *dc_model_find(const char *name);
 
 /* The models (one file each). */
 extern const dc_model dc_model_fmnist_mlp;
+extern const dc_model dc_model_fmnist_cnn;
+
+/* fmnist-cnn's classifier for reuse (e.g. the penultimate features of a Frechet distance):
+ * input x f32[B,28,28,1] (pixels in [0, 1]), outputs "logits" f32[B,10] and "features"
+ * f32[B,128]; params cnn.* exactly those of the DIR/fmnist-cnn.weights file that
+ * `disco train fmnist-cnn` writes, so dc_checkpoint_load(weights, exec, NULL, 0, ...) loads it. */
+dc_graph *dc_fmnist_cnn_graph(int64_t batch);
 
 #endif

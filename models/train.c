@@ -160,7 +160,7 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
         return NULL;
     }
     if (c->threads > 0) omp_set_num_threads(c->threads);
-    dc_exec *e = dc_exec_new(g, c->seed, err, len);
+    dc_exec *e = dc_compile(g, c->seed, c->backend, err, len);
     if (!e) {
         dc_graph_free(g);
         return NULL;

@@ -14,6 +14,7 @@
 
 #include <stdio.h>
 
+#include "codegen/codegen.h"
 #include "frontend/dsl.h"
 #include "runtime/runtime.h"
 
@@ -32,6 +33,7 @@ typedef struct {
     int64_t ckpt_every;     /* save every N steps (0: only at the end of the run) */
     const char *ckpt_path;  /* NULL: no checkpoints */
     FILE *progress;         /* progress display (bar on a terminal, log lines otherwise); NULL: none */
+    dc_backend backend;     /* kernel providers of the programs (dc_compile); 0 = auto */
 } dc_train_config;
 
 /* Learning rate of step s (0-based) for W = warmup, T = steps, r = min_lr_ratio:
@@ -61,8 +63,8 @@ typedef struct dc_trainer dc_trainer;
 /* Takes g (and frees it, also on failure): a forward graph with its inputs and a scalar f32
  * output named "loss". Appends the gradient of the loss w.r.t. every PARAM of g, the global
  * norm (output "grad_norm"), clipping, AdamW (inputs "lr", "bc1", "bc2") and the EMA; runs
- * the passes simplify, cse, dce and plan-memory over the whole graph; builds the executor with
- * params initialised from c->seed and the EMA set to the initial params.
+ * the passes simplify, cse, dce and plan-memory over the whole graph; compiles it (dc_compile with
+ * c->backend) into an executor with params initialised from c->seed and the EMA set to the initial params.
  * c and d are copied (c->ckpt_path, c->progress and d->ctx must outlive the trainer). */
 dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train_data *d, char *err,
                            size_t len);

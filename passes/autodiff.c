@@ -445,11 +445,16 @@ static void vjp_loss(ad *a, const dc_node *n, int dy) {
     if (wants(a, x1)) accum(a, x1, un(a, DC_OP_NEG, d));
 }
 
+/* The most nodes one VJP appends (concat's 16 slices and their adds are the most). Room for
+ * them is reserved before each VJP, so the VJPs may hold pointers into the graph (type_of). */
+#define VJP_MAX_NODES 256
+
 /* Pushes node id's adjoint to its inputs. */
 static void vjp(ad *a, int id) {
     dc_node n = a->g->nodes[id];
-    int dy = a->adj[id];
+    int dy = a->adj[id], start = a->g->n_nodes;
     a->site = id;
+    dc_graph_reserve(a->g, start + VJP_MAX_NODES);
     switch (n.op) {
     case DC_OP_NEG: case DC_OP_ABS: case DC_OP_EXP: case DC_OP_LOG: case DC_OP_SQRT:
     case DC_OP_RSQRT: case DC_OP_SQUARE: case DC_OP_POW: case DC_OP_SIN: case DC_OP_COS:
@@ -483,9 +488,11 @@ static void vjp(ad *a, int id) {
     case DC_OP_ARGMAX: case DC_OP_ONE_HOT: case DC_OP_UNIFORM: case DC_OP_NORMAL: case DC_OP_GUMBEL:
     case DC_OP_CONV2D_BWD_DATA: case DC_OP_CONV2D_BWD_WEIGHT: case DC_OP_LAYER_NORM_BWD:
     case DC_OP_GROUP_NORM_BWD: case DC_OP_SOFTMAX_BWD: case DC_OP_SCATTER_ADD: case DC_OP_UNSLICE:
+    case DC_OP_FUSED_CONV2D: case DC_OP_FUSED_MATMUL:
     case DC_OP_COUNT:
         break;
     }
+    if (a->g->n_nodes > start + VJP_MAX_NODES) abort(); /* VJP_MAX_NODES is too small: a bug */
 }
 
 /* ---- the driver --------------------------------------------------------------------------- */

@@ -34,6 +34,7 @@ bool dc_pass_cse(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_fold(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_simplify(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_plan_memory(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+bool dc_pass_fuse_contraction(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 
 /* The memory plan of g (after plan-memory) as comment lines, one per value with its offset,
  * size and whether it reuses a dead input in place, ending with the peak; malloc'd. NULL if g

@@ -1,7 +1,9 @@
-/* exec.c — the reference executor: verifies a graph, lays every node's value out in one
- * arena (at the offsets of the graph's memory plan when it has one, else one bump-allocated
- * 64-byte aligned slot per node), initialises the params, runs the nodes in order with the
- * ref kernels, then applies the graph's state updates (param <- value). With a plan, only
+/* exec.c — the executor of runtime programs: verifies a graph, lays every node's value out in
+ * one arena (at the offsets of the graph's memory plan when it has one, else one
+ * bump-allocated 64-byte aligned slot per node), initialises the params, runs the program's
+ * steps in order (calls, or range kernels split statically over the OpenMP threads), times
+ * each step (and records it for the Chrome trace when $DISCO_TRACE is set), then applies the
+ * graph's state updates (param <- value). With a plan, only
  * INPUT, PARAM, output and update values are meaningful after a run (others share slots).
  * INPUT and PARAM values stay in place between runs. Updates are simultaneous: each reads the
  * value of this run, so an update whose value is a param that is itself updated reads it
@@ -9,8 +11,11 @@
  * is a view of the param, so after the run it shows the updated value. */
 #include "runtime/runtime.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+
+typedef struct { int step; int64_t start_ns, dur_ns; } trace_event;
 
 struct dc_exec {
     const dc_graph *g;
@@ -21,6 +26,14 @@ struct dc_exec {
     bool *in_place;              /* [n_nodes] the node's slot is one of its inputs' */
     char *stage;                 /* staging copies of update values that are updated params */
     size_t *stage_at;            /* [n_updates] offset into stage, or SIZE_MAX: read in place */
+    dc_step *steps;              /* the program */
+    int n_steps;
+    void (*free_ctx)(void *ctx);
+    dc_step_time *time;          /* [n_steps] */
+    bool tracing;                /* $DISCO_TRACE was set when the executor was made */
+    int tid;                     /* the executor's number in the trace */
+    trace_event *events;
+    int64_t n_events, cap_events;
 };
 
 static size_t value_bytes(const dc_type *t) {
@@ -125,24 +138,111 @@ static bool layout(dc_exec *e, char *err, size_t len) {
     return true;
 }
 
-dc_exec *dc_exec_new(const dc_graph *g, uint64_t seed, char *err, size_t len) {
-    if (!dc_verify(g, err, len)) return NULL;
+static bool ref_call(const dc_step *s, const dc_frame *f, char *err, size_t len) {
+    const dc_node *n = &f->g->nodes[s->node];
+    const dc_tensor *in[DC_MAX_INPUTS];
+    for (int k = 0; k < n->n_in; k++) in[k] = &f->vals[n->in[k]];
+    return dc_ref_eval(f->g, n, in, &f->vals[s->node], f->seed, err, len);
+}
+
+dc_step dc_ref_step(int node) {
+    dc_step s;
+    memset(&s, 0, sizeof s);
+    s.node = node;
+    s.provider = "ref";
+    snprintf(s.impl, sizeof s.impl, "ref");
+    s.call = ref_call;
+    return s;
+}
+
+/* Checks the program against g: steps on non-source nodes in increasing order, one kernel
+ * form each, range kernels with valid arguments. */
+static bool check_program(const dc_graph *g, const dc_step *steps, int n, char *err, size_t len) {
+    for (int i = 0; i < n; i++) {
+        const dc_step *s = &steps[i];
+        const char *bad = NULL;
+        if (s->node < 0 || s->node >= g->n_nodes) bad = "names no node of the graph";
+        else if (g->nodes[s->node].op == DC_OP_INPUT || g->nodes[s->node].op == DC_OP_PARAM)
+            bad = "computes an input or param";
+        else if (i > 0 && s->node <= steps[i - 1].node) bad = "is out of schedule order";
+        else if (!s->call == !s->kernel) bad = "needs exactly one of a call and a range kernel";
+        else if (s->kernel && (s->range < 1 || s->n_args < 1 || s->n_args > DC_MAX_INPUTS + 1))
+            bad = "has a range kernel with an empty range or a bad argument count";
+        for (int k = 0; !bad && s->kernel && k < s->n_args; k++)
+            if (s->args[k] < 0 || s->args[k] >= g->n_nodes) bad = "has an argument that names no node";
+        if (bad) {
+            snprintf(err, len, "graph @%s: program step %d (node %d, %s) %s", g->name, i, s->node,
+                     s->provider ? s->provider : "?", bad);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void free_program(dc_exec *e) {
+    for (int i = 0; e->free_ctx && i < e->n_steps; i++)
+        if (e->steps[i].ctx) e->free_ctx(e->steps[i].ctx);
+    free(e->steps);
+    free(e->time);
+}
+
+dc_exec *dc_exec_new_program(const dc_graph *g, uint64_t seed, const dc_step *steps, int n,
+                             void (*free_ctx)(void *ctx), char *err, size_t len) {
     dc_exec *e = calloc(1, sizeof *e);
     if (!e) abort(); /* out of memory */
     e->g = g;
     e->seed = seed;
-    if (!layout(e, err, len)) {
+    e->n_steps = n;
+    e->free_ctx = free_ctx;
+    e->steps = malloc((size_t)(n ? n : 1) * sizeof *e->steps);
+    e->time = calloc((size_t)(n ? n : 1), sizeof *e->time);
+    if (!e->steps || !e->time) abort(); /* out of memory */
+    if (n) memcpy(e->steps, steps, (size_t)n * sizeof *steps);
+    const char *trace = getenv("DISCO_TRACE");
+    e->tracing = trace && *trace;
+    if (!dc_verify(g, err, len) || !check_program(g, steps, n, err, len) ||
+        (e->tracing && !dc_trace_begin(trace, err, len)) || !layout(e, err, len)) {
+        e->tracing = false;
         dc_exec_free(e);
         return NULL;
     }
+    static int executors;
+    e->tid = ++executors;
     plan_updates(e);
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].op == DC_OP_PARAM) dc_param_init(&g->nodes[i], &e->vals[i], seed);
     return e;
 }
 
+dc_exec *dc_exec_new(const dc_graph *g, uint64_t seed, char *err, size_t len) {
+    dc_step *steps = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *steps);
+    if (!steps) abort(); /* out of memory */
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op != DC_OP_INPUT && g->nodes[i].op != DC_OP_PARAM) steps[n++] = dc_ref_step(i);
+    dc_exec *e = dc_exec_new_program(g, seed, steps, n, NULL, err, len);
+    free(steps);
+    return e;
+}
+
+/* Hands the executor's recorded steps to the process's trace and rewrites the file. */
+static void flush_trace(dc_exec *e) {
+    for (int64_t k = 0; k < e->n_events; k++) {
+        const trace_event *t = &e->events[k];
+        const dc_step *s = &e->steps[t->step];
+        char label[64];
+        dc_trace_add(dc_op_name(e->g->nodes[s->node].op), dc_node_label(e->g, s->node, label, sizeof label),
+                     s->provider, s->impl, e->tid, t->start_ns, t->dur_ns);
+    }
+    char err[DC_ERR_LEN];
+    if (!dc_trace_flush(err, sizeof err)) fprintf(stderr, "disco: %s\n", err);
+}
+
 void dc_exec_free(dc_exec *e) {
     if (!e) return;
+    if (e->tracing) flush_trace(e);
+    free_program(e);
+    free(e->events);
     free(e->arena);
     free(e->vals);
     free(e->in_place);
@@ -170,27 +270,71 @@ bool dc_exec_set_input(dc_exec *e, const char *name, const dc_tensor *t, char *e
 
 void dc_exec_set_seed(dc_exec *e, uint64_t seed) { e->seed = seed; }
 
+/* Runs a range kernel over [0, range), split statically over the OpenMP threads. */
+static void run_range(const dc_step *s, const dc_tensor *vals) {
+    void *args[DC_MAX_INPUTS + 1];
+    for (int k = 0; k < s->n_args; k++) args[k] = vals[s->args[k]].data;
+#pragma omp parallel
+    {
+        int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t begin = s->range * t / nt, end = s->range * (t + 1) / nt;
+        if (begin < end) s->kernel(args, begin, end);
+    }
+}
+
+bool dc_exec_run_step(dc_exec *e, int i, char *err, size_t len) {
+    const dc_step *s = &e->steps[i];
+    dc_tensor *out = &e->vals[s->node];
+    /* kernels that do not write every element see a zero-filled output, as they do when
+     * called on a fresh tensor, except in place, where the output is an input the
+     * (elementwise) kernel still reads */
+    if (!s->writes_all && !e->in_place[s->node]) memset(out->data, 0, value_bytes(&out->type));
+    if (s->kernel) {
+        run_range(s, e->vals);
+        return true;
+    }
+    char msg[DC_ERR_LEN] = "";
+    dc_frame f = { e->g, e->vals, e->seed };
+    if (s->call(s, &f, msg, sizeof msg)) return true;
+    char label[64];
+    snprintf(err, len, "node %s (%s): %s", dc_node_label(e->g, s->node, label, sizeof label),
+             dc_op_name(e->g->nodes[s->node].op), msg);
+    return false;
+}
+
+static void record_event(dc_exec *e, int step, int64_t start, int64_t dur) {
+    if (e->n_events == e->cap_events) {
+        e->cap_events = e->cap_events ? 2 * e->cap_events : 1024;
+        e->events = realloc(e->events, (size_t)e->cap_events * sizeof *e->events);
+        if (!e->events) abort(); /* out of memory */
+    }
+    e->events[e->n_events++] = (trace_event){ step, start, dur };
+}
+
 bool dc_exec_run(dc_exec *e, char *err, size_t len) {
-    const dc_graph *g = e->g;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const dc_node *n = &g->nodes[i];
-        if (n->op == DC_OP_INPUT || n->op == DC_OP_PARAM) continue;
-        const dc_tensor *in[DC_MAX_INPUTS];
-        for (int k = 0; k < n->n_in; k++) in[k] = &e->vals[n->in[k]];
-        dc_tensor *out = &e->vals[i];
-        /* kernels see a zero-filled output, as they do when called on a fresh tensor, except
-         * in place, where the output is an input the (elementwise) kernel still reads */
-        if (!e->in_place[i]) memset(out->data, 0, value_bytes(&out->type));
-        char msg[DC_ERR_LEN] = "";
-        if (!dc_ref_eval(g, n, in, out, e->seed, msg, sizeof msg)) {
-            char label[64];
-            snprintf(err, len, "node %s (%s): %s", dc_node_label(g, i, label, sizeof label),
-                     dc_op_name(n->op), msg);
-            return false;
-        }
+    for (int i = 0; i < e->n_steps; i++) {
+        int64_t t0 = dc_trace_now_ns();
+        if (!dc_exec_run_step(e, i, err, len)) return false;
+        int64_t dt = dc_trace_now_ns() - t0;
+        e->time[i].calls++;
+        e->time[i].ns += dt;
+        if (e->tracing) record_event(e, i, t0, dt);
     }
     apply_updates(e);
     return true;
+}
+
+dc_step *dc_exec_steps(dc_exec *e, int *n) {
+    *n = e->n_steps;
+    return e->steps;
+}
+
+dc_step_time dc_exec_step_time(const dc_exec *e, int i) { return e->time[i]; }
+
+bool dc_exec_overlap(const dc_exec *e, int a, int b) {
+    const char *pa = e->vals[a].data, *pb = e->vals[b].data;
+    size_t na = value_bytes(&e->vals[a].type), nb = value_bytes(&e->vals[b].type);
+    return na && nb && pa < pb + nb && pb < pa + na;
 }
 
 const dc_tensor *dc_exec_output(const dc_exec *e, int i) { return &e->vals[e->g->outputs[i]]; }

@@ -1,5 +1,6 @@
-/* runtime.h — executing graphs: tensors, the reference executor (ref kernels over one
- * arena), the counter-based RNG, parameter initialisation, and .npy files. Stands on ir/ only. */
+/* runtime.h — executing graphs: tensors, the ref kernels, programs of provider steps and their
+ * executor (one arena), profile and Chrome trace, the counter-based RNG, parameter
+ * initialisation, .npy files and checkpoints. Stands on ir/ only. */
 #ifndef DC_RUNTIME_H
 #define DC_RUNTIME_H
 
@@ -37,20 +38,77 @@ bool dc_ref_eval(const dc_graph *g, const dc_node *n, const dc_tensor *const *in
 /* Fills t per the init spec of PARAM node n, from stream XXH64(name) under seed. */
 void dc_param_init(const dc_node *n, dc_tensor *t, uint64_t seed);
 
-/* ---- the reference executor --------------------------------------------------------- */
+/* ---- programs and the executor ----------------------------------------------------- */
+/* A program is an ordered list of steps; each runs one provider's kernel that computes the
+ * value of one node (a fused kernel may compute several nodes: then only the last has a
+ * step) from values in the executor's arena. The executor runs the steps in order without
+ * knowing where they came from (codegen/ makes them; dc_exec_new makes the all-ref one). */
 typedef struct dc_exec dc_exec;
+typedef struct dc_step dc_step;
 
-/* Verifies g, lays out every value in one arena, and initialises parameters from seed.
- * g must outlive the executor. NULL and err on failure. */
+/* What a step's call sees: the graph, every node's value (views into the arena), the seed
+ * of this run's random ops. */
+typedef struct {
+    const dc_graph *g;
+    dc_tensor *vals;
+    uint64_t seed;
+} dc_frame;
+
+/* A range kernel (the jit provider's form): computes the outer iterations [begin, end) of
+ * its node; args[i] is the data pointer of node step->args[i]. */
+typedef void (*dc_range_kernel)(void **args, int64_t begin, int64_t end);
+
+struct dc_step {
+    int node;                   /* the node whose value the step writes */
+    const char *provider;       /* "ref", "dnnl", "jit": a static string */
+    char impl[96];              /* the implementation, e.g. "brg:avx512_core"; may be "" */
+    char note[160];             /* why the rule's provider was not used, or "" */
+    bool writes_all;            /* writes every element of its output: no zero-fill first */
+    /* exactly one of call and kernel is set */
+    bool (*call)(const dc_step *s, const dc_frame *f, char *err, size_t len);
+    dc_range_kernel kernel;     /* run as kernel(args, b, e) over [0, range), the range split
+                                 * statically over the OpenMP threads (thread t of T gets
+                                 * [range*t/T, range*(t+1)/T)) */
+    int64_t range;
+    int n_args;
+    int args[DC_MAX_INPUTS + 1];
+    void *ctx;                  /* the provider's, freed with the program's free_ctx */
+};
+
+/* The ref step of node `node`: dc_ref_eval on a zero-filled (or in-place) output. */
+dc_step dc_ref_step(int node);
+
+/* Verifies g, lays out every value in one arena (at the offsets of the graph's memory plan
+ * when it has one), initialises parameters from seed, and takes a copy of the n steps.
+ * Steps must name non-source nodes in increasing order, kernels must have range >= 1 and
+ * argument nodes in the graph. free_ctx (may be NULL) is called on each non-NULL ctx when
+ * the executor is freed (also on failure here). g must outlive the executor. NULL and err on
+ * failure. With $DISCO_TRACE set to FILE.json, every executed step becomes an event of a
+ * Chrome trace written (atomically) to that file when an executor is freed (see dc_trace). */
+dc_exec *dc_exec_new_program(const dc_graph *g, uint64_t seed, const dc_step *steps, int n,
+                             void (*free_ctx)(void *ctx), char *err, size_t len);
+/* The all-ref program: one dc_ref_step per non-source node. */
 dc_exec *dc_exec_new(const dc_graph *g, uint64_t seed, char *err, size_t len);
 void dc_exec_free(dc_exec *e);
 /* Copies t into the input called name; the type must match exactly. */
 bool dc_exec_set_input(dc_exec *e, const char *name, const dc_tensor *t, char *err, size_t len);
 /* The seed of random ops from the next run on (parameters keep their values). */
 void dc_exec_set_seed(dc_exec *e, uint64_t seed);
-/* Runs every node in order (on the memory plan when the graph has one), then applies the
- * graph's state updates as if at once. Inputs not set hold zeros. */
+/* Runs every step in order, then applies the graph's state updates as if at once. Inputs not
+ * set hold zeros. Outputs are zero-filled before a step unless the step writes them all or
+ * writes in place (its output slot is an input's, per the memory plan). Errors:
+ * "node %3 (conv2d): MESSAGE" (a provider's messages name it: "dnnl conv2d: ..."). */
 bool dc_exec_run(dc_exec *e, char *err, size_t len);
+/* Runs step i alone, as dc_exec_run would (not timed, no updates): for providers that try a
+ * kernel on the real arena before committing to it. */
+bool dc_exec_run_step(dc_exec *e, int i, char *err, size_t len);
+/* The program's steps, mutable until the first run (a provider may replace a step it tried). */
+dc_step *dc_exec_steps(dc_exec *e, int *n);
+/* Time spent in step i over all runs so far (CLOCK_MONOTONIC). */
+typedef struct { int64_t calls, ns; } dc_step_time;
+dc_step_time dc_exec_step_time(const dc_exec *e, int i);
+/* True when values a and b share arena bytes. */
+bool dc_exec_overlap(const dc_exec *e, int a, int b);
 /* Views into the arena, valid until the next run or free. */
 const dc_tensor *dc_exec_output(const dc_exec *e, int i);
 /* With a memory plan, only INPUT, PARAM, output and update values are valid after a run:
@@ -58,6 +116,34 @@ const dc_tensor *dc_exec_output(const dc_exec *e, int i);
 dc_tensor *dc_exec_value(dc_exec *e, int node);
 dc_tensor *dc_exec_param(dc_exec *e, const char *name);  /* NULL if no such param */
 size_t dc_exec_arena_bytes(const dc_exec *e);
+
+/* ---- profile and trace (runtime/trace.c) ------------------------------------------- */
+/* The per-step table of `disco run --profile`, in schedule order: step, node, op, provider,
+ * impl, calls, total ms, mean us, % of the time in steps; then the total, and a line per step
+ * whose note says why its provider is not the rule's. */
+void dc_exec_print_profile(dc_exec *e, FILE *f);
+
+/* The Chrome trace (chrome://tracing, Perfetto): {"traceEvents":[...]} with one complete
+ * ("X") event per executed step: name "OP %NODE", cat the provider, ts and dur in
+ * microseconds since the trace began (CLOCK_MONOTONIC), pid the process, tid the executor's
+ * number (1, 2, ... in creation order), args {node, impl}. Events are kept in the executor
+ * while it runs; freeing it appends them to the process's trace and rewrites the file
+ * atomically, so the file always holds every freed executor's steps. Not thread-safe: one
+ * thread creates, runs and frees executors. */
+/* Starts the trace of path (or keeps it when it is already the current one): checks that
+ * path can be written by writing an empty trace. "DISCO_TRACE: PATH: cannot write: ..." */
+bool dc_trace_begin(const char *path, char *err, size_t len);
+/* The current trace file, or NULL. */
+const char *dc_trace_path(void);
+/* Nanoseconds of CLOCK_MONOTONIC since the first call in the process: the trace's time axis. */
+int64_t dc_trace_now_ns(void);
+/* Appends one event (times in ns of dc_trace_now_ns) to the process's trace. */
+void dc_trace_add(const char *op, const char *node, const char *provider, const char *impl,
+                  int tid, int64_t start_ns, int64_t dur_ns);
+/* Rewrites the trace file with every event added so far. */
+bool dc_trace_flush(char *err, size_t len);
+/* Ends the trace and forgets its events (the file stays). */
+void dc_trace_end(void);
 
 /* ---- .npy --------------------------------------------------------------------------- */
 /* float32 and int32, little-endian, C order, format versions 1.0-3.0 on read; 1.0 on write.

@@ -210,6 +210,15 @@ TEST(dsl_every_op_has_a_builder) {
                      .step = DC_INTS(1, 2)),
           "f32[5,13]" },
         { dc_straight_through(g, x, x), "f32[4,6]" },
+        { dc_fused_conv2d(g, img, k, dc_param(g, "kb", 1, ((int64_t[]){ 4 })), dy, .pad = 1, .groups = 2,
+                          .act = DC_ACTIVATION_SILU),
+          "f32[1,4,4,4]" },
+        { dc_fused_conv2d(g, img, dc_param(g, "k2", 4, ((int64_t[]){ 2, 2, 2, 3 })), DC_NONE, DC_NONE,
+                          .stride = 2),
+          "f32[1,2,2,3]" },
+        { dc_fused_matmul(g, x, w, b, DC_NONE, .act = DC_ACTIVATION_GELU), "f32[4,3]" },
+        { dc_fused_matmul(g, x, x, DC_NONE, dc_matmul(g, x, x, .trans_a = true), .trans_a = true),
+          "f32[6,6]" },
     };
     dc_output(g, cases[0].t, "out");
     CHECK_STR_EQ(dc_graph_error(g), "");

@@ -67,7 +67,7 @@ const dc_command dc_cmd_opt = { "opt", cmd_opt, "run passes on a graph (.dcir) a
       "\n"
       "Parses FILE.dcir, verifies it, runs the passes named in --passes in order, and prints\n"
       "the result in canonical form on stdout, followed by its memory plan if it has one.\n"
-      "  --passes=a,b,c      the pipeline: dce, cse, fold, simplify, plan-memory\n"
+      "  --passes=a,b,c      the pipeline: dce, cse, fold, simplify, fuse-contraction, plan-memory\n"
       "  --verify-each       verify the graph after every pass (names the pass that broke it)\n"
       "  --print-after=NAME  print the graph after each run of pass NAME\n"
       "  --print-after-all   print the graph after every pass\n"

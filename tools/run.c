@@ -1,5 +1,6 @@
-/* run.c — `disco run`: executes a graph with the reference runtime, inputs from .npy files or
- * the seeded generator, outputs to .npy files or a printed summary. */
+/* run.c — `disco run`: lowers a graph to a runtime program (ref / dnnl / auto providers) and
+ * executes it, inputs from .npy files or the seeded generator, outputs to .npy files or a
+ * printed summary, then optionally the per-step profile. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "codegen/codegen.h"
 #include "ir/ir.h"
 #include "runtime/runtime.h"
 #include "tools/cli.h"
@@ -73,7 +75,8 @@ static int cmd_run(int argc, char **argv) {
     const char *file = NULL, *out_dir = NULL;
     uint64_t seed = 0, threads = 0;
     input_arg inputs[64];
-    int n_inputs = 0;
+    int n_inputs = 0, backend = -1;
+    bool profile = false;
     for (int i = 1; i < argc; i++) {
         bool missing = false;
         const char *v;
@@ -89,6 +92,11 @@ static int cmd_run(int argc, char **argv) {
                 return dc_usage_error("run", "--threads takes an integer from 1 to 1024, got '%s'", v);
         } else if ((v = dc_option_value(argc, argv, &i, "--out", &missing))) {
             out_dir = v;
+        } else if ((v = dc_option_value(argc, argv, &i, "--backend", &missing))) {
+            if ((backend = dc_backend_from_name(v)) < 0)
+                return dc_usage_error("run", "--backend takes auto, ref, dnnl or jit, got '%s'", v);
+        } else if (strcmp(argv[i], "--profile") == 0) {
+            profile = true;
         } else if (missing) {
             return dc_usage_error("run", "option '%s' needs a value", argv[i]);
         } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -100,9 +108,11 @@ static int cmd_run(int argc, char **argv) {
         }
     }
     if (!file) return dc_usage_error("run", "no graph file");
+    char err[DC_ERR_LEN];
+    if (backend < 0 && (backend = dc_backend_from_env(DC_BACKEND_AUTO, err, sizeof err)) < 0)
+        return dc_usage_error("run", "%s", err);
     if (threads) omp_set_num_threads((int)threads);
 
-    char err[DC_ERR_LEN];
     int status = 1;
     dc_exec *e = NULL;
     dc_graph *g = dc_parse_file(file, err, sizeof err);
@@ -116,7 +126,7 @@ static int cmd_run(int argc, char **argv) {
             goto fail;
         }
     }
-    if (!(e = dc_exec_new(g, seed, err, sizeof err))) goto fail;
+    if (!(e = dc_compile(g, seed, (dc_backend)backend, err, sizeof err))) goto fail;
     for (int i = 0, n = dc_graph_n_inputs(g); i < n; i++) {
         int id = dc_graph_input(g, i);
         const char *path = NULL;
@@ -151,6 +161,7 @@ static int cmd_run(int argc, char **argv) {
         if (!dc_npy_write(path, dc_exec_output(e, i), err, sizeof err)) goto fail;
         printf("wrote %s\n", path);
     }
+    if (profile) dc_exec_print_profile(e, stdout);
     status = 0;
 fail:
     if (status) fprintf(stderr, "%s\n", err);
@@ -159,14 +170,22 @@ fail:
     return status;
 }
 
-const dc_command dc_cmd_run = { "run", cmd_run, "execute a graph with the reference runtime",
+const dc_command dc_cmd_run = { "run", cmd_run, "execute a graph",
       "usage: disco run FILE.dcir [--input NAME=FILE.npy]... [--seed N] [--threads N] [--out DIR]\n"
+      "                 [--backend auto|ref|dnnl|jit] [--profile]\n"
       "\n"
-      "Executes FILE.dcir with the reference kernels.\n"
+      "Lowers FILE.dcir to a program of kernels and executes it once.\n"
       "  --input NAME=FILE.npy  value of input NAME (float32/int32 .npy, C order)\n"
       "  --seed N               seed of parameter init, random ops and inputs not given (default 0);\n"
       "                         inputs not given are filled from it (f32: N(0,1); i32: integers in\n"
       "                         [0, B) with B the smallest index range they are used with, else 2)\n"
       "  --threads N            OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
       "  --out DIR              write each output as DIR/NAME.npy; without it, print a summary\n"
-      "Same seed and thread count give bitwise-identical outputs.\n" };
+      "  --backend B            kernel providers (default $DISCO_BACKEND, else auto): auto = oneDNN\n"
+      "                         for f32 matmul/linear/conv2d (forward, backward, fused), ref for\n"
+      "                         the rest; dnnl = the same, a oneDNN refusal is an error; ref = the\n"
+      "                         reference kernels only; jit = not built yet (an error)\n"
+      "  --profile              after the outputs, print per step: node, op, provider, kernel,\n"
+      "                         calls, time; then why any oneDNN node runs on ref\n"
+      "Same seed, backend and thread count give bitwise-identical outputs.\n"
+      "DISCO_TRACE=FILE.json writes a Chrome trace (chrome://tracing, Perfetto) of every step.\n" };

@@ -27,12 +27,12 @@ static bool parse_positive(const char *s, double *out) {
 
 static int cmd_train(int argc, char **argv) {
     const char *model = NULL;
-    const char *opt[9] = { 0 };  /* values of the options below, by index */
-    static const char *const names[9] = { "--steps", "--batch", "--lr", "--seed", "--threads",
-                                          "--out", "--resume", "--ckpt-every", "--data" };
+    const char *opt[10] = { 0 };  /* values of the options below, by index */
+    static const char *const names[10] = { "--steps", "--batch", "--lr", "--seed", "--threads",
+                                           "--out", "--resume", "--ckpt-every", "--data", "--backend" };
     for (int i = 1; i < argc; i++) {
         bool missing = false, matched = false;
-        for (int k = 0; k < 9 && !matched && !missing; k++) {
+        for (int k = 0; k < 10 && !matched && !missing; k++) {
             const char *v = dc_option_value(argc, argv, &i, names[k], &missing);
             if (v) opt[k] = v, matched = true;
         }
@@ -69,9 +69,13 @@ static int cmd_train(int argc, char **argv) {
         if (!dc_parse_u64(opt[7], INT64_MAX, &u)) return dc_usage_error("train", "--ckpt-every takes a non-negative integer, got '%s'", opt[7]);
         c.ckpt_every = (int64_t)u;
     }
+    char err[DC_ERR_LEN];
+    int backend = opt[9] ? dc_backend_from_name(opt[9]) : dc_backend_from_env(c.backend, err, sizeof err);
+    if (backend < 0 && opt[9]) return dc_usage_error("train", "--backend takes auto, ref, dnnl or jit, got '%s'", opt[9]);
+    if (backend < 0) return dc_usage_error("train", "%s", err);
+    c.backend = (dc_backend)backend;
     c.progress = stdout;
     dc_train_request r = { .out_dir = opt[5] ? opt[5] : "runs", .resume = opt[6], .data_dir = opt[8], .out = stdout };
-    char err[DC_ERR_LEN];
     if (!m->train(&c, &r, err, sizeof err)) {
         fflush(stdout);
         fprintf(stderr, "disco train: %s\n", err);
@@ -83,6 +87,7 @@ static int cmd_train(int argc, char **argv) {
 const dc_command dc_cmd_train = { "train", cmd_train, "train a model and report its test metric",
       "usage: disco train MODEL [--steps N] [--batch B] [--lr X] [--seed S] [--threads T]\n"
       "                         [--out DIR] [--resume CKPT] [--ckpt-every N] [--data DIR]\n"
+      "                         [--backend auto|ref|dnnl|jit]\n"
       "\n"
       "Trains MODEL with one compiled training graph (forward, loss, gradients, clipping by\n"
       "global norm, AdamW, EMA of the params) and reports its test metric.\n"
@@ -101,5 +106,10 @@ const dc_command dc_cmd_train = { "train", cmd_train, "train a model and report 
       "  --ckpt-every N  also save every N steps (0: only at the end)\n"
       "  --data DIR      dataset directory (default $DISCO_FMNIST_DIR or\n"
       "                  /usr/share/datasets/fashion-mnist)\n"
-      "Same seed, config and thread count give bitwise-identical params; a resumed run\n"
-      "continues bitwise-identically to an uninterrupted one.\n" };
+      "  --backend B     kernel providers (default $DISCO_BACKEND, else auto): auto = oneDNN\n"
+      "                  for the f32 contractions, ref for the rest; dnnl = the same, a\n"
+      "                  oneDNN refusal is an error; ref = reference kernels only; jit = not\n"
+      "                  built yet (an error)\n"
+      "Same seed, config, backend and thread count give bitwise-identical params; a resumed run\n"
+      "continues bitwise-identically to an uninterrupted one.\n"
+      "DISCO_TRACE=FILE.json writes a Chrome trace (chrome://tracing, Perfetto) of every step.\n" };

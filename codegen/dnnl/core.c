@@ -373,6 +373,12 @@ bool dnnl_call_run(call *c, char *err, size_t len) {
         snprintf(err, len, "dnnl %s: execution of %s failed for %s", c->name, e->impl, c->what);
         return false;
     }
+    if (c->residual) {
+        float *y = dnnl_call_find(c, DNNL_ARG_DST)->ptr;
+        const float *r = c->residual;
+#pragma omp parallel for simd if (c->residual_n > 65536)
+        for (int64_t i = 0; i < c->residual_n; i++) y[i] += r[i];
+    }
     S.last_impl = e->impl;
     return true;
 }

@@ -64,6 +64,8 @@ struct call {
     int n_postops;
     call_postop postops[DNNL_MAX_POSTOPS];
     call_desc_fn desc;
+    const float *residual;     /* added to the dst argument after each run; NULL for none */
+    int64_t residual_n;
 };
 
 /* Zero-fills c and sets its op, name and thread count. */

@@ -54,11 +54,14 @@ static bool same_shape(const dc_tensor *a, const dc_tensor *b) {
 
 /* Adds e to c: out = act(scale * y + bias) + residual. With scale 1 the bias is the
  * primitive's own (added to y before the post-ops); otherwise it is a binary post-op after
- * the linear scaling. bias_native / bias_post: the bias layouts for both cases; dst: the
- * output's layout (the residual's too). */
+ * the linear scaling. The residual is added by disco after the primitive, not as a post-op:
+ * oneDNN 2.6's gemm-based convolution (1x1 kernels with padding) applies a full-tensor
+ * binary-add post-op at wrong offsets in the padded border, and its sum post-op leaves grouped
+ * convolutions with reference implementations only. bias_native / bias_post: the bias
+ * layouts for both cases. */
 static bool add_epilogue(call *c, const dc_epilogue *e, const dc_tensor *out,
                          const dnnl_memory_desc_t *bias_native, const dnnl_memory_desc_t *bias_post,
-                         const dnnl_memory_desc_t *dst, char *err, size_t len) {
+                         char *err, size_t len) {
     c->key.scale = 1.0f;
     if (!e) return true;
     const dc_shape *so = &out->type.shape;
@@ -78,23 +81,22 @@ static bool add_epilogue(call *c, const dc_epilogue *e, const dc_tensor *out,
     c->key.act = e->act;
     c->key.has_residual = e->residual != NULL;
     if (scale != 1.0f)
-        c->postops[c->n_postops++] = (call_postop){ dnnl_eltwise_linear, scale, 0.0f, -1 };
+        c->postops[c->n_postops++] = (call_postop){ .alg = dnnl_eltwise_linear, .alpha = scale, .binary_arg = -1 };
     if (e->bias && scale == 1.0f) dnnl_call_arg(c, DNNL_ARG_BIAS, bias_native, e->bias->data);
     if (e->bias && scale != 1.0f) {
         int i = dnnl_call_arg(c, DNNL_ARG_ATTR_MULTIPLE_POST_OP(c->n_postops) | DNNL_ARG_SRC_1,
                               bias_post, e->bias->data);
-        c->postops[c->n_postops++] = (call_postop){ dnnl_binary_add, 0.0f, 0.0f, i };
+        c->postops[c->n_postops++] = (call_postop){ .alg = dnnl_binary_add, .binary_arg = i };
     }
     static const dnnl_alg_kind_t alg[] = { [DC_ACT_RELU] = dnnl_eltwise_relu,
                                            [DC_ACT_GELU] = dnnl_eltwise_gelu_tanh,
                                            [DC_ACT_SILU] = dnnl_eltwise_swish };
     if (e->act != DC_ACT_NONE)
         c->postops[c->n_postops++] =
-            (call_postop){ alg[e->act], e->act == DC_ACT_SILU ? 1.0f : 0.0f, 0.0f, -1 };
+            (call_postop){ .alg = alg[e->act], .alpha = e->act == DC_ACT_SILU ? 1.0f : 0.0f, .binary_arg = -1 };
     if (e->residual) {
-        int i = dnnl_call_arg(c, DNNL_ARG_ATTR_MULTIPLE_POST_OP(c->n_postops) | DNNL_ARG_SRC_1,
-                              dst, e->residual->data);
-        c->postops[c->n_postops++] = (call_postop){ dnnl_binary_add, 0.0f, 0.0f, i };
+        c->residual = e->residual->data;
+        c->residual_n = dc_numel(&out->type.shape);
     }
     return true;
 }
@@ -183,7 +185,7 @@ static bool matmul_named(const char *name, const dc_tensor *a, const dc_tensor *
     dnnl_call_arg(&c, DNNL_ARG_SRC, &amd, a->data);
     dnnl_call_arg(&c, DNNL_ARG_WEIGHTS, &bmd, b->data);
     dnnl_call_arg(&c, DNNL_ARG_DST, &omd, out->data);
-    return add_epilogue(&c, e, out, &bias_md, &bias_md, &omd, err, len) && dnnl_call_run(&c, err, len);
+    return add_epilogue(&c, e, out, &bias_md, &bias_md, err, len) && dnnl_call_run(&c, err, len);
 }
 
 bool dc_dnnl_matmul(const dc_tensor *a, const dc_tensor *b, dc_matmul_attr t, const dc_epilogue *e,
@@ -285,11 +287,14 @@ static dnnl_status_t conv_desc(const call *c, const dnnl_memory_desc_t *wmd, cal
 static bool conv_call(call *c, call_op op, const char *name, const dc_tensor *x, const dc_tensor *w,
                       const dc_tensor *y, const dc_conv_attr *a, char *err, size_t len) {
     char sx[64], sw[64], sy[64];
+    type_s(x, sx, sizeof sx);
+    type_s(w, sw, sizeof sw);
+    type_s(y, sy, sizeof sy);
     dc_shape want;
     if (!is_f32(x) || !is_f32(w) || !is_f32(y) || !conv_shape(&x->type.shape, &w->type.shape, a, &want) ||
         !dc_shape_eq(&want, &y->type.shape))
         return fail(err, len, "dnnl %s: input %s, weight %s and output %s do not fit stride/pad/groups",
-                    name, type_s(x, sx, sizeof sx), type_s(w, sw, sizeof sw), type_s(y, sy, sizeof sy));
+                    name, sx, sw, sy);
     dnnl_call_init(c, op, name);
     snprintf(c->what, sizeof c->what, "x %s, w %s, y %s, stride [%lld,%lld], pad [%lld,%lld], groups %lld",
              sx, sw, sy, (long long)a->stride.v[0], (long long)a->stride.v[1], (long long)a->pad.v[0],
@@ -328,7 +333,7 @@ bool dc_dnnl_conv2d(const dc_tensor *x, const dc_tensor *w, dc_conv_attr attr, c
     dnnl_call_arg(&c, DNNL_ARG_SRC, &md[0], x->data);
     c.weight = dnnl_call_arg(&c, DNNL_ARG_WEIGHTS, &md[1], w->data);
     dnnl_call_arg(&c, DNNL_ARG_DST, &md[2], out->data);
-    return add_epilogue(&c, e, out, &bias_native, &bias_post, &md[2], err, len) && dnnl_call_run(&c, err, len);
+    return add_epilogue(&c, e, out, &bias_native, &bias_post, err, len) && dnnl_call_run(&c, err, len);
 }
 
 bool dc_dnnl_conv2d_bwd_data(const dc_tensor *dy, const dc_tensor *w, dc_conv_attr attr, dc_tensor *dx,

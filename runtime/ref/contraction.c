@@ -337,6 +337,9 @@ static void upsample(const dc_ref_args *a) {
     }
 }
 
+/* fused_conv2d and fused_matmul: runtime/ref/fused.c */
+bool dc_ref_fused(const dc_ref_args *a);
+
 bool dc_ref_contraction(const dc_ref_args *a) {
     dc_op op = a->n->op;
     if (op != DC_OP_UPSAMPLE) {
@@ -355,6 +358,7 @@ bool dc_ref_contraction(const dc_ref_args *a) {
     case DC_OP_CONV2D_BWD_WEIGHT: conv2d_bwd_weight(a); return true;
     case DC_OP_AVG_POOL: avg_pool(a); return true;
     case DC_OP_UPSAMPLE: upsample(a); return true;
+    case DC_OP_FUSED_CONV2D: case DC_OP_FUSED_MATMUL: return dc_ref_fused(a);
     default:
         snprintf(a->err, a->len, "no ref kernel for %s", dc_op_name(op));
         return false;

@@ -1,0 +1,34 @@
+/* graphgen.h — a seeded generator of random small graphs of contractions with epilogues,
+ * for differential tests of kernel providers: 1-3 chained stages, each a conv2d (NHWC,
+ * kernel 1/3/5, stride 1/2, pad 0-2, groups 1/2/depthwise), a matmul (transposes, rank 2-4,
+ * broadcast batch dims) or a linear, followed by random epilogues (bias param [O] or
+ * [1,..,1,O], relu/gelu/silu, residual add of a same-shaped value), ending in a scalar loss
+ * (sum(y * R) with R an input, or mse(y, T) with T an input). The same seed always gives
+ * the same graph. */
+#ifndef DC_GRAPHGEN_H
+#define DC_GRAPHGEN_H
+
+#include "runtime/runtime.h"
+
+#define GG_MAX_KINKS 8
+
+typedef struct {
+    dc_graph *g;
+    int y;                   /* the last stage's value (after its epilogue) */
+    int loss;                /* the scalar f32 loss */
+    int n_contractions;      /* contraction nodes in the forward graph */
+    int64_t k_total;         /* sum of the reduction lengths of every contraction, bias and
+                                unbroadcast sum, forward and backward: the error-growth bound */
+    int n_kinks;
+    int kinks[GG_MAX_KINKS]; /* inputs of relu nodes: values whose sign decides a gradient */
+    char summary[256];       /* e.g. "conv2d k3 s2 p1 g2 +bias relu | linear 6 +res | mse" */
+} gg_graph;
+
+/* Builds graph number seed into out (out->g is new; the caller frees it). false and err if
+ * the DSL rejected a node (a generator bug). */
+bool gg_build(uint64_t seed, gg_graph *out, char *err, size_t len);
+
+/* Sets every INPUT of g in e to U[-1, 1) values keyed by (seed, input name, element). */
+bool gg_set_inputs(dc_exec *e, const dc_graph *g, uint64_t seed, char *err, size_t len);
+
+#endif

@@ -1,0 +1,368 @@
+/* test_lower.c — lowering to runtime programs (codegen/lower.c) and the executor of programs:
+ * every IR golden and a small training graph (forward + dc_grad, planned) give the same
+ * outputs under the ref, auto and dnnl backends, and bitwise the same bits on two dnnl runs;
+ * the provider of every step is the rule's; jit and bad backends are errors; in-place
+ * elementwise steps next to oneDNN steps run right; a plan that puts a oneDNN output over
+ * its input falls back to ref with a note; range kernels cover their range once; malformed
+ * programs are refused.
+ *
+ * Tolerance: oneDNN sums a contraction's products in another order than the ref kernels,
+ * and the difference flows through the ops after it, so ref and dnnl agree within
+ * |dnnl - ref| <= 2e-4 * (1 + |ref|) on these small graphs (inputs N(0, 0.25), K <= 300);
+ * i32 outputs must be equal. */
+#include "tests/test.h"
+
+#include <dirent.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "codegen/codegen.h"
+#include "passes/passes.h"
+
+#define TOL 2e-4
+
+/* Paths of the .dcir files in tests/ir, sorted; returns the count. */
+static int goldens(char paths[][256], int max) {
+    DIR *d = opendir("tests/ir");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < max) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && strcmp(e->d_name + len - 5, ".dcir") == 0) snprintf(paths[n++], 256, "tests/ir/%s", e->d_name);
+    }
+    if (d) closedir(d);
+    qsort(paths, (size_t)n, 256, (int (*)(const void *, const void *))strcmp);
+    return n;
+}
+
+static dc_exec *compile_ok(const dc_graph *g, dc_backend b) {
+    char err[DC_ERR_LEN] = "";
+    dc_exec *e = dc_compile(g, 3, b, err, sizeof err);
+    CHECK_MSG(e != NULL, "dc_compile(@%s, backend %d): %s", g->name, (int)b, err);
+    return e;
+}
+
+/* f32 inputs ~ N(0, 0.25) keyed by the input's position; i32 inputs stay zero (an index
+ * every gather, one_hot and label accepts). Then one run. */
+static bool feed_and_run(dc_exec *e, const dc_graph *g) {
+    char err[DC_ERR_LEN] = "";
+    for (int i = 0, n = dc_graph_n_inputs(g); i < n; i++) {
+        dc_tensor *v = dc_exec_value(e, dc_graph_input(g, i));
+        if (v->type.dtype != DC_F32) continue;
+        for (int64_t k = 0; k < dc_numel(&v->type.shape); k++)
+            ((float *)v->data)[k] = 0.5f * dc_rng_normal(11, (uint64_t)i, (uint64_t)k);
+    }
+    bool ok = dc_exec_run(e, err, sizeof err);
+    CHECK_MSG(ok, "run of @%s: %s", g->name, err);
+    return ok;
+}
+
+/* Output by output: got against want within TOL (f32) or exactly (i32). */
+static void check_outputs(const char *what, dc_exec *got, dc_exec *want, const dc_graph *g) {
+    for (int i = 0; i < g->n_outputs; i++) {
+        const dc_tensor *a = dc_exec_output(got, i), *b = dc_exec_output(want, i);
+        for (int64_t k = 0; k < dc_numel(&b->type.shape); k++) {
+            double x = b->type.dtype == DC_F32 ? ((const float *)a->data)[k] : ((const int32_t *)a->data)[k];
+            double y = b->type.dtype == DC_F32 ? ((const float *)b->data)[k] : ((const int32_t *)b->data)[k];
+            double tol = b->type.dtype == DC_F32 ? TOL * (1 + fabs(y)) : 0;
+            if (!(fabs(x - y) <= tol)) {
+                dc_test_fail(__FILE__, __LINE__, "%s @%s output %d element %lld: %.9g, ref %.9g", what, g->name, i,
+                             (long long)k, x, y);
+                break;
+            }
+        }
+    }
+}
+
+static void check_same_bits(const char *what, dc_exec *a, dc_exec *b, const dc_graph *g) {
+    for (int i = 0; i < g->n_outputs; i++) {
+        const dc_tensor *x = dc_exec_output(a, i), *y = dc_exec_output(b, i);
+        size_t bytes = (size_t)dc_numel(&x->type.shape) * dc_dtype_size(x->type.dtype);
+        CHECK_MSG(memcmp(x->data, y->data, bytes) == 0, "%s @%s output %d: two runs differ", what, g->name, i);
+    }
+}
+
+static bool dnnl_op(const dc_graph *g, int node) {
+    const dc_node *n = &g->nodes[node];
+    bool op = n->op == DC_OP_MATMUL || n->op == DC_OP_LINEAR || n->op == DC_OP_CONV2D ||
+              n->op == DC_OP_CONV2D_BWD_DATA || n->op == DC_OP_CONV2D_BWD_WEIGHT ||
+              n->op == DC_OP_FUSED_CONV2D || n->op == DC_OP_FUSED_MATMUL;
+    for (int k = 0; op && k < n->n_in; k++) op = g->nodes[n->in[k]].type.dtype == DC_F32;
+    return op && n->type.dtype == DC_F32;
+}
+
+/* One step per non-source node, in order, each on the rule's provider (a oneDNN node may run
+ * on ref only with a note saying why); returns the number of oneDNN steps. */
+static int check_rule(dc_exec *e, const dc_graph *g, dc_backend b) {
+    int n, k = 0, on_dnnl = 0;
+    const dc_step *s = dc_exec_steps(e, &n);
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op == DC_OP_INPUT || g->nodes[i].op == DC_OP_PARAM) continue;
+        if (k >= n || s[k].node != i) {
+            dc_test_fail(__FILE__, __LINE__, "@%s: no step for node %d", g->name, i);
+            return on_dnnl;
+        }
+        bool want_dnnl = b != DC_BACKEND_REF && dnnl_op(g, i);
+        bool is_dnnl = strcmp(s[k].provider, "dnnl") == 0;
+        CHECK_MSG(is_dnnl == want_dnnl || (want_dnnl && s[k].note[0] && strcmp(s[k].provider, "ref") == 0),
+                  "@%s node %d (%s): provider %s, note '%s'", g->name, i, dc_op_name(g->nodes[i].op),
+                  s[k].provider, s[k].note);
+        if (is_dnnl) CHECK_MSG(s[k].impl[0] && !strstr(s[k].impl, "ref"), "dnnl impl '%s'", s[k].impl);
+        on_dnnl += is_dnnl;
+        k++;
+    }
+    CHECK_EQ_INT(k, n);
+    return on_dnnl;
+}
+
+/* ref, auto and dnnl agree; dnnl twice gives the same bits; every step is the rule's. */
+static int check_backends(const dc_graph *g) {
+    dc_exec *ref = compile_ok(g, DC_BACKEND_REF), *au = compile_ok(g, DC_BACKEND_AUTO);
+    dc_exec *d1 = compile_ok(g, DC_BACKEND_DNNL), *d2 = compile_ok(g, DC_BACKEND_DNNL);
+    int on_dnnl = 0;
+    if (ref && au && d1 && d2 && feed_and_run(ref, g) && feed_and_run(au, g) && feed_and_run(d1, g) &&
+        feed_and_run(d2, g)) {
+        check_outputs("auto", au, ref, g);
+        check_outputs("dnnl", d1, ref, g);
+        check_same_bits("dnnl", d1, d2, g);
+        CHECK_EQ_INT(check_rule(ref, g, DC_BACKEND_REF), 0);
+        on_dnnl = check_rule(au, g, DC_BACKEND_AUTO);
+        CHECK_EQ_INT(check_rule(d1, g, DC_BACKEND_DNNL), on_dnnl);
+    }
+    dc_exec_free(ref);
+    dc_exec_free(au);
+    dc_exec_free(d1);
+    dc_exec_free(d2);
+    return on_dnnl;
+}
+
+TEST(lower_goldens_agree_across_backends) {
+    char paths[64][256], err[DC_ERR_LEN];
+    int n = goldens(paths, 64), on_dnnl = 0;
+    CHECK(n >= 3);
+    for (int i = 0; i < n; i++) {
+        dc_graph *g = dc_parse_file(paths[i], err, sizeof err);
+        CHECK_MSG(g != NULL, "%s", err);
+        if (g) on_dnnl += check_backends(g);
+        dc_graph_free(g);
+    }
+    CHECK(on_dnnl >= 4); /* conv_block's convs and mlp's linears at least */
+}
+
+static const char train_text[] =
+    "graph @tiny_train(%x: f32[4,6,6,3], %t: f32[4,5]) -> (loss: f32[]) {\n"
+    "  %0 = param \"c.w\" : f32[3,3,3,8] init=kaiming\n"
+    "  %1 = conv2d %x, %0 {stride=[1,1], pad=[1,1], groups=1} : f32[4,6,6,8]\n"
+    "  %2 = silu %1 : f32[4,6,6,8]\n"
+    "  %3 = reshape %2 : f32[4,288]\n"
+    "  %4 = param \"l.w\" : f32[288,5] init=kaiming\n"
+    "  %5 = param \"l.b\" : f32[5] init=normal(0.1)\n"
+    "  %6 = linear %3, %4, %5 : f32[4,5]\n"
+    "  %7 = mse %6, %t : f32[]\n"
+    "  return %7\n"
+    "}\n";
+
+/* The tiny training graph with the gradients of its loss w.r.t. x and every param as
+ * outputs; planned when plan is set. */
+static dc_graph *train_graph(bool plan) {
+    char err[DC_ERR_LEN] = "";
+    dc_graph *g = dc_parse(train_text, strlen(train_text), "tiny_train", err, sizeof err);
+    CHECK_MSG(g != NULL, "%s", err);
+    if (!g) return NULL;
+    int wrt[8], grads[8], n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == DC_OP_PARAM || i == dc_graph_find_input(g, "x")) wrt[n++] = i;
+    bool ok = dc_grad(g, g->outputs[0], wrt, n, grads, err, sizeof err);
+    for (int i = 0; ok && i < n; i++) dc_graph_add_output(g, grads[i], NULL);
+    ok = ok && dc_run_pipeline(g, plan ? "simplify,cse,dce,plan-memory" : "simplify,cse,dce",
+                               &(dc_pass_opts){ 0 }, err, sizeof err);
+    CHECK_MSG(ok, "%s", err);
+    if (!ok) {
+        dc_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+TEST(lower_training_graph_agrees_across_backends) {
+    dc_graph *g = train_graph(true);
+    if (!g) return;
+    CHECK(g->plan_offset != NULL);
+    /* conv2d, conv2d_bwd_data, conv2d_bwd_weight, linear and the matmuls of its gradient */
+    CHECK(check_backends(g) >= 4);
+    dc_graph_free(g);
+}
+
+TEST(lower_jit_and_bad_backends_are_errors) {
+    char err[DC_ERR_LEN] = "";
+    dc_graph *g = dc_parse_file("tests/ir/mlp.dcir", err, sizeof err);
+    CHECK_MSG(g != NULL, "%s", err);
+    if (!g) return;
+    CHECK(dc_compile(g, 0, DC_BACKEND_JIT, err, sizeof err) == NULL);
+    CHECK_MSG(strstr(err, "jit provider is not built yet"), "err: %s", err);
+    CHECK(dc_compile(g, 0, (dc_backend)7, err, sizeof err) == NULL);
+    CHECK_MSG(strstr(err, "unknown backend 7"), "err: %s", err);
+    dc_graph_free(g);
+
+    CHECK_EQ_INT(dc_backend_from_name("auto"), DC_BACKEND_AUTO);
+    CHECK_EQ_INT(dc_backend_from_name("ref"), DC_BACKEND_REF);
+    CHECK_EQ_INT(dc_backend_from_name("dnnl"), DC_BACKEND_DNNL);
+    CHECK_EQ_INT(dc_backend_from_name("jit"), DC_BACKEND_JIT);
+    CHECK_EQ_INT(dc_backend_from_name("DNNL"), -1);
+    const char *old = getenv("DISCO_BACKEND");
+    char *saved = old ? strdup(old) : NULL;
+    unsetenv("DISCO_BACKEND");
+    CHECK_EQ_INT(dc_backend_from_env(DC_BACKEND_REF, err, sizeof err), DC_BACKEND_REF);
+    setenv("DISCO_BACKEND", "dnnl", 1);
+    CHECK_EQ_INT(dc_backend_from_env(DC_BACKEND_REF, err, sizeof err), DC_BACKEND_DNNL);
+    setenv("DISCO_BACKEND", "cuda", 1);
+    CHECK_EQ_INT(dc_backend_from_env(DC_BACKEND_AUTO, err, sizeof err), -1);
+    CHECK_STR_EQ(err, "DISCO_BACKEND='cuda' names no backend (choose auto, ref, dnnl or jit)");
+    if (saved) setenv("DISCO_BACKEND", saved, 1);
+    else unsetenv("DISCO_BACKEND");
+    free(saved);
+}
+
+static const char in_place_text[] =
+    "graph @in_place(%x: f32[16,32], %r: f32[16,64]) -> (y: f32[16,8]) {\n"
+    "  %0 = param \"a.w\" : f32[32,64] init=kaiming\n"
+    "  %1 = param \"a.b\" : f32[64] init=normal(0.1)\n"
+    "  %2 = linear %x, %0, %1 : f32[16,64]\n"
+    "  %3 = relu %2 : f32[16,64]\n"
+    "  %4 = add %3, %r : f32[16,64]\n"
+    "  %5 = tanh %4 : f32[16,64]\n"
+    "  %6 = param \"b.w\" : f32[64,8] init=kaiming\n"
+    "  %7 = matmul %5, %6 {trans_a=false, trans_b=false} : f32[16,8]\n"
+    "  %8 = exp %7 : f32[16,8]\n"
+    "  return %8\n"
+    "}\n";
+
+TEST(lower_in_place_steps_next_to_dnnl_steps) {
+    char err[DC_ERR_LEN] = "";
+    dc_graph *g = dc_parse(in_place_text, strlen(in_place_text), "in_place", err, sizeof err);
+    dc_graph *u = dc_parse(in_place_text, strlen(in_place_text), "in_place", err, sizeof err);
+    CHECK_MSG(g && u, "%s", err);
+    if (!g || !u || !dc_run_pipeline(g, "plan-memory", &(dc_pass_opts){ 0 }, err, sizeof err)) {
+        CHECK_MSG(false, "%s", err);
+        dc_graph_free(g);
+        dc_graph_free(u);
+        return;
+    }
+    dc_exec *planned = compile_ok(g, DC_BACKEND_AUTO), *ref = compile_ok(u, DC_BACKEND_REF);
+    if (planned && ref && feed_and_run(planned, g) && feed_and_run(ref, u)) {
+        int in_place = 0;
+        for (int i = 0; i < g->n_nodes; i++)
+            if (dc_op_get(g->nodes[i].op)->kind == DC_KIND_ELEMENTWISE)
+                in_place += dc_exec_overlap(planned, i, g->nodes[i].in[0]);
+        CHECK_MSG(in_place >= 3, "only %d in-place nodes", in_place);
+        CHECK_EQ_INT(check_rule(planned, g, DC_BACKEND_AUTO), 2);
+        check_outputs("planned auto", planned, ref, g);
+    }
+    dc_exec_free(planned);
+    dc_exec_free(ref);
+    dc_graph_free(g);
+    dc_graph_free(u);
+}
+
+TEST(lower_plan_over_a_dnnl_input_falls_back_to_ref) {
+    char err[DC_ERR_LEN] = "";
+    const char *text = "graph @alias(%x: f32[8,8]) -> (y: f32[8,8]) {\n"
+                       "  %0 = param \"w\" : f32[8,8] init=kaiming\n"
+                       "  %1 = exp %x : f32[8,8]\n"
+                       "  %2 = matmul %1, %0 {trans_a=false, trans_b=false} : f32[8,8]\n"
+                       "  return %2\n"
+                       "}\n";
+    dc_graph *g = dc_parse(text, strlen(text), "alias", err, sizeof err);
+    CHECK_MSG(g != NULL, "%s", err);
+    if (!g) return;
+    /* a hand-made plan whose matmul writes over its own input %1 */
+    g->plan_offset = calloc((size_t)g->n_nodes, sizeof *g->plan_offset);
+    int64_t at[] = { 0, 256, 512, 512 };
+    for (int i = 0; i < g->n_nodes; i++) g->plan_offset[i] = at[i];
+    g->plan_bytes = 768;
+    dc_backend backends[] = { DC_BACKEND_AUTO, DC_BACKEND_DNNL };
+    for (int k = 0; k < 2; k++) {
+        dc_exec *e = compile_ok(g, backends[k]);
+        if (!e) continue;
+        int n;
+        const dc_step *s = dc_exec_steps(e, &n);
+        CHECK_EQ_INT(n, 2);
+        CHECK_STR_EQ(s[1].provider, "ref");
+        CHECK_MSG(strstr(s[1].note, "memory plan puts its output over input 0 (%1)"), "note: %s", s[1].note);
+        dc_exec_free(e);
+    }
+    dc_graph_free(g);
+}
+
+/* y[i] += -x[i] over [begin, end): exact only if y starts at zero and each i runs once */
+static void neg_kernel(void **args, int64_t begin, int64_t end) {
+    const float *x = args[0];
+    float *y = args[1];
+    for (int64_t i = begin; i < end; i++) y[i] += -x[i];
+}
+
+static bool bad_call(const dc_step *s, const dc_frame *f, char *err, size_t len) {
+    (void)f;
+    snprintf(err, len, "refused step of node %d", s->node);
+    return false;
+}
+
+TEST(lower_range_kernels_and_malformed_programs) {
+    char err[DC_ERR_LEN] = "";
+    const char *text = "graph @neg(%x: f32[1000]) -> (y: f32[1000]) {\n"
+                       "  %0 = neg %x : f32[1000]\n"
+                       "  return %0\n"
+                       "}\n";
+    dc_graph *g = dc_parse(text, strlen(text), "neg", err, sizeof err);
+    CHECK_MSG(g != NULL, "%s", err);
+    if (!g) return;
+    dc_step s;
+    memset(&s, 0, sizeof s);
+    s.node = 1;
+    s.provider = "jit";
+    s.kernel = neg_kernel;
+    s.range = 1000;
+    s.n_args = 2;
+    s.args[0] = 0;
+    s.args[1] = 1;
+    int threads = omp_get_max_threads();
+    for (int t = 1; t <= 3; t++) {
+        omp_set_num_threads(t);
+        dc_exec *e = dc_exec_new_program(g, 0, &s, 1, NULL, err, sizeof err);
+        CHECK_MSG(e != NULL, "%s", err);
+        if (!e) continue;
+        float *x = dc_exec_value(e, 0)->data;
+        for (int i = 0; i < 1000; i++) x[i] = (float)i - 500.0f;
+        for (int r = 0; r < 2; r++) CHECK(dc_exec_run(e, err, sizeof err));
+        const float *y = dc_exec_output(e, 0)->data;
+        int bad = 0;
+        for (int i = 0; i < 1000; i++) bad += y[i] != 500.0f - (float)i;
+        CHECK_EQ_INT(bad, 0);
+        CHECK_EQ_INT(dc_exec_step_time(e, 0).calls, 2);
+        dc_exec_free(e);
+    }
+    omp_set_num_threads(threads);
+
+    dc_step bad[4] = { s, s, s, dc_ref_step(0) };
+    bad[0].range = 0;
+    bad[1].call = bad_call;
+    bad[2].args[1] = 5;
+    const char *why[] = { "empty range", "exactly one of a call and a range kernel", "names no node",
+                          "computes an input or param" };
+    for (int i = 0; i < 4; i++) {
+        CHECK(dc_exec_new_program(g, 0, &bad[i], 1, NULL, err, sizeof err) == NULL);
+        CHECK_MSG(strstr(err, why[i]), "program %d: %s", i, err);
+    }
+    dc_step two[2] = { dc_ref_step(1), dc_ref_step(1) };
+    CHECK(dc_exec_new_program(g, 0, two, 2, NULL, err, sizeof err) == NULL);
+    CHECK_MSG(strstr(err, "out of schedule order"), "%s", err);
+
+    dc_step failing = dc_ref_step(1);
+    failing.call = bad_call;
+    failing.provider = "dnnl";
+    dc_exec *e = dc_exec_new_program(g, 0, &failing, 1, NULL, err, sizeof err);
+    CHECK(e && !dc_exec_run(e, err, sizeof err));
+    CHECK_STR_EQ(err, "node %0 (neg): refused step of node 1");
+    dc_exec_free(e);
+    dc_graph_free(g);
+}
