@@ -571,9 +571,10 @@ TEST(shape_rules_survive_garbage) {
         for (size_t k = 0; k < sizeof words / sizeof *words; k++) words[k] = pick(&s);
         memcpy(&n.attr, words, sizeof words);
         if (lcg(&s) % 2) n.attr.reduce.axes.n = n.attr.perm.perm.n = (int)(lcg(&s) % 8) - 1;
-        if (n.op == DC_OP_MATMUL) n.attr.matmul = (dc_matmul_attr){ lcg(&s) % 2, lcg(&s) % 2 };
-        if (dc_op_get(n.op < DC_OP_COUNT ? n.op : 0)->attr == dc_op_get(DC_OP_SUM)->attr)
-            n.attr.reduce.keepdims = lcg(&s) % 2; /* bool fields hold only 0 or 1 */
+        const dc_attr_schema *sc = dc_op_get(n.op < DC_OP_COUNT ? n.op : 0)->attr;
+        for (int f = 0; f < sc->n_fields; f++) /* bool fields hold only 0 or 1 */
+            if (sc->fields[f].type == DC_FT_BOOL)
+                *(bool *)((char *)&n.attr + sc->fields[f].offset) = lcg(&s) % 2;
         n.type = ty(types[lcg(&s) % 9]);
         if (lcg(&s) % 8 == 0) n.type.shape.rank = (int)pick(&s);
         dc_type out;
