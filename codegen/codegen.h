@@ -107,4 +107,26 @@ int dc_backend_from_env(dc_backend fallback, char *err, size_t len);
  * provider cannot run a node it claims. The steps can be inspected with dc_exec_steps. */
 dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
 
+/* ---- the on-disk kernel cache (codegen/cache.c) --------------------------------------- */
+/* Compiled kernel objects live under $DISCO_CACHE_DIR (default $XDG_CACHE_HOME/disco, else
+ * ~/.cache/disco), one file per key: a header (magic, version, key, payload size), the payload
+ * (an object file), an XXH3 checksum. Entries are written to a temp file and renamed, so two
+ * processes compiling the same kernel both succeed; a truncated or corrupt entry is reported
+ * as a warning on stderr, removed, and treated as a miss. */
+typedef struct { uint64_t lo, hi; } dc_kcache_key;
+
+/* The payload stored under key: malloc'd bytes in *data, their count in *len; false on a miss
+ * (including a corrupt entry, which is reported and removed). */
+bool dc_kcache_get(dc_kcache_key key, void **data, size_t *len);
+/* Stores the payload under key; false and err when the cache directory cannot be written (the
+ * caller goes on without caching). */
+bool dc_kcache_put(dc_kcache_key key, const void *data, size_t len, char *err, size_t errlen);
+/* The cache directory in use (created on first use). */
+const char *dc_kcache_dir(void);
+typedef struct { int64_t entries, bytes, hits, misses, corrupt; } dc_kcache_stats;
+/* Entries and bytes on disk; hits/misses/corrupt counted by this process. */
+dc_kcache_stats dc_kcache_get_stats(void);
+/* Removes every entry; false and err on failure. */
+bool dc_kcache_clear(char *err, size_t len);
+
 #endif
