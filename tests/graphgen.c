@@ -161,7 +161,10 @@ static dc_t stage_matmul(gen *r, dc_t h) {
 
 /* ---- epilogues ------------------------------------------------------------------------------ */
 
-static dc_t add_either_way(gen *r, dc_t x, dc_t y) { return chance(r, 0.5) ? dc_add(r->g, x, y) : dc_add(r->g, y, x); }
+/* x + y with the operands in a random order (fusion must accept both). */
+static dc_t add_either_way(gen *r, dc_t x, dc_t y) {
+    return chance(r, 0.5) ? dc_add(r->g, x, y) : dc_add(r->g, y, x);
+}
 
 /* y -> [+ bias] -> [act] -> [+ residual]; h is the stage's input (a residual when shaped as y). */
 static dc_t epilogue(gen *r, dc_t h, dc_t y, bool may_bias) {
