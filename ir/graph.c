@@ -81,6 +81,7 @@ void dc_graph_free(dc_graph *g) {
     free(g->output_names);
     free(g->updates);
     free(g->plan_offset);
+    free(g->group);
     free(g->src_file);
     free(g->name);
     free(g);
@@ -123,6 +124,8 @@ void dc_graph_drop_plan(dc_graph *g) {
     free(g->plan_offset);
     g->plan_offset = NULL;
     g->plan_bytes = 0;
+    free(g->group);
+    g->group = NULL;
 }
 
 int dc_graph_n_inputs(const dc_graph *g) {

@@ -196,6 +196,11 @@ typedef struct dc_graph {
     dc_update *updates;
     int64_t *plan_offset;       /* memory plan: [n_nodes] arena byte offsets; NULL = unplanned */
     int64_t plan_bytes;         /* arena size of the plan (its peak) */
+    int *group;                 /* fused loop groups (fuse-loops): [n_nodes] group id >= 1 of
+                                 * each node, 0 = in no group; NULL = no grouping. A group's
+                                 * members are consecutive in node order; values used only inside
+                                 * their group are never materialised. Text: ` group=K` after a
+                                 * node's type. Passes that change nodes drop it. */
     int64_t next_stream;        /* next unused random stream id */
     char *src_file;             /* owned copy of the file name nodes' .file point to */
     /* frontend state: the first error (sticky) and the current name scope */
@@ -222,7 +227,7 @@ int dc_graph_emit(dc_graph *g, dc_op op, int n_in, const int *in, const dc_attr 
 void dc_graph_add_output(dc_graph *g, int node, const char *name);
 /* Appends a state update (param <- value). */
 void dc_graph_add_update(dc_graph *g, int param, int value);
-/* Forgets the memory plan; every pass that changes nodes calls it. */
+/* Forgets the memory plan and the loop groups; every pass that changes nodes calls it. */
 void dc_graph_drop_plan(dc_graph *g);
 int dc_graph_n_inputs(const dc_graph *g);
 int dc_graph_input(const dc_graph *g, int i);            /* node id of the i-th INPUT */
