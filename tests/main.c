@@ -1,10 +1,13 @@
 /* main.c — the test runner: runs every registered test (or those whose name contains
  * argv[1]), checks that every op in ops.def has a forward test, and ends with
  * `N passed, N failed`. Exit status is 1 on any failure. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "tests/test.h"
 
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "ir/ir.h"
 
@@ -67,8 +70,18 @@ char *dc_test_read_file(const char *path, size_t *len) {
     return buf;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f) {
+    (void)st, (void)flag, (void)f;
+    return remove(path);
+}
+
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
+    /* JIT kernels compiled by the tests go to a fresh cache, removed at the end, unless the
+     * caller chose one: a test run neither reads nor fills the user's cache. */
+    char cache_dir[] = "/tmp/disco_test_cacheXXXXXX";
+    bool own_cache = !getenv("DISCO_CACHE_DIR") && mkdtemp(cache_dir);
+    if (own_cache) setenv("DISCO_CACHE_DIR", cache_dir, 1);
     for (int i = 0; i < n_tests; i++) {
         if (filter && !strstr(tests[i].name, filter)) continue;
         current_name = tests[i].name;
@@ -88,6 +101,7 @@ int main(int argc, char **argv) {
         }
         printf("forward tests cover %d of %d ops in ops.def\n", covered, DC_OP_COUNT);
     }
+    if (own_cache) nftw(cache_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
