@@ -7,11 +7,11 @@
 # ratios disco/torch.
 #
 # usage: bench/cnn_vs_torch.sh   (from the repository root, after `make`)
-# env:   DISCO (default build/disco), RUNS (3), STEPS (56), THREADS (2), BACKEND (auto)
+# env:   DISCO (default build/disco), RUNS (5), STEPS (56), THREADS (2), BACKEND (auto)
 set -eu
 
 DISCO=${DISCO:-build/disco}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 STEPS=${STEPS:-56}
 THREADS=${THREADS:-2}
 BACKEND=${BACKEND:-auto}
@@ -59,7 +59,7 @@ printf '%-5s %14s %14s %20s\n' median "$D" "$N" "$C"
 awk -v d="$D" -v n="$N" -v c="$C" 'BEGIN {
     printf "disco / torch NCHW          = %.2fx\n", d / n
     printf "disco / torch channels_last = %.2fx\n", d / c
-    best = n > c ? n : c
+    best = (n > c) ? n : c
     printf "disco / torch best layout   = %.2fx (%s)\n", d / best, d >= best ? "disco is faster" : "disco is slower"
 }'
 echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

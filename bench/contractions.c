@@ -33,7 +33,7 @@ static int cmp_double(const void *a, const void *b) {
  * is built for x86-64-v3 (valgrind), so this one function is compiled for AVX-512 and main
  * calls it only on a CPU that has it. */
 __attribute__((target("avx512f"))) static double fma_peak_once(void) {
-    const long iters = 4000000;
+    const long iters = 25000000; /* ~0.1 s: long enough for the clock to settle */
     float sink = 0;
     double t0 = now();
     #pragma omp parallel reduction(+ : sink)

@@ -129,4 +129,59 @@ dc_kcache_stats dc_kcache_get_stats(void);
 /* Removes every entry; false and err on failure. */
 bool dc_kcache_clear(char *err, size_t len);
 
+/* ---- the LLVM JIT (codegen/llvm/) ------------------------------------------------------ */
+/* Compiles a kernel IR (codegen/kir.h) into a range kernel `void k(void **args, int64_t begin,
+ * int64_t end)` for the target CPU: the kernel in its collapsed form (dc_kir_collapse) becomes
+ * LLVM IR whose innermost axis runs on explicit vectors (16 lanes with avx512f, 8 with avx2, 1
+ * otherwise; tails by masked loads/stores), is optimized with `default<O3>` for the target
+ * machine, emitted as an object and loaded into the process's one ORC LLJIT. exp, log, tanh,
+ * sigmoid, silu and gelu are polynomial vector code (errors measured in tests/test_llvm.c);
+ * sin, cos and pow call libm per lane. Everything else computes exactly what ir/scalar.h says
+ * (no fast-math, no contraction), so elementwise results are bitwise the interpreter's, and
+ * f32 sums differ from its sequential order only by rounding (vector accumulators reduced in
+ * a fixed order: reproducible for a given CPU and feature string).
+ *
+ * Cache: the key is XXH3-128 of the collapsed kernel text, CPU name, full feature string,
+ * LLVM version, DC_JIT_CODEGEN_VERSION and every option; a hit loads the stored object and
+ * runs no optimizer; a miss compiles and stores it (a failing store is not an error).
+ * Identical kernels compiled twice share one loaded object (reference counted).
+ * Not thread-safe: one caller thread (the kernels themselves run on any threads). */
+#include "codegen/kir.h"
+
+#define DC_JIT_CODEGEN_VERSION 1
+
+typedef struct {
+    const char *cpu;       /* NULL: $DISCO_CPU, else the host's (LLVMGetHostCPUName) */
+    const char *features;  /* NULL: $DISCO_CPU_FEATURES; either is appended to the host's
+                            * features (LLVM's "+a,-b" form, later entries win), so
+                            * "-avx512f" forces AVX2 code on an AVX-512 host */
+    bool no_cache;         /* neither read nor write the on-disk cache */
+} dc_jit_options;
+
+typedef struct dc_jit_kernel dc_jit_kernel;
+
+/* The kernel for k (opt may be NULL: defaults); NULL and err for a kernel with an error or
+ * without phases, or when LLVM fails. Release it with dc_jit_release. */
+dc_jit_kernel *dc_jit_compile(const dc_kir *k, const dc_jit_options *opt, char *err, size_t len);
+/* The entry point, valid until the kernel is released; run it over [0, dc_kir_range(k)). */
+dc_range_kernel dc_jit_entry(const dc_jit_kernel *jk);
+/* Vector lanes of the generated code (16, 8 or 1). */
+int dc_jit_lanes(const dc_jit_kernel *jk);
+/* "znver5 +avx512f", for `--profile` notes: CPU name and the widest vector feature used. */
+const char *dc_jit_impl(const dc_jit_kernel *jk);
+void dc_jit_release(dc_jit_kernel *jk);
+
+typedef struct {
+    int64_t compiled;        /* kernels built by LLVM (cache misses) */
+    int64_t cache_loads;     /* kernels loaded from cached objects */
+    int64_t shared;          /* compiles answered by an already loaded identical kernel */
+    int64_t optimizer_runs;  /* LLVMRunPasses calls */
+    double compile_ms;       /* time building, optimizing and emitting (misses) */
+    double load_ms;          /* time linking objects into the JIT (misses and hits) */
+} dc_jit_stats;
+dc_jit_stats dc_jit_get_stats(void);
+
+/* Releases every kernel still loaded and the LLJIT; statistics restart from 0. */
+void dc_jit_shutdown(void);
+
 #endif

@@ -247,6 +247,11 @@ bool dc_infer_type(const dc_graph *g, const dc_node *n, dc_type *out, char *err,
 /* Checks the whole graph: SSA order, arity, attribute ranges, every type against its shape
  * rule, names, outputs. Messages name the node: "node %5 (matmul) at f.dcir:7: ...". */
 bool dc_verify(const dc_graph *g, char *err, size_t len);
+/* Whether op may be a member of a loop group (g->group): elementwise ops, reductions except
+ * argmax (sum, mean, max, logsumexp, softmax, log_softmax, softmax_bwd), layer_norm and
+ * group_norm, fill and iota constants, and the pure index remaps reshape, broadcast_to and
+ * transpose. Never inputs, params, contractions, random ops, losses or other movement. */
+bool dc_op_groupable(dc_op op);
 
 /* ---- text form ---------------------------------------------------------------------- */
 

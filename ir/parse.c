@@ -1,11 +1,13 @@
 /* parse.c — the parser of the IR text form (see print.c for the canonical spelling): a
  * byte-safe lexer, a flat recursive-descent parser that builds the graph node by node and
- * then its `assign` state updates, checks every node against its shape rule and every
- * update against its param as it goes, and reports the first error as
+ * then its `assign` state updates, checks every node against its shape rule, every loop
+ * group suffix ` group=K` (K >= 1, a groupable op, members consecutive) and every update
+ * against its param as it goes, and reports the first error as
  * "FILE:LINE:COL: error: ...". It never reads past `len` and never aborts on bad input. */
 #include "ir/ir.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -36,6 +38,9 @@ typedef struct {
     size_t errlen;
     dc_graph *g;
     symtab values, params, outs;
+    int *group;        /* loop group of each node parsed so far (becomes g->group) */
+    int n_group, cap_group;
+    bool grouped;      /* some node has a group suffix */
 } parser;
 
 /* One declared output from the header. */
@@ -519,6 +524,54 @@ static bool parse_operation(parser *p, dc_node *n, token op) {
     return parse_type(p, &n->type);
 }
 
+/* Records group k for node id (the next node), zero for the nodes before it not yet seen. */
+static void set_group(parser *p, int id, int k) {
+    if (id >= p->cap_group) {
+        p->cap_group = 2 * id + 16;
+        p->group = realloc(p->group, (size_t)p->cap_group * sizeof *p->group);
+        if (!p->group) abort(); /* out of memory */
+    }
+    while (p->n_group <= id) p->group[p->n_group++] = 0;
+    p->group[id] = k;
+}
+
+/* Whether group k has a member before node id other than the node just before it. */
+static bool group_closed(const parser *p, int id, int k) {
+    if (id > 0 && p->group[id - 1] == k) return false;
+    for (int j = 0; j < id; j++)
+        if (p->group[j] == k) return true;
+    return false;
+}
+
+/* The optional ` group=K` after the node of op `op` that gets id p->g->n_nodes. */
+static bool parse_group(parser *p, dc_op op) {
+    int id = p->g->n_nodes;
+    set_group(p, id, 0);
+    if (!is_word(p, "group")) return true;
+    token gt = p->tok;
+    next(p);
+    if (!expect(p, '=', "'=' after 'group'")) return false;
+    token kt = p->tok;
+    int64_t k;
+    if (!parse_int(p, &k, "the group id")) return false;
+    if (k < 1 || k > INT_MAX) return fail_at(p, kt.line, kt.col, "group id must be between 1 and %d", INT_MAX);
+    if (!dc_op_groupable(op)) return fail_at(p, gt.line, gt.col, "%s cannot be in a loop group", dc_op_name(op));
+    set_group(p, id, (int)k);
+    if (group_closed(p, id, (int)k))
+        return fail_at(p, gt.line, gt.col, "group %d is not consecutive: its members must be consecutive nodes",
+                       (int)k);
+    p->grouped = true;
+    return true;
+}
+
+/* Hands the parsed groups to the graph (when any node has one). */
+static void attach_groups(parser *p) {
+    if (!p->grouped) return;
+    set_group(p, p->g->n_nodes, 0);
+    p->g->group = p->group;
+    p->group = NULL;
+}
+
 /* Checks n's declared type against its shape rule. */
 static bool check_type(parser *p, const dc_node *n) {
     char msg[DC_ERR_LEN], a[192], b[192];
@@ -553,7 +606,7 @@ static bool parse_node(parser *p) {
     char *name = NULL;
     bool ok = k == DC_OP_PARAM ? parse_param(p, &n, &name) : parse_operation(p, &n, op);
     n.name = name;
-    ok = ok && check_type(p, &n);
+    ok = ok && parse_group(p, n.op) && check_type(p, &n);
     if (ok) sym_put(&p->values, def.s, def.n, dc_graph_append(p->g, &n));
     free(name);
     return ok;
@@ -734,6 +787,7 @@ static bool parse_graph(parser *p) {
     if (ok && p->tok.k != T_EOF) ok = fail_tok(p, "trailing text after '}'");
     if (!ok) return false;
     set_next_stream(p->g);
+    attach_groups(p);
     char msg[DC_ERR_LEN];
     if (!dc_verify(p->g, msg, sizeof msg)) return fail_at(p, first.line, first.col, "%s", msg);
     return true;
@@ -757,6 +811,7 @@ dc_graph *dc_parse(const char *text, size_t len, const char *file, char *err, si
     free(p.values.e);
     free(p.params.e);
     free(p.outs.e);
+    free(p.group);
     if (ok) return p.g;
     dc_graph_free(p.g);
     return NULL;

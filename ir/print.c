@@ -1,5 +1,6 @@
 /* print.c — the canonical text form of a graph: header, one node per line with inputs,
- * attributes (walked from the op's schema in attrs.c) and type, param init specs, one
+ * attributes (walked from the op's schema in attrs.c) and type, param init specs, the loop
+ * group ` group=K` last on the line of a node in group K >= 1 (when g->group is set), one
  * `assign %PARAM, %VALUE` line per state update (in g->updates order), return.
  * Deterministic, so print(parse(print(g))) == print(g). */
 #include "ir/ir.h"
@@ -99,6 +100,12 @@ static void print_ref(dc_strbuf *s, const dc_graph *g, const int *num, int id) {
     else dc_sb_printf(s, "%%%d", num[id]);
 }
 
+/* ` group=K` when node id is in loop group K (any nonzero id is printed, so a graph the
+ * verifier rejects still shows what it holds) */
+static void print_group(dc_strbuf *s, const dc_graph *g, int id) {
+    if (g->group && g->group[id] != 0) dc_sb_printf(s, " group=%d", g->group[id]);
+}
+
 static void print_node(dc_strbuf *s, const dc_graph *g, const int *num, int id) {
     const dc_node *n = &g->nodes[id];
     dc_sb_printf(s, "  ");
@@ -108,6 +115,7 @@ static void print_node(dc_strbuf *s, const dc_graph *g, const int *num, int id) 
         dc_sb_printf(s, " \"%s\" : ", n->name);
         print_type(s, &n->type);
         print_init(s, &n->attr.init);
+        print_group(s, g, id);
         dc_sb_printf(s, "\n");
         return;
     }
@@ -118,6 +126,7 @@ static void print_node(dc_strbuf *s, const dc_graph *g, const int *num, int id) 
     print_attrs(s, n);
     dc_sb_printf(s, " : ");
     print_type(s, &n->type);
+    print_group(s, g, id);
     dc_sb_printf(s, "\n");
 }
 

@@ -1,11 +1,14 @@
 /* verify.c — the graph verifier: SSA order, arity, every recorded type against its shape
- * rule (which also checks attribute ranges), names of inputs and params, outputs, and state
- * updates (a param target, a value of the same type, each param assigned at most once).
+ * rule (which also checks attribute ranges), names of inputs and params, outputs, state
+ * updates (a param target, a value of the same type, each param assigned at most once), and
+ * loop groups (ids >= 0, members groupable ops, each group's members consecutive). The
+ * row-kernel shape of a group is the fuse-loops pass's rule, not checked here.
  * Messages name the node: "node %5 (matmul) at f.dcir:7: what is wrong", or the update:
  * "update 0 (assign %3, %5): what is wrong". */
 #include "ir/ir.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Writes "node LABEL (OP)[ at FILE:LINE]: msg" for node id. Returns false. */
@@ -124,6 +127,56 @@ static bool check_update(const dc_graph *g, int j, char *err, size_t len) {
     return true;
 }
 
+bool dc_op_groupable(dc_op op) {
+    switch (op) {
+    case DC_OP_FILL: case DC_OP_IOTA: case DC_OP_LAYER_NORM: case DC_OP_GROUP_NORM:
+    case DC_OP_RESHAPE: case DC_OP_BROADCAST_TO: case DC_OP_TRANSPOSE:
+        return true;
+    case DC_OP_ARGMAX:
+        return false;
+    default: {
+        dc_op_kind k = dc_op_get(op)->kind;
+        return k == DC_KIND_ELEMENTWISE || k == DC_KIND_REDUCTION;
+    }
+    }
+}
+
+/* A run of consecutive nodes of one group: its id and first node. */
+typedef struct { int id, first; } group_run;
+
+static int cmp_run(const void *a, const void *b) {
+    const group_run *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Group ids are >= 0, members are groupable, and each group is one run of consecutive nodes
+ * (sorting the runs by id puts two runs of one group side by side). */
+static bool check_groups(const dc_graph *g, char *err, size_t len) {
+    if (!g->group) return true;
+    group_run *runs = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *runs);
+    if (!runs) abort(); /* out of memory */
+    int n = 0;
+    bool ok = true;
+    for (int i = 0; i < g->n_nodes && ok; i++) {
+        int k = g->group[i];
+        if (k < 0) ok = node_fail(g, i, err, len, "group id %d is negative", k);
+        else if (k > 0 && !dc_op_groupable(g->nodes[i].op))
+            ok = node_fail(g, i, err, len, "%s cannot be in a loop group (group %d)", dc_op_name(g->nodes[i].op), k);
+        else if (k > 0 && (i == 0 || g->group[i - 1] != k)) runs[n++] = (group_run){ k, i };
+    }
+    if (ok) qsort(runs, (size_t)n, sizeof *runs, cmp_run);
+    for (int r = 1; r < n && ok; r++)
+        if (runs[r].id == runs[r - 1].id) {
+            char first[64];
+            ok = node_fail(g, runs[r].first, err, len,
+                           "group %d is not consecutive: its members from node %s on are separated from this one",
+                           runs[r].id, dc_node_label(g, runs[r - 1].first, first, sizeof first));
+        }
+    free(runs);
+    return ok;
+}
+
 bool dc_verify(const dc_graph *g, char *err, size_t len) {
     if (!g->name || !g->name[0]) {
         snprintf(err, len, "graph has an empty name");
@@ -135,5 +188,5 @@ bool dc_verify(const dc_graph *g, char *err, size_t len) {
     if (!check_outputs(g, err, len)) return false;
     for (int j = 0; j < g->n_updates; j++)
         if (!check_update(g, j, err, len)) return false;
-    return true;
+    return check_groups(g, err, len);
 }

@@ -16,6 +16,7 @@ typedef struct {
 } dc_command;
 
 extern const dc_command dc_cmd_opt, dc_cmd_run, dc_cmd_train;
+extern const dc_command dc_cmd_cache;
 
 /* Prints "disco CMD: MESSAGE" and a pointer to --help; returns EXIT_USAGE. */
 int dc_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -7,7 +7,7 @@
 
 #include "tools/cli.h"
 
-static const dc_command *const commands[] = { &dc_cmd_opt, &dc_cmd_run, &dc_cmd_train };
+static const dc_command *const commands[] = { &dc_cmd_opt, &dc_cmd_run, &dc_cmd_train, &dc_cmd_cache };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
 int dc_usage_error(const char *cmd, const char *fmt, ...) {

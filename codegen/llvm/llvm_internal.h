@@ -1,0 +1,53 @@
+/* llvm_internal.h — shared by the LLVM codegen files: the emission context (one LLVM context,
+ * module and builder per compiled kernel), the vector helpers and math of vmath.c, and the
+ * kernel-IR-to-module lowering of emit.c. Values have a width w: w == 1 is a plain scalar,
+ * w > 1 an LLVM vector of w lanes. */
+#ifndef DC_LLVM_INTERNAL_H
+#define DC_LLVM_INTERNAL_H
+
+#include <llvm-c/Core.h>
+
+#include "codegen/kir.h"
+
+typedef struct {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef f32, i32, i64, i1, ptr;
+    int lanes;  /* the kernel's vector width */
+} dc_lx;
+
+/* ---- vmath.c: types, constants, intrinsics --------------------------------------------- */
+
+/* The width-w form of scalar type t. */
+LLVMTypeRef dc_lx_type(LLVMTypeRef t, int w);
+/* v (scalar) broadcast to width w. */
+LLVMValueRef dc_lx_splat(dc_lx *x, LLVMValueRef v, int w);
+LLVMValueRef dc_lx_f32(dc_lx *x, float v, int w);
+LLVMValueRef dc_lx_i32(dc_lx *x, int32_t v, int w);
+/* <0, 1, ..., w-1> as i64 (w > 1). */
+LLVMValueRef dc_lx_iota64(dc_lx *x, int w);
+/* A call of intrinsic `name` overloaded on types tys[n_tys]. */
+LLVMValueRef dc_lx_intrinsic(dc_lx *x, const char *name, LLVMTypeRef *tys, int n_tys,
+                             LLVMValueRef *args, int n_args);
+/* scalar libm function float f(float[, float]) applied lane by lane. */
+LLVMValueRef dc_lx_libm(dc_lx *x, const char *name, LLVMValueRef a, LLVMValueRef b, int w);
+
+/* ---- vmath.c: f32 math with ir/scalar.h's semantics ------------------------------------ */
+
+LLVMValueRef dc_lx_exp(dc_lx *x, LLVMValueRef v, int w);
+LLVMValueRef dc_lx_log(dc_lx *x, LLVMValueRef v, int w);
+LLVMValueRef dc_lx_tanh(dc_lx *x, LLVMValueRef v, int w);
+LLVMValueRef dc_lx_sigmoid(dc_lx *x, LLVMValueRef v, int w);
+LLVMValueRef dc_lx_gelu(dc_lx *x, LLVMValueRef v, int w);
+/* dc_maxf / dc_minf (NaN from either side) */
+LLVMValueRef dc_lx_maxf(dc_lx *x, LLVMValueRef u, LLVMValueRef v);
+LLVMValueRef dc_lx_minf(dc_lx *x, LLVMValueRef u, LLVMValueRef v);
+
+/* ---- emit.c ---------------------------------------------------------------------------- */
+
+/* Builds into x->mod the function `void name(ptr args, i64 begin, i64 end)` computing k
+ * (a collapsed, valid kernel with phases) with x->lanes-wide vectors. */
+void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name);
+
+#endif

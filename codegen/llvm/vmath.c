@@ -1,0 +1,196 @@
+/* vmath.c — vector helpers and f32 math for the LLVM codegen. exp and log are polynomial
+ * approximations with Cody-Waite range reduction (no libm calls, no fast-math flags, plain
+ * fmul/fadd so every target rounds alike); tanh, sigmoid and gelu are built from exp with
+ * ir/scalar.h's formulas. Measured errors: tests/test_llvm.c (llvm_vmath_error). */
+#include "codegen/llvm/llvm_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+LLVMTypeRef dc_lx_type(LLVMTypeRef t, int w) {
+    return w == 1 ? t : LLVMVectorType(t, (unsigned)w);
+}
+
+LLVMValueRef dc_lx_splat(dc_lx *x, LLVMValueRef v, int w) {
+    if (w == 1) return v;
+    if (LLVMIsConstant(v)) {
+        LLVMValueRef e[64];
+        for (int i = 0; i < w; i++) e[i] = v;
+        return LLVMConstVector(e, (unsigned)w);
+    }
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(v), (unsigned)w);
+    LLVMValueRef one = LLVMBuildInsertElement(x->b, LLVMGetPoison(vt), v,
+                                              LLVMConstInt(x->i32, 0, 0), "");
+    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(x->i32, (unsigned)w));
+    return LLVMBuildShuffleVector(x->b, one, LLVMGetPoison(vt), zeros, "");
+}
+
+LLVMValueRef dc_lx_f32(dc_lx *x, float v, int w) {
+    return dc_lx_splat(x, LLVMConstReal(x->f32, v), w);
+}
+
+LLVMValueRef dc_lx_i32(dc_lx *x, int32_t v, int w) {
+    return dc_lx_splat(x, LLVMConstInt(x->i32, (uint64_t)(int64_t)v, 1), w);
+}
+
+LLVMValueRef dc_lx_iota64(dc_lx *x, int w) {
+    LLVMValueRef e[64];
+    for (int i = 0; i < w; i++) e[i] = LLVMConstInt(x->i64, (uint64_t)i, 0);
+    return LLVMConstVector(e, (unsigned)w);
+}
+
+LLVMValueRef dc_lx_intrinsic(dc_lx *x, const char *name, LLVMTypeRef *tys, int n_tys,
+                             LLVMValueRef *args, int n_args) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(x->mod, id, tys, (size_t)n_tys);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(x->ctx, id, tys, (size_t)n_tys);
+    return LLVMBuildCall2(x->b, ft, fn, args, (unsigned)n_args, "");
+}
+
+LLVMValueRef dc_lx_libm(dc_lx *x, const char *name, LLVMValueRef a, LLVMValueRef b, int w) {
+    LLVMTypeRef params[2] = { x->f32, x->f32 };
+    unsigned n = b ? 2 : 1;
+    LLVMTypeRef ft = LLVMFunctionType(x->f32, params, n, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(x->mod, name);
+    if (!fn) fn = LLVMAddFunction(x->mod, name, ft);
+    if (w == 1) {
+        LLVMValueRef args[2] = { a, b };
+        return LLVMBuildCall2(x->b, ft, fn, args, n, "");
+    }
+    LLVMValueRef r = LLVMGetPoison(LLVMTypeOf(a));
+    for (int i = 0; i < w; i++) {
+        LLVMValueRef lane = LLVMConstInt(x->i32, (uint64_t)i, 0);
+        LLVMValueRef args[2] = { LLVMBuildExtractElement(x->b, a, lane, ""),
+                                 b ? LLVMBuildExtractElement(x->b, b, lane, "") : NULL };
+        r = LLVMBuildInsertElement(x->b, r, LLVMBuildCall2(x->b, ft, fn, args, n, ""), lane, "");
+    }
+    return r;
+}
+
+/* ---- small builders -------------------------------------------------------------------- */
+
+static LLVMValueRef fmul(dc_lx *x, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(x->b, a, b, ""); }
+static LLVMValueRef fadd(dc_lx *x, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(x->b, a, b, ""); }
+static LLVMValueRef fsub(dc_lx *x, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(x->b, a, b, ""); }
+static LLVMValueRef fcmp(dc_lx *x, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildFCmp(x->b, p, a, b, "");
+}
+static LLVMValueRef sel(dc_lx *x, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(x->b, c, a, b, "");
+}
+
+/* c[0] + v * (c[1] + v * (... c[n-1])) */
+static LLVMValueRef horner(dc_lx *x, LLVMValueRef v, const double *c, int n, int w) {
+    LLVMValueRef p = dc_lx_f32(x, (float)c[n - 1], w);
+    for (int i = n - 2; i >= 0; i--) p = fadd(x, dc_lx_f32(x, (float)c[i], w), fmul(x, v, p));
+    return p;
+}
+
+LLVMValueRef dc_lx_maxf(dc_lx *x, LLVMValueRef u, LLVMValueRef v) {
+    LLVMValueRef c = LLVMBuildOr(x->b, fcmp(x, LLVMRealUNO, u, u), fcmp(x, LLVMRealOGT, u, v), "");
+    return sel(x, c, u, v);
+}
+
+LLVMValueRef dc_lx_minf(dc_lx *x, LLVMValueRef u, LLVMValueRef v) {
+    LLVMValueRef c = LLVMBuildOr(x->b, fcmp(x, LLVMRealUNO, u, u), fcmp(x, LLVMRealOLT, u, v), "");
+    return sel(x, c, u, v);
+}
+
+/* ---- exp -------------------------------------------------------------------------------- */
+
+/* 2^n for i32 n in [-126, 127] */
+static LLVMValueRef pow2i(dc_lx *x, LLVMValueRef n, int w) {
+    LLVMValueRef bits = LLVMBuildShl(x->b, LLVMBuildAdd(x->b, n, dc_lx_i32(x, 127, w), ""),
+                                     dc_lx_i32(x, 23, w), "");
+    return LLVMBuildBitCast(x->b, bits, dc_lx_type(x->f32, w), "");
+}
+
+/* exp(v) = 2^n * p(r), n = round(v / ln 2), r = v - n ln 2 (two-constant reduction),
+ * p the degree-7 Taylor polynomial (|r| <= 0.347: truncation < 6e-9 relative); 2^n is
+ * applied in two halves so that results down to the subnormals come out. */
+LLVMValueRef dc_lx_exp(dc_lx *x, LLVMValueRef v, int w) {
+    static const double c[8] = { 1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040 };
+    LLVMValueRef xc = sel(x, fcmp(x, LLVMRealOLT, v, dc_lx_f32(x, 89.0f, w)), v, dc_lx_f32(x, 89.0f, w));
+    xc = sel(x, fcmp(x, LLVMRealOGT, xc, dc_lx_f32(x, -104.0f, w)), xc, dc_lx_f32(x, -104.0f, w));
+    LLVMValueRef magic = dc_lx_f32(x, 12582912.0f, w); /* 1.5 * 2^23: rounds to an integer */
+    LLVMValueRef t = fmul(x, xc, dc_lx_f32(x, 1.44269504088896341f, w));
+    LLVMValueRef nf = fsub(x, fadd(x, t, magic), magic);
+    LLVMValueRef r = fsub(x, xc, fmul(x, nf, dc_lx_f32(x, 0.693359375f, w)));
+    r = fsub(x, r, fmul(x, nf, dc_lx_f32(x, -2.12194440e-4f, w)));
+    LLVMValueRef p = horner(x, r, c, 8, w);
+    LLVMValueRef n = LLVMBuildFPToSI(x->b, nf, dc_lx_type(x->i32, w), "");
+    LLVMValueRef n1 = LLVMBuildAShr(x->b, n, dc_lx_i32(x, 1, w), "");
+    LLVMValueRef n2 = LLVMBuildSub(x->b, n, n1, "");
+    LLVMValueRef res = fmul(x, fmul(x, p, pow2i(x, n1, w)), pow2i(x, n2, w));
+    return sel(x, fcmp(x, LLVMRealUNO, v, v), v, res);
+}
+
+/* ---- log -------------------------------------------------------------------------------- */
+
+/* log(v) = e ln 2 + log(m), v = m 2^e with m in [sqrt(1/2), sqrt(2)); log(m) = 2 atanh(s),
+ * s = (m-1)/(m+1), by its series to s^9 (|s| <= 0.1716: truncation < 3e-9 relative).
+ * Subnormals are scaled by 2^23 first; v < 0 -> NaN, 0 -> -inf, inf -> inf, NaN -> NaN. */
+LLVMValueRef dc_lx_log(dc_lx *x, LLVMValueRef v, int w) {
+    static const double c[5] = { 1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9 };
+    LLVMTypeRef it = dc_lx_type(x->i32, w), ft = dc_lx_type(x->f32, w);
+    LLVMValueRef den = fcmp(x, LLVMRealOLT, v, dc_lx_f32(x, 1.17549435e-38f, w));
+    LLVMValueRef vs = sel(x, den, fmul(x, v, dc_lx_f32(x, 8388608.0f, w)), v);
+    LLVMValueRef bits = LLVMBuildBitCast(x->b, vs, it, "");
+    LLVMValueRef e = LLVMBuildSub(x->b, LLVMBuildLShr(x->b, bits, dc_lx_i32(x, 23, w), ""),
+                                  sel(x, den, dc_lx_i32(x, 150, w), dc_lx_i32(x, 127, w)), "");
+    LLVMValueRef mbits = LLVMBuildOr(x->b, LLVMBuildAnd(x->b, bits, dc_lx_i32(x, 0x7fffff, w), ""),
+                                     dc_lx_i32(x, 0x3f800000, w), "");
+    LLVMValueRef m = LLVMBuildBitCast(x->b, mbits, ft, "");
+    LLVMValueRef big = fcmp(x, LLVMRealOGT, m, dc_lx_f32(x, 1.41421356f, w));
+    m = sel(x, big, fmul(x, m, dc_lx_f32(x, 0.5f, w)), m);
+    e = sel(x, big, LLVMBuildAdd(x->b, e, dc_lx_i32(x, 1, w), ""), e);
+    LLVMValueRef f = fsub(x, m, dc_lx_f32(x, 1.0f, w));
+    LLVMValueRef s = LLVMBuildFDiv(x->b, f, fadd(x, f, dc_lx_f32(x, 2.0f, w)), "");
+    LLVMValueRef s2 = fadd(x, s, s);
+    LLVMValueRef z = fmul(x, s, s);
+    LLVMValueRef tail = fmul(x, s2, fmul(x, z, horner(x, z, c + 1, 4, w)));
+    LLVMValueRef logm = fadd(x, s2, tail);
+    LLVMValueRef ef = LLVMBuildSIToFP(x->b, e, ft, "");
+    LLVMValueRef res = fadd(x, fmul(x, ef, dc_lx_f32(x, 0.693359375f, w)),
+                            fadd(x, fmul(x, ef, dc_lx_f32(x, -2.12194440e-4f, w)), logm));
+    res = sel(x, fcmp(x, LLVMRealOEQ, v, dc_lx_f32(x, 0.0f, w)), dc_lx_f32(x, -INFINITY, w), res);
+    res = sel(x, fcmp(x, LLVMRealOLT, v, dc_lx_f32(x, 0.0f, w)), dc_lx_f32(x, NAN, w), res);
+    res = sel(x, fcmp(x, LLVMRealOEQ, v, dc_lx_f32(x, INFINITY, w)), v, res);
+    return sel(x, fcmp(x, LLVMRealUNO, v, v), v, res);
+}
+
+/* ---- tanh, sigmoid, gelu ---------------------------------------------------------------- */
+
+/* |v| < 0.25: the odd Taylor series to v^13 (truncation < 6e-12 relative); otherwise
+ * sign(v) (1 - 2 / (exp(2|v|) + 1)). */
+LLVMValueRef dc_lx_tanh(dc_lx *x, LLVMValueRef v, int w) {
+    static const double c[6] = { -1.0 / 3, 2.0 / 15, -17.0 / 315, 62.0 / 2835, -1382.0 / 155925,
+                                 21844.0 / 6081075 };
+    LLVMValueRef a = dc_lx_intrinsic(x, "llvm.fabs", (LLVMTypeRef[]){ LLVMTypeOf(v) }, 1, &v, 1);
+    LLVMValueRef z = fmul(x, v, v);
+    LLVMValueRef small = fadd(x, v, fmul(x, fmul(x, v, z), horner(x, z, c, 6, w)));
+    LLVMValueRef e = dc_lx_exp(x, fadd(x, a, a), w);
+    LLVMValueRef q = LLVMBuildFDiv(x->b, dc_lx_f32(x, 2.0f, w), fadd(x, e, dc_lx_f32(x, 1.0f, w)), "");
+    LLVMValueRef t = fsub(x, dc_lx_f32(x, 1.0f, w), q);
+    t = sel(x, fcmp(x, LLVMRealOLT, v, dc_lx_f32(x, 0.0f, w)), LLVMBuildFNeg(x->b, t, ""), t);
+    return sel(x, fcmp(x, LLVMRealOLT, a, dc_lx_f32(x, 0.25f, w)), small, t);
+}
+
+/* dc_sigmoidf: v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v)) */
+LLVMValueRef dc_lx_sigmoid(dc_lx *x, LLVMValueRef v, int w) {
+    LLVMValueRef a = dc_lx_intrinsic(x, "llvm.fabs", (LLVMTypeRef[]){ LLVMTypeOf(v) }, 1, &v, 1);
+    LLVMValueRef e = dc_lx_exp(x, LLVMBuildFNeg(x->b, a, ""), w);
+    LLVMValueRef d = fadd(x, dc_lx_f32(x, 1.0f, w), e);
+    LLVMValueRef pos = LLVMBuildFDiv(x->b, dc_lx_f32(x, 1.0f, w), d, "");
+    LLVMValueRef neg = LLVMBuildFDiv(x->b, e, d, "");
+    return sel(x, fcmp(x, LLVMRealOGE, v, dc_lx_f32(x, 0.0f, w)), pos, neg);
+}
+
+/* dc_geluf, in its operation order: 0.5 v (1 + tanh(k (v + 0.044715 v v v))) */
+LLVMValueRef dc_lx_gelu(dc_lx *x, LLVMValueRef v, int w) {
+    LLVMValueRef cube = fmul(x, fmul(x, fmul(x, dc_lx_f32(x, 0.044715f, w), v), v), v);
+    LLVMValueRef in = fmul(x, dc_lx_f32(x, 0.7978845608028654f, w), fadd(x, v, cube));
+    LLVMValueRef t = fadd(x, dc_lx_f32(x, 1.0f, w), dc_lx_tanh(x, in, w));
+    return fmul(x, fmul(x, dc_lx_f32(x, 0.5f, w), v), t);
+}
