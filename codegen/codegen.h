@@ -102,8 +102,10 @@ int dc_backend_from_env(dc_backend fallback, char *err, size_t len);
  * everything else to ref. Every oneDNN step is tried once on the arena while the program is
  * built; one that oneDNN refuses, or whose output the memory plan puts over one of its inputs,
  * runs on ref instead and its step's note says why (`disco run --profile` prints it). Under
- * DC_BACKEND_DNNL a refusal is an error instead. ref: ref everywhere. jit: an error ("the jit
- * provider is not built yet"). NULL and err when the graph does not verify or a forced
+ * DC_BACKEND_DNNL a refusal is an error instead. ref: ref everywhere. Loop groups (fuse-loops)
+ * run as LLVM JIT kernels under auto and jit; jit also lowers every ungrouped elementwise and
+ * reduction node as a kernel of its own; a group the kernel IR cannot express runs node by
+ * node on ref with a note. NULL and err when the graph does not verify or a forced
  * provider cannot run a node it claims. The steps can be inspected with dc_exec_steps. */
 dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
 

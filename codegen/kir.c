@@ -85,12 +85,10 @@ int dc_kir_buffer_add(dc_kir *k, dc_dtype dtype, int64_t numel, bool written) {
     return k->n_bufs++;
 }
 
-dc_kir_map dc_kir_map_make(int64_t offset, const int64_t *outer, const int64_t *inner) {
+dc_kir_map dc_kir_map_make(const dc_kir *k, int64_t offset, const int64_t *outer, const int64_t *inner) {
     dc_kir_map m = { .offset = offset };
-    for (int d = 0; d < DC_MAX_RANK; d++) {
-        m.outer[d] = outer ? outer[d] : 0;
-        m.inner[d] = inner ? inner[d] : 0;
-    }
+    for (int d = 0; d < k->outer_rank && outer; d++) m.outer[d] = outer[d];
+    for (int d = 0; d < k->inner_rank && inner; d++) m.inner[d] = inner[d];
     return m;
 }
 
@@ -526,10 +524,10 @@ static dc_kir *copy(const dc_kir *k) {
     c->reduces = malloc(sizeof *c->reduces * ((size_t)k->n_reduces + 1));
     c->stores = malloc(sizeof *c->stores * ((size_t)k->n_stores + 1));
     if (!c->exprs || !c->phases || !c->reduces || !c->stores) abort(); /* out of memory */
-    memcpy(c->exprs, k->exprs, sizeof *c->exprs * (size_t)k->n_exprs);
-    memcpy(c->phases, k->phases, sizeof *c->phases * (size_t)k->n_phases);
-    memcpy(c->reduces, k->reduces, sizeof *c->reduces * (size_t)k->n_reduces);
-    memcpy(c->stores, k->stores, sizeof *c->stores * (size_t)k->n_stores);
+    if (k->n_exprs) memcpy(c->exprs, k->exprs, sizeof *c->exprs * (size_t)k->n_exprs);
+    if (k->n_phases) memcpy(c->phases, k->phases, sizeof *c->phases * (size_t)k->n_phases);
+    if (k->n_reduces) memcpy(c->reduces, k->reduces, sizeof *c->reduces * (size_t)k->n_reduces);
+    if (k->n_stores) memcpy(c->stores, k->stores, sizeof *c->stores * (size_t)k->n_stores);
     return c;
 }
 

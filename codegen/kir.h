@@ -113,8 +113,9 @@ int64_t dc_kir_range(const dc_kir *k);
  * to it (it may also load from it). Returns the buffer index (0, 1, ... in call order). */
 int dc_kir_buffer_add(dc_kir *k, dc_dtype dtype, int64_t numel, bool written);
 
-/* A map with the given offset and strides (either stride array may be NULL: all 0). */
-dc_kir_map dc_kir_map_make(int64_t offset, const int64_t *outer, const int64_t *inner);
+/* A map with the given offset and strides: outer has k's outer rank entries, inner its inner
+ * rank entries; either may be NULL (all 0). */
+dc_kir_map dc_kir_map_make(const dc_kir *k, int64_t offset, const int64_t *outer, const int64_t *inner);
 
 int dc_kir_load(dc_kir *k, int buf, dc_kir_map map);
 int dc_kir_const_f32(dc_kir *k, float v);

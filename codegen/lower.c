@@ -1,12 +1,24 @@
-/* lower.c — lowering a graph to a runtime program: one step per computed node, from the
- * provider the backend's rule picks. auto and dnnl: oneDNN for the f32 contractions it has a
- * kernel for (matmul, linear, conv2d, conv2d_bwd_data, conv2d_bwd_weight, fused_conv2d,
- * fused_matmul with their epilogues), ref for everything else. Each oneDNN step is tried once
- * on the executor's arena when the program is built: a step that oneDNN refuses (or that
- * would run in place, which oneDNN cannot) becomes a ref step whose note says why (shown by
- * `--profile`); under a forced dnnl backend a refusal is an error. ref: ref everywhere. jit:
- * an error until the jit provider exists. */
+/* lower.c — lowering a graph to a runtime program: one step per computed node (or per loop
+ * group), from the provider the backend's rule picks.
+ *   auto: oneDNN for the f32 contractions it has a kernel for (matmul, linear, conv2d,
+ *         conv2d_bwd_data, conv2d_bwd_weight, fused_conv2d, fused_matmul with their epilogues),
+ *         one jit kernel per loop group of g->group (fuse-loops), ref for everything else;
+ *   jit:  as auto, and every ungrouped node that a group may hold (dc_op_groupable) is a jit
+ *         kernel of its own: contractions stay on oneDNN (the jit has no contraction kernels; oneDNN's are
+ *         the fast ones), with ref where oneDNN refuses;
+ *   dnnl: oneDNN for those contractions, a refusal being an error; ref everywhere else;
+ *   ref:  ref everywhere.
+ * Each oneDNN step is tried once on the executor's arena when the program is built: a step
+ * that oneDNN refuses (or that would run in place, which oneDNN cannot) becomes a ref step
+ * whose note says why (shown by `--profile`). A jit step computes a whole group
+ * (codegen/lower_jit.c) as a range kernel over the group's rows, compiled through the kernel
+ * cache; it is the step of the group's last node, with impl "jit:HASH CPU" (HASH: the first
+ * 12 hex digits of the kernel IR's hash). A group the kernel IR cannot express, or that LLVM
+ * fails to compile, runs node by node on ref, the note of its last step saying why. Groups
+ * of only fills, iotas, reshapes, broadcasts and transposes (constants, copies) stay on ref. */
 #include "codegen/codegen.h"
+
+#include "codegen/lower_jit.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -145,25 +157,107 @@ static bool settle_dnnl_step(dc_exec *e, int k, bool forced, char *err, size_t l
     return true;
 }
 
+/* ---- the jit steps ---------------------------------------------------------------------- */
+
+/* The last node of the loop group that starts at node i (i when ungrouped). */
+static int group_last(const dc_graph *g, int i) {
+    int k = g->group ? g->group[i] : 0;
+    while (k > 0 && i + 1 < g->n_nodes && g->group[i + 1] == k) i++;
+    return i;
+}
+
+/* Whether the backend gives nodes i..last (a loop group, or an ungrouped node alone) to the
+ * jit: a loop group under auto and jit, an ungrouped groupable node under jit; but not when
+ * every node is a fill, iota, reshape, broadcast_to or transpose (a constant or a copy, which
+ * ref does as well without a compile). */
+static bool jit_claims(const dc_graph *g, int i, int last, dc_backend backend) {
+    bool grouped = g->group && g->group[i] > 0;
+    if (!(grouped ? backend == DC_BACKEND_AUTO || backend == DC_BACKEND_JIT
+                  : backend == DC_BACKEND_JIT && dc_op_groupable(g->nodes[i].op)))
+        return false;
+    for (int k = i; k <= last; k++) {
+        dc_op_kind kind = dc_op_get(g->nodes[k].op)->kind;
+        if (kind != DC_KIND_SOURCE && kind != DC_KIND_MOVEMENT) return true;
+    }
+    return false;
+}
+
+static void free_jit(void *ctx) { dc_jit_release(ctx); }
+
+/* The jit step of nodes first..last, or false and why. */
+static bool jit_step(const dc_graph *g, int first, int last, dc_step *s, char *why, size_t len) {
+    dc_jit_group jg;
+    if (!dc_lower_group(g, first, last, &jg, why, len)) return false;
+    char msg[DC_ERR_LEN];
+    dc_jit_kernel *jk = dc_jit_compile(jg.kir, NULL, msg, sizeof msg);
+    if (!jk) {
+        snprintf(why, len, "%s", msg);
+        dc_kir_free(jg.kir);
+        return false;
+    }
+    memset(s, 0, sizeof *s);
+    s->node = last;
+    s->provider = "jit";
+    snprintf(s->impl, sizeof s->impl, "jit:%012llx %s", (unsigned long long)(dc_kir_hash(jg.kir).hi >> 16),
+             dc_jit_impl(jk));
+    s->writes_all = true;
+    s->kernel = dc_jit_entry(jk);
+    s->range = dc_kir_range(jg.kir);
+    s->n_args = jg.n_args;
+    memcpy(s->args, jg.args, (size_t)jg.n_args * sizeof *jg.args);
+    s->ctx = jk;
+    dc_kir_free(jg.kir);
+    return true;
+}
+
+/* The steps of the group first..last: one jit step, or ref steps node by node with the
+ * reason on the last. false and err when the group cannot run on ref either (a memory plan
+ * that gave its internal values no slots). */
+static bool group_steps(const dc_graph *g, int first, int last, dc_step *steps, int *n, char *err,
+                        size_t len) {
+    char why[DC_ERR_LEN] = "";
+    if (jit_step(g, first, last, &steps[*n], why, sizeof why)) {
+        (*n)++;
+        return true;
+    }
+    for (int i = first; i <= last; i++) {
+        if (g->plan_offset && g->plan_offset[i] < 0) {
+            char label[64];
+            snprintf(err, len, "backend jit: node %s cannot run on ref (the memory plan gave it no slot): %s",
+                     dc_node_label(g, i, label, sizeof label), why);
+            return false;
+        }
+        steps[(*n)++] = dc_ref_step(i);
+    }
+    snprintf(steps[*n - 1].note, sizeof steps[*n - 1].note, "jit: %s", why);
+    return true;
+}
+
 dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len) {
     if ((int)backend < 0 || (int)backend >= N_BACKENDS) {
         snprintf(err, len, "unknown backend %d (choose auto, ref, dnnl or jit)", (int)backend);
-        return NULL;
-    }
-    if (backend == DC_BACKEND_JIT) {
-        snprintf(err, len, "backend jit: the jit provider is not built yet (choose auto, ref or dnnl)");
         return NULL;
     }
     if (!dc_verify(g, err, len)) return NULL;
     dc_step *steps = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *steps);
     if (!steps) abort(); /* out of memory */
     int n = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
+    bool ok = true;
+    for (int i = 0; i < g->n_nodes && ok; i++) {
         const dc_node *nd = &g->nodes[i];
         if (nd->op == DC_OP_INPUT || nd->op == DC_OP_PARAM) continue;
+        int last = group_last(g, i);
+        if (jit_claims(g, i, last, backend)) {
+            ok = group_steps(g, i, last, steps, &n, err, len);
+            i = last;
+            continue;
+        }
         steps[n++] = backend != DC_BACKEND_REF && dnnl_has_kernel(g, nd) ? dnnl_step(i) : dc_ref_step(i);
     }
-    dc_exec *e = dc_exec_new_program(g, seed, steps, n, NULL, err, len);
+    /* the executor owns the jit kernels from here on, also when it fails */
+    dc_exec *e = ok ? dc_exec_new_program(g, seed, steps, n, free_jit, err, len) : NULL;
+    for (int k = 0; !ok && k < n; k++)
+        if (steps[k].ctx) free_jit(steps[k].ctx);
     free(steps);
     for (int k = 0; e && k < n; k++) {
         int cnt;

@@ -17,7 +17,8 @@
  * bench/cnn_torch.py copies). The reported accuracy is the raw params' (the cosine ends at
  * lr 0); the EMA's is printed beside. The run writes DIR/fmnist-cnn.ckpt (the training
  * checkpoint, for --resume) and DIR/fmnist-cnn.weights (only the cnn.* params, loadable with
- * dc_checkpoint_load into an executor of dc_fmnist_cnn_graph). */
+ * dc_checkpoint_load into an executor of dc_fmnist_cnn_graph). It also prints the images/s
+ * of the steps after the first TIMING_WARMUP but the last, which bench/cnn_vs_torch.sh reads. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>

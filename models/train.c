@@ -1,6 +1,6 @@
 /* train.c — the training program of train.h: builds the one training graph (forward + loss +
  * dc_grad + clipping + AdamW + EMA), runs the pass pipeline over it (simplify, cse, dce,
- * plan-memory), compiles it into an executor, runs that per batch with the host-side schedule
+ * [fuse-loops with the jit backend,] plan-memory), compiles it into an executor, runs that per batch with the host-side schedule
  * (lr, bias corrections, step seed, epoch order), and saves and resumes checkpoints. */
 #include "models/train.h"
 
@@ -17,8 +17,10 @@
 #include "passes/passes.h"
 
 #define META_FORMAT 0x314e494152544344ULL /* "DCTRAIN1" */
-/* what the training graph goes through before it is compiled */
+/* what the training graph goes through before it is compiled; with the jit backend, loop
+ * fusion too (each group then runs as one kernel) */
 #define TRAIN_PIPELINE "simplify,cse,dce,plan-memory"
+#define TRAIN_PIPELINE_JIT "simplify,cse,dce,fuse-loops,plan-memory"
 
 /* the checkpoint's meta blob: all 8-byte fields, so no padding (host byte order) */
 typedef struct {
@@ -40,6 +42,18 @@ struct dc_trainer {
     dc_tensor *lr, *bc1, *bc2;  /* f32[] host-fed inputs */
     uint64_t config_hash;
 };
+
+/* With the jit backend: how many kernels the training program has and where they came from
+ * (the kernel cache, LLVM, or an identical kernel already loaded), on stderr. */
+static void report_jit(const dc_jit_stats *before, dc_backend backend) {
+    if (backend != DC_BACKEND_JIT) return;
+    dc_jit_stats a = dc_jit_get_stats();
+    long long cached = a.cache_loads - before->cache_loads, compiled = a.compiled - before->compiled;
+    long long shared = a.shared - before->shared;
+    fprintf(stderr, "jit: %lld kernels, %lld from cache, %lld compiled, %lld shared (%.0f ms compiling, %.0f ms loading)\n",
+            cached + compiled + shared, cached, compiled, shared, a.compile_ms - before->compile_ms,
+            a.load_ms - before->load_ms);
+}
 
 double dc_lr_at(const dc_train_config *c, int64_t step) {
     if (step < c->warmup) return c->lr * (double)(step + 1) / (double)c->warmup;
@@ -155,16 +169,19 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
         return NULL;
     }
     if (!build_step(g, c, g->outputs[loss_out], err, len) ||
-        !dc_run_pipeline(g, TRAIN_PIPELINE, &(dc_pass_opts){ 0 }, err, len)) {
+        !dc_run_pipeline(g, c->backend == DC_BACKEND_JIT ? TRAIN_PIPELINE_JIT : TRAIN_PIPELINE, &(dc_pass_opts){ 0 },
+                         err, len)) {
         dc_graph_free(g);
         return NULL;
     }
     if (c->threads > 0) omp_set_num_threads(c->threads);
+    dc_jit_stats j0 = dc_jit_get_stats();
     dc_exec *e = dc_compile(g, c->seed, c->backend, err, len);
     if (!e) {
         dc_graph_free(g);
         return NULL;
     }
+    report_jit(&j0, c->backend);
     dc_trainer *t = calloc(1, sizeof *t);
     if (!t) abort(); /* out of memory */
     *t = (dc_trainer){ .c = *c, .d = *d, .g = g, .e = e, .loss_out = find_output(g, "loss"),

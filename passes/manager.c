@@ -15,6 +15,8 @@ static const dc_pass passes[] = {
     { "simplify", dc_pass_simplify, "algebraic identities: x*1, x+0, x-x, neg(neg x), view chains, ..." },
     { "fuse-contraction", dc_pass_fuse_contraction,
       "conv2d/matmul/linear + bias + relu/gelu/silu + residual into one fused node" },
+    { "fuse-loops", dc_pass_fuse_loops,
+      "group elementwise chains, row reductions and optimizer updates into row-kernel loop groups" },
     { "plan-memory", dc_pass_plan_memory, "liveness, in-place reuse and arena offsets (the peak)" },
 };
 #define N_PASSES (int)(sizeof passes / sizeof passes[0])

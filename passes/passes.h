@@ -11,6 +11,10 @@ typedef struct {
     bool print_after_all;      /* print after every pass */
     bool time_passes;          /* report each pass's wall time */
     FILE *out;                 /* where printing and timing go (NULL: stderr) */
+    bool groups_as_kernels;    /* plan-memory: each loop group runs as one kernel, so values
+                                * internal to a group (dc_loop_internal) get no slot (offset
+                                * -1); off, every value gets a slot (the ref executor runs
+                                * groups node by node) */
 } dc_pass_opts;
 
 /* A pass rewrites g in place; false with a message in err on failure. */
@@ -35,6 +39,20 @@ bool dc_pass_fold(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_simplify(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_plan_memory(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_fuse_contraction(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+bool dc_pass_fuse_loops(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+
+/* The loop-group view (fuse_loops.c): rows = n * groups, split across threads, and
+ * inner = s * k positions per row. A full value (rows * inner elements) holds element
+ * f = ((i * s + j) * groups + q) * k + l in row i * groups + q at inner position j * k + l; a
+ * row value (rows elements) holds element r in row r. Plain row views have s = groups = 1. */
+typedef struct { int64_t n, s, groups, k; } dc_loop_view;
+/* The view of the group made of nodes first..last (consecutive, as g->group marks them);
+ * false if the group breaks the row-kernel rule of fuse_loops.c. */
+bool dc_loop_group_view(const dc_graph *g, int first, int last, dc_loop_view *v);
+/* internal[i] (for every node): node i is in a group, has at least one reader, every reader
+ * is a node of the same group, and it is neither an output nor an update value. Such values
+ * are never materialised when groups run as kernels; every other member value is stored. */
+void dc_loop_internal(const dc_graph *g, bool *internal);
 
 /* The memory plan of g (after plan-memory) as comment lines, one per value with its offset,
  * size and whether it reuses a dead input in place, ending with the peak; malloc'd. NULL if g

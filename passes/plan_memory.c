@@ -1,13 +1,21 @@
 /* plan_memory.c — static memory planning: one arena for every value of a graph.
  * Rewrites: no node; sets g->plan_offset[i] (the byte offset of node i's value, 64-byte
- *   aligned) and g->plan_bytes (the arena size, i.e. the peak).
+ *   aligned) and g->plan_bytes (the arena size, i.e. the peak). Keeps the loop groups.
  * Schedule: the node order, unchanged (it is already topological; the executor runs it).
  * Liveness: a value is live from its node to its last use; INPUT and PARAM values live for the
  *   whole program in a region of their own at the start of the arena and are never reused;
  *   outputs and the values of state updates live to the end.
- * In-place: an ELEMENTWISE node whose inputs all have its exact type (so no broadcasting)
- *   writes into the slot of the first input whose value dies at that node (never an INPUT or
- *   PARAM slot); the kernels read each element before writing the same element.
+ * Loop groups (fuse-loops) are planned as one step each, so the plan holds whether a group
+ *   runs as one kernel or node by node: every member's slot is taken when the group starts,
+ *   and a value the group reads (a member's or one from outside) is freed when the group
+ *   ends, not earlier; no member is placed in place of anything. With
+ *   dc_pass_opts.groups_as_kernels, values internal to their group (dc_loop_internal: read
+ *   only by members of their group, neither outputs nor update values) get no slot at all:
+ *   offset -1, which the executor must never touch (their group runs as one kernel that keeps
+ *   them in registers). Without it they get slots and the ref executor can run the graph.
+ * In-place: an ungrouped ELEMENTWISE node whose inputs all have its exact type (so no
+ *   broadcasting) writes into the slot of the first input whose value dies at that node
+ *   (never an INPUT or PARAM slot); the kernels read each element before writing it.
  * Placement: every other value takes the best-fitting free block (smallest that fits, lowest
  *   offset on ties) of a free list that coalesces neighbours, or grows the arena's end.
  * Guarantees: no two values that are live at the same node overlap; deterministic; the same
@@ -24,8 +32,16 @@ static int64_t slot_bytes(const dc_type *t) {
 
 static bool is_persistent(const dc_node *n) { return n->op == DC_OP_INPUT || n->op == DC_OP_PARAM; }
 
-/* last[i]: the index of the last node that reads value i, i itself when none does, and
- * n_nodes for values needed after the run (INPUT, PARAM, outputs, update values). */
+/* The last node of the group of node i (i itself when ungrouped). */
+static int group_end(const dc_graph *g, int i) {
+    int k = g->group ? g->group[i] : 0;
+    while (k > 0 && i + 1 < g->n_nodes && g->group[i + 1] == k) i++;
+    return i;
+}
+
+/* last[i]: the index of the last node that reads value i (the last node of its group when
+ * that node is grouped), i's own (group's last) node when none does, and n_nodes for values
+ * needed after the run (INPUT, PARAM, outputs, update values). */
 static void last_uses(const dc_graph *g, int *last) {
     for (int i = 0; i < g->n_nodes; i++) {
         const dc_node *n = &g->nodes[i];
@@ -33,6 +49,8 @@ static void last_uses(const dc_graph *g, int *last) {
         for (int k = 0; k < n->n_in; k++)
             if (last[n->in[k]] < i) last[n->in[k]] = i;
     }
+    for (int i = 0; i < g->n_nodes; i++)
+        if (last[i] < g->n_nodes) last[i] = group_end(g, last[i]);
     for (int i = 0; i < g->n_outputs; i++) last[g->outputs[i]] = g->n_nodes;
     for (int j = 0; j < g->n_updates; j++) last[g->updates[j].value] = g->n_nodes;
 }
@@ -122,7 +140,7 @@ static bool first_use_in(const dc_node *n, int k) {
     return true;
 }
 
-/* Places the computed value of node i, then frees the inputs (and i) that die at i. */
+/* Places the computed value of ungrouped node i, then frees the inputs (and i) that die at i. */
 static void place_node(const dc_graph *g, int i, const int *last, arena *a, int64_t *off) {
     const dc_node *n = &g->nodes[i];
     int src = in_place_source(g, i, last);
@@ -135,23 +153,49 @@ static void place_node(const dc_graph *g, int i, const int *last, arena *a, int6
     if (last[i] == i) arena_free(a, off[i], slot_bytes(&n->type));
 }
 
+/* Places the members first..end of one group (internal ones only when they get slots),
+ * then frees every slot that dies with the group; freed[] marks what is already freed. */
+static void place_group(const dc_graph *g, int first, int end, const int *last, const bool *internal,
+                        arena *a, int64_t *off, bool *freed) {
+    for (int i = first; i <= end; i++)
+        off[i] = internal[i] ? -1 : arena_alloc(a, slot_bytes(&g->nodes[i].type));
+    for (int i = first; i <= end; i++) {
+        const dc_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++) {
+            int j = n->in[k];
+            if (j >= first || last[j] != end || is_persistent(&g->nodes[j]) || freed[j]) continue;
+            freed[j] = true;
+            arena_free(a, off[j], slot_bytes(&g->nodes[j].type));
+        }
+    }
+    for (int i = first; i <= end; i++)
+        if (last[i] == end && off[i] >= 0) arena_free(a, off[i], slot_bytes(&g->nodes[i].type));
+}
+
 bool dc_pass_plan_memory(dc_graph *g, const dc_pass_opts *o, char *err, size_t len) {
-    (void)o;
     (void)err;
     (void)len;
     size_t cnt = (size_t)(g->n_nodes ? g->n_nodes : 1);
     int *last = malloc(cnt * sizeof *last);
     int64_t *off = malloc(cnt * sizeof *off);
-    if (!last || !off) abort(); /* out of memory */
+    bool *internal = calloc(cnt, sizeof *internal), *freed = calloc(cnt, sizeof *freed);
+    if (!last || !off || !internal || !freed) abort(); /* out of memory */
     last_uses(g, last);
+    if (o->groups_as_kernels) dc_loop_internal(g, internal);
     arena a = { 0 };
     for (int i = 0; i < g->n_nodes; i++)
         if (is_persistent(&g->nodes[i])) off[i] = arena_alloc(&a, slot_bytes(&g->nodes[i].type));
-    for (int i = 0; i < g->n_nodes; i++)
-        if (!is_persistent(&g->nodes[i])) place_node(g, i, last, &a, off);
+    for (int i = 0; i < g->n_nodes; i++) {
+        int end = group_end(g, i);
+        if (g->group && g->group[i] > 0) place_group(g, i, end, last, internal, &a, off, freed);
+        else if (!is_persistent(&g->nodes[i])) place_node(g, i, last, &a, off);
+        i = end;
+    }
     free(a.b);
     free(last);
-    dc_graph_drop_plan(g);
+    free(internal);
+    free(freed);
+    free(g->plan_offset);
     g->plan_offset = off;
     g->plan_bytes = a.top;
     return true;
@@ -163,6 +207,7 @@ bool dc_pass_plan_memory(dc_graph *g, const dc_pass_opts *o, char *err, size_t l
  * (An input is live while i runs, so sharing its offset means taking over its slot.) */
 static int planned_in_place_of(const dc_graph *g, int i) {
     const dc_node *n = &g->nodes[i];
+    if (g->plan_offset[i] < 0) return -1;
     for (int k = 0; k < n->n_in; k++)
         if (g->plan_offset[n->in[k]] == g->plan_offset[i]) return n->in[k];
     return -1;
@@ -180,6 +225,7 @@ char *dc_print_plan(const dc_graph *g) {
                   (long long)g->plan_offset[i], (long long)bytes);
         int j = planned_in_place_of(g, i);
         if (j >= 0) dc_sb_printf(&s, " in-place of %s", dc_node_label(g, j, src, sizeof src));
+        if (g->plan_offset[i] < 0) dc_sb_printf(&s, " (inside its group, never stored)");
         dc_sb_printf(&s, "\n");
     }
     dc_sb_printf(&s, "// plan: peak %lld bytes (unplanned %lld bytes)\n", (long long)g->plan_bytes,

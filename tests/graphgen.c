@@ -268,3 +268,232 @@ bool gg_set_inputs(dc_exec *e, const dc_graph *g, uint64_t seed, char *err, size
     }
     return true;
 }
+
+/* ---- loop graphs: elementwise ops and row reductions ------------------------------------ */
+
+/* The chain value: exact when every op so far rounds exactly (then ref and jit agree bit for
+ * bit, and rounding-sensitive decisions may read it). */
+typedef struct {
+    dc_t t;
+    bool exact;
+} lval;
+
+static int64_t loop_extent(gen *r) {
+    static const int64_t dims[] = { 1, 3, 4, 8, 17 };
+    return dims[pick(r, 0, 4)];
+}
+
+/* a same-shaped or broadcastable operand for x: an input or a param with some dims dropped
+ * (leading) or set to 1 */
+static dc_t loop_operand(gen *r, dc_t x) {
+    dc_shape s = *shape_of(r, x);
+    int drop = (int)pick(r, 0, s.rank);
+    memmove(s.dim, s.dim + drop, (size_t)(s.rank - drop) * sizeof *s.dim);
+    s.rank -= drop;
+    for (int d = 0; d < s.rank; d++)
+        if (chance(r, 0.3)) s.dim[d] = 1;
+    return chance(r, 0.5) ? new_input(r, &s) : new_param(r, &s, 0.5);
+}
+
+static lval loop_unary(gen *r, lval h) {
+    dc_graph *g = r->g;
+    static const char *const names[] = { "tanh", "sigmoid", "silu", "gelu", "exp(tanh)", "log(1+x^2)", "sin" };
+    int k = (int)pick(r, 0, 6);
+    dc_t t = h.t;
+    switch (k) {
+    case 0: t = dc_tanh(g, t); break;
+    case 1: t = dc_sigmoid(g, t); break;
+    case 2: t = dc_silu(g, t); break;
+    case 3: t = dc_gelu(g, t); break;
+    case 4: t = dc_exp(g, dc_tanh(g, t)); break;
+    case 5: t = dc_log(g, dc_add_scalar(g, dc_square(g, t), 1.0f)); break;
+    default: t = dc_sin(g, t); break;
+    }
+    r->out->k_total += GG_APPROX * (k == 4 ? 2 : 1);
+    note(r, " %s", names[k]);
+    return (lval){ t, false };
+}
+
+/* an exactly rounded binary op with a broadcast operand; the rounding-sensitive ones only on
+ * exact values */
+static lval loop_binary(gen *r, lval h) {
+    dc_graph *g = r->g;
+    dc_t o = loop_operand(r, h.t);
+    bool swap = chance(r, 0.5);
+    dc_t a = swap ? o : h.t, b = swap ? h.t : o;
+    int k = (int)pick(r, 0, h.exact ? 6 : 3);
+    static const char *const names[] = { "add", "sub", "mul", "div", "maximum", "minimum", "relu" };
+    dc_t t;
+    switch (k) {
+    case 0: t = dc_add(g, a, b); break;
+    case 1: t = dc_sub(g, a, b); break;
+    case 2: t = dc_mul(g, a, b); break;
+    case 3: t = dc_div(g, h.t, dc_add_scalar(g, dc_abs(g, o), 1.5f)); break;
+    case 4: t = dc_maximum(g, a, b); break;
+    case 5: t = dc_minimum(g, a, b); break;
+    default: t = dc_relu(g, dc_add(g, a, b)); break;
+    }
+    note(r, " %s", names[k]);
+    return (lval){ t, h.exact };
+}
+
+/* The dims past `from` of x folded: a param-free row reduction. */
+static dc_reduce_opts trailing(gen *r, int rank, bool keep) {
+    dc_reduce_opts o = { .keepdims = keep };
+    int from = (int)pick(r, rank > 1 ? 1 : 0, rank - 1);
+    for (int d = from; d < rank; d++) o.axes.v[o.axes.n++] = d;
+    return o;
+}
+
+static int64_t folded(const dc_shape *s, const dc_reduce_opts *o) {
+    int64_t n = 1;
+    for (int i = 0; i < o->axes.n; i++) n *= s->dim[o->axes.v[i]];
+    return n;
+}
+
+/* a row op: the result keeps x's shape */
+static lval loop_row(gen *r, lval h) {
+    dc_graph *g = r->g;
+    dc_shape s = *shape_of(r, h.t);
+    int64_t c = s.dim[s.rank - 1];
+    int k = (int)pick(r, 0, 6);
+    dc_t t;
+    if (k == 2 && c < 4) k = 0;
+    switch (k) {
+    case 0: t = dc_softmax(g, h.t, s.rank - 1); note(r, " softmax"); break;
+    case 1: t = dc_log_softmax(g, h.t, s.rank - 1); note(r, " log_softmax"); break;
+    case 2: {
+        /* jittered rows of >= 4 values: a variance far from 0, so f32 and double agree */
+        h.t = dc_add(g, h.t, new_input(r, &s));
+        dc_t gamma = new_param(r, &(dc_shape){ .rank = 1, .dim = { c } }, 1.0);
+        dc_t beta = new_param(r, &(dc_shape){ .rank = 1, .dim = { c } }, 0.5);
+        if (s.rank >= 3 && chance(r, 0.6)) {
+            int64_t groups = c % 4 == 0 ? 4 : c % 2 == 0 ? 2 : 1;
+            t = dc_group_norm(g, h.t, gamma, beta, .groups = groups);
+            note(r, " group_norm G%lld", (long long)groups);
+        } else {
+            t = dc_layer_norm(g, h.t, gamma, beta);
+            note(r, " layer_norm");
+        }
+        break;
+    }
+    default: {
+        dc_reduce_opts o = trailing(r, s.rank, true);
+        int64_t n = folded(&s, &o);
+        if (k == 3) t = dc_sub(g, h.t, dc_mean_at(g, h.t, o, __FILE__, __LINE__));
+        else if (k == 4) t = dc_sub(g, h.t, dc_logsumexp_at(g, h.t, o, __FILE__, __LINE__));
+        else if (k == 5 && h.exact) t = dc_sub(g, h.t, dc_max_at(g, h.t, o, __FILE__, __LINE__));
+        else t = dc_mul_scalar(g, dc_sum_at(g, h.t, o, __FILE__, __LINE__), 1.0f / (float)n), t = dc_add(g, h.t, t);
+        note(r, " x-%s(%d axes)", k == 3 ? "mean" : k == 4 ? "logsumexp" : k == 5 && h.exact ? "max" : "sum/n", o.axes.n);
+        r->out->k_total += n;
+        return (lval){ t, h.exact && k == 5 };
+    }
+    }
+    r->out->k_total += 2 * c + GG_APPROX;
+    return (lval){ t, false };
+}
+
+/* a reduction that drops the trailing dims (rank >= 2 only) */
+static lval loop_reduce(gen *r, lval h) {
+    dc_graph *g = r->g;
+    dc_shape s = *shape_of(r, h.t);
+    dc_reduce_opts o = trailing(r, s.rank, false);
+    int k = (int)pick(r, 0, 3);
+    static const char *const names[] = { "sum", "mean", "max", "logsumexp" };
+    dc_t t = k == 0 ? dc_sum_at(g, h.t, o, __FILE__, __LINE__) : k == 1 ? dc_mean_at(g, h.t, o, __FILE__, __LINE__)
+             : k == 2 ? dc_max_at(g, h.t, o, __FILE__, __LINE__) : dc_logsumexp_at(g, h.t, o, __FILE__, __LINE__);
+    r->out->k_total += folded(&s, &o) + (k == 3 ? GG_APPROX : 0);
+    note(r, " %s(%d axes)", names[k], o.axes.n);
+    return (lval){ t, h.exact && k == 2 };
+}
+
+/* a transposed or reshaped view */
+static lval loop_view(gen *r, lval h) {
+    dc_shape s = *shape_of(r, h.t);
+    if (s.rank >= 2 && chance(r, 0.5)) {
+        dc_ints perm = { .n = s.rank };
+        for (int d = 0; d < s.rank; d++) perm.v[d] = d;
+        for (int d = s.rank - 1; d > 0; d--) {
+            int j = (int)pick(r, 0, d);
+            int64_t t = perm.v[d];
+            perm.v[d] = perm.v[j], perm.v[j] = t;
+        }
+        note(r, " transpose");
+        return (lval){ dc_transpose(r->g, h.t, perm), h.exact };
+    }
+    /* merge two neighbouring dims, or split the last one off a factor */
+    dc_shape n = s;
+    if (s.rank >= 2 && chance(r, 0.5)) {
+        int d = (int)pick(r, 0, s.rank - 2);
+        n.dim[d] *= n.dim[d + 1];
+        memmove(n.dim + d + 1, n.dim + d + 2, (size_t)(s.rank - d - 2) * sizeof *n.dim);
+        n.rank--;
+    } else if (s.rank < 4 && s.dim[s.rank - 1] % 2 == 0) {
+        n.dim[s.rank - 1] = s.dim[s.rank - 1] / 2;
+        n.dim[s.rank] = 2;
+        n.rank++;
+    } else {
+        n.rank++;
+        memmove(n.dim + 1, n.dim, (size_t)s.rank * sizeof *n.dim);
+        n.dim[0] = 1;
+    }
+    note(r, " reshape");
+    return (lval){ dc_reshape(r->g, h.t, n.rank, n.dim), h.exact };
+}
+
+/* i32: a compare of the exact value with an operand, then where, or the compare cast back,
+ * or the value truncated to i32 and back */
+static lval loop_i32(gen *r, lval h) {
+    dc_graph *g = r->g;
+    dc_t o = loop_operand(r, h.t);
+    int k = (int)pick(r, 0, 2);
+    dc_t t;
+    if (k == 0) {
+        t = dc_where(g, dc_gt(g, h.t, o), h.t, dc_mul_scalar(g, h.t, 0.5f));
+        note(r, " where(gt)");
+    } else if (k == 1) {
+        t = dc_add(g, h.t, dc_cast(g, dc_le(g, o, h.t), DC_F32));
+        note(r, " +cast(le)");
+    } else {
+        dc_t q = dc_cast(g, dc_mul_scalar(g, h.t, 4.0f), DC_I32);
+        t = dc_add(g, dc_mul_scalar(g, dc_cast(g, q, DC_F32), 0.25f), h.t);
+        note(r, " +cast(i32)");
+    }
+    return (lval){ t, true };
+}
+
+bool gg_build_loops(uint64_t seed, gg_graph *out, char *err, size_t len) {
+    memset(out, 0, sizeof *out);
+    char name[48];
+    snprintf(name, sizeof name, "loops_%llu", (unsigned long long)seed);
+    gen r = { .state = seed * 0x9e3779b97f4a7c15ull + 7, .g = dc_graph_new(name), .out = out };
+    out->g = r.g;
+    dc_shape s = { .rank = (int)pick(&r, 1, 4) };
+    for (int d = 0; d < s.rank; d++) s.dim[d] = loop_extent(&r);
+    lval h = { new_input(&r, &s), true };
+    note(&r, "x%d", s.rank);
+    int stages = (int)pick(&r, 2, 4);
+    for (int i = 0; i < stages && !dc_graph_failed(r.g); i++) {
+        int rank = shape_of(&r, h.t)->rank;
+        switch (pick(&r, 0, 7)) {
+        case 0: h = loop_unary(&r, h); break;
+        case 1: case 2: h = loop_binary(&r, h); break;
+        case 3: case 4: h = loop_row(&r, h); break;
+        case 5: h = rank >= 2 ? loop_reduce(&r, h) : loop_unary(&r, h); break;
+        case 6: h = loop_view(&r, h); break;
+        default: h = h.exact ? loop_i32(&r, h) : loop_binary(&r, h); break;
+        }
+    }
+    dc_t y = h.t;
+    dc_t loss = dc_sum(r.g, dc_mul(r.g, y, new_input(&r, shape_of(&r, y))));
+    note(&r, " | sum(y*R)");
+    dc_output(r.g, y, "y");
+    dc_output(r.g, loss, "loss");
+    if (dc_graph_failed(r.g)) {
+        snprintf(err, len, "graph %llu: %s", (unsigned long long)seed, dc_graph_error(r.g));
+        return false;
+    }
+    out->y = y.id;
+    out->loss = loss.id;
+    return true;
+}

@@ -11,6 +11,8 @@
 #include "runtime/runtime.h"
 
 #define GG_MAX_KINKS 8
+/* gg_build_loops's error budget per approximated function (exp, log, tanh, ...) */
+#define GG_APPROX 8
 
 typedef struct {
     dc_graph *g;
@@ -27,6 +29,16 @@ typedef struct {
 /* Builds graph number seed into out (out->g is new; the caller frees it). false and err if
  * the DSL rejected a node (a generator bug). */
 bool gg_build(uint64_t seed, gg_graph *out, char *err, size_t len);
+
+/* Builds loop graph number seed (for the jit's differential test): an input of rank 1-4
+ * through 2-4 stages of elementwise ops (unary functions, binary ops with broadcast params or
+ * inputs, transposed or reshaped reads), row reductions (softmax, log_softmax, layer_norm,
+ * group_norm, x - mean / max / logsumexp with keepdims, sum / mean / max over trailing axes)
+ * and i32 compares, where and casts, then y and the loss sum(y * R). Decisions that flip on
+ * rounding (relu, abs, maximum, minimum, compares, f32 -> i32 casts) only ever see values
+ * computed by exactly rounded ops from the inputs, so every provider takes the same branch.
+ * out->k_total is the graph's error budget (see test_diff_jit.c); n_contractions, n_kinks 0. */
+bool gg_build_loops(uint64_t seed, gg_graph *out, char *err, size_t len);
 
 /* Sets every INPUT of g in e to U[-1, 1) values keyed by (seed, input name, element). */
 bool gg_set_inputs(dc_exec *e, const dc_graph *g, uint64_t seed, char *err, size_t len);

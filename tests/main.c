@@ -5,6 +5,7 @@
 #include "tests/test.h"
 
 #include <ftw.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -86,7 +87,10 @@ int main(int argc, char **argv) {
         if (filter && !strstr(tests[i].name, filter)) continue;
         current_name = tests[i].name;
         current_failed = false;
+        double t0 = omp_get_wtime();
         tests[i].fn();
+        double dt = omp_get_wtime() - t0;
+        if (dt > 2.0) printf("slow: %s took %.1f s\n", tests[i].name, dt);
         if (current_failed) failed++;
         else passed++;
         fflush(stdout);

@@ -17,6 +17,10 @@ typedef struct {
 
 extern const dc_command dc_cmd_opt, dc_cmd_run, dc_cmd_train;
 extern const dc_command dc_cmd_cache;
+extern const dc_command dc_cmd_sample, dc_cmd_eval;   /* tools/toy.c */
+extern const dc_command dc_cmd_demo;                  /* tools/demo.c */
+/* `disco train toy ...` (argv[0] "train", argv[1] "toy"): the toy's own options (tools/toy.c) */
+int dc_toy_train_main(int argc, char **argv);
 
 /* Prints "disco CMD: MESSAGE" and a pointer to --help; returns EXIT_USAGE. */
 int dc_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

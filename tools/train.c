@@ -26,6 +26,7 @@ static bool parse_positive(const char *s, double *out) {
 }
 
 static int cmd_train(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "toy") == 0) return dc_toy_train_main(argc, argv);
     const char *model = NULL;
     const char *opt[10] = { 0 };  /* values of the options below, by index */
     static const char *const names[10] = { "--steps", "--batch", "--lr", "--seed", "--threads",
@@ -95,6 +96,12 @@ const dc_command dc_cmd_train = { "train", cmd_train, "train a model and report 
       "  fmnist-mlp      MLP 784-512-256-10 on Fashion-MNIST; prints 'test accuracy 0.XXXX'\n"
       "                  (defaults: 2340 steps = 5 epochs of batch 128, lr 1e-3, 100 warmup\n"
       "                  steps then cosine to 0, weight decay 1e-4, clip 1.0, EMA 0.998)\n"
+      "  toy             DisCo-Diff (or --baseline: plain EDM) on 8 Gaussians, with its own options:\n"
+      "                  disco train toy [--latents M] [--codes K] [--steps N] [--baseline]\n"
+      "                  [--seed S] [--out DIR] [--sigma-data X] [--tau T] [--batch B] [--lr X]\n"
+      "                  [--prior-steps N] [--threads T] [--backend B]; writes DIR/toy-disco.ckpt\n"
+      "                  or DIR/toy-edm.ckpt (defaults: m 1, k 8, tau 1, sigma_data 0.5, 4000\n"
+      "                  steps of batch 512, Adam lr 1e-3, prior 600 steps)\n"
       "Options (defaults are the model's):\n"
       "  --steps N       optimizer steps (warmup is cut to N/10 if longer)\n"
       "  --batch B       examples per step\n"
@@ -108,8 +115,8 @@ const dc_command dc_cmd_train = { "train", cmd_train, "train a model and report 
       "                  /usr/share/datasets/fashion-mnist)\n"
       "  --backend B     kernel providers (default $DISCO_BACKEND, else auto): auto = oneDNN\n"
       "                  for the f32 contractions, ref for the rest; dnnl = the same, a\n"
-      "                  oneDNN refusal is an error; ref = reference kernels only; jit = not\n"
-      "                  built yet (an error)\n"
+      "                  oneDNN refusal is an error; ref = reference kernels only; jit = the\n"
+      "                  training graph's loops fused (fuse-loops) into LLVM JIT kernels\n"
       "Same seed, config, backend and thread count give bitwise-identical params; a resumed run\n"
       "continues bitwise-identically to an uninterrupted one.\n"
       "DISCO_TRACE=FILE.json writes a Chrome trace (chrome://tracing, Perfetto) of every step.\n" };

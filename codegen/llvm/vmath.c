@@ -1,7 +1,10 @@
 /* vmath.c — vector helpers and f32 math for the LLVM codegen. exp and log are polynomial
  * approximations with Cody-Waite range reduction (no libm calls, no fast-math flags, plain
  * fmul/fadd so every target rounds alike); tanh, sigmoid and gelu are built from exp with
- * ir/scalar.h's formulas. Measured errors: tests/test_llvm.c (llvm_vmath_error). */
+ * ir/scalar.h's formulas. Max errors against double precision, measured by tests/test_llvm.c
+ * (llvm_vmath_error) over exp [-103, 88.7], log (0, 3e38], the others [-20, 20], the same on
+ * every target: exp 1.2 ulp, log 1.9 ulp, tanh 5 ulp, sigmoid 2.1 ulp, silu 3 ulp, gelu 1.5 ulp
+ * of max(|gelu(x)|, |x|). */
 #include "codegen/llvm/llvm_internal.h"
 
 #include <math.h>

@@ -117,15 +117,17 @@ double dc_points_std(const float *xy, int64_t n);
 /* ---- metrics (metrics.c) -------------------------------------------------------------- */
 
 /* Exact minimum-cost assignment of a dense n x n cost matrix cost[i*n + j] (row i to column
- * j; finite values): the shortest augmenting path method (Jonker & Volgenant 1987) with dual
- * potentials, a Dijkstra search per row, in doubles; O(n^3) worst case. Sequential, so the
- * result is deterministic. col_of_row[i] receives row i's column; returns the total cost
- * (summed in row order), or -1 if n < 1. */
+ * j): the shortest augmenting path method (Jonker & Volgenant 1987) with dual potentials, a
+ * Dijkstra search per row, in doubles; O(n^3) worst case (n = 2000 toy points: ~0.5 s).
+ * Sequential, so the result is deterministic. col_of_row[i] receives row i's column; returns
+ * the total cost (summed in row order), or -1 if n < 1 or a cost is not finite. */
 double dc_assignment(int64_t n, const double *cost, int64_t *col_of_row);
 
 /* Exact W2 between two equal-size sets a, b [n,dim]: sqrt of the mean squared Euclidean
- * distance of the optimal matching (dc_assignment on squared distances). -1 and err if
- * n < 1 or dim < 1. */
+ * distance of the optimal matching (dc_assignment on squared distances; the n x n matrix
+ * takes 8 n^2 bytes). -1 and err unless 1 <= n <= DC_W2_MAX_N, 1 <= dim <= 1024 and every
+ * coordinate is finite. */
+#define DC_W2_MAX_N 10000
 double dc_w2(const float *a, const float *b, int64_t n, int64_t dim, char *err, size_t len);
 /* The W2 floor: W2 between two fresh toy samples of size n (seeds seed and seed + 1). At
  * n = 2000 it is about 0.31 (mode counts fluctuate between the two draws). */
@@ -146,7 +148,7 @@ double dc_mode_coverage(const float *pts, int64_t n, double min_share);
  * points of mode k (data [m,2] with labels data_mode [m]); with c = the smaller of the two
  * counts, the W2 between the first c of each (in array order: both sets are i.i.d. draws, so
  * a prefix is an unbiased subsample); the mean over the modes with c >= 1. NaN if no mode has
- * c >= 1; -1 and err on a label outside 0..7. */
+ * c >= 1; -1 and err on a label outside 0..7 or a failed dc_w2. */
 double dc_within_mode_w2(const float *gen, int64_t n, const float *data, const int32_t *data_mode,
                          int64_t m, char *err, size_t len);
 /* Latent purity: for each code c, the count of its points in its most common mode; summed
@@ -200,8 +202,9 @@ bool dc_toy_metrics_json(FILE *f, const dc_toy_metrics *m);
 
 /* ---- plots (plot.c): RGB PNGs through libpng, written atomically ---------------------- */
 
-/* The data window of a panel; the pixel grid maps [xmin,xmax] x [ymin,ymax] inside a margin,
- * y up. */
+/* The data window of a panel; the pixel grid maps [xmin,xmax] x [ymin,ymax] inside a framed
+ * box with a 16-pixel margin, y up; scatter and trajectory panels have ticks at the integers.
+ * Sizes: 64..8192 pixels a side. */
 typedef struct { double xmin, xmax, ymin, ymax; } dc_plot_view;
 /* The fixed palette used for labels (label mod 10), as 0xRRGGBB. */
 uint32_t dc_plot_color(int label);
@@ -224,8 +227,10 @@ typedef struct {
 bool dc_plot_trajectories(const char *path, const dc_plot_paths *left, const dc_plot_paths *right,
                           dc_plot_view view, int panel_w, int panel_h, char *err, size_t len);
 
-/* Line plot: each series y[i] over x[i] (n points) in its colour; dashed series drawn
- * with 6-pixel dashes; log_x maps x through log10 (x must be > 0). */
+/* Line plot: each series y[i] over x[i] (n points) in its colour, solid with dots at the
+ * points, or dashed (6 pixels on, 6 off; e.g. a floor as a two-point series); log_x maps x
+ * through log10 (points with x <= 0 are skipped). The view covers every finite point, padded
+ * by 5%, y from 0 when all y >= 0; ticks at the first series' x and at round y values. */
 typedef struct {
     const double *x, *y;
     int n;
@@ -236,5 +241,177 @@ bool dc_plot_lines(const char *path, const dc_plot_series *series, int n_series,
                    int width, int height, char *err, size_t len);
 
 /* ======== end of EDM, toy data, metrics, plots ======================================== */
+
+/* ======== the DisCo-Diff toy model (toy_model.c), its prior (prior.c), sampling (sample.c) ==
+ *
+ * DisCo-Diff = an encoder from the clean point y to m categorical latents over k codes, a
+ * denoiser conditioned on them, and an autoregressive prior over them. Training (one compiled
+ * graph, the shared trainer of models/train.h): logits = encoder(y) [B,m,k]; Gumbel-softmax
+ * straight-through z = straight_through(one_hot(argmax(soft)), soft) with soft =
+ * softmax((logits + gumbel) / tau) [B,m,k]; the latents' embedding linear(z flattened [B,m*k])
+ * [B,W], replaced per example by the learned null embedding with probability null_prob; the
+ * EDM-preconditioned denoiser MLP on (c_in x, Fourier features of c_noise) plus that embedding;
+ * the EDM loss. Encoder and denoiser train jointly end to end. The baseline is the same
+ * denoiser without the embedding. Then the prior is trained on the frozen encoder's argmax
+ * codes of the training points (the tau -> 0 limit, noise-free).
+ *
+ * Classifier-free guidance on the latents with scale w:
+ *     D(x; s) = D_cond + w (D_cond - D_null)
+ * with D_cond conditioned on the codes and D_null on the null embedding: w = 0 is plain
+ * conditional sampling (and skips the null pass), w > 0 pushes away from the unconditional
+ * model. */
+
+#include "models/train.h"
+
+#define DC_TOY_MAX_LATENTS 64
+#define DC_TOY_MAX_CODES 1024
+#define DC_TOY_NOISE_FREQS 16       /* Fourier features of c_noise: sin, cos of 16 frequencies */
+
+typedef struct {
+    bool baseline;              /* no encoder, latents or prior */
+    int m, k;                   /* latents and codes per latent (defaults 1, 8) */
+    float tau;                  /* Gumbel-softmax temperature in training (default 1) */
+    float sigma_data;           /* EDM sigma_data (default 0.5) */
+    float null_prob;            /* share of examples trained on the null embedding (0.1) */
+    int width;                  /* denoiser width (256); 4 linear layers with SiLU */
+    int enc_width;              /* encoder width (128); 3 linear layers with SiLU */
+} dc_toy_config;
+
+/* The autoregressive prior: a pre-norm causal transformer over the m latents with a vocabulary
+ * of the k codes plus a start token (id k). */
+typedef struct {
+    int m, k;
+    int d_model, heads, layers; /* defaults 64, 4, 2 */
+} dc_prior_config;
+
+dc_toy_config dc_toy_config_defaults(void);
+dc_prior_config dc_prior_config_defaults(int m, int k);
+bool dc_toy_config_ok(const dc_toy_config *c, char *err, size_t len);
+bool dc_prior_config_ok(const dc_prior_config *c, char *err, size_t len);
+
+/* ---- graph pieces (toy_model.c); params under enc.*, lat.*, den.* --------------------- */
+
+/* y [B,2] -> logits [B,m,k] */
+dc_t dc_toy_encoder(dc_graph *g, dc_t y, const dc_toy_config *c);
+/* Gumbel-softmax straight-through: logits [B,m,k] -> z [B,m,k], one-hot forward, the
+ * gradient of soft = softmax((logits + gumbel) / tau, -1) backward. */
+dc_t dc_toy_gumbel_st(dc_graph *g, dc_t logits, float tau);
+/* z [B,m,k] (one-hot or soft) -> the latents' embedding [B,W] (lat.proj, no bias) */
+dc_t dc_toy_latent_embedding(dc_graph *g, dc_t z, const dc_toy_config *c);
+/* emb [B,W] -> per example the null embedding lat.null [W] where drop [B,1] (i32) is 1 */
+dc_t dc_toy_null_select(dc_graph *g, dc_t emb, dc_t drop, const dc_toy_config *c);
+/* The preconditioned denoiser D(x; sigma), x [B,2], sigma [B,1], emb [B,W] or DC_NONE
+ * (baseline) -> [B,2] */
+dc_t dc_toy_denoiser(dc_graph *g, dc_t x, dc_t sigma, dc_t emb, const dc_toy_config *c);
+
+/* Training graph: input "y" f32[B,2]; outputs "loss" and, with latents, "drop_rate" (the share
+ * of this batch given the null embedding). Sigmas, noise, Gumbel noise and dropout are random
+ * ops, drawn afresh by each step's seed. */
+dc_graph *dc_toy_train_graph(const dc_toy_config *c, int64_t batch);
+/* Sampling graph: inputs "x" f32[B,2], "sigma" f32[B,1] and, with latents, "codes" i32[B,m]
+ * and "drop" i32[B,1] (1: the null embedding); output "denoised" f32[B,2]. */
+dc_graph *dc_toy_denoise_graph(const dc_toy_config *c, int64_t batch);
+/* Encoding graph: input "y" f32[B,2]; output "codes" i32[B,m] = argmax of the logits. */
+dc_graph *dc_toy_encode_graph(const dc_toy_config *c, int64_t batch);
+/* Copies into dst every param that src has under the same name (all of dst's when need_all;
+ * else dst's others are left alone); types must match. */
+bool dc_toy_copy_params(dc_exec *src, dc_exec *dst, bool need_all, char *err, size_t len);
+
+/* ---- the prior (prior.c); params under prior.* --------------------------------------- */
+
+/* tokens i32 [B,m] (start token k, then the codes shifted right) -> logits [B,m,k] */
+dc_t dc_prior_logits(dc_graph *g, dc_t tokens, const dc_prior_config *c);
+/* inputs "tokens", "codes" i32[B,m]; output "loss" (next-code cross-entropy) */
+dc_graph *dc_prior_train_graph(const dc_prior_config *c, int64_t batch);
+/* input "tokens" i32[B,m]; output "logits" f32[B,m,k] */
+dc_graph *dc_prior_sample_graph(const dc_prior_config *c, int64_t batch);
+/* Trains the prior on codes [n,m] with the shared trainer (tc: steps, batch, lr, seed, ...)
+ * and copies the trained prior.* params into dst (its other params are left alone);
+ * final_loss (may be NULL) gets the mean batch loss of the last tenth of the steps. */
+bool dc_prior_train(const dc_prior_config *pc, const dc_train_config *tc, const int32_t *codes,
+                    int64_t n, dc_exec *dst, double *final_loss, char *err, size_t len);
+/* Draws codes [B,m] (B = the program's batch) one position at a time from softmax(logits /
+ * temperature), position i of row b with dc_rng_uniform01(seed, i, b). e runs
+ * dc_prior_sample_graph. */
+bool dc_prior_sample(dc_exec *e, const dc_prior_config *c, float temperature, uint64_t seed,
+                     int32_t *codes, char *err, size_t len);
+
+/* ---- training and checkpoints (toy_model.c) ------------------------------------------- */
+
+typedef struct {
+    dc_toy_config model;
+    dc_prior_config prior;
+    dc_train_config train;      /* the denoiser (and encoder) run */
+    dc_train_config prior_train;
+    uint64_t data_seed;         /* the 8000 training points */
+} dc_toy_setup;
+
+/* The defaults of `disco train toy` (train.steps etc. as the CLI documents). */
+dc_toy_setup dc_toy_setup_defaults(void);
+
+/* What a run reports. */
+typedef struct {
+    double loss;                /* mean batch loss of the last tenth of the steps */
+    double prior_loss;          /* likewise for the prior (NaN for the baseline) */
+    double train_s, prior_s;    /* wall time of each stage */
+} dc_toy_report;
+
+/* Trains the model (and, with latents, the prior) and writes the model file to path: every
+ * param of the denoiser, encoder and prior (no optimizer state) and the setup as meta. */
+bool dc_toy_train(const dc_toy_setup *s, const char *path, dc_toy_report *r, char *err, size_t len);
+
+/* A trained model loaded from a file of dc_toy_train. */
+typedef struct dc_toy_model dc_toy_model;
+dc_toy_model *dc_toy_load(const char *path, char *err, size_t len);
+void dc_toy_model_free(dc_toy_model *m);
+const dc_toy_setup *dc_toy_model_setup(const dc_toy_model *m);
+/* Copies into every param of dst the model's param of the same name and type. */
+bool dc_toy_model_export(const dc_toy_model *m, dc_exec *dst, char *err, size_t len);
+
+/* ---- sampling and evaluation (sample.c) ----------------------------------------------- */
+
+/* Compiled programs for batches of n points: the denoiser and, with latents, the prior and
+ * the encoder. */
+typedef struct dc_toy_sampler dc_toy_sampler;
+dc_toy_sampler *dc_toy_sampler_new(const dc_toy_model *m, int64_t n, dc_backend backend, char *err,
+                                   size_t len);
+void dc_toy_sampler_free(dc_toy_sampler *s);
+
+typedef struct {
+    int heun_steps;             /* default 50 */
+    float guidance;             /* w, default 0 (conditional) */
+    float temperature;          /* of the prior, default 1 */
+    uint64_t seed;              /* codes: seed; initial noise: seed + 1 */
+} dc_toy_sample_opts;
+dc_toy_sample_opts dc_toy_sample_defaults(void);
+
+/* Draws n codes from the prior, then integrates the ODE with Heun conditioned on them.
+ * pts [n,2]; codes [n,m] (may be NULL; untouched for the baseline); traj (may be NULL)
+ * [(heun_steps+1), n, 2]. */
+bool dc_toy_generate(dc_toy_sampler *s, const dc_toy_sample_opts *o, float *pts, int32_t *codes,
+                     float *traj, char *err, size_t len);
+/* The same ODE from given codes [n,m] (ignored for the baseline). */
+bool dc_toy_generate_from(dc_toy_sampler *s, const dc_toy_sample_opts *o, const int32_t *codes,
+                          float *pts, float *traj, char *err, size_t len);
+/* The denoiser callback (dc_denoise_fn) of s with its current codes and guidance (set by the
+ * last dc_toy_generate*), for the curvature and Jacobian probes. */
+bool dc_toy_denoise(void *sampler, const float *x, float sigma, float *d_out, int64_t n,
+                    int64_t dim, char *err, size_t len);
+
+typedef struct {
+    int64_t n;                  /* points per sample set (2000) */
+    int heun_steps;             /* main step count (50) */
+    int n_extra;                /* extra step counts for w2_<steps> (5, 10, 20) */
+    int extra_steps[DC_METRICS_MAX_W2_AT];
+    float guidance, temperature;
+    uint64_t seed;              /* sampling seed; the fresh data use seed + 1000, the floor
+                                 * seeds seed + 2000 and + 2001 */
+} dc_toy_eval_opts;
+dc_toy_eval_opts dc_toy_eval_defaults(void);
+/* All metrics of one model; pts (may be NULL) [n,2] receive the main samples. */
+bool dc_toy_evaluate(const dc_toy_model *m, const dc_toy_eval_opts *o, dc_backend backend,
+                     dc_toy_metrics *out, float *pts, char *err, size_t len);
+
+/* ======== end of the toy model, prior, sampling ======================================= */
 
 #endif

@@ -18,6 +18,8 @@
  * matching is optimal (LP duality). */
 double dc_assignment(int64_t n, const double *cost, int64_t *col_of_row) {
     if (n < 1 || !cost || !col_of_row) return -1.0;
+    for (int64_t k = 0; k < n * n; k++)
+        if (!isfinite(cost[k])) return -1.0;
     size_t m = (size_t)n + 1;
     double *u = calloc(m, sizeof *u), *v = calloc(m, sizeof *v), *minv = malloc(m * sizeof *minv);
     int64_t *row_of = calloc(m, sizeof *row_of), *way = calloc(m, sizeof *way);
@@ -58,9 +60,9 @@ double dc_assignment(int64_t n, const double *cost, int64_t *col_of_row) {
 }
 
 double dc_w2(const float *a, const float *b, int64_t n, int64_t dim, char *err, size_t len) {
-    if (!a || !b || n < 1 || dim < 1 || n > 46000) {
-        snprintf(err, len, "w2: need two sets of 1..46000 points of dim >= 1 (got n %lld, dim %lld)",
-                 (long long)n, (long long)dim);
+    if (!a || !b || n < 1 || dim < 1 || n > DC_W2_MAX_N || dim > 1024) {
+        snprintf(err, len, "w2: need two sets of 1..%d points of dim 1..1024 (got n %lld, dim %lld)",
+                 DC_W2_MAX_N, (long long)n, (long long)dim);
         return -1.0;
     }
     double *cost = malloc((size_t)n * (size_t)n * sizeof *cost);
@@ -78,12 +80,16 @@ double dc_w2(const float *a, const float *b, int64_t n, int64_t dim, char *err, 
     double total = dc_assignment(n, cost, col);
     free(cost);
     free(col);
-    return sqrt(fmax(total, 0.0) / (double)n);
+    if (total < 0.0) {
+        snprintf(err, len, "w2: a point has a non-finite coordinate");
+        return -1.0;
+    }
+    return sqrt(total / (double)n);
 }
 
 double dc_w2_floor(int64_t n, uint64_t seed, char *err, size_t len) {
-    if (n < 1 || n > 46000) {
-        snprintf(err, len, "w2 floor: need 1 <= n <= 46000 (got %lld)", (long long)n);
+    if (n < 1 || n > DC_W2_MAX_N) {
+        snprintf(err, len, "w2 floor: need 1 <= n <= %d (got %lld)", DC_W2_MAX_N, (long long)n);
         return -1.0;
     }
     float *a = malloc((size_t)n * 2 * sizeof *a), *b = malloc((size_t)n * 2 * sizeof *b);
@@ -171,11 +177,17 @@ double dc_within_mode_w2(const float *gen, int64_t n, const float *data, const i
             if (data_mode[i] == k) memcpy(b + 2 * nb++, data + 2 * i, 2 * sizeof *b);
         int64_t c = na < nb ? na : nb;
         if (c < 1) continue;
-        sum += dc_w2(a, b, c, 2, err, len);
+        double w = dc_w2(a, b, c, 2, err, len);
+        if (w < 0.0) {
+            sum = -1.0;
+            break;
+        }
+        sum += w;
         modes++;
     }
     free(a);
     free(b);
+    if (sum < 0.0) return -1.0;
     return modes ? sum / modes : NAN;
 }
 

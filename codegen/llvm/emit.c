@@ -1,0 +1,464 @@
+/* emit.c — kernel IR to LLVM IR: the loops of one kernel and its expressions on vectors.
+ *
+ * The vector axis is the last inner axis when the kernel has an inner space (one pass per
+ * outer index and phase; the other inner axes form a flattened loop around it), else the last
+ * outer axis (the range [begin, end) is cut into runs along it). Along the vector axis the
+ * code steps by x->lanes with full vectors, then one masked step for the tail. A map's stride
+ * along the vector axis picks the access: 0 a scalar load broadcast, 1 a vector (masked) load
+ * or store, anything else a gather / scatter (scatters store lanes in order, as the
+ * interpreter's row-major order does). Loop variables and accumulators live in allocas that
+ * the optimizer promotes to registers. Reductions keep one accumulator vector per reduction,
+ * reduced at the end by halving (lanes 0..h-1 with h..2h-1) — a fixed order. */
+#include "codegen/llvm/llvm_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct {
+    dc_lx *x;
+    const dc_kir *k;
+    LLVMValueRef fn;
+    LLVMValueRef bufs[DC_KIR_MAX_BUFS];
+    LLVMValueRef oidx[DC_MAX_RANK], iidx[DC_MAX_RANK]; /* i64 index values; NULL = 0 */
+    bool vec_inner;  /* the vector axis is the last inner axis (else the last outer one) */
+    int vaxis;       /* its position in its space; -1 for a rank-0 outer space */
+    LLVMValueRef *results, *accs; /* allocas per reduction: scalar result, vector accumulator */
+    LLVMValueRef *memo;           /* per body: value of each expression, or NULL */
+} kx;
+
+/* One emission of the loop body: position j along the vector axis, w lanes, mask (NULL when
+ * every lane is live). */
+typedef struct { LLVMValueRef j; int w; LLVMValueRef mask; } body;
+
+typedef struct { LLVMValueRef var; LLVMBasicBlockRef head, exit; } loop;
+
+/* ---- loops ---------------------------------------------------------------------------- */
+
+static LLVMValueRef i64c(kx *c, int64_t v) { return LLVMConstInt(c->x->i64, (uint64_t)v, 1); }
+
+static LLVMValueRef load_var(kx *c, LLVMValueRef var) {
+    return LLVMBuildLoad2(c->x->b, c->x->i64, var, "");
+}
+
+/* var = init; then at the loop head: the caller builds the condition and calls loop_test. */
+static void loop_open(kx *c, loop *l, LLVMValueRef var, LLVMValueRef init) {
+    l->var = var;
+    LLVMBuildStore(c->x->b, init, var);
+    l->head = LLVMAppendBasicBlockInContext(c->x->ctx, c->fn, "head");
+    LLVMBuildBr(c->x->b, l->head);
+    LLVMPositionBuilderAtEnd(c->x->b, l->head);
+}
+
+static void loop_test(kx *c, loop *l, LLVMValueRef cond) {
+    LLVMBasicBlockRef bodyb = LLVMAppendBasicBlockInContext(c->x->ctx, c->fn, "body");
+    l->exit = LLVMAppendBasicBlockInContext(c->x->ctx, c->fn, "exit");
+    LLVMBuildCondBr(c->x->b, cond, bodyb, l->exit);
+    LLVMPositionBuilderAtEnd(c->x->b, bodyb);
+}
+
+static void loop_close(kx *c, loop *l, LLVMValueRef step) {
+    LLVMBuildStore(c->x->b, LLVMBuildAdd(c->x->b, load_var(c, l->var), step, ""), l->var);
+    LLVMBuildBr(c->x->b, l->head);
+    LLVMPositionBuilderAtEnd(c->x->b, l->exit);
+}
+
+/* idx[0..rank) = the row-major multi-index of t over dims[0..rank) */
+static void unflatten(kx *c, LLVMValueRef t, int rank, const int64_t *dims, LLVMValueRef *idx) {
+    int64_t after = 1;
+    for (int d = rank - 1; d >= 0; d--) {
+        LLVMValueRef q = after == 1 ? t : LLVMBuildUDiv(c->x->b, t, i64c(c, after), "");
+        idx[d] = d == 0 ? q : LLVMBuildURem(c->x->b, q, i64c(c, dims[d]), "");
+        after *= dims[d];
+    }
+}
+
+/* ---- accesses -------------------------------------------------------------------------- */
+
+static int64_t vstride(const kx *c, const dc_kir_map *m) {
+    if (c->vaxis < 0) return 0;
+    return c->vec_inner ? m->inner[c->vaxis] : m->outer[c->vaxis];
+}
+
+/* The element offset of map m at the body's lane 0. */
+static LLVMValueRef offset_of(kx *c, const body *bd, const dc_kir_map *m) {
+    LLVMBuilderRef b = c->x->b;
+    LLVMValueRef a = i64c(c, m->offset);
+    for (int s = 0; s < 2; s++) {
+        const int64_t *st = s ? m->inner : m->outer;
+        LLVMValueRef *idx = s ? c->iidx : c->oidx;
+        for (int d = 0; d < DC_MAX_RANK; d++) {
+            if (st[d] == 0 || !idx[d] || (d == c->vaxis && (s == 1) == c->vec_inner)) continue;
+            a = LLVMBuildAdd(b, a, LLVMBuildMul(b, idx[d], i64c(c, st[d]), ""), "");
+        }
+    }
+    int64_t sv = vstride(c, m);
+    if (sv) a = LLVMBuildAdd(b, a, LLVMBuildMul(b, bd->j, i64c(c, sv), ""), "");
+    return a;
+}
+
+static LLVMTypeRef elem_type(kx *c, dc_dtype t) { return t == DC_F32 ? c->x->f32 : c->x->i32; }
+
+static LLVMValueRef all_true(kx *c, int w) {
+    return dc_lx_splat(c->x, LLVMConstInt(c->x->i1, 1, 0), w);
+}
+
+/* Vector of w pointers p + lane * sv. */
+static LLVMValueRef lane_ptrs(kx *c, LLVMTypeRef et, LLVMValueRef p, int64_t sv, int w) {
+    LLVMValueRef off = LLVMBuildMul(c->x->b, dc_lx_iota64(c->x, w),
+                                    dc_lx_splat(c->x, i64c(c, sv), w), "");
+    return LLVMBuildGEP2(c->x->b, et, p, &off, 1, "");
+}
+
+static LLVMValueRef emit_load(kx *c, const body *bd, int buf, const dc_kir_map *m) {
+    dc_lx *x = c->x;
+    LLVMTypeRef et = elem_type(c, c->k->bufs[buf].dtype), vt = dc_lx_type(et, bd->w);
+    LLVMValueRef off = offset_of(c, bd, m);
+    LLVMValueRef p = LLVMBuildGEP2(x->b, et, c->bufs[buf], &off, 1, "");
+    int64_t sv = vstride(c, m);
+    if (bd->w == 1 || sv == 0) {
+        LLVMValueRef v = LLVMBuildLoad2(x->b, et, p, "");
+        LLVMSetAlignment(v, 4);
+        return dc_lx_splat(x, v, bd->w);
+    }
+    LLVMValueRef align = LLVMConstInt(x->i32, 4, 0), zero = LLVMConstNull(vt);
+    if (sv == 1 && !bd->mask) {
+        LLVMValueRef v = LLVMBuildLoad2(x->b, vt, p, "");
+        LLVMSetAlignment(v, 4);
+        return v;
+    }
+    LLVMValueRef mask = bd->mask ? bd->mask : all_true(c, bd->w);
+    if (sv == 1)
+        return dc_lx_intrinsic(x, "llvm.masked.load", (LLVMTypeRef[]){ vt, x->ptr }, 2,
+                               (LLVMValueRef[]){ p, align, mask, zero }, 4);
+    LLVMValueRef ptrs = lane_ptrs(c, et, p, sv, bd->w);
+    return dc_lx_intrinsic(x, "llvm.masked.gather", (LLVMTypeRef[]){ vt, LLVMTypeOf(ptrs) }, 2,
+                           (LLVMValueRef[]){ ptrs, align, mask, zero }, 4);
+}
+
+static void emit_store(kx *c, const body *bd, const dc_kir_store *st, LLVMValueRef v) {
+    dc_lx *x = c->x;
+    LLVMTypeRef et = elem_type(c, c->k->bufs[st->buf].dtype), vt = dc_lx_type(et, bd->w);
+    LLVMValueRef off = offset_of(c, bd, &st->map);
+    LLVMValueRef p = LLVMBuildGEP2(x->b, et, c->bufs[st->buf], &off, 1, "");
+    int64_t sv = vstride(c, &st->map);
+    if (bd->w == 1 || (sv == 1 && !bd->mask)) {
+        LLVMSetAlignment(LLVMBuildStore(x->b, v, p), 4);
+        return;
+    }
+    LLVMValueRef align = LLVMConstInt(x->i32, 4, 0);
+    LLVMValueRef mask = bd->mask ? bd->mask : all_true(c, bd->w);
+    if (sv == 1) {
+        dc_lx_intrinsic(x, "llvm.masked.store", (LLVMTypeRef[]){ vt, x->ptr }, 2,
+                        (LLVMValueRef[]){ v, p, align, mask }, 4);
+        return;
+    }
+    LLVMValueRef ptrs = lane_ptrs(c, et, p, sv, bd->w);
+    dc_lx_intrinsic(x, "llvm.masked.scatter", (LLVMTypeRef[]){ vt, LLVMTypeOf(ptrs) }, 2,
+                    (LLVMValueRef[]){ v, ptrs, align, mask }, 4);
+}
+
+/* ---- expressions ----------------------------------------------------------------------- */
+
+static LLVMValueRef f32_unary(kx *c, const dc_kir_expr *e, LLVMValueRef a, int w) {
+    dc_lx *x = c->x;
+    LLVMTypeRef t = LLVMTypeOf(a);
+    switch (e->op) {
+    case DC_OP_NEG: return LLVMBuildFNeg(x->b, a, "");
+    case DC_OP_ABS: return dc_lx_intrinsic(x, "llvm.fabs", &t, 1, &a, 1);
+    case DC_OP_EXP: return dc_lx_exp(x, a, w);
+    case DC_OP_LOG: return dc_lx_log(x, a, w);
+    case DC_OP_SQRT: return dc_lx_intrinsic(x, "llvm.sqrt", &t, 1, &a, 1);
+    case DC_OP_RSQRT:
+        return LLVMBuildFDiv(x->b, dc_lx_f32(x, 1.0f, w), dc_lx_intrinsic(x, "llvm.sqrt", &t, 1, &a, 1), "");
+    case DC_OP_SQUARE: return LLVMBuildFMul(x->b, a, a, "");
+    case DC_OP_POW: return dc_lx_libm(x, "powf", a, dc_lx_f32(x, e->f, w), w);
+    case DC_OP_SIN: return dc_lx_libm(x, "sinf", a, NULL, w);
+    case DC_OP_COS: return dc_lx_libm(x, "cosf", a, NULL, w);
+    case DC_OP_TANH: return dc_lx_tanh(x, a, w);
+    case DC_OP_SIGMOID: return dc_lx_sigmoid(x, a, w);
+    case DC_OP_SILU: return LLVMBuildFMul(x->b, a, dc_lx_sigmoid(x, a, w), "");
+    case DC_OP_GELU: return dc_lx_gelu(x, a, w);
+    case DC_OP_RELU: {
+        LLVMValueRef zero = dc_lx_f32(x, 0.0f, w);
+        return LLVMBuildSelect(x->b, LLVMBuildFCmp(x->b, LLVMRealOLT, a, zero, ""), zero, a, "");
+    }
+    default: abort(); /* the builder admits no other f32 unary op */
+    }
+}
+
+static LLVMValueRef i32_neg(kx *c, LLVMValueRef a, int w) {
+    return LLVMBuildSub(c->x->b, dc_lx_i32(c->x, 0, w), a, "");
+}
+
+static LLVMValueRef i32_unary(kx *c, const dc_kir_expr *e, LLVMValueRef a, int w) {
+    LLVMBuilderRef b = c->x->b;
+    switch (e->op) {
+    case DC_OP_NEG: return i32_neg(c, a, w);
+    case DC_OP_ABS:
+        return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a, dc_lx_i32(c->x, 0, w), ""),
+                               i32_neg(c, a, w), a, "");
+    case DC_OP_SQUARE: return LLVMBuildMul(b, a, a, "");
+    default: abort(); /* the builder admits no other i32 unary op */
+    }
+}
+
+/* dc_i32_div: v == 0 -> 0, v == -1 -> -u, else u / v */
+static LLVMValueRef i32_div(kx *c, LLVMValueRef u, LLVMValueRef v, int w) {
+    LLVMBuilderRef b = c->x->b;
+    LLVMValueRef zero = LLVMBuildICmp(b, LLVMIntEQ, v, dc_lx_i32(c->x, 0, w), "");
+    LLVMValueRef m1 = LLVMBuildICmp(b, LLVMIntEQ, v, dc_lx_i32(c->x, -1, w), "");
+    LLVMValueRef safe = LLVMBuildSelect(b, LLVMBuildOr(b, zero, m1, ""), dc_lx_i32(c->x, 1, w), v, "");
+    LLVMValueRef q = LLVMBuildSDiv(b, u, safe, "");
+    q = LLVMBuildSelect(b, m1, i32_neg(c, u, w), q, "");
+    return LLVMBuildSelect(b, zero, dc_lx_i32(c->x, 0, w), q, "");
+}
+
+static LLVMValueRef binary(kx *c, dc_op op, bool f, LLVMValueRef u, LLVMValueRef v, int w) {
+    LLVMBuilderRef b = c->x->b;
+    switch (op) {
+    case DC_OP_ADD: return f ? LLVMBuildFAdd(b, u, v, "") : LLVMBuildAdd(b, u, v, "");
+    case DC_OP_SUB: return f ? LLVMBuildFSub(b, u, v, "") : LLVMBuildSub(b, u, v, "");
+    case DC_OP_MUL: return f ? LLVMBuildFMul(b, u, v, "") : LLVMBuildMul(b, u, v, "");
+    case DC_OP_DIV: return f ? LLVMBuildFDiv(b, u, v, "") : i32_div(c, u, v, w);
+    case DC_OP_MAXIMUM:
+        return f ? dc_lx_maxf(c->x, u, v)
+                 : LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, u, v, ""), u, v, "");
+    case DC_OP_MINIMUM:
+        return f ? dc_lx_minf(c->x, u, v)
+                 : LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, u, v, ""), u, v, "");
+    default: break;
+    }
+    static const LLVMRealPredicate fp[] = { LLVMRealOEQ, LLVMRealUNE, LLVMRealOLT,
+                                            LLVMRealOLE, LLVMRealOGT, LLVMRealOGE };
+    static const LLVMIntPredicate ip[] = { LLVMIntEQ, LLVMIntNE, LLVMIntSLT,
+                                           LLVMIntSLE, LLVMIntSGT, LLVMIntSGE };
+    int i = (int)op - (int)DC_OP_EQ;
+    LLVMValueRef r = f ? LLVMBuildFCmp(b, fp[i], u, v, "") : LLVMBuildICmp(b, ip[i], u, v, "");
+    return LLVMBuildZExt(b, r, dc_lx_type(c->x->i32, w), "");
+}
+
+static LLVMValueRef cast(kx *c, const dc_kir_expr *e, dc_dtype from, LLVMValueRef a, int w) {
+    dc_lx *x = c->x;
+    if (from == e->to) return a;
+    if (e->to == DC_F32) return LLVMBuildSIToFP(x->b, a, dc_lx_type(x->f32, w), "");
+    LLVMTypeRef tys[2] = { dc_lx_type(x->i32, w), LLVMTypeOf(a) };
+    return dc_lx_intrinsic(x, "llvm.fptosi.sat", tys, 2, &a, 1);
+}
+
+static LLVMValueRef value_of(kx *c, const body *bd, int i);
+
+static LLVMValueRef emit_op(kx *c, const body *bd, const dc_kir_expr *e) {
+    LLVMValueRef a = value_of(c, bd, e->arg[0]);
+    dc_dtype t = c->k->exprs[e->arg[0]].dtype;
+    if (e->op == DC_OP_WHERE) {
+        LLVMValueRef cond = LLVMBuildICmp(c->x->b, LLVMIntNE, a, dc_lx_i32(c->x, 0, bd->w), "");
+        return LLVMBuildSelect(c->x->b, cond, value_of(c, bd, e->arg[1]), value_of(c, bd, e->arg[2]), "");
+    }
+    if (e->op == DC_OP_CAST) return cast(c, e, t, a, bd->w);
+    if (e->arg[1] < 0) return t == DC_F32 ? f32_unary(c, e, a, bd->w) : i32_unary(c, e, a, bd->w);
+    return binary(c, e->op, t == DC_F32, a, value_of(c, bd, e->arg[1]), bd->w);
+}
+
+static LLVMValueRef value_of(kx *c, const body *bd, int i) {
+    if (c->memo[i]) return c->memo[i];
+    const dc_kir_expr *e = &c->k->exprs[i];
+    dc_lx *x = c->x;
+    LLVMValueRef v = NULL;
+    switch (e->kind) {
+    case DC_KIR_LOAD: v = emit_load(c, bd, e->buf, &e->map); break;
+    case DC_KIR_CONST: v = e->dtype == DC_F32 ? dc_lx_f32(x, e->f, bd->w) : dc_lx_i32(x, e->i, bd->w); break;
+    case DC_KIR_INDEX: {
+        LLVMValueRef off = offset_of(c, bd, &e->map);
+        if (bd->w > 1) {
+            LLVMValueRef lanes = LLVMBuildMul(x->b, dc_lx_iota64(x, bd->w),
+                                              dc_lx_splat(x, i64c(c, vstride(c, &e->map)), bd->w), "");
+            off = LLVMBuildAdd(x->b, dc_lx_splat(x, off, bd->w), lanes, "");
+        }
+        v = LLVMBuildTrunc(x->b, off, dc_lx_type(x->i32, bd->w), "");
+        break;
+    }
+    case DC_KIR_RESULT:
+        v = dc_lx_splat(x, LLVMBuildLoad2(x->b, elem_type(c, e->dtype), c->results[e->result], ""), bd->w);
+        break;
+    case DC_KIR_OP: v = emit_op(c, bd, e); break;
+    }
+    c->memo[i] = v;
+    return v;
+}
+
+/* ---- phases ---------------------------------------------------------------------------- */
+
+static LLVMValueRef identity(kx *c, int r, int w) {
+    const dc_kir_reduce *red = &c->k->reduces[r];
+    bool f = c->k->exprs[red->expr].dtype == DC_F32;
+    if (red->combine == DC_KIR_SUM) return f ? dc_lx_f32(c->x, 0.0f, w) : dc_lx_i32(c->x, 0, w);
+    return f ? dc_lx_f32(c->x, -INFINITY, w) : dc_lx_i32(c->x, INT32_MIN, w);
+}
+
+/* The combine of reduction r on (acc, v), as the interpreter's. */
+static LLVMValueRef combine(kx *c, int r, LLVMValueRef acc, LLVMValueRef v) {
+    const dc_kir_reduce *red = &c->k->reduces[r];
+    bool f = c->k->exprs[red->expr].dtype == DC_F32;
+    LLVMBuilderRef b = c->x->b;
+    if (red->combine == DC_KIR_SUM) return f ? LLVMBuildFAdd(b, acc, v, "") : LLVMBuildAdd(b, acc, v, "");
+    if (f) return dc_lx_maxf(c->x, acc, v);
+    return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, v, acc, ""), v, acc, "");
+}
+
+/* Phases [p0, p1) at one body position: per phase, every value first, then the reductions'
+ * accumulation and the stores in order. */
+static void emit_body(kx *c, const body *bd, int p0, int p1) {
+    const dc_kir *k = c->k;
+    LLVMValueRef *staged = calloc((size_t)k->n_stores + 1, sizeof *staged);
+    if (!staged) abort(); /* out of memory */
+    for (int p = p0; p < p1; p++) {
+        for (int i = 0; i < k->n_exprs; i++) c->memo[i] = NULL;
+        for (int r = 0; r < k->n_reduces; r++)
+            if (k->reduces[r].phase == p) value_of(c, bd, k->reduces[r].expr);
+        for (int s = 0; s < k->n_stores; s++)
+            if (k->stores[s].phase == p) staged[s] = value_of(c, bd, k->stores[s].expr);
+        for (int r = 0; r < k->n_reduces; r++) {
+            if (k->reduces[r].phase != p) continue;
+            LLVMValueRef v = c->memo[k->reduces[r].expr];
+            if (bd->mask) v = LLVMBuildSelect(c->x->b, bd->mask, v, identity(c, r, bd->w), "");
+            LLVMTypeRef at = LLVMTypeOf(v);
+            LLVMValueRef acc = LLVMBuildLoad2(c->x->b, at, c->accs[r], "");
+            LLVMBuildStore(c->x->b, combine(c, r, acc, v), c->accs[r]);
+        }
+        for (int s = 0; s < k->n_stores; s++)
+            if (k->stores[s].phase == p) emit_store(c, bd, &k->stores[s], staged[s]);
+    }
+    free(staged);
+}
+
+/* The vector loop over [j0, jn) along the vector axis, running phases [p0, p1). */
+static void emit_vloop(kx *c, LLVMValueRef jvar, LLVMValueRef j0, LLVMValueRef jn, int p0, int p1) {
+    dc_lx *x = c->x;
+    int w = x->lanes;
+    loop l;
+    loop_open(c, &l, jvar, j0);
+    LLVMValueRef j = load_var(c, jvar);
+    loop_test(c, &l, LLVMBuildICmp(x->b, LLVMIntSLE, LLVMBuildAdd(x->b, j, i64c(c, w), ""), jn, ""));
+    emit_body(c, &(body){ load_var(c, jvar), w, NULL }, p0, p1);
+    loop_close(c, &l, i64c(c, w));
+    if (w == 1) return;
+    j = load_var(c, jvar);
+    LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(x->ctx, c->fn, "tail");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(x->ctx, c->fn, "done");
+    LLVMBuildCondBr(x->b, LLVMBuildICmp(x->b, LLVMIntSLT, j, jn, ""), tail, done);
+    LLVMPositionBuilderAtEnd(x->b, tail);
+    LLVMValueRef pos = LLVMBuildAdd(x->b, dc_lx_iota64(x, w), dc_lx_splat(x, j, w), "");
+    LLVMValueRef mask = LLVMBuildICmp(x->b, LLVMIntSLT, pos, dc_lx_splat(x, jn, w), "");
+    emit_body(c, &(body){ j, w, mask }, p0, p1);
+    LLVMBuildBr(x->b, done);
+    LLVMPositionBuilderAtEnd(x->b, done);
+}
+
+/* Horizontal reduction of accumulator r into its result: halves combined, lane 0 kept. */
+static void finish_reduce(kx *c, int r) {
+    dc_lx *x = c->x;
+    int w = x->lanes;
+    LLVMTypeRef et = elem_type(c, c->k->exprs[c->k->reduces[r].expr].dtype);
+    LLVMValueRef v = LLVMBuildLoad2(x->b, dc_lx_type(et, w), c->accs[r], "");
+    for (int h = w / 2; h >= 1; h /= 2) {
+        LLVMValueRef lo[32], hi[32];
+        for (int i = 0; i < h; i++) {
+            lo[i] = LLVMConstInt(x->i32, (uint64_t)i, 0);
+            hi[i] = LLVMConstInt(x->i32, (uint64_t)(i + h), 0);
+        }
+        LLVMValueRef poison = LLVMGetPoison(LLVMTypeOf(v));
+        LLVMValueRef a = LLVMBuildShuffleVector(x->b, v, poison, LLVMConstVector(lo, (unsigned)h), "");
+        LLVMValueRef b = LLVMBuildShuffleVector(x->b, v, poison, LLVMConstVector(hi, (unsigned)h), "");
+        v = combine(c, r, a, b);
+    }
+    if (w > 1) v = LLVMBuildExtractElement(x->b, v, LLVMConstInt(x->i32, 0, 0), "");
+    LLVMBuildStore(x->b, v, c->results[r]);
+}
+
+/* Kernels with an inner space: per outer index, each phase over the inner space. */
+static void emit_rows(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef ovar,
+                      LLVMValueRef tvar, LLVMValueRef jvar) {
+    const dc_kir *k = c->k;
+    dc_lx *x = c->x;
+    loop lo;
+    loop_open(c, &lo, ovar, begin);
+    loop_test(c, &lo, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, ovar), end, ""));
+    unflatten(c, load_var(c, ovar), k->outer_rank, k->outer, c->oidx);
+    int64_t rows = 1, len = k->inner[c->vaxis];
+    for (int d = 0; d < c->vaxis; d++) rows *= k->inner[d];
+    for (int p = 0; p < k->n_phases; p++) {
+        if (k->phases[p].per_row) {
+            for (int d = 0; d < DC_MAX_RANK; d++) c->iidx[d] = NULL;
+            emit_body(c, &(body){ i64c(c, 0), 1, NULL }, p, p + 1);
+            continue;
+        }
+        for (int r = 0; r < k->n_reduces; r++)
+            if (k->reduces[r].phase == p) LLVMBuildStore(x->b, identity(c, r, x->lanes), c->accs[r]);
+        loop lt;
+        loop_open(c, &lt, tvar, i64c(c, 0));
+        loop_test(c, &lt, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, tvar), i64c(c, rows), ""));
+        unflatten(c, load_var(c, tvar), c->vaxis, k->inner, c->iidx);
+        emit_vloop(c, jvar, i64c(c, 0), i64c(c, len), p, p + 1);
+        loop_close(c, &lt, i64c(c, 1));
+        for (int r = 0; r < k->n_reduces; r++)
+            if (k->reduces[r].phase == p) finish_reduce(c, r);
+    }
+    loop_close(c, &lo, i64c(c, 1));
+}
+
+/* Kernels without an inner space: runs of [begin, end) along the last outer axis. */
+static void emit_runs(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef ovar,
+                      LLVMValueRef jvar) {
+    const dc_kir *k = c->k;
+    dc_lx *x = c->x;
+    LLVMBuilderRef b = x->b;
+    int64_t len = c->vaxis >= 0 ? k->outer[c->vaxis] : 1;
+    loop lo;
+    loop_open(c, &lo, ovar, begin);
+    loop_test(c, &lo, LLVMBuildICmp(b, LLVMIntSLT, load_var(c, ovar), end, ""));
+    LLVMValueRef o = load_var(c, ovar);
+    LLVMValueRef q = LLVMBuildUDiv(b, o, i64c(c, len), "");
+    LLVMValueRef j0 = LLVMBuildURem(b, o, i64c(c, len), "");
+    LLVMValueRef room = LLVMBuildSub(b, i64c(c, len), j0, ""), left = LLVMBuildSub(b, end, o, "");
+    LLVMValueRef seg = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, room, left, ""), room, left, "");
+    if (c->vaxis > 0) unflatten(c, q, c->vaxis, k->outer, c->oidx);
+    emit_vloop(c, jvar, j0, LLVMBuildAdd(b, j0, seg, ""), 0, k->n_phases);
+    loop_close(c, &lo, seg);
+}
+
+static LLVMValueRef entry_alloca(kx *c, LLVMTypeRef t) { return LLVMBuildAlloca(c->x->b, t, ""); }
+
+void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
+    kx c = { .x = x, .k = k };
+    LLVMTypeRef params[3] = { x->ptr, x->i64, x->i64 };
+    LLVMTypeRef ft = LLVMFunctionType(LLVMVoidTypeInContext(x->ctx), params, 3, 0);
+    c.fn = LLVMAddFunction(x->mod, name, ft);
+    unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    LLVMAddAttributeAtIndex(c.fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(x->ctx, nounwind, 0));
+    LLVMPositionBuilderAtEnd(x->b, LLVMAppendBasicBlockInContext(x->ctx, c.fn, "entry"));
+    c.vec_inner = k->inner_rank > 0;
+    c.vaxis = c.vec_inner ? k->inner_rank - 1 : k->outer_rank - 1;
+    c.results = calloc((size_t)k->n_reduces + 1, sizeof *c.results);
+    c.accs = calloc((size_t)k->n_reduces + 1, sizeof *c.accs);
+    c.memo = calloc((size_t)k->n_exprs + 1, sizeof *c.memo);
+    if (!c.results || !c.accs || !c.memo) abort(); /* out of memory */
+    for (int r = 0; r < k->n_reduces; r++) {
+        LLVMTypeRef et = elem_type(&c, k->exprs[k->reduces[r].expr].dtype);
+        c.results[r] = entry_alloca(&c, et);
+        c.accs[r] = entry_alloca(&c, dc_lx_type(et, x->lanes));
+    }
+    LLVMValueRef ovar = entry_alloca(&c, x->i64), tvar = entry_alloca(&c, x->i64);
+    LLVMValueRef jvar = entry_alloca(&c, x->i64);
+    LLVMValueRef args = LLVMGetParam(c.fn, 0);
+    for (int bi = 0; bi < k->n_bufs; bi++) {
+        LLVMValueRef idx = i64c(&c, bi);
+        LLVMValueRef slot = LLVMBuildGEP2(x->b, x->ptr, args, &idx, 1, "");
+        c.bufs[bi] = LLVMBuildLoad2(x->b, x->ptr, slot, "");
+    }
+    if (c.vec_inner) emit_rows(&c, LLVMGetParam(c.fn, 1), LLVMGetParam(c.fn, 2), ovar, tvar, jvar);
+    else emit_runs(&c, LLVMGetParam(c.fn, 1), LLVMGetParam(c.fn, 2), ovar, jvar);
+    LLVMBuildRetVoid(x->b);
+    free(c.results);
+    free(c.accs);
+    free(c.memo);
+}

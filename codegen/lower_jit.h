@@ -1,0 +1,23 @@
+/* lower_jit.h — lowering a loop group (a run of consecutive graph nodes, codegen/lower_jit.c)
+ * to one kernel IR (codegen/kir.h) for the jit provider of codegen/lower.c. */
+#ifndef DC_LOWER_JIT_H
+#define DC_LOWER_JIT_H
+
+#include "codegen/kir.h"
+
+/* A lowered group: the kernel, and the graph node whose data each kernel buffer is (the
+ * materialised outputs first, in node order, then the external inputs in the order the
+ * kernel first reads them): a runtime step's args. */
+typedef struct {
+    dc_kir *kir;
+    int n_args;
+    int args[DC_KIR_MAX_BUFS];
+} dc_jit_group;
+
+/* Lowers nodes first..last of g (all of them computed, groupable ops) into out->kir, which
+ * computes every member value that is read after the group, is a graph output or a state
+ * update's value, and stores it into that node's buffer. false, out->kir NULL and the reason
+ * in why when the kernel IR cannot express the group (the caller runs it on ref). */
+bool dc_lower_group(const dc_graph *g, int first, int last, dc_jit_group *out, char *why, size_t len);
+
+#endif
