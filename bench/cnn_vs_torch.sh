@@ -60,6 +60,7 @@ awk -v d="$D" -v n="$N" -v c="$C" 'BEGIN {
     printf "disco / torch NCHW          = %.2fx\n", d / n
     printf "disco / torch channels_last = %.2fx\n", d / c
     best = (n > c) ? n : c
-    printf "disco / torch best layout   = %.2fx (%s)\n", d / best, d >= best ? "disco is faster" : "disco is slower"
+    verdict = (d >= best) ? "disco is faster" : "disco is slower"
+    printf "disco / torch best layout   = %.2fx (%s)\n", d / best, verdict
 }'
 echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

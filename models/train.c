@@ -1,7 +1,8 @@
 /* train.c — the training program of train.h: builds the one training graph (forward + loss +
  * dc_grad + clipping + AdamW + EMA), runs the pass pipeline over it (simplify, cse, dce,
- * [fuse-loops with the jit backend,] plan-memory), compiles it into an executor, runs that per batch with the host-side schedule
- * (lr, bias corrections, step seed, epoch order), and saves and resumes checkpoints. */
+ * fuse-contraction, [fuse-loops with the jit backend,] plan-memory), compiles it into an
+ * executor, runs that per batch with the host-side schedule (lr, bias corrections, step seed,
+ * epoch order), and saves and resumes checkpoints. */
 #include "models/train.h"
 
 #include <math.h>
@@ -19,8 +20,8 @@
 #define META_FORMAT 0x314e494152544344ULL /* "DCTRAIN1" */
 /* what the training graph goes through before it is compiled; with the jit backend, loop
  * fusion too (each group then runs as one kernel) */
-#define TRAIN_PIPELINE "simplify,cse,dce,plan-memory"
-#define TRAIN_PIPELINE_JIT "simplify,cse,dce,fuse-loops,plan-memory"
+#define TRAIN_PIPELINE "simplify,cse,dce,fuse-contraction,plan-memory"
+#define TRAIN_PIPELINE_JIT "simplify,cse,dce,fuse-contraction,fuse-loops,plan-memory"
 
 /* the checkpoint's meta blob: all 8-byte fields, so no padding (host byte order) */
 typedef struct {

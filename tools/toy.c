@@ -101,9 +101,9 @@ static int run_error(const char *cmd, const char *err) {
 /* ---- disco train toy -------------------------------------------------------------------- */
 
 int dc_toy_train_main(int argc, char **argv) {
-    toy_opts o = { .cmd = "train", .n = 13,
+    toy_opts o = { .cmd = "train", .n = 14,
                    .names = { "--latents", "--codes", "--steps", "--baseline", "--seed", "--out", "--sigma-data",
-                              "--tau", "--batch", "--threads", "--backend", "--prior-steps", "--lr" },
+                              "--tau", "--batch", "--threads", "--backend", "--prior-steps", "--lr", "--usage" },
                    .is_flag = { [3] = true } };
     int st = parse(&o, argc, argv);
     if (st) return st;
@@ -116,8 +116,10 @@ int dc_toy_train_main(int argc, char **argv) {
         !int_opt(&o, "--batch", 1, DC_TOY_TRAIN_N, &s.train.batch) ||
         !int_opt(&o, "--prior-steps", 1, 10000000, &s.prior_train.steps) ||
         !num_opt(&o, "--sigma-data", true, &s.model.sigma_data) || !num_opt(&o, "--tau", true, &s.model.tau) ||
-        !num_opt(&o, "--lr", true, &lr) || !runtime_opts(&o, &backend))
+        !num_opt(&o, "--lr", true, &lr) || !num_opt(&o, "--usage", false, &s.model.usage_weight) ||
+        !runtime_opts(&o, &backend))
         return EXIT_USAGE;
+    if (s.model.usage_weight < 0) return dc_usage_error("train", "--usage takes a number >= 0");
     s.model.baseline = opt(&o, "--baseline") != NULL;
     s.model.m = (int)m, s.model.k = (int)k;
     s.prior = dc_prior_config_defaults((int)m, (int)k);

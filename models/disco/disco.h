@@ -275,6 +275,10 @@ typedef struct {
     float null_prob;            /* share of examples trained on the null embedding (0.1) */
     int width;                  /* denoiser width (256); 4 linear layers with SiLU */
     int enc_width;              /* encoder width (128); 3 linear layers with SiLU */
+    float usage_weight;         /* weight u of the code-usage term added to the training loss (0:
+                                 * none, the default): u * sum over latents of KL(p_bar || uniform),
+                                 * p_bar = the batch mean of softmax(logits); it keeps every code in
+                                 * use (docs/toy.md) */
 } dc_toy_config;
 
 /* The autoregressive prior: a pre-norm causal transformer over the m latents with a vocabulary

@@ -18,7 +18,7 @@
 
 dc_toy_config dc_toy_config_defaults(void) {
     return (dc_toy_config){ .m = 1, .k = 8, .tau = 1.0f, .sigma_data = DC_EDM_SIGMA_DATA, .null_prob = 0.1f,
-                            .width = 256, .enc_width = 128 };
+                            .width = 256, .enc_width = 128, .usage_weight = 0.0f };
 }
 
 dc_prior_config dc_prior_config_defaults(int m, int k) {
@@ -33,6 +33,7 @@ bool dc_toy_config_ok(const dc_toy_config *c, char *err, size_t len) {
     else if (!(c->sigma_data > 0) || !isfinite(c->sigma_data)) bad = "--sigma-data must be a positive number";
     else if (!(c->null_prob >= 0 && c->null_prob < 1)) bad = "the null-embedding rate must be in [0, 1)";
     else if (c->width < 1 || c->enc_width < 1) bad = "the widths must be positive";
+    else if (!(c->usage_weight >= 0) || !isfinite(c->usage_weight)) bad = "--usage must be a number >= 0";
     if (bad) snprintf(err, len, "toy: %s", bad);
     return !bad;
 }
@@ -119,16 +120,26 @@ dc_graph *dc_toy_train_graph(const dc_toy_config *c, int64_t batch) {
     dc_t y = dc_input(g, "y", DC_F32, 2, ((int64_t[]){ batch, 2 }));
     dc_t sigma = dc_edm_sample_sigma(g, batch, DC_EDM_P_MEAN, DC_EDM_P_STD);          /* [B,1] */
     dc_t x = dc_edm_add_noise(g, y, sigma);                                           /* [B,2] */
-    dc_t emb = DC_NONE;
+    dc_t emb = DC_NONE, usage = DC_NONE;
     if (!c->baseline) {
-        dc_t z = dc_toy_gumbel_st(g, dc_toy_encoder(g, y, c), c->tau);               /* [B,m,k] */
+        dc_t logits = dc_toy_encoder(g, y, c);                                        /* [B,m,k] */
+        dc_t z = dc_toy_gumbel_st(g, logits, c->tau);                                 /* [B,m,k] */
+        if (c->usage_weight > 0) {
+            /* sum over latents of KL(p_bar || uniform) = m log k + sum p_bar log p_bar */
+            dc_t p_bar = dc_mean(g, dc_softmax(g, logits, -1), .axes = { 1, { 0 } });  /* [m,k] */
+            dc_t neg_h = dc_sum(g, dc_mul(g, p_bar, dc_log(g, dc_add_scalar(g, p_bar, 1e-8f))));
+            usage = dc_add_scalar(g, neg_h, (float)c->m * logf((float)c->k));
+            dc_output(g, usage, "code_usage_kl");
+        }
         dc_t u = dc_uniform(g, 2, ((int64_t[]){ batch, 1 }));                         /* [B,1] */
         dc_t drop = dc_lt(g, u, dc_scalar(g, c->null_prob));                          /* i32 [B,1] */
         emb = dc_toy_null_select(g, dc_toy_latent_embedding(g, z, c), drop, c);
         dc_output(g, dc_mean(g, dc_cast(g, drop, DC_F32)), "drop_rate");
     }
     dc_t d = dc_toy_denoiser(g, x, sigma, emb, c);
-    dc_output(g, dc_edm_loss(g, d, y, sigma, c->sigma_data), "loss");
+    dc_t loss = dc_edm_loss(g, d, y, sigma, c->sigma_data);
+    if (usage.id >= 0) loss = dc_add(g, loss, dc_mul_scalar(g, usage, c->usage_weight));
+    dc_output(g, loss, "loss");
     return g;
 }
 
@@ -265,7 +276,7 @@ static bool train_prior(const dc_toy_setup *s, const float *xy, dc_exec *bundle,
 typedef struct {
     uint64_t format;
     int64_t baseline, m, k, width, enc_width;
-    double tau, sigma_data, null_prob;
+    double tau, sigma_data, null_prob, usage_weight;
     int64_t prior_d, prior_heads, prior_layers;
     int64_t steps, batch, prior_steps;
     uint64_t seed, data_seed;
@@ -275,7 +286,8 @@ static model_meta meta_of(const dc_toy_setup *s) {
     const dc_toy_config *c = &s->model;
     return (model_meta){ .format = MODEL_FORMAT, .baseline = c->baseline, .m = c->m, .k = c->k,
                          .width = c->width, .enc_width = c->enc_width, .tau = c->tau,
-                         .sigma_data = c->sigma_data, .null_prob = c->null_prob, .prior_d = s->prior.d_model,
+                         .sigma_data = c->sigma_data, .null_prob = c->null_prob,
+                         .usage_weight = c->usage_weight, .prior_d = s->prior.d_model,
                          .prior_heads = s->prior.heads, .prior_layers = s->prior.layers,
                          .steps = s->train.steps, .batch = s->train.batch, .prior_steps = s->prior_train.steps,
                          .seed = s->train.seed, .data_seed = s->data_seed };
@@ -338,7 +350,8 @@ static bool setup_of(const model_meta *m, dc_toy_setup *s, char *err, size_t len
     *s = dc_toy_setup_defaults();
     s->model = (dc_toy_config){ .baseline = m->baseline != 0, .m = (int)m->m, .k = (int)m->k, .tau = (float)m->tau,
                                 .sigma_data = (float)m->sigma_data, .null_prob = (float)m->null_prob,
-                                .width = (int)m->width, .enc_width = (int)m->enc_width };
+                                .width = (int)m->width, .enc_width = (int)m->enc_width,
+                                .usage_weight = (float)m->usage_weight };
     s->prior = (dc_prior_config){ .m = (int)m->m, .k = (int)m->k, .d_model = (int)m->prior_d,
                                   .heads = (int)m->prior_heads, .layers = (int)m->prior_layers };
     s->train.steps = m->steps, s->train.batch = m->batch, s->prior_train.steps = m->prior_steps;
