@@ -1,6 +1,6 @@
 /* train.c — the training program of train.h: builds the one training graph (forward + loss +
  * dc_grad + clipping + AdamW + EMA), runs the pass pipeline over it (simplify, cse, dce,
- * fuse-contraction, [fuse-loops with the jit backend,] plan-memory), compiles it into an
+ * fuse-contraction, [fuse-loops with the auto and jit backends,] plan-memory), compiles it into an
  * executor, runs that per batch with the host-side schedule (lr, bias corrections, step seed,
  * epoch order), and saves and resumes checkpoints. */
 #include "models/train.h"
@@ -22,6 +22,9 @@
  * fusion too (each group then runs as one kernel) */
 #define TRAIN_PIPELINE "simplify,cse,dce,fuse-contraction,plan-memory"
 #define TRAIN_PIPELINE_JIT "simplify,cse,dce,fuse-contraction,fuse-loops,plan-memory"
+
+/* auto and jit run fused loop groups as JIT kernels; ref and dnnl would run them node by node */
+static bool uses_jit(dc_backend b) { return b == DC_BACKEND_JIT || b == DC_BACKEND_AUTO; }
 
 /* the checkpoint's meta blob: all 8-byte fields, so no padding (host byte order) */
 typedef struct {
@@ -47,7 +50,7 @@ struct dc_trainer {
 /* With the jit backend: how many kernels the training program has and where they came from
  * (the kernel cache, LLVM, or an identical kernel already loaded), on stderr. */
 static void report_jit(const dc_jit_stats *before, dc_backend backend) {
-    if (backend != DC_BACKEND_JIT) return;
+    if (!uses_jit(backend)) return;
     dc_jit_stats a = dc_jit_get_stats();
     long long cached = a.cache_loads - before->cache_loads, compiled = a.compiled - before->compiled;
     long long shared = a.shared - before->shared;
@@ -170,7 +173,7 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
         return NULL;
     }
     if (!build_step(g, c, g->outputs[loss_out], err, len) ||
-        !dc_run_pipeline(g, c->backend == DC_BACKEND_JIT ? TRAIN_PIPELINE_JIT : TRAIN_PIPELINE, &(dc_pass_opts){ 0 },
+        !dc_run_pipeline(g, uses_jit(c->backend) ? TRAIN_PIPELINE_JIT : TRAIN_PIPELINE, &(dc_pass_opts){ 0 },
                          err, len)) {
         dc_graph_free(g);
         return NULL;
