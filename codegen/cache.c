@@ -48,26 +48,6 @@ static const char kc_magic[8] = { 'D', 'I', 'S', 'C', 'O', 'K', 'R', 'N' };
 static atomic_llong n_hits, n_misses, n_corrupt;
 static atomic_ullong n_staged;
 
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 /* ---- where entries live ------------------------------------------------------------------ */
 
 /* The cache directory named by the environment into buf; false when it does not fit. */
@@ -176,11 +156,11 @@ static bool read_entry(int fd, uint64_t size, dc_kcache_key key, void **data, si
         snprintf(why, wlen, "cannot read: %s", errno ? strerror(errno) : "file shrank");
         return false;
     }
-    uint64_t claimed = get_u64(h + 32), have = size - KC_OVERHEAD;
+    uint64_t claimed = dc_le_get_u64(h + 32), have = size - KC_OVERHEAD;
     const char *bad = memcmp(h, kc_magic, 8) != 0       ? "not a kernel cache entry (bad magic)"
-                      : get_u32(h + 8) != KC_VERSION    ? "unsupported version"
-                      : get_u32(h + 12) != 0            ? "bad header"
-                      : get_u64(h + 16) != key.lo || get_u64(h + 24) != key.hi
+                      : dc_le_get_u32(h + 8) != KC_VERSION    ? "unsupported version"
+                      : dc_le_get_u32(h + 12) != 0            ? "bad header"
+                      : dc_le_get_u64(h + 16) != key.lo || dc_le_get_u64(h + 24) != key.hi
                           ? "its key does not match its file name"
                           : NULL;
     if (bad) {
@@ -205,7 +185,7 @@ static bool read_entry(int fd, uint64_t size, dc_kcache_key key, void **data, si
     if (XXH3_64bits_reset(st) != XXH_OK || XXH3_64bits_update(st, h, KC_HEADER) != XXH_OK ||
         XXH3_64bits_update(st, buf, have) != XXH_OK)
         abort(); /* cannot fail on a valid state */
-    bool ok = XXH3_64bits_digest(st) == get_u64(buf + have);
+    bool ok = XXH3_64bits_digest(st) == dc_le_get_u64(buf + have);
     XXH3_freeState(st);
     if (!ok) {
         snprintf(why, wlen, "bad checksum");
@@ -265,17 +245,17 @@ static bool fill_entry(FILE *f, void *ctx) {
     const entry_writer *w = ctx;
     unsigned char h[KC_HEADER], sum[8];
     memcpy(h, kc_magic, 8);
-    put_u32(h + 8, KC_VERSION);
-    put_u32(h + 12, 0);
-    put_u64(h + 16, w->key.lo);
-    put_u64(h + 24, w->key.hi);
-    put_u64(h + 32, (uint64_t)w->len);
+    dc_le_put_u32(h + 8, KC_VERSION);
+    dc_le_put_u32(h + 12, 0);
+    dc_le_put_u64(h + 16, w->key.lo);
+    dc_le_put_u64(h + 24, w->key.hi);
+    dc_le_put_u64(h + 32, (uint64_t)w->len);
     XXH3_state_t *st = XXH3_createState();
     if (!st) abort(); /* out of memory */
     if (XXH3_64bits_reset(st) != XXH_OK || XXH3_64bits_update(st, h, KC_HEADER) != XXH_OK ||
         XXH3_64bits_update(st, w->data, w->len) != XXH_OK)
         abort(); /* cannot fail on a valid state */
-    put_u64(sum, XXH3_64bits_digest(st));
+    dc_le_put_u64(sum, XXH3_64bits_digest(st));
     XXH3_freeState(st);
     return fwrite(h, 1, KC_HEADER, f) == KC_HEADER &&
            (w->len == 0 || fwrite(w->data, 1, w->len, f) == w->len) && fwrite(sum, 1, 8, f) == 8;

@@ -93,33 +93,6 @@ static bool feed(void *ctx, dc_exec *e, const int64_t *idx, int64_t batch, char 
     return dc_exec_set_input(e, "x", f->x, err, len) && dc_exec_set_input(e, "y", f->y, err, len);
 }
 
-/* Fraction of ds that executor e (of dc_fmnist_cnn_graph(EVAL_BATCH)) classifies right; -1 and
- * err on failure. */
-static double accuracy(dc_exec *e, const dc_dataset *ds, char *err, size_t len) {
-    dc_tensor *x = dc_tensor_new(&(dc_type){ DC_F32, { 4, { EVAL_BATCH, SIDE, SIDE, 1 } } });
-    int64_t right = 0, seen = 0;
-    bool ok = true;
-    for (int64_t b = 0; ok && b + EVAL_BATCH <= ds->n; b += EVAL_BATCH) {
-        memcpy(x->data, ds->images + b * IMAGE, (size_t)EVAL_BATCH * IMAGE * sizeof(float));
-        ok = dc_exec_set_input(e, "x", x, err, len) && dc_exec_run(e, err, len);
-        const float *logits = ok ? dc_exec_output(e, 0)->data : NULL;
-        for (int64_t i = 0; ok && i < EVAL_BATCH; i++, seen++) {
-            int best = 0;
-            for (int k = 1; k < CLASSES; k++)
-                if (logits[i * CLASSES + k] > logits[i * CLASSES + best]) best = k;
-            right += best == ds->labels[b + i];
-        }
-    }
-    dc_tensor_free(x);
-    return ok && seen ? (double)right / (double)seen : -1;
-}
-
-static double seconds_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
 /* Trains steps start..c->steps one dc_trainer_run at a time (so checkpoints fall as
  * configured) under one progress display. *train_s: the whole run; *steady_s: the steps after
  * the first TIMING_WARMUP (which build primitives and caches) up to the one before the last
@@ -136,11 +109,11 @@ static bool run(dc_trainer *t, const dc_train_config *c, FILE *progress, int64_t
     bool ok = true;
     for (int64_t s = start; ok && s < c->steps; s++) {
         if (s == warm) clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (s == last && warm < last) *steady_s = seconds_since(&t1);
+        if (s == last && warm < last) *steady_s = dc_seconds_since(&t1);
         ok = dc_trainer_run(t, s + 1, losses, err, len);
         if (ok && p) dc_progress_update(p, s + 1, losses[s]);
     }
-    *train_s = seconds_since(&t0);
+    *train_s = dc_seconds_since(&t0);
     dc_progress_done(p);
     free(losses);
     return ok;
@@ -152,8 +125,8 @@ static bool evaluate(dc_trainer *t, dc_backend backend, const dc_dataset *te, co
                      double *ema, char *err, size_t len) {
     dc_graph *g = dc_fmnist_cnn_graph(EVAL_BATCH);
     dc_exec *e = dc_compile(g, 0, backend, err, len);
-    bool ok = e && dc_trainer_export(t, true, e, err, len) && (*ema = accuracy(e, te, err, len)) >= 0 &&
-              dc_trainer_export(t, false, e, err, len) && (*acc = accuracy(e, te, err, len)) >= 0 &&
+    bool ok = e && dc_trainer_export(t, true, e, err, len) && (*ema = dc_classifier_accuracy(e, te, err, len)) >= 0 &&
+              dc_trainer_export(t, false, e, err, len) && (*acc = dc_classifier_accuracy(e, te, err, len)) >= 0 &&
               dc_checkpoint_save(weights, e, NULL, 0, err, len);
     dc_exec_free(e);
     dc_graph_free(g);

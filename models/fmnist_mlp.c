@@ -66,30 +66,10 @@ static double evaluate(dc_trainer *t, bool use_ema, dc_backend backend, const dc
                        size_t len) {
     dc_graph *g = eval_graph(EVAL_BATCH);
     dc_exec *e = dc_compile(g, 0, backend, err, len);
-    dc_tensor *x = dc_tensor_new(&(dc_type){ DC_F32, { 2, { EVAL_BATCH, IMAGE } } });
-    int64_t right = 0, seen = 0;
-    bool ok = e && dc_trainer_export(t, use_ema, e, err, len);
-    for (int64_t b = 0; ok && b + EVAL_BATCH <= ds->n; b += EVAL_BATCH) {
-        memcpy(x->data, ds->images + b * IMAGE, (size_t)EVAL_BATCH * IMAGE * sizeof(float));
-        ok = dc_exec_set_input(e, "x", x, err, len) && dc_exec_run(e, err, len);
-        const float *logits = ok ? dc_exec_output(e, 0)->data : NULL;
-        for (int64_t i = 0; ok && i < EVAL_BATCH; i++, seen++) {
-            int best = 0;
-            for (int k = 1; k < CLASSES; k++)
-                if (logits[i * CLASSES + k] > logits[i * CLASSES + best]) best = k;
-            right += best == ds->labels[b + i];
-        }
-    }
-    dc_tensor_free(x);
+    double acc = e && dc_trainer_export(t, use_ema, e, err, len) ? dc_classifier_accuracy(e, ds, err, len) : -1;
     dc_exec_free(e);
     dc_graph_free(g);
-    return ok && seen ? (double)right / (double)seen : -1;
-}
-
-static double seconds_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+    return acc;
 }
 
 static bool train(const dc_train_config *cfg, const dc_train_request *r, char *err, size_t len) {
@@ -117,7 +97,7 @@ static bool train(const dc_train_config *cfg, const dc_train_request *r, char *e
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ok = ok && dc_trainer_run(t, c.steps, NULL, err, len);
-    double train_s = seconds_since(&t0);
+    double train_s = dc_seconds_since(&t0);
     double acc = ok ? evaluate(t, false, c.backend, &te, err, len) : -1, ema = acc >= 0 ? evaluate(t, true, c.backend, &te, err, len) : -1;
     if (ema >= 0) {
         if (start < c.steps)

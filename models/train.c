@@ -350,3 +350,42 @@ bool dc_train_out_path(const char *dir, const char *file, char *path, size_t n, 
     }
     return true;
 }
+
+double dc_classifier_accuracy(dc_exec *e, const dc_dataset *ds, char *err, size_t len) {
+    const dc_graph *g = dc_exec_graph(e);
+    int x_id = dc_graph_find_input(g, "x");
+    if (x_id < 0 || g->n_outputs < 1) {
+        snprintf(err, len, "accuracy: graph '%s' needs an input 'x' and a logits output", g->name);
+        return -1;
+    }
+    const dc_type *xt = &g->nodes[x_id].type;
+    const dc_shape *ls = &g->nodes[g->outputs[0]].type.shape;
+    int64_t batch = xt->shape.dim[0], pixels = dc_numel(&xt->shape) / batch, classes = ls->dim[ls->rank - 1];
+    if (pixels != (int64_t)ds->rows * ds->cols) {
+        snprintf(err, len, "accuracy: input 'x' holds %lld pixels per image, the data %d", (long long)pixels,
+                 ds->rows * ds->cols);
+        return -1;
+    }
+    dc_tensor *x = dc_tensor_new(xt);
+    int64_t right = 0, seen = 0;
+    bool ok = true;
+    for (int64_t b = 0; ok && b + batch <= ds->n; b += batch) {
+        memcpy(x->data, ds->images + b * pixels, (size_t)(batch * pixels) * sizeof(float));
+        ok = dc_exec_set_input(e, "x", x, err, len) && dc_exec_run(e, err, len);
+        const float *logits = ok ? dc_exec_output(e, 0)->data : NULL;
+        for (int64_t i = 0; ok && i < batch; i++, seen++) {
+            int64_t best = 0;
+            for (int64_t k = 1; k < classes; k++)
+                if (logits[i * classes + k] > logits[i * classes + best]) best = k;
+            right += best == ds->labels[b + i];
+        }
+    }
+    dc_tensor_free(x);
+    return ok && seen ? (double)right / (double)seen : -1;
+}
+
+double dc_seconds_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}

@@ -13,9 +13,11 @@
 #define DC_MODELS_TRAIN_H
 
 #include <stdio.h>
+#include <time.h>
 
 #include "codegen/codegen.h"
 #include "frontend/dsl.h"
+#include "models/data.h"
 #include "runtime/runtime.h"
 
 typedef struct {
@@ -95,5 +97,12 @@ bool dc_trainer_export(dc_trainer *t, bool use_ema, dc_exec *dst, char *err, siz
 /* DIR/FILE into path (size n), creating DIR and its parents if missing; false and
  * "train: cannot create DIR: REASON" if it cannot. */
 bool dc_train_out_path(const char *dir, const char *file, char *path, size_t n, char *err, size_t len);
+
+/* Classification accuracy of executor e over ds: e's input "x" takes batches of images (its
+ * type's first dim is the batch; the rest holds one image's pixels in any shape) and its first
+ * output is the logits [batch, classes]; a last partial batch is skipped. -1 and err on failure. */
+double dc_classifier_accuracy(dc_exec *e, const dc_dataset *ds, char *err, size_t len);
+/* Seconds of CLOCK_MONOTONIC since t0. */
+double dc_seconds_since(const struct timespec *t0);
 
 #endif

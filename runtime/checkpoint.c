@@ -31,26 +31,6 @@ static const char ckpt_magic[8] = { 'D', 'I', 'S', 'C', 'O', 'C', 'K', 'P' };
 
 static uint64_t align64(uint64_t x) { return (x + 63) / 64 * 64; }
 
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 static size_t tensor_bytes(const dc_type *t) {
     return (size_t)dc_numel(&t->shape) * dc_dtype_size(t->dtype);
 }
@@ -74,15 +54,15 @@ typedef struct {
 static size_t put_entry(unsigned char *p, const dc_node *n, uint64_t off) {
     size_t name_len = strlen(n->name), k = 4 + name_len + 8 + 8 * (size_t)n->type.shape.rank + 16;
     if (!p) return k;
-    put_u32(p, (uint32_t)name_len);
+    dc_le_put_u32(p, (uint32_t)name_len);
     memcpy(p + 4, n->name, name_len);
     p += 4 + name_len;
-    put_u32(p, (uint32_t)n->type.dtype);
-    put_u32(p + 4, (uint32_t)n->type.shape.rank);
+    dc_le_put_u32(p, (uint32_t)n->type.dtype);
+    dc_le_put_u32(p + 4, (uint32_t)n->type.shape.rank);
     p += 8;
-    for (int d = 0; d < n->type.shape.rank; d++, p += 8) put_u64(p, (uint64_t)n->type.shape.dim[d]);
-    put_u64(p, off);
-    put_u64(p + 8, tensor_bytes(&n->type));
+    for (int d = 0; d < n->type.shape.rank; d++, p += 8) dc_le_put_u64(p, (uint64_t)n->type.shape.dim[d]);
+    dc_le_put_u64(p, off);
+    dc_le_put_u64(p + 8, tensor_bytes(&n->type));
     return k;
 }
 
@@ -109,14 +89,14 @@ static void layout_checkpoint(ckpt_writer *w) {
     unsigned char *h = w->header;
     memset(h, 0, sizeof w->header);
     memcpy(h, ckpt_magic, 8);
-    put_u32(h + 8, CKPT_VERSION);
-    put_u32(h + 12, count);
-    put_u64(h + 16, w->table_bytes);
-    put_u64(h + 24, w->meta_len);
-    put_u64(h + 32, w->data_offset);
-    put_u64(h + 40, off);
-    put_u64(h + 48, w->data_offset + off + 8);
-    put_u64(h + 56, XXH3_64bits(h, HEADER_HASHED));
+    dc_le_put_u32(h + 8, CKPT_VERSION);
+    dc_le_put_u32(h + 12, count);
+    dc_le_put_u64(h + 16, w->table_bytes);
+    dc_le_put_u64(h + 24, w->meta_len);
+    dc_le_put_u64(h + 32, w->data_offset);
+    dc_le_put_u64(h + 40, off);
+    dc_le_put_u64(h + 48, w->data_offset + off + 8);
+    dc_le_put_u64(h + 56, XXH3_64bits(h, HEADER_HASHED));
 }
 
 /* Writes n bytes (NULL: zeros) to f and into the running checksum. */
@@ -145,7 +125,7 @@ static bool fill_checkpoint(FILE *f, void *ctx) {
         ok = emit(w, f, t->data, n) && emit(w, f, NULL, align64(n) - n);
     }
     unsigned char sum[8];
-    put_u64(sum, XXH3_64bits_digest(w->hash));
+    dc_le_put_u64(sum, XXH3_64bits_digest(w->hash));
     return ok && fwrite(sum, 1, 8, f) == 8;
 }
 
@@ -201,19 +181,19 @@ static bool fail(ckpt_reader *r, const char *fmt, ...) {
 static bool check_header(ckpt_reader *r, const unsigned char *h, size_t have) {
     size_t cmp = have < 8 ? have : 8;
     if (memcmp(h, ckpt_magic, cmp) != 0) return fail(r, "not a disco checkpoint (bad magic)");
-    if (have >= 12 && get_u32(h + 8) != CKPT_VERSION)
+    if (have >= 12 && dc_le_get_u32(h + 8) != CKPT_VERSION)
         return fail(r, "unsupported version %" PRIu32 " (this disco reads version %u)",
-                    get_u32(h + 8), CKPT_VERSION);
+                    dc_le_get_u32(h + 8), CKPT_VERSION);
     if (have < HEADER_BYTES)
         return fail(r, "truncated (%" PRIu64 " bytes, the header alone needs %d)", r->size,
                     HEADER_BYTES);
-    if (get_u64(h + 56) != XXH3_64bits(h, HEADER_HASHED)) return fail(r, "bad checksum (header)");
-    r->n_tensors = get_u32(h + 12);
-    r->table_bytes = get_u64(h + 16);
-    r->meta_len = get_u64(h + 24);
-    r->data_offset = get_u64(h + 32);
-    r->data_bytes = get_u64(h + 40);
-    uint64_t claimed = get_u64(h + 48);
+    if (dc_le_get_u64(h + 56) != XXH3_64bits(h, HEADER_HASHED)) return fail(r, "bad checksum (header)");
+    r->n_tensors = dc_le_get_u32(h + 12);
+    r->table_bytes = dc_le_get_u64(h + 16);
+    r->meta_len = dc_le_get_u64(h + 24);
+    r->data_offset = dc_le_get_u64(h + 32);
+    r->data_bytes = dc_le_get_u64(h + 40);
+    uint64_t claimed = dc_le_get_u64(h + 48);
     if (claimed > r->size) return fail(r, "truncated (%" PRIu64 " of %" PRIu64 " bytes)", r->size, claimed);
     if (claimed < r->size) return fail(r, "%" PRIu64 " trailing bytes", r->size - claimed);
     /* each term is now below the real size, so the sums cannot overflow */
@@ -231,28 +211,28 @@ static bool parse_entry(ckpt_reader *r, uint32_t i, uint64_t *at) {
     const unsigned char *t = r->buf + HEADER_BYTES, *end = t + r->table_bytes, *p = t + *at;
     ckpt_entry *x = &r->entries[i];
     if (end - p < 4) return fail(r, "tensor table entry %" PRIu32 " is cut off", i);
-    x->name_len = get_u32(p);
+    x->name_len = dc_le_get_u32(p);
     p += 4;
     if (x->name_len == 0 || x->name_len > MAX_NAME || (size_t)(end - p) < x->name_len + 8)
         return fail(r, "tensor table entry %" PRIu32 " has a bad name length", i);
     x->name = (const char *)p;
     if (memchr(p, 0, x->name_len)) return fail(r, "tensor table entry %" PRIu32 " has a bad name", i);
     p += x->name_len;
-    uint32_t dtype = get_u32(p), rank = get_u32(p + 4);
+    uint32_t dtype = dc_le_get_u32(p), rank = dc_le_get_u32(p + 4);
     p += 8;
     if (dtype >= DC_NDTYPES || rank > DC_MAX_RANK || (size_t)(end - p) < 8 * rank + 16)
         return fail(r, "tensor '%.*s' has a bad dtype or rank", (int)x->name_len, x->name);
     x->type = (dc_type){ .dtype = (dc_dtype)dtype, .shape.rank = (int)rank };
     uint64_t numel = 1;
     for (uint32_t d = 0; d < rank; d++, p += 8) {
-        uint64_t dim = get_u64(p);
+        uint64_t dim = dc_le_get_u64(p);
         if (dim < 1 || dim > r->size / numel)
             return fail(r, "tensor '%.*s' has a bad shape", (int)x->name_len, x->name);
         numel *= dim;
         x->type.shape.dim[d] = (int64_t)dim;
     }
-    x->offset = get_u64(p);
-    x->bytes = get_u64(p + 8);
+    x->offset = dc_le_get_u64(p);
+    x->bytes = dc_le_get_u64(p + 8);
     p += 16;
     if (x->bytes != numel * dc_dtype_size(x->type.dtype) || x->offset > r->data_bytes ||
         x->bytes > r->data_bytes - x->offset)
@@ -346,7 +326,7 @@ bool dc_checkpoint_load(const char *path, dc_exec *e, void *meta, size_t meta_le
     ckpt_reader r = { .path = path, .err = err, .len = len };
     const dc_graph *g = dc_exec_graph(e);
     bool ok = read_file(&r);
-    if (ok && get_u64(r.buf + r.size - 8) != XXH3_64bits(r.buf, r.size - 8))
+    if (ok && dc_le_get_u64(r.buf + r.size - 8) != XXH3_64bits(r.buf, r.size - 8))
         ok = fail(&r, "bad checksum");
     if (ok && r.meta_len != meta_len)
         ok = fail(&r, "meta is %" PRIu64 " bytes, the caller expects %zu", r.meta_len, meta_len);

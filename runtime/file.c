@@ -1,4 +1,5 @@
-/* file.c — atomic file writing shared by every writer of the runtime (.npy, checkpoints):
+/* file.c — what the runtime's file formats share: atomic writing (.npy, checkpoints) and
+ * little-endian integers. Atomic writing:
  * contents go to PATH.tmp, which is flushed, fsync'd and renamed over PATH, then the directory
  * is fsync'd so the rename itself survives a crash. A failed write leaves PATH untouched. */
 #include "runtime/runtime.h"
@@ -57,4 +58,24 @@ bool dc_file_write_atomic(const char *path, bool (*fill)(FILE *f, void *ctx), vo
         return false;
     }
     return true;
+}
+
+void dc_le_put_u32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+void dc_le_put_u64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+uint32_t dc_le_get_u32(const unsigned char *p) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+uint64_t dc_le_get_u64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
 }

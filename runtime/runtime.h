@@ -188,4 +188,10 @@ void dc_progress_update(dc_progress *p, int64_t step, double loss);
 /* Prints the final state (ends the terminal line with \n) and frees p. NULL is a no-op. */
 void dc_progress_done(dc_progress *p);
 
+/* Little-endian integers in byte buffers (the checkpoint and kernel-cache formats). */
+void dc_le_put_u32(unsigned char *p, uint32_t v);
+void dc_le_put_u64(unsigned char *p, uint64_t v);
+uint32_t dc_le_get_u32(const unsigned char *p);
+uint64_t dc_le_get_u64(const unsigned char *p);
+
 #endif
