@@ -4,6 +4,7 @@
 #include "runtime/runtime.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -66,6 +67,13 @@ static const char *clock_str(double s, char *buf, size_t len) {
     return buf;
 }
 
+/* " loss L", or "" when the caller has no loss to show (NAN) */
+static const char *loss_str(const dc_progress *p, char *buf, size_t len) {
+    if (isnan(p->loss)) buf[0] = 0;
+    else snprintf(buf, len, " loss %.4f", p->loss);
+    return buf;
+}
+
 /* \r what [#####.....] step/total loss L R it/s ETA m:ss, then clear to the end of the line. */
 static void draw_bar(dc_progress *p) {
     double rate, eta;
@@ -76,8 +84,9 @@ static void draw_bar(dc_progress *p) {
     memset(bar, '#', (size_t)fill);
     memset(bar + fill, '.', (size_t)(BAR_WIDTH - fill));
     bar[BAR_WIDTH] = 0;
-    fprintf(p->f, "\r%s [%s] %" PRId64 "/%" PRId64 " loss %.4f %.1f it/s ETA %s\033[K", p->what,
-            bar, p->step, p->total, p->loss, rate, clock_str(eta, clk, sizeof clk));
+    char loss[32];
+    fprintf(p->f, "\r%s [%s] %" PRId64 "/%" PRId64 "%s %.1f it/s ETA %s\033[K", p->what, bar, p->step,
+            p->total, loss_str(p, loss, sizeof loss), rate, clock_str(eta, clk, sizeof clk));
     fflush(p->f);
     p->last_draw = now_seconds();
 }
@@ -86,8 +95,9 @@ static void draw_bar(dc_progress *p) {
 static void log_line(dc_progress *p) {
     double rate, eta;
     rate_eta(p, &rate, &eta);
-    fprintf(p->f, "%s step %" PRId64 "/%" PRId64 " loss %.4f it/s %.1f eta ", p->what, p->step,
-            p->total, p->loss, rate);
+    char loss[32];
+    fprintf(p->f, "%s step %" PRId64 "/%" PRId64 "%s it/s %.1f eta ", p->what, p->step, p->total,
+            loss_str(p, loss, sizeof loss), rate);
     if (eta < 0) fprintf(p->f, "?\n");
     else fprintf(p->f, "%.0fs\n", eta);
     fflush(p->f);

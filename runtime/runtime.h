@@ -184,6 +184,7 @@ bool dc_checkpoint_load(const char *path, dc_exec *e, void *meta, size_t meta_le
 typedef struct dc_progress dc_progress;
 dc_progress *dc_progress_new(const char *what, int64_t total, FILE *f);
 /* step: steps done so far (1..total); loss: the latest loss. */
+/* loss NAN: no loss field (a stage that has none) */
 void dc_progress_update(dc_progress *p, int64_t step, double loss);
 /* Prints the final state (ends the terminal line with \n) and frees p. NULL is a no-op. */
 void dc_progress_done(dc_progress *p);

@@ -183,7 +183,7 @@ static bool child_eval(const demo_opts *o, int model, FILE *progress, shared_mod
     double t0 = now_s();
     bool ok = dc_toy_evaluate(m, &eo, o->backend, &sh->s->metrics, sh->pts, err, len);
     sh->s->eval_s = now_s() - t0;
-    fprintf(progress, "eval step 1/2 loss 0\n");
+    fprintf(progress, "eval step 1/2 loss nan\n"); /* no loss: the bar shows none */
     fflush(progress);
     dc_toy_sampler *s = ok ? dc_toy_sampler_new(m, o->n, o->backend, err, len) : NULL;
     dc_toy_sample_opts so = dc_toy_sample_defaults();
@@ -199,7 +199,7 @@ static bool child_eval(const demo_opts *o, int model, FILE *progress, shared_mod
     free(pts);
     dc_toy_sampler_free(s);
     dc_toy_model_free(m);
-    if (ok) fprintf(progress, "eval step 2/2 loss 0\n");
+    if (ok) fprintf(progress, "eval step 2/2 loss nan\n");
     return ok;
 }
 
@@ -275,7 +275,7 @@ static bool run_children(const demo_opts *o, child_fn job, const char *what, int
     child_log logs[N_MODELS];
     memset(logs, 0, sizeof logs);
     dc_progress *bar = dc_progress_new(what, total, stdout);
-    double loss = 0;
+    double loss = NAN; /* no loss shown until a training child reports one */
     int open = N_MODELS;
     for (int i = 0; i < N_MODELS; i++) logs[i].open = true;
     while (open > 0) {
