@@ -77,22 +77,6 @@ dc_graph *dc_fmnist_cnn_graph(int64_t batch) {
     return g;
 }
 
-typedef struct {
-    const dc_dataset *ds;
-    dc_tensor *x, *y;           /* [B,28,28,1], [B] staging */
-} feeder;
-
-static bool feed(void *ctx, dc_exec *e, const int64_t *idx, int64_t batch, char *err, size_t len) {
-    feeder *f = ctx;
-    float *x = f->x->data;
-    int32_t *y = f->y->data;
-    for (int64_t i = 0; i < batch; i++) {
-        memcpy(x + i * IMAGE, f->ds->images + idx[i] * IMAGE, IMAGE * sizeof *x);
-        y[i] = f->ds->labels[idx[i]];
-    }
-    return dc_exec_set_input(e, "x", f->x, err, len) && dc_exec_set_input(e, "y", f->y, err, len);
-}
-
 /* Trains steps start..c->steps one dc_trainer_run at a time (so checkpoints fall as
  * configured) under one progress display. *train_s: the whole run; *steady_s: the steps after
  * the first TIMING_WARMUP (which build primitives and caches) up to the one before the last
@@ -145,9 +129,9 @@ static bool train(const dc_train_config *cfg, const dc_train_request *r, char *e
     }
     c.ckpt_path = ckpt;
     c.progress = NULL;  /* run() shows one display over all its phases */
-    feeder f = { &tr, dc_tensor_new(&(dc_type){ DC_F32, { 4, { c.batch, SIDE, SIDE, 1 } } }),
+    dc_image_feeder f = { &tr, dc_tensor_new(&(dc_type){ DC_F32, { 4, { c.batch, SIDE, SIDE, 1 } } }),
                  dc_tensor_new(&(dc_type){ DC_I32, { 1, { c.batch } } }) };
-    dc_train_data d = { tr.n, feed, &f };
+    dc_train_data d = { tr.n, dc_image_feed, &f };
     dc_trainer *t = dc_trainer_new(train_graph(c.batch), &c, &d, err, len);
     bool ok = t && (!r->resume || dc_trainer_load(t, r->resume, err, len));
     if (ok) {

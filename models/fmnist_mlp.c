@@ -44,22 +44,6 @@ static dc_graph *eval_graph(int64_t batch) {
     return g;
 }
 
-typedef struct {
-    const dc_dataset *ds;
-    dc_tensor *x, *y;           /* [B,784], [B] staging */
-} feeder;
-
-static bool feed(void *ctx, dc_exec *e, const int64_t *idx, int64_t batch, char *err, size_t len) {
-    feeder *f = ctx;
-    float *x = f->x->data;
-    int32_t *y = f->y->data;
-    for (int64_t i = 0; i < batch; i++) {
-        memcpy(x + i * IMAGE, f->ds->images + idx[i] * IMAGE, IMAGE * sizeof *x);
-        y[i] = f->ds->labels[idx[i]];
-    }
-    return dc_exec_set_input(e, "x", f->x, err, len) && dc_exec_set_input(e, "y", f->y, err, len);
-}
-
 /* Fraction of ds classified right by the trained params (the EMA or the raw ones); -1 and err
  * on failure. */
 static double evaluate(dc_trainer *t, bool use_ema, dc_backend backend, const dc_dataset *ds, char *err,
@@ -82,9 +66,9 @@ static bool train(const dc_train_config *cfg, const dc_train_request *r, char *e
         return false;
     }
     c.ckpt_path = ckpt;
-    feeder f = { &tr, dc_tensor_new(&(dc_type){ DC_F32, { 2, { c.batch, IMAGE } } }),
+    dc_image_feeder f = { &tr, dc_tensor_new(&(dc_type){ DC_F32, { 2, { c.batch, IMAGE } } }),
                  dc_tensor_new(&(dc_type){ DC_I32, { 1, { c.batch } } }) };
-    dc_train_data d = { tr.n, feed, &f };
+    dc_train_data d = { tr.n, dc_image_feed, &f };
     dc_trainer *t = dc_trainer_new(train_graph(c.batch), &c, &d, err, len);
     bool ok = t && (!r->resume || dc_trainer_load(t, r->resume, err, len));
     if (ok) {

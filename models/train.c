@@ -389,3 +389,15 @@ double dc_seconds_since(const struct timespec *t0) {
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
 }
+
+bool dc_image_feed(void *ctx, dc_exec *e, const int64_t *idx, int64_t batch, char *err, size_t len) {
+    dc_image_feeder *f = ctx;
+    int64_t pixels = (int64_t)f->ds->rows * f->ds->cols;
+    float *x = f->x->data;
+    int32_t *y = f->y->data;
+    for (int64_t i = 0; i < batch; i++) {
+        memcpy(x + i * pixels, f->ds->images + idx[i] * pixels, (size_t)pixels * sizeof *x);
+        y[i] = f->ds->labels[idx[i]];
+    }
+    return dc_exec_set_input(e, "x", f->x, err, len) && dc_exec_set_input(e, "y", f->y, err, len);
+}

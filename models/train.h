@@ -105,4 +105,13 @@ double dc_classifier_accuracy(dc_exec *e, const dc_dataset *ds, char *err, size_
 /* Seconds of CLOCK_MONOTONIC since t0. */
 double dc_seconds_since(const struct timespec *t0);
 
+/* A feeder for labelled images: the batch's images (each rows*cols floats, in whatever shape x
+ * has) into input "x", their labels into input "y" (i32 [B]). x and y are the caller's staging
+ * tensors of the batch's types. Its feed function is dc_image_feed (a dc_train_data feed). */
+typedef struct {
+    const dc_dataset *ds;
+    dc_tensor *x, *y;
+} dc_image_feeder;
+bool dc_image_feed(void *ctx, dc_exec *e, const int64_t *idx, int64_t batch, char *err, size_t len);
+
 #endif
