@@ -497,3 +497,21 @@ bool gg_build_loops(uint64_t seed, gg_graph *out, char *err, size_t len) {
     out->loss = loss.id;
     return true;
 }
+
+dc_exec *gg_run(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len) {
+    dc_exec *e = dc_compile(g, seed, backend, err, len);
+    if (!e) return NULL;
+    if (gg_set_inputs(e, g, seed, err, len) && dc_exec_run(e, err, len)) return e;
+    dc_exec_free(e);
+    return NULL;
+}
+
+double gg_rms(const dc_tensor *t) {
+    const float *p = t->data;
+    int64_t n = dc_numel(&t->type.shape);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)p[i] * p[i];
+    return sqrt(s / (double)n);
+}
+
+double gg_tol_at(double rel, double scale, float want) { return rel * (fabs((double)want) + scale); }

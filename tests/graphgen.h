@@ -8,6 +8,7 @@
 #ifndef DC_GRAPHGEN_H
 #define DC_GRAPHGEN_H
 
+#include "codegen/codegen.h"
 #include "runtime/runtime.h"
 
 #define GG_MAX_KINKS 8
@@ -42,5 +43,13 @@ bool gg_build_loops(uint64_t seed, gg_graph *out, char *err, size_t len);
 
 /* Sets every INPUT of g in e to U[-1, 1) values keyed by (seed, input name, element). */
 bool gg_set_inputs(dc_exec *e, const dc_graph *g, uint64_t seed, char *err, size_t len);
+
+/* Compiles g for backend and runs it once on the graph's inputs (gg_set_inputs); NULL and err
+ * on failure. */
+dc_exec *gg_run(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
+/* Root mean square of an f32 tensor. */
+double gg_rms(const dc_tensor *t);
+/* The differential tests' tolerance for an expected value: rel * (|want| + scale). */
+double gg_tol_at(double rel, double scale, float want);
 
 #endif

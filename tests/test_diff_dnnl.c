@@ -22,7 +22,7 @@
  * stage carries the relative error of the stages before), and so do the backward ones: the
  * generator sums the reduction lengths of every contraction, bias sum and unbroadcast sum,
  * forward and backward, into K (k_total). An element of a compared value v passes when
- *     |got - ref| <= C sqrt(K) u (|ref| + rms(ref over v)),   C = 4,
+ *     |got - ref| <= C sqrt(K) u (|ref| + gg_rms(ref over v)),   C = 4,
  * C covering the activations' few ulps and the statistics of the random walk (a few sigma
  * over ~10^5 elements). The scalar loss is compared under the tolerance propagated from y:
  * sum_i |dL/dy_i| tol(y_i) + C sqrt(K) u |L|, with dL/dy from the oracle. The summary line
@@ -89,31 +89,13 @@ static void release(diff_graph *d) {
     free(d->forward_text);
 }
 
-/* Compiles g for backend and runs it once on the graph's inputs. */
-static dc_exec *run(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len) {
-    dc_exec *e = dc_compile(g, seed, backend, err, len);
-    if (!e) return NULL;
-    if (gg_set_inputs(e, g, seed, err, len) && dc_exec_run(e, err, len)) return e;
-    dc_exec_free(e);
-    return NULL;
-}
-
-static double rms(const dc_tensor *t) {
-    const float *p = t->data;
-    int64_t n = dc_numel(&t->type.shape);
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += (double)p[i] * p[i];
-    return sqrt(s / (double)n);
-}
-
-static double tol_at(double rel, double scale, float want) { return rel * (fabs((double)want) + scale); }
 
 /* True when some element of t is within its tolerance of 0. */
 static bool near_zero(const dc_tensor *t, double rel) {
     const float *p = t->data;
-    double scale = rms(t);
+    double scale = gg_rms(t);
     for (int64_t i = 0; i < dc_numel(&t->type.shape); i++)
-        if (fabs((double)p[i]) <= tol_at(rel, scale, p[i])) return true;
+        if (fabs((double)p[i]) <= gg_tol_at(rel, scale, p[i])) return true;
     return false;
 }
 
@@ -121,8 +103,8 @@ static bool near_zero(const dc_tensor *t, double rel) {
 static double loss_tol(const dc_exec *ref, double rel) {
     const dc_tensor *y = dc_exec_output(ref, OUT_Y), *dy = dc_exec_output(ref, OUT_DY);
     const float *yp = y->data, *dp = dy->data;
-    double scale = rms(y), t = rel * fabs((double)*(const float *)dc_exec_output(ref, OUT_LOSS)->data);
-    for (int64_t i = 0; i < dc_numel(&y->type.shape); i++) t += fabs((double)dp[i]) * tol_at(rel, scale, yp[i]);
+    double scale = gg_rms(y), t = rel * fabs((double)*(const float *)dc_exec_output(ref, OUT_LOSS)->data);
+    for (int64_t i = 0; i < dc_numel(&y->type.shape); i++) t += fabs((double)dp[i]) * gg_tol_at(rel, scale, yp[i]);
     return t;
 }
 
@@ -133,9 +115,9 @@ static bool compare(const dc_graph *g, const dc_exec *got, const dc_exec *ref, d
     for (int o = 0; o < g->n_outputs; o++) {
         const dc_tensor *w = dc_exec_output(ref, o), *a = dc_exec_output(got, o);
         const float *wp = w->data, *ap = a->data;
-        double scale = rms(w), ltol = o == OUT_LOSS ? loss_tol(ref, rel) : 0;
+        double scale = gg_rms(w), ltol = o == OUT_LOSS ? loss_tol(ref, rel) : 0;
         for (int64_t i = 0; i < dc_numel(&w->type.shape); i++) {
-            double tol = o == OUT_LOSS ? ltol : tol_at(rel, scale, wp[i]);
+            double tol = o == OUT_LOSS ? ltol : gg_tol_at(rel, scale, wp[i]);
             double diff = fabs((double)ap[i] - wp[i]), r = diff == 0 ? 0 : diff / tol;
             if (r > stats.worst || r != r) stats.worst = r;
             if (!(diff <= tol)) {
@@ -183,7 +165,7 @@ static bool check_providers(dc_exec *e, const dc_graph *g, char *err, size_t len
 static bool check_variant(const dc_graph *g, const char *label, dc_backend backend, uint64_t seed,
                           const dc_exec *ref, double rel, char *err, size_t len) {
     char why[DC_ERR_LEN] = "";
-    dc_exec *e = run(g, seed, backend, why, sizeof why);
+    dc_exec *e = gg_run(g, seed, backend, why, sizeof why);
     bool ok = e && (backend != DC_BACKEND_DNNL || check_providers(e, g, why, sizeof why)) &&
               compare(g, e, ref, rel, why, sizeof why);
     if (!ok) snprintf(err, len, "%s: %s", label, why);
@@ -236,7 +218,7 @@ static void check_graph(uint64_t number) {
     bool ok = false;
     for (int draw = 0; draw < MAX_REDRAWS; draw++, seed += REDRAW_STEP) {
         if (!(ok = build(seed, true, &d, err, sizeof err))) break;
-        if (!(ok = (ref = run(d.gg.g, seed, DC_BACKEND_REF, err, sizeof err)) != NULL)) break;
+        if (!(ok = (ref = gg_run(d.gg.g, seed, DC_BACKEND_REF, err, sizeof err)) != NULL)) break;
         if (!near_kink(ref, &d)) break;
         stats.redrawn++;
         dc_exec_free(ref);

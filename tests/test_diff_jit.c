@@ -23,9 +23,9 @@
  * The generator sums an error budget K over the graph: GG_APPROX = 8 per approximated
  * function, n per fold of n terms (f32 rounding of a sum of n terms is below n u sum|x|), and
  * an element passes when
- *     |jit - ref| <= C K u (|ref| + rms(ref over the output)),   C = 4, u = 2^-24,
+ *     |jit - ref| <= C K u (|ref| + gg_rms(ref over the output)),   C = 4, u = 2^-24,
  * the rms term covering values that cancel to near 0 (x - mean); a gradient's scale is at least
- * rms(dL/dy) times the number of elements of y each of its elements sums over (a gradient
+ * gg_rms(dL/dy) times the number of elements of y each of its elements sums over (a gradient
  * that cancels analytically, through softmax or a norm, is rounding noise of that size). The
  * generator keeps norms well conditioned (rows of >= 4 jittered values). The loss sum(y R)
  * takes y's tolerance through |R| = |dL/dy| plus its own fold. The summary line reports the
@@ -79,30 +79,13 @@ static bool build(uint64_t seed, gg_graph *gg, char **text, char *err, size_t le
     return true;
 }
 
-static dc_exec *run(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len) {
-    dc_exec *e = dc_compile(g, seed, backend, err, len);
-    if (!e) return NULL;
-    if (gg_set_inputs(e, g, seed, err, len) && dc_exec_run(e, err, len)) return e;
-    dc_exec_free(e);
-    return NULL;
-}
-
-static double rms(const dc_tensor *t) {
-    const float *p = t->data;
-    int64_t n = dc_numel(&t->type.shape);
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += (double)p[i] * p[i];
-    return sqrt(s / (double)n);
-}
-
-static double tol_at(double rel, double scale, float want) { return rel * (fabs((double)want) + scale); }
 
 /* y's tolerance carried into the loss by dL/dy, plus the loss's own rounding */
 static double loss_tol(const dc_exec *ref, double rel) {
     const dc_tensor *y = dc_exec_output(ref, OUT_Y), *dy = dc_exec_output(ref, OUT_DY);
     const float *yp = y->data, *dp = dy->data;
-    double scale = rms(y), t = rel * fabs((double)*(const float *)dc_exec_output(ref, OUT_LOSS)->data);
-    for (int64_t i = 0; i < dc_numel(&y->type.shape); i++) t += fabs((double)dp[i]) * tol_at(rel, scale, yp[i]);
+    double scale = gg_rms(y), t = rel * fabs((double)*(const float *)dc_exec_output(ref, OUT_LOSS)->data);
+    for (int64_t i = 0; i < dc_numel(&y->type.shape); i++) t += fabs((double)dp[i]) * gg_tol_at(rel, scale, yp[i]);
     return t;
 }
 
@@ -111,9 +94,9 @@ static double loss_tol(const dc_exec *ref, double rel) {
  * that cancels to ~0 still carries the rounding of its terms). */
 static double scale_of(const dc_exec *ref, int o) {
     const dc_tensor *w = dc_exec_output(ref, o), *y = dc_exec_output(ref, OUT_Y);
-    double s = rms(w);
+    double s = gg_rms(w);
     if (o < OUT_DY) return s;
-    double floor = rms(dc_exec_output(ref, OUT_DY)) * (double)dc_numel(&y->type.shape) / (double)dc_numel(&w->type.shape);
+    double floor = gg_rms(dc_exec_output(ref, OUT_DY)) * (double)dc_numel(&y->type.shape) / (double)dc_numel(&w->type.shape);
     return s > floor ? s : floor;
 }
 
@@ -125,7 +108,7 @@ static bool compare(const dc_graph *g, const dc_exec *got, const dc_exec *ref, d
         const float *wp = w->data, *ap = a->data;
         double scale = scale_of(ref, o), ltol = o == OUT_LOSS ? loss_tol(ref, rel) : 0;
         for (int64_t i = 0; i < dc_numel(&w->type.shape); i++) {
-            double tol = o == OUT_LOSS ? ltol : tol_at(rel, scale, wp[i]);
+            double tol = o == OUT_LOSS ? ltol : gg_tol_at(rel, scale, wp[i]);
             double diff = fabs((double)ap[i] - wp[i]), r = diff == 0 ? 0 : diff / tol;
             if (r > stats.worst || r != r) stats.worst = r;
             if (!(diff <= tol)) {
@@ -184,8 +167,8 @@ static bool check_jit(uint64_t seed, const dc_exec *ref, double rel, char *err, 
     dc_exec *a = NULL, *b = NULL;
     bool ok = build(seed, &p, NULL, err, len) &&
               dc_run_pipeline(p.g, "fuse-loops,plan-memory", &(dc_pass_opts){ 0 }, err, len) &&
-              (a = run(p.g, seed, DC_BACKEND_JIT, err, len)) && check_steps(a, p.g, false, err, len) &&
-              compare(p.g, a, ref, rel, err, len) && (b = run(p.g, seed, DC_BACKEND_JIT, err, len)) &&
+              (a = gg_run(p.g, seed, DC_BACKEND_JIT, err, len)) && check_steps(a, p.g, false, err, len) &&
+              compare(p.g, a, ref, rel, err, len) && (b = gg_run(p.g, seed, DC_BACKEND_JIT, err, len)) &&
               same_bits(p.g, a, b, err, len);
     dc_exec_free(a);
     dc_exec_free(b);
@@ -198,7 +181,7 @@ static void check_graph(uint64_t seed) {
     char *text = NULL;
     gg_graph d;
     dc_exec *ref = NULL;
-    bool ok = build(seed, &d, &text, err, sizeof err) && (ref = run(d.g, seed, DC_BACKEND_REF, err, sizeof err));
+    bool ok = build(seed, &d, &text, err, sizeof err) && (ref = gg_run(d.g, seed, DC_BACKEND_REF, err, sizeof err));
     double rel = TOL_C * (double)(d.k_total + GG_APPROX) * 0x1p-24;
     ok = ok && check_jit(seed, ref, rel, err, sizeof err);
     stats.graphs++;
