@@ -28,7 +28,7 @@ else
 BUILD   := build
 endif
 
-LIB_SRC  := $(wildcard ir/*.c frontend/*.c passes/*.c runtime/*.c runtime/ref/*.c codegen/*.c codegen/*/*.c models/*.c models/*/*.c)
+LIB_SRC  := $(wildcard ir/*.c ops/*.c frontend/*.c passes/*.c runtime/*.c runtime/ref/*.c codegen/*.c codegen/*/*.c models/*.c models/*/*.c)
 TOOL_SRC := $(wildcard tools/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 BENCH_SRC := $(wildcard bench/*.c)

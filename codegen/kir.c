@@ -173,27 +173,26 @@ static int push_op(dc_kir *k, dc_op op, dc_dtype dtype, int a, int b, int c) {
     return push_expr(k, e);
 }
 
-static bool is_unary(dc_op op, dc_dtype t) {
-    if (t == DC_I32) return op == DC_OP_NEG || op == DC_OP_ABS || op == DC_OP_SQUARE;
-    return op >= DC_OP_NEG && op <= DC_OP_RELU && op != DC_OP_POW && op != DC_OP_CAST;
-}
-
-int dc_kir_unary(dc_kir *k, dc_op op, int a) {
-    if (k->err[0] || !valid_expr(k, a)) return -1;
-    dc_dtype t = k->exprs[a].dtype;
-    if ((int)op < 0 || op >= DC_OP_COUNT || !is_unary(op, t))
-        return fail(k, "op %s is not a unary op of %s", (int)op >= 0 && op < DC_OP_COUNT ?
-                    dc_op_name(op) : "?", dc_dtype_name(t));
-    return push_op(k, op, t, a, -1, -1);
-}
-
-int dc_kir_pow(dc_kir *k, int a, float exponent) {
-    if (k->err[0] || !valid_expr(k, a)) return -1;
-    if (k->exprs[a].dtype != DC_F32) return fail(k, "pow of an i32 value");
-    int r = push_op(k, DC_OP_POW, DC_F32, a, -1, -1);
+int dc_kir_op(dc_kir *k, dc_op op, const int *args, float exponent) {
+    if (k->err[0]) return -1;
+    if ((unsigned)op >= DC_OP_COUNT || dc_op_get(op)->lower != DC_LOWER_MAP || op == DC_OP_WHERE)
+        return fail(k, "op %s has no formula", (unsigned)op < DC_OP_COUNT ? dc_op_name(op) : "?");
+    const dc_op_info *info = dc_op_get(op);
+    for (int j = 0; j < info->arity; j++)
+        if (!valid_expr(k, args[j])) return -1;
+    dc_dtype t = k->exprs[args[0]].dtype;
+    for (int j = 1; j < info->arity; j++)
+        if (k->exprs[args[j]].dtype != t)
+            return fail(k, "%s on %s and %s", dc_op_name(op), dc_dtype_name(t), dc_dtype_name(k->exprs[args[j]].dtype));
+    if (info->map == DC_MAP_F32 && t != DC_F32) return fail(k, "%s of an i32 value", dc_op_name(op));
+    int r = push_op(k, op, info->map == DC_MAP_CMP ? DC_I32 : t, args[0], info->arity > 1 ? args[1] : -1, -1);
     k->exprs[r].f = exponent;
     return r;
 }
+
+int dc_kir_unary(dc_kir *k, dc_op op, int a) { return dc_kir_op(k, op, &a, 0.0f); }
+
+int dc_kir_binary(dc_kir *k, dc_op op, int a, int b) { return dc_kir_op(k, op, (int[]){ a, b }, 0.0f); }
 
 int dc_kir_cast(dc_kir *k, int a, dc_dtype to) {
     if (k->err[0] || !valid_expr(k, a)) return -1;
@@ -201,16 +200,6 @@ int dc_kir_cast(dc_kir *k, int a, dc_dtype to) {
     int r = push_op(k, DC_OP_CAST, to, a, -1, -1);
     k->exprs[r].to = to;
     return r;
-}
-
-int dc_kir_binary(dc_kir *k, dc_op op, int a, int b) {
-    if (k->err[0] || !valid_expr(k, a) || !valid_expr(k, b)) return -1;
-    dc_dtype t = k->exprs[a].dtype;
-    if (k->exprs[b].dtype != t) return fail(k, "binary op on %s and %s", dc_dtype_name(t),
-                                            dc_dtype_name(k->exprs[b].dtype));
-    if (op >= DC_OP_ADD && op <= DC_OP_MINIMUM) return push_op(k, op, t, a, b, -1);
-    if (op >= DC_OP_EQ && op <= DC_OP_GE) return push_op(k, op, DC_I32, a, b, -1);
-    return fail(k, "op %d is not a binary op", (int)op);
 }
 
 int dc_kir_where(dc_kir *k, int cond, int a, int b) {
@@ -316,7 +305,7 @@ static void print_expr(dc_strbuf *s, const dc_kir *k, int i) {
     case DC_KIR_OP:
         dc_sb_printf(s, "%s", dc_op_name(e->op));
         for (int j = 0; j < 3 && e->arg[j] >= 0; j++) dc_sb_printf(s, "%s%%%d", j ? ", " : " ", e->arg[j]);
-        if (e->op == DC_OP_POW) {
+        if (e->f != 0.0f) { /* pow's exponent */
             dc_sb_printf(s, " ^");
             print_f32(s, e->f);
         }
@@ -363,7 +352,7 @@ dc_hash128 dc_kir_hash(const dc_kir *k) {
 
 /* ---- the interpreter ------------------------------------------------------------------- */
 
-typedef union { float f; int32_t i; } value;
+typedef dc_scalar value;
 
 static int64_t map_at(const dc_kir_map *m, const int64_t *oi, const int64_t *ii) {
     int64_t a = m->offset;
@@ -384,29 +373,11 @@ static void unflatten(int64_t t, int rank, const int64_t *dims, int64_t *idx) {
 }
 
 static value eval_op(const dc_kir *k, const dc_kir_expr *e, const value *v) {
-    value r = { 0 }, a = v[e->arg[0]];
+    value x[3], r = { 0 };
+    for (int j = 0; j < 3; j++) x[j] = e->arg[j] >= 0 ? v[e->arg[j]] : r;
     dc_dtype t = k->exprs[e->arg[0]].dtype;
-    if (e->op == DC_OP_WHERE) return a.i ? v[e->arg[1]] : v[e->arg[2]];
-    if (e->op == DC_OP_CAST) {
-        if (t == e->to) return a;
-        if (e->to == DC_I32) r.i = dc_f32_to_i32(a.f);
-        else r.f = (float)a.i;
-        return r;
-    }
-    if (e->arg[1] < 0) {
-        if (t == DC_F32) dc_scalar_f32_unary(e->op, e->f, a.f, &r.f);
-        else dc_scalar_i32_unary(e->op, a.i, &r.i);
-        return r;
-    }
-    value b = v[e->arg[1]];
-    if (e->op >= DC_OP_EQ && e->op <= DC_OP_GE) {
-        if (t == DC_F32) dc_scalar_f32_compare(e->op, a.f, b.f, &r.i);
-        else dc_scalar_i32_compare(e->op, a.i, b.i, &r.i);
-    } else if (t == DC_F32) {
-        dc_scalar_f32_binary(e->op, a.f, b.f, &r.f);
-    } else {
-        dc_scalar_i32_binary(e->op, a.i, b.i, &r.i);
-    }
+    if (e->op == DC_OP_CAST) return dc_cast_eval(t, e->to, x[0]);
+    dc_map_eval(e->op, t, e->f, x, &r);
     return r;
 }
 

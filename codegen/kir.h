@@ -27,9 +27,9 @@
  *   CONST  an f32 or i32 constant;
  *   INDEX  the i32 value map(o, i) itself (iota: the position along an axis, a flat index...);
  *   RESULT the scalar of an earlier phase's reduction (same for every inner index);
- *   OP     an elementwise op of ir/scalar.h with its exact semantics: unary NEG..RELU (POW with
- *          its exponent, CAST with its target dtype), binary ADD..MINIMUM (equal dtypes),
- *          compares EQ..GE (equal dtypes, i32 0/1 result), WHERE(i32 cond, a, b).
+ *   OP     an elementwise op with its exact semantics: one whose ops.def lower column is MAP
+ *          (its formula; POW with its exponent), CAST with its target dtype, or WHERE(i32
+ *          cond, a, b).
  *
  * Index maps are affine, in elements: map(o, i) = offset + sum_d outer[d] * o_d
  * + sum_d inner[d] * i_d, where o_d / i_d are the multi-index of the outer / inner index.
@@ -37,7 +37,7 @@
  * Entries past the space's rank are ignored (stored as 0).
  *
  * Reduction order: the interpreter combines in inner row-major order (sums in the dtype of
- * the expression, starting from 0; max as ir/scalar.h's maximum, NaN-propagating, starting
+ * the expression, starting from 0; max as the maximum op's, NaN-propagating, starting
  * from -inf / INT32_MIN); generated code uses vector accumulators and a fixed-order
  * horizontal reduction, so f32 sums agree within rounding, not bitwise.
  *
@@ -121,12 +121,12 @@ int dc_kir_load(dc_kir *k, int buf, dc_kir_map map);
 int dc_kir_const_f32(dc_kir *k, float v);
 int dc_kir_const_i32(dc_kir *k, int32_t v);
 int dc_kir_index(dc_kir *k, dc_kir_map map);
-/* Unary ops except POW and CAST. */
-int dc_kir_unary(dc_kir *k, dc_op op, int a);
-int dc_kir_pow(dc_kir *k, int a, float exponent);
+/* An op whose ops.def lower column is MAP (its formula), but where: args[0..arity) of one
+ * dtype that the formula takes; exponent is pow's (0 for the others). */
+int dc_kir_op(dc_kir *k, dc_op op, const int *args, float exponent);
+int dc_kir_unary(dc_kir *k, dc_op op, int a);        /* dc_kir_op of one operand */
+int dc_kir_binary(dc_kir *k, dc_op op, int a, int b); /* dc_kir_op of two operands */
 int dc_kir_cast(dc_kir *k, int a, dc_dtype to);
-/* ADD..MINIMUM and EQ..GE. */
-int dc_kir_binary(dc_kir *k, dc_op op, int a, int b);
 int dc_kir_where(dc_kir *k, int cond, int a, int b);
 
 /* Starts a new phase (later stores and reductions belong to it); returns its index. A

@@ -270,31 +270,25 @@ static int fold(ctx *c, int node, int tag, const coords *key, dc_kir_combine com
 
 /* ---- rows of the reductions ----------------------------------------------------------------- */
 
-static bool is_reduction(dc_op op) {
-    switch (op) {
-    case DC_OP_SUM: case DC_OP_MEAN: case DC_OP_MAX: case DC_OP_LOGSUMEXP: case DC_OP_SOFTMAX:
-    case DC_OP_LOG_SOFTMAX: case DC_OP_SOFTMAX_BWD: case DC_OP_LAYER_NORM: case DC_OP_GROUP_NORM:
-        return true;
-    default:
-        return false;
-    }
-}
+static const dc_row_desc *row_of(const dc_node *n) { return &dc_op_get(n->op)->row; }
+
+static bool is_reduction(dc_op op) { return dc_op_get(op)->lower == DC_LOWER_ROW; }
 
 /* Which dims of its input node n folds, and whether its result keeps them. group_norm is
  * described separately (it folds part of the channel dim). */
 static void reduced_dims(const dc_node *n, const dc_shape *x, bool *red, bool *keep) {
     memset(red, 0, DC_MAX_RANK * sizeof *red);
     *keep = true;
-    switch (n->op) {
-    case DC_OP_SUM: case DC_OP_MEAN: case DC_OP_MAX: case DC_OP_LOGSUMEXP:
+    switch (row_of(n)->rows) {
+    case DC_ROWS_AXES:
         for (int i = 0; i < n->attr.reduce.axes.n; i++) red[n->attr.reduce.axes.v[i]] = true;
         for (int d = 0; d < x->rank && n->attr.reduce.axes.n == 0; d++) red[d] = true;
         *keep = n->attr.reduce.keepdims;
         break;
-    case DC_OP_LAYER_NORM:
+    case DC_ROWS_LAST:
         red[x->rank - 1] = true;
         break;
-    default:
+    default: /* AXIS */
         red[n->attr.axis.axis] = true;
         break;
     }
@@ -318,7 +312,7 @@ static bool row_view(ctx *c, int v, const coords *at, coords *key, coords *in_at
     memset(key, 0, sizeof *key);
     memset(in_at, 0, sizeof *in_at);
     in_at->rank = x->rank;
-    if (n->op == DC_OP_GROUP_NORM) {
+    if (row_of(n)->rows == DC_ROWS_GROUPS) {
         int r = x->rank;
         int64_t cg = x->dim[r - 1] / n->attr.group_norm.groups;
         dc_shape gs = { .rank = 2, .dim = { n->attr.group_norm.groups, cg } }, bs = group_norm_block(n, x);
@@ -410,47 +404,48 @@ static int row_rstd(ctx *c, int v, const coords *key, const coords *in_at, int m
     return memo_put(c, v, T_RSTD, key, dc_kir_unary(c->k, DC_OP_RSQRT, t));
 }
 
-/* A reduction-like member v at at. */
+/* A reduction-like member v at at: its row description's value. */
 static int reduction(ctx *c, int v, const coords *at) {
     const dc_node *n = node_at(c, v);
-    if (node_at(c, n->in[0])->type.dtype != DC_F32 && n->op != DC_OP_SUM && n->op != DC_OP_MAX)
+    dc_row_value what = row_of(n)->value;
+    if (node_at(c, n->in[0])->type.dtype != DC_F32 && what != DC_ROW_SUM && what != DC_ROW_MAX)
         return fail(c, "%s of i32 has no kernel", dc_op_name(n->op));
     coords key, in_at;
     if (!row_view(c, v, at, &key, &in_at)) return -1;
     int x = n->in[0];
-    switch (n->op) {
-    case DC_OP_SUM: {
+    switch (what) {
+    case DC_ROW_SUM: {
         int s = memo_find(c, v, T_SUM, &key);
         return s >= 0 ? s : fold(c, v, T_SUM, &key, DC_KIR_SUM, value(c, x, &in_at));
     }
-    case DC_OP_MEAN:
+    case DC_ROW_MEAN:
         return row_mean(c, v, &key, &in_at);
-    case DC_OP_MAX:
+    case DC_ROW_MAX:
         return row_max(c, v, &key, &in_at);
-    case DC_OP_LOGSUMEXP: {
+    case DC_ROW_LOGSUMEXP: {
         int m = row_max(c, v, &key, &in_at), s = row_sum_exp(c, v, &key, &in_at, m);
         int finite = binary(c, DC_OP_LT, dc_kir_unary(c->k, DC_OP_ABS, m), dc_kir_const_f32(c->k, INFINITY));
         return dc_kir_where(c->k, finite, binary(c, DC_OP_ADD, m, dc_kir_unary(c->k, DC_OP_LOG, s)), m);
     }
-    case DC_OP_SOFTMAX: {
+    case DC_ROW_SOFTMAX: {
         int m = row_max(c, v, &key, &in_at), s = row_sum_exp(c, v, &key, &in_at, m);
         int inv = binary(c, DC_OP_DIV, dc_kir_const_f32(c->k, 1.0f), s);
         return binary(c, DC_OP_MUL, exp_shifted(c, v, at, m), inv);
     }
-    case DC_OP_LOG_SOFTMAX: {
+    case DC_ROW_LOG_SOFTMAX: {
         int m = row_max(c, v, &key, &in_at), s = row_sum_exp(c, v, &key, &in_at, m);
         int d = binary(c, DC_OP_SUB, value(c, x, at), m);
         return binary(c, DC_OP_SUB, d, dc_kir_unary(c->k, DC_OP_LOG, s));
     }
-    case DC_OP_SOFTMAX_BWD: {
+    case DC_ROW_SOFTMAX_BWD: {
         int s = memo_find(c, v, T_SUM, &key);
         if (s < 0)
             s = fold(c, v, T_SUM, &key, DC_KIR_SUM, binary(c, DC_OP_MUL, operand(c, v, 1, &in_at), value(c, x, &in_at)));
         int d = binary(c, DC_OP_SUB, operand(c, v, 1, at), s);
         return binary(c, DC_OP_MUL, value(c, x, at), d);
     }
-    default: { /* layer_norm, group_norm */
-        float eps = n->op == DC_OP_LAYER_NORM ? n->attr.eps.eps : n->attr.group_norm.eps;
+    case DC_ROW_NORM: {
+        float eps = row_of(n)->rows == DC_ROWS_GROUPS ? n->attr.group_norm.eps : n->attr.eps.eps;
         int mean = row_mean(c, v, &key, &in_at), rstd = row_rstd(c, v, &key, &in_at, mean, eps);
         coords ch = { .rank = 1 };
         ch.c[0] = at->c[at->rank - 1];
@@ -458,48 +453,52 @@ static int reduction(ctx *c, int v, const coords *at) {
         y = binary(c, DC_OP_MUL, y, value(c, n->in[1], &ch));
         return binary(c, DC_OP_ADD, y, value(c, n->in[2], &ch));
     }
+    case DC_ROW_NONE:
+        break;
     }
+    return fail(c, "%s has no row description", dc_op_name(n->op));
 }
 
-/* Member v at at: its op on its operands' values. */
+/* Member v at at: its op on its operands' values, as its ops.def lower column says. */
 static int compute(ctx *c, int v, const coords *at) {
     const dc_node *n = node_at(c, v);
     dc_kir *k = c->k;
-    if (is_reduction(n->op)) return reduction(c, v, at);
-    switch (n->op) {
-    case DC_OP_FILL:
+    switch (dc_op_get(n->op)->lower) {
+    case DC_LOWER_ROW:
+        return reduction(c, v, at);
+    case DC_LOWER_FILL:
         return n->type.dtype == DC_F32 ? dc_kir_const_f32(k, n->attr.scalar.value)
                                        : dc_kir_const_i32(k, dc_f32_to_i32(n->attr.scalar.value));
-    case DC_OP_IOTA: {
+    case DC_LOWER_IOTA: {
         int i = dc_kir_index(k, at->c[n->attr.axis.axis]);
         return n->type.dtype == DC_F32 ? dc_kir_cast(k, i, DC_F32) : i;
     }
-    case DC_OP_RESHAPE: {
+    case DC_LOWER_RESHAPE: {
         coords x;
         dc_kir_map f = flatten(at, &n->type.shape);
         if (!split_flat(k, &f, shape_of(c, n->in[0]), &x, &c->want))
             return fail(c, "reshape: the kernel's index does not split into its operand's dims");
         return value(c, n->in[0], &x);
     }
-    case DC_OP_TRANSPOSE: {
+    case DC_LOWER_TRANSPOSE: {
         coords x = { .rank = at->rank };
         for (int j = 0; j < at->rank; j++) x.c[n->attr.perm.perm.v[j]] = at->c[j];
         return value(c, n->in[0], &x);
     }
-    case DC_OP_BROADCAST_TO: case DC_OP_STRAIGHT_THROUGH:
+    case DC_LOWER_BROADCAST:
         return operand(c, v, 0, at);
-    case DC_OP_POW:
-        return dc_kir_pow(k, operand(c, v, 0, at), n->attr.scalar.value);
-    case DC_OP_CAST:
+    case DC_LOWER_CAST:
         return dc_kir_cast(k, operand(c, v, 0, at), n->attr.cast.to);
-    case DC_OP_WHERE:
-        return dc_kir_where(k, operand(c, v, 0, at), operand(c, v, 1, at), operand(c, v, 2, at));
-    default:
+    case DC_LOWER_MAP: {
+        int args[3];
+        for (int j = 0; j < n->n_in; j++) args[j] = operand(c, v, j, at);
+        if (n->op == DC_OP_WHERE) return dc_kir_where(k, args[0], args[1], args[2]);
+        return dc_kir_op(k, n->op, args, n->attr.scalar.value);
+    }
+    case DC_LOWER_NONE:
         break;
     }
-    if (dc_op_get(n->op)->kind != DC_KIND_ELEMENTWISE) return fail(c, "%s has no kernel IR form", dc_op_name(n->op));
-    if (n->n_in == 1) return dc_kir_unary(k, n->op, operand(c, v, 0, at));
-    return binary(c, n->op, operand(c, v, 0, at), operand(c, v, 1, at));
+    return fail(c, "%s has no kernel IR form", dc_op_name(n->op));
 }
 
 static int value(ctx *c, int v, const coords *at0) {
@@ -508,8 +507,8 @@ static int value(ctx *c, int v, const coords *at0) {
     normalize(c->k, &at, shape_of(c, v));
     int e = memo_find(c, v, T_VALUE, &at);
     if (e >= 0) return e;
-    dc_op op = node_at(c, v)->op;
-    if (is_member(c, v) || op == DC_OP_FILL || op == DC_OP_IOTA) e = compute(c, v, &at);
+    dc_lower lw = dc_op_get(node_at(c, v)->op)->lower;
+    if (is_member(c, v) || lw == DC_LOWER_FILL || lw == DC_LOWER_IOTA) e = compute(c, v, &at);
     else {
         int b = buffer_of(c, v, false);
         e = b < 0 ? -1 : dc_kir_load(c->k, b, flatten(&at, shape_of(c, v)));
@@ -519,20 +518,28 @@ static int value(ctx *c, int v, const coords *at0) {
 
 /* ---- placement ------------------------------------------------------------------------------ */
 
-/* Whether the placement of v (at) follows from that of its input j (from), along the edge. */
-static bool place_forward(ctx *c, int v, int j, const coords *from, coords *at) {
+/* Whether the placement of v (at) follows from that of its input j (from), along the edge
+ * (forward) or the placement of v's input j from v's, against it (!forward). */
+static bool place_along(ctx *c, int v, int j, const coords *from, coords *at, bool forward) {
     const dc_node *n = node_at(c, v);
     const dc_shape *in = shape_of(c, n->in[j]);
     *at = *from;
-    switch (n->op) {
-    case DC_OP_TRANSPOSE:
-        for (int d = 0; d < n->type.shape.rank; d++) at->c[d] = from->c[n->attr.perm.perm.v[d]];
+    switch (dc_op_get(n->op)->lower) {
+    case DC_LOWER_TRANSPOSE:
+        for (int d = 0; d < n->type.shape.rank; d++) {
+            int64_t p = n->attr.perm.perm.v[d];
+            if (forward) at->c[d] = from->c[p];
+            else at->c[p] = from->c[d];
+        }
         return true;
-    case DC_OP_RESHAPE: {
-        dc_kir_map f = flatten(from, in);
-        return split_flat(c->k, &f, &n->type.shape, at, &c->want);
+    case DC_LOWER_RESHAPE: {
+        dc_kir_map f = flatten(from, forward ? in : &n->type.shape);
+        return split_flat(c->k, &f, forward ? &n->type.shape : in, at, &c->want);
     }
-    case DC_OP_SUM: case DC_OP_MEAN: case DC_OP_MAX: case DC_OP_LOGSUMEXP: {
+    case DC_LOWER_ROW: {
+        const dc_row_desc *rd = row_of(n);
+        if (rd->rows != DC_ROWS_AXES) return j < rd->data; /* the result has the rows' shape */
+        if (!forward) return false;
         bool red[DC_MAX_RANK], keep;
         reduced_dims(n, in, red, &keep);
         memset(at, 0, sizeof *at);
@@ -541,38 +548,10 @@ static bool place_forward(ctx *c, int v, int j, const coords *from, coords *at) 
             else if (keep) at->rank++;
         return true;
     }
-    case DC_OP_LAYER_NORM: case DC_OP_GROUP_NORM: case DC_OP_SOFTMAX: case DC_OP_LOG_SOFTMAX:
-        return j == 0;
-    case DC_OP_SOFTMAX_BWD:
-        return true;
+    case DC_LOWER_MAP: case DC_LOWER_CAST: case DC_LOWER_BROADCAST:
+        return dc_shape_eq(in, &n->type.shape);
     default:
-        return dc_op_get(n->op)->kind == DC_KIND_ELEMENTWISE || n->op == DC_OP_BROADCAST_TO ?
-                   dc_shape_eq(in, &n->type.shape) : false;
-    }
-}
-
-/* Whether the placement of v's input j (at) follows from v's (from), against the edge. */
-static bool place_backward(ctx *c, int v, int j, const coords *from, coords *at) {
-    const dc_node *n = node_at(c, v);
-    const dc_shape *in = shape_of(c, n->in[j]);
-    *at = *from;
-    switch (n->op) {
-    case DC_OP_TRANSPOSE:
-        for (int d = 0; d < in->rank; d++) at->c[n->attr.perm.perm.v[d]] = from->c[d];
-        return true;
-    case DC_OP_RESHAPE: {
-        dc_kir_map f = flatten(from, &n->type.shape);
-        return split_flat(c->k, &f, in, at, &c->want);
-    }
-    case DC_OP_SUM: case DC_OP_MEAN: case DC_OP_MAX: case DC_OP_LOGSUMEXP:
         return false;
-    case DC_OP_LAYER_NORM: case DC_OP_GROUP_NORM: case DC_OP_SOFTMAX: case DC_OP_LOG_SOFTMAX:
-        return j == 0;
-    case DC_OP_SOFTMAX_BWD:
-        return true;
-    default:
-        return dc_op_get(n->op)->kind == DC_KIND_ELEMENTWISE || n->op == DC_OP_BROADCAST_TO ?
-                   dc_shape_eq(in, &n->type.shape) : false;
     }
 }
 
@@ -592,8 +571,8 @@ static void propagate(ctx *c) {
             coords at;
             for (int j = 0; j < n->n_in; j++) {
                 int u = n->in[j];
-                if (c->placed[u] && !c->placed[v] && place_forward(c, v, j, &c->place[u], &at)) set_place(c, v, &at);
-                else if (c->placed[v] && !c->placed[u] && place_backward(c, v, j, &c->place[v], &at)) set_place(c, u, &at);
+                if (c->placed[u] && !c->placed[v] && place_along(c, v, j, &c->place[u], &at, true)) set_place(c, v, &at);
+                else if (c->placed[v] && !c->placed[u] && place_along(c, v, j, &c->place[v], &at, false)) set_place(c, u, &at);
                 else continue;
                 changed = true;
             }
@@ -627,7 +606,7 @@ static bool anchor(ctx *c, int a) {
     x.rank = in->rank;
     int64_t outer[DC_MAX_RANK], inner[DC_MAX_RANK];
     int no = 0, ni = 0;
-    if (n->op == DC_OP_GROUP_NORM) {
+    if (is_reduction(n->op) && row_of(n)->rows == DC_ROWS_GROUPS) {
         dc_shape b = group_norm_block(n, in);
         outer[no++] = in->dim[0];
         outer[no++] = n->attr.group_norm.groups;
@@ -658,9 +637,9 @@ static bool anchor(ctx *c, int a) {
         return true;
     }
     for (int j = 0; j < n->n_in; j++)
-        if (j == 0 || n->op == DC_OP_SOFTMAX_BWD) set_place(c, n->in[j], &x);
+        if (j < row_of(n)->data) set_place(c, n->in[j], &x);
     coords y;
-    if (place_forward(c, a, 0, &x, &y)) set_place(c, a, &y);
+    if (place_along(c, a, 0, &x, &y, true)) set_place(c, a, &y);
     return true;
 }
 

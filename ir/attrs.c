@@ -42,14 +42,21 @@ SCHEMA(fused_matmul, F(dc_fused_matmul_attr, trans_a, BOOL), F(dc_fused_matmul_a
        E(dc_fused_matmul_attr, act, act_names), F(dc_fused_matmul_attr, bias, BOOL),
        F(dc_fused_matmul_attr, residual, BOOL))
 
-#define DIFF true
-#define NODIFF false
+/* the form column, as the info's map dtypes and row description */
+#define F32(e) DC_MAP_F32, { 0 }
+#define ANY(e) DC_MAP_ANY, { 0 }
+#define CMP(e) DC_MAP_CMP, { 0 }
+#define ROW(rows, value, data) DC_MAP_NONE, { DC_ROWS_##rows, DC_ROW_##value, data }
+#define NOFORM DC_MAP_NONE, { 0 }
 static const dc_op_info op_table[DC_OP_COUNT] = {
-#define DC_OP(NAME, text, KIND, arity, attr, diff) \
-    [DC_OP_##NAME] = { text, DC_KIND_##KIND, arity, &attr##_schema, diff },
+#define DC_OP(NAME, text, KIND, arity, attr, shape, vjp, ref, lower, form)                   \
+    [DC_OP_##NAME] = { text, DC_KIND_##KIND, arity, &attr##_schema, DC_HAS_HOOK(vjp),      \
+                       DC_LOWER_##lower, form },
 #include "ir/ops.def"
 #undef DC_OP
 };
+
+bool dc_op_groupable(dc_op op) { return op_table[op].lower != DC_LOWER_NONE; }
 
 const dc_op_info *dc_op_get(dc_op op) { return &op_table[op]; }
 const char *dc_op_name(dc_op op) { return op_table[op].text; }

@@ -4,6 +4,7 @@
 #ifndef DC_IR_H
 #define DC_IR_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #define DC_MAX_RANK 6
 #define DC_MAX_INPUTS 16
 #define DC_ERR_LEN 512
+#define DC_MAX_NUMEL ((int64_t)1 << 40) /* elements of one value, at most */
 
 /* ---- dtypes and shapes ---------------------------------------------------------------- */
 
@@ -52,11 +54,36 @@ typedef enum {
 } dc_op_kind;
 
 typedef enum {
-#define DC_OP(NAME, text, kind, arity, attr, diff) DC_OP_##NAME,
+#define DC_OP(NAME, text, kind, arity, attr, shape, vjp, ref, lower, form) DC_OP_##NAME,
 #include "ir/ops.def"
 #undef DC_OP
     DC_OP_COUNT
 } dc_op;
+
+/* A hook column of ops.def names a function PREFIX##name, or is `none`. DC_HOOK(PREFIX, name)
+ * is that function, or 0 for none; DC_HAS_HOOK(name) is 1, or 0 for none. (The probe: only
+ * DC_PROBE_none is a macro, and it shifts a 0 into the second place.) */
+#define DC_PROBE_none ~, 0
+#define DC_SECOND_(a, b, ...) b
+#define DC_SECOND(...) DC_SECOND_(__VA_ARGS__)
+#define DC_HOOK(PREFIX, name) DC_SECOND(DC_PROBE_##name, PREFIX##name, ~)
+#define DC_HAS_HOOK(name) DC_SECOND(DC_PROBE_##name, 1, ~)
+
+/* A MAP row's case in a switch over ops: with `#define DC_OP DC_FORM_CASE` before including
+ * ops.def, each MAP row gives `case DC_OP_NAME: form break;` and other rows nothing. Define
+ * F32(e), ANY(e) and CMP(e) first (the form's dtype classes, see ops.def), and the primitives
+ * the formula e is written in. */
+#define DC_FORM_CASE(NAME, text, kind, arity, attr, shape, vjp, ref, lower, form) DC_FORM_CASE_##lower(NAME, form)
+#define DC_FORM_CASE_MAP(NAME, ...) case DC_OP_##NAME: __VA_ARGS__ break;
+#define DC_FORM_CASE_NONE(NAME, ...)
+#define DC_FORM_CASE_CAST(NAME, ...)
+#define DC_FORM_CASE_ROW(NAME, ...)
+#define DC_FORM_CASE_FILL(NAME, ...)
+#define DC_FORM_CASE_IOTA(NAME, ...)
+#define DC_FORM_CASE_RESHAPE(NAME, ...)
+#define DC_FORM_CASE_TRANSPOSE(NAME, ...)
+#define DC_FORM_CASE_BROADCAST(NAME, ...)
+
 
 /* ---- attributes: one plain struct per schema named in ops.def ----------------------- */
 /* Every attribute struct is zero-filled before it is set, so two attributes are equal
@@ -95,7 +122,7 @@ typedef struct { int64_t stream; float a, b; } dc_random_attr;
 /* uniform: U[a, b); normal: mean a, std b; gumbel: location a, scale b */
 
 /* The activation of a fused contraction's epilogue, printed by name (none, relu, gelu, silu),
- * computed as the relu, gelu (tanh form) and silu ops. The values are codegen.h's dc_act's. */
+ * computed as the relu, gelu (tanh form) and silu ops. */
 typedef enum {
     DC_ACTIVATION_NONE,
     DC_ACTIVATION_RELU,
@@ -149,12 +176,54 @@ typedef struct {
 } dc_attr_field;
 typedef struct { const char *name; int n_fields; const dc_attr_field *fields; } dc_attr_schema;
 
+/* How a loop group lowers an op to the kernel IR (ops.def's lower column). */
+typedef enum {
+    DC_LOWER_NONE,       /* not groupable */
+    DC_LOWER_MAP,        /* its formula, element by element */
+    DC_LOWER_CAST,
+    DC_LOWER_ROW,        /* a row reduction, by its dc_row_desc */
+    DC_LOWER_FILL,
+    DC_LOWER_IOTA,
+    DC_LOWER_RESHAPE,    /* the index remaps */
+    DC_LOWER_TRANSPOSE,
+    DC_LOWER_BROADCAST,
+} dc_lower;
+
+/* The operand dtypes of a MAP op's formula: F32 only; ANY: f32 or i32, the result's dtype;
+ * CMP: f32 or i32 in, i32 0/1 out. NONE for ops without a formula. */
+typedef enum { DC_MAP_NONE, DC_MAP_F32, DC_MAP_ANY, DC_MAP_CMP } dc_map_dtypes;
+
+/* A row reduction: which dims of input 0 one row folds (AXES: attr.reduce.axes, all when
+ * empty; AXIS: attr.axis; LAST: the last dim; GROUPS: every position and the channels of one
+ * of attr.group_norm.groups groups, per batch entry) and what it computes of each row. AXES ops
+ * give one value per row; the others give one per element of the row. */
+typedef enum { DC_ROWS_NONE, DC_ROWS_AXES, DC_ROWS_AXIS, DC_ROWS_LAST, DC_ROWS_GROUPS } dc_rows;
+typedef enum {
+    DC_ROW_NONE,
+    DC_ROW_SUM,          /* sum (f32 or i32) */
+    DC_ROW_MEAN,
+    DC_ROW_MAX,          /* max (f32 or i32) */
+    DC_ROW_LOGSUMEXP,    /* m + log(sum(exp(x - m))), m the row max (m when m is infinite) */
+    DC_ROW_SOFTMAX,      /* exp(x - m) * (1 / sum(exp(x - m))) */
+    DC_ROW_LOG_SOFTMAX,  /* (x - m) - log(sum(exp(x - m))) */
+    DC_ROW_SOFTMAX_BWD,  /* (y, dy): y * (dy - sum(dy * y)) */
+    DC_ROW_NORM,         /* (x, gamma, beta): (x - mean) * rsqrt(var + eps) * gamma + beta */
+} dc_row_value;
+typedef struct {
+    dc_rows rows;
+    dc_row_value value;
+    int data;            /* leading inputs read per element of the row; the others per channel */
+} dc_row_desc;
+
 typedef struct {
     const char *text;            /* IR spelling */
     dc_op_kind kind;
     int arity;                   /* -1: variadic */
     const dc_attr_schema *attr;  /* schema of dc_node.attr for this op */
-    bool differentiable;
+    bool differentiable;         /* it has a VJP */
+    dc_lower lower;
+    dc_map_dtypes map;           /* MAP ops: the dtypes of the formula */
+    dc_row_desc row;             /* ROW ops: the row description */
 } dc_op_info;
 
 const dc_op_info *dc_op_get(dc_op op);
@@ -247,11 +316,45 @@ bool dc_infer_type(const dc_graph *g, const dc_node *n, dc_type *out, char *err,
 /* Checks the whole graph: SSA order, arity, attribute ranges, every type against its shape
  * rule, names, outputs. Messages name the node: "node %5 (matmul) at f.dcir:7: ...". */
 bool dc_verify(const dc_graph *g, char *err, size_t len);
-/* Whether op may be a member of a loop group (g->group): elementwise ops, reductions except
- * argmax (sum, mean, max, logsumexp, softmax, log_softmax, softmax_bwd), layer_norm and
- * group_norm, fill and iota constants, and the pure index remaps reshape, broadcast_to and
- * transpose. Never inputs, params, contractions, random ops, losses or other movement. */
+/* Whether op may be a member of a loop group (g->group): its lower column is not NONE. */
 bool dc_op_groupable(dc_op op);
+
+/* ---- shape rules: the context the op families' rules (ops/) are written against ------- */
+
+/* The rule's context: the node, its op's text, its input types (arity and types already
+ * checked: every input type is well-formed), where errors go. */
+typedef struct {
+    const dc_node *n;
+    const char *op;
+    const dc_type *in[DC_MAX_INPUTS];
+    char *err;
+    size_t len;
+} dc_rule;
+/* A shape rule: n's result type into out, or false with "OP: what is wrong" in r->err. */
+typedef bool dc_shape_fn(dc_rule *r, dc_type *out);
+#define DC_OP(NAME, text, kind, arity, attr, shape, vjp, ref, lower, form) dc_shape_fn dc_shape_##shape;
+#include "ir/ops.def"
+#undef DC_OP
+
+/* Printable forms, returned by value so several fit in one printf. */
+typedef struct { char s[160]; } dc_str;
+dc_str dc_type_s(const dc_type *t);
+dc_str dc_ints_s(const dc_ints *v);
+/* Writes "OP: " and the message to r->err; returns false. */
+bool dc_rule_fail(dc_rule *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A well-formed type: known dtype, rank 0..6, dims >= 1, numel <= 2^40; what names it. */
+bool dc_rule_check_type(dc_rule *r, const dc_type *t, const char *what);
+/* Input k has dtype want (role names it in the message; NULL: a generic message). */
+bool dc_rule_dtype(dc_rule *r, int k, const char *role, dc_dtype want);
+bool dc_rule_rank(dc_rule *r, int k, const char *role, int rank, const char *layout);
+bool dc_rule_min_rank(dc_rule *r, int k, const char *role, int rank);
+bool dc_rule_axis(dc_rule *r, int64_t axis, int rank);
+/* dc_ints with one entry per axis (n == rank), each in [lo, hi]. */
+bool dc_rule_per_axis(dc_rule *r, const dc_ints *v, const char *what, int rank, int64_t lo, int64_t hi);
+/* The node's declared type is a well-formed f32 type. */
+bool dc_rule_declared_f32(dc_rule *r);
+/* The type (dt, s) with unused dims zeroed. */
+dc_type dc_make_type(dc_dtype dt, const dc_shape *s);
 
 /* ---- text form ---------------------------------------------------------------------- */
 
@@ -270,6 +373,8 @@ dc_graph *dc_parse_file(const char *path, char *err, size_t errlen);
 /* A growing string (zero-initialise it); buf is malloc'd and NUL-terminated once written. */
 typedef struct { char *buf; size_t len, cap; } dc_strbuf;
 void dc_sb_printf(dc_strbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes prefix, then the message, into err (truncated to len). */
+void dc_vprefixed(char *err, size_t len, const char *prefix, const char *fmt, va_list ap);
 
 /* ---- hashing ------------------------------------------------------------------------ */
 

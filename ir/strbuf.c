@@ -1,7 +1,9 @@
-/* strbuf.c — a growing string for the printers (text, DOT, memory plan). */
+/* strbuf.c — text building: a growing string for the printers (text, DOT, memory plan) and
+ * the prefixed error messages of the verifier and the shape rules. */
 #include "ir/ir.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 void dc_sb_printf(dc_strbuf *s, const char *fmt, ...) {
@@ -19,4 +21,9 @@ void dc_sb_printf(dc_strbuf *s, const char *fmt, ...) {
         s->buf = realloc(s->buf, s->cap);
         if (!s->buf) abort(); /* out of memory */
     }
+}
+
+void dc_vprefixed(char *err, size_t len, const char *prefix, const char *fmt, va_list ap) {
+    int k = snprintf(err, len, "%s", prefix);
+    if (k >= 0 && (size_t)k < len) vsnprintf(err + k, len - (size_t)k, fmt, ap);
 }

@@ -19,14 +19,13 @@ static bool node_fail(const dc_graph *g, int id, char *err, size_t len, const ch
     if (n->op == DC_OP_INPUT && !n->name) snprintf(label, sizeof label, "#%d", id);
     else dc_node_label(g, id, label, sizeof label);
     const char *op = (unsigned)n->op < DC_OP_COUNT ? dc_op_name(n->op) : "?";
-    int k = n->file ? snprintf(err, len, "node %s (%s) at %s:%d: ", label, op, n->file, n->line)
-                    : snprintf(err, len, "node %s (%s): ", label, op);
-    if (k >= 0 && (size_t)k < len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err + k, len - (size_t)k, fmt, ap);
-        va_end(ap);
-    }
+    char prefix[DC_ERR_LEN];
+    if (n->file) snprintf(prefix, sizeof prefix, "node %s (%s) at %s:%d: ", label, op, n->file, n->line);
+    else snprintf(prefix, sizeof prefix, "node %s (%s): ", label, op);
+    va_list ap;
+    va_start(ap, fmt);
+    dc_vprefixed(err, len, prefix, fmt, ap);
+    va_end(ap);
     return false;
 }
 
@@ -99,13 +98,12 @@ static bool update_fail(const dc_graph *g, int j, char *err, size_t len, const c
     else snprintf(p, sizeof p, "#%d", u->param);
     if (u->value >= 0 && u->value < g->n_nodes) dc_node_label(g, u->value, v, sizeof v);
     else snprintf(v, sizeof v, "#%d", u->value);
-    int k = snprintf(err, len, "update %d (assign %s, %s): ", j, p, v);
-    if (k >= 0 && (size_t)k < len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err + k, len - (size_t)k, fmt, ap);
-        va_end(ap);
-    }
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "update %d (assign %s, %s): ", j, p, v);
+    va_list ap;
+    va_start(ap, fmt);
+    dc_vprefixed(err, len, prefix, fmt, ap);
+    va_end(ap);
     return false;
 }
 
@@ -125,20 +123,6 @@ static bool check_update(const dc_graph *g, int j, char *err, size_t len) {
         if (g->updates[i].param == u->param)
             return update_fail(g, j, err, len, "param \"%s\" is already assigned by update %d", p->name, i);
     return true;
-}
-
-bool dc_op_groupable(dc_op op) {
-    switch (op) {
-    case DC_OP_FILL: case DC_OP_IOTA: case DC_OP_LAYER_NORM: case DC_OP_GROUP_NORM:
-    case DC_OP_RESHAPE: case DC_OP_BROADCAST_TO: case DC_OP_TRANSPOSE:
-        return true;
-    case DC_OP_ARGMAX:
-        return false;
-    default: {
-        dc_op_kind k = dc_op_get(op)->kind;
-        return k == DC_KIND_ELEMENTWISE || k == DC_KIND_REDUCTION;
-    }
-    }
 }
 
 /* A run of consecutive nodes of one group: its id and first node. */

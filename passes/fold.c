@@ -1,15 +1,15 @@
 /* fold.c — constant folding. Constants are FILL nodes (one value everywhere).
  * Rewrites into a FILL of the node's own type:
- *   - an elementwise op (cast included) whose inputs are all fills: the value is computed
- *     by ir/scalar.h, the expressions the ref kernels run, so it is bit for bit the
- *     kernel's;
+ *   - an elementwise op (cast included) whose inputs are all fills: the value is its
+ *     ops.def formula, evaluated by dc_map_eval as the ref kernels evaluate it, so it is bit
+ *     for bit the kernel's;
  *   - sum, mean, max of a fill: max is the value; sum and mean are what the kernel's double
  *     accumulation gives (exact while the reduced count is at most 2^29: past that the
  *     node is left alone); i32 sums wrap;
  *   - reshape, broadcast_to, transpose, slice of a fill; pad of a fill with its own value;
  *     concat of fills of one value.
  * Keeps: every node it cannot fold exactly: an i32 result a fill's f32 attribute cannot
- * hold, ops without a scalar form (ir/scalar.h), reductions of i32 but sum and max.
+ * hold, ops without a formula, reductions of i32 but sum and max.
  * After: no foldable node is left (a folded value is seen by its users in the same walk).
  * The fills that fed folded nodes stay, for dce. Idempotent. */
 #include <string.h>
@@ -21,7 +21,7 @@
 #define MAX_EXACT_COUNT ((int64_t)1 << 29)
 
 /* A fill's value as the kernel stores it: f32 bits, or the i32 it converts to. */
-typedef union { float f; int32_t i; uint32_t word; } scalar;
+typedef dc_scalar scalar;
 
 static scalar as_scalar(dc_dtype t, float value) {
     scalar s;
@@ -44,49 +44,31 @@ static bool fill_attr(scalar s, dc_dtype t, float *value) {
     return true;
 }
 
-static bool eval_cast(dc_dtype from, dc_dtype to, scalar x, scalar *y) {
-    if (from == DC_F32 && to == DC_I32) y->i = dc_f32_to_i32(x.f);
-    else if (from == DC_I32 && to == DC_F32) y->f = (float)x.i;
-    else *y = x;
-    return true;
-}
-
-/* An elementwise op on fill values x[0..n_in), inputs of dtype `in` (the last input's). */
+/* An elementwise op on fill values x[0..n_in), inputs of dtype `in` (the last input's): its
+ * formula, or cast's conversion. */
 static bool eval_elementwise(const dc_node *n, dc_dtype in, const scalar *x, scalar *y) {
-    bool f32 = in == DC_F32;
-    switch (n->n_in) {
-    case 1:
-        if (n->op == DC_OP_CAST) return eval_cast(in, n->type.dtype, x[0], y);
-        return f32 ? dc_scalar_f32_unary(n->op, n->attr.scalar.value, x[0].f, &y->f)
-                   : dc_scalar_i32_unary(n->op, x[0].i, &y->i);
-    case 2:
-        if (f32 ? dc_scalar_f32_compare(n->op, x[0].f, x[1].f, &y->i)
-                : dc_scalar_i32_compare(n->op, x[0].i, x[1].i, &y->i))
-            return true;
-        return f32 ? dc_scalar_f32_binary(n->op, x[0].f, x[1].f, &y->f)
-                   : dc_scalar_i32_binary(n->op, x[0].i, x[1].i, &y->i);
-    case 3:
-        if (n->op != DC_OP_WHERE) return false;
-        *y = x[0].i ? x[1] : x[2];
+    if (dc_op_get(n->op)->lower == DC_LOWER_CAST) {
+        *y = dc_cast_eval(in, n->type.dtype, x[0]);
         return true;
-    default: return false;
     }
+    return dc_map_eval(n->op, in, n->attr.scalar.value, x, y);
 }
 
 /* sum, mean, max over count elements of value x (as reduction.c computes them) */
 static bool eval_reduction(const dc_node *n, dc_dtype in, int64_t count, scalar x, scalar *y) {
-    if (n->op == DC_OP_MAX) {
+    dc_row_value v = dc_op_get(n->op)->row.value;
+    if (v == DC_ROW_MAX) {
         *y = x;
         return true;
     }
-    if (n->op != DC_OP_SUM && !(n->op == DC_OP_MEAN && in == DC_F32)) return false;
+    if (v != DC_ROW_SUM && !(v == DC_ROW_MEAN && in == DC_F32)) return false;
     if (in == DC_I32) {
         y->i = (int32_t)((uint32_t)x.i * (uint32_t)count);
         return true;
     }
     if (count > MAX_EXACT_COUNT) return false;
     double sum = 0.0 + (double)x.f * (double)count;  /* 0.0 + : the accumulator starts at +0 */
-    y->f = (float)(n->op == DC_OP_SUM ? sum : sum / (double)count);
+    y->f = (float)(v == DC_ROW_SUM ? sum : sum / (double)count);
     return true;
 }
 
@@ -98,22 +80,24 @@ static bool fold_value(const dc_graph *g, const dc_node *n, scalar *y) {
         if (!fill_scalar(g, n->in[k], &x[k])) return false;
     const dc_type *t0 = &g->nodes[n->in[0]].type;
     dc_dtype last = g->nodes[n->in[n->n_in - 1]].type.dtype;
-    switch (n->op) {
-    case DC_OP_SUM: case DC_OP_MEAN: case DC_OP_MAX:
+    const dc_op_info *info = dc_op_get(n->op);
+    if (info->row.rows == DC_ROWS_AXES)
         return eval_reduction(n, t0->dtype, dc_numel(&t0->shape) / dc_numel(&n->type.shape), x[0], y);
+    if (info->kind == DC_KIND_ELEMENTWISE) return eval_elementwise(n, last, x, y);
+    switch (n->op) {
     case DC_OP_RESHAPE: case DC_OP_BROADCAST_TO: case DC_OP_TRANSPOSE: case DC_OP_SLICE:
         *y = x[0];
         return true;
     case DC_OP_PAD:
         *y = x[0];
-        return as_scalar(n->type.dtype, n->attr.pad.value).word == x[0].word;
+        return as_scalar(n->type.dtype, n->attr.pad.value).i == x[0].i;
     case DC_OP_CONCAT:
         for (int k = 1; k < n->n_in; k++)
-            if (x[k].word != x[0].word) return false;
+            if (x[k].i != x[0].i) return false;
         *y = x[0];
         return true;
     default:
-        return dc_op_get(n->op)->kind == DC_KIND_ELEMENTWISE && eval_elementwise(n, last, x, y);
+        return false;
     }
 }
 

@@ -61,8 +61,44 @@ char *dc_print_plan(const dc_graph *g);
 
 /* Reverse-mode autodiff: appends to g the gradient of the scalar f32 node `loss` with respect
  * to nodes wrt[0..n) and stores the gradient node ids in grads[0..n) (a zeros fill when loss
- * does not depend on wrt[i]). Ops marked NODIFF in ops.def pass no gradient to their inputs.
- * false and err if loss is not an f32 scalar or an id is out of range. */
+ * does not depend on wrt[i]). Ops whose vjp column in ops.def is none pass no gradient to
+ * their inputs. false and err if loss is not an f32 scalar or an id is out of range. */
 bool dc_grad(dc_graph *g, int loss, const int *wrt, int n, int *grads, char *err, size_t len);
+
+/* ---- the VJP builder: what the op families' VJPs (ops/) are written with ----------------- */
+
+/* One dc_grad call's state. A VJP appends nodes through these builders (each returns the new
+ * node id, or -1 once anything failed: a failure is sticky and dc_grad reports it) and adds
+ * each input's share with dc_ad_accum. New nodes carry the site of the node differentiated. */
+typedef struct dc_ad dc_ad;
+/* The VJP of node n (a copy: emitting moves the node array), whose value is node y and whose
+ * adjoint is node dy. */
+typedef void dc_vjp_fn(dc_ad *a, const dc_node *n, int y, int dy);
+#define DC_OP(NAME, text, kind, arity, attr, shape, vjp, ref, lower, form) dc_vjp_fn dc_vjp_##vjp;
+#include "ir/ops.def"
+#undef DC_OP
+
+int dc_ad_emit(dc_ad *a, dc_op op, int n_in, const int *in, const dc_attr *attr, const dc_type *declared);
+int dc_ad_un(dc_ad *a, dc_op op, int x);
+int dc_ad_bin(dc_ad *a, dc_op op, int x, int y);
+int dc_ad_fill(dc_ad *a, float v, const dc_shape *s);   /* f32 fill of shape s */
+int dc_ad_scalar(dc_ad *a, float v);                    /* f32[] fill */
+int dc_ad_mul_s(dc_ad *a, int x, float v);              /* x * v */
+int dc_ad_to_f32(dc_ad *a, int x);                      /* an i32 0/1 mask as f32 */
+/* x viewed (op reshape or broadcast_to) as shape s; x itself when it has that shape */
+int dc_ad_view(dc_ad *a, dc_op op, int x, const dc_shape *s);
+int dc_ad_reshape(dc_ad *a, int x, const dc_shape *s);
+int dc_ad_sum_axes(dc_ad *a, int x, const dc_ints *axes, bool keepdims); /* axes sorted, n >= 1 */
+/* where(cond, x, 0) (x_when_true) or where(cond, 0, x) */
+int dc_ad_where0(dc_ad *a, int cond, int x, bool x_when_true);
+/* dy of a broadcast result summed back to shape s (over the axes s lacks or has as 1) */
+int dc_ad_unbroadcast(dc_ad *a, int dy, const dc_shape *s);
+/* dy of a reduction over axes of x broadcast back to x's shape xs */
+int dc_ad_expand(dc_ad *a, int dy, const dc_shape *xs, const dc_ints *axes);
+const dc_type *dc_ad_type(const dc_ad *a, int id);
+/* Whether node id takes a gradient (f32, on a path from a wrt node to the loss). */
+bool dc_ad_wants(const dc_ad *a, int id);
+/* adj[id] += grad (grad of id's shape); ignored for values that take no gradient. */
+void dc_ad_accum(dc_ad *a, int id, int grad);
 
 #endif

@@ -50,6 +50,12 @@ static void check_same_bits(const char *what, const dc_tensor *a, const dc_tenso
     CHECK_MSG(memcmp(a->data, b->data, bytes) == 0, "%s: two runs differ", what);
 }
 
+/* gelu, tanh form, in double: 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))) */
+static float gelu_tanh(float v) {
+    double x = v;
+    return (float)(0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
+}
+
 /* want <- act(scale * want + bias) + residual, in place, per the documented order. */
 static void apply_epilogue(dc_tensor *want, const dc_epilogue *e) {
     float *y = want->data;
@@ -59,7 +65,7 @@ static void apply_epilogue(dc_tensor *want, const dc_epilogue *e) {
         float v = scale * y[i];
         if (e->bias) v += ((const float *)e->bias->data)[i % o];
         if (e->act == DC_ACT_RELU) v = v < 0 ? 0.0f : v;
-        if (e->act == DC_ACT_GELU) v = dc_geluf(v);
+        if (e->act == DC_ACT_GELU) v = gelu_tanh(v);
         if (e->act == DC_ACT_SILU) v = v * dc_sigmoidf(v);
         if (e->residual) v += ((const float *)e->residual->data)[i];
         y[i] = v;

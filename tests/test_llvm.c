@@ -171,7 +171,7 @@ static kcase ew_approx(int64_t n) {
     a = dc_kir_binary(k, DC_OP_ADD, a, dc_kir_unary(k, DC_OP_SIGMOID, lx));
     int b = dc_kir_binary(k, DC_OP_ADD, dc_kir_unary(k, DC_OP_SILU, lx), dc_kir_unary(k, DC_OP_GELU, lx));
     int c = dc_kir_binary(k, DC_OP_ADD, dc_kir_unary(k, DC_OP_SIN, lx), dc_kir_unary(k, DC_OP_COS, lx));
-    c = dc_kir_binary(k, DC_OP_ADD, c, dc_kir_pow(k, dc_kir_unary(k, DC_OP_ABS, lx), 1.5f));
+    c = dc_kir_binary(k, DC_OP_ADD, c, dc_kir_op(k, DC_OP_POW, (int[]){ dc_kir_unary(k, DC_OP_ABS, lx) }, 1.5f));
     dc_kir_phase_begin(k, false);
     dc_kir_store_add(k, y, m, a);
     dc_kir_store_add(k, z, m, dc_kir_binary(k, DC_OP_MUL, b, c));

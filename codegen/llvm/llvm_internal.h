@@ -39,7 +39,7 @@ LLVMValueRef dc_lx_exp(dc_lx *x, LLVMValueRef v, int w);
 LLVMValueRef dc_lx_log(dc_lx *x, LLVMValueRef v, int w);
 LLVMValueRef dc_lx_tanh(dc_lx *x, LLVMValueRef v, int w);
 LLVMValueRef dc_lx_sigmoid(dc_lx *x, LLVMValueRef v, int w);
-LLVMValueRef dc_lx_gelu(dc_lx *x, LLVMValueRef v, int w);
+LLVMValueRef dc_lx_log1p(dc_lx *x, LLVMValueRef v, int w);
 /* dc_maxf / dc_minf (NaN from either side) */
 LLVMValueRef dc_lx_maxf(dc_lx *x, LLVMValueRef u, LLVMValueRef v);
 LLVMValueRef dc_lx_minf(dc_lx *x, LLVMValueRef u, LLVMValueRef v);

@@ -190,10 +190,11 @@ LLVMValueRef dc_lx_sigmoid(dc_lx *x, LLVMValueRef v, int w) {
     return sel(x, fcmp(x, LLVMRealOGE, v, dc_lx_f32(x, 0.0f, w)), pos, neg);
 }
 
-/* dc_geluf, in its operation order: 0.5 v (1 + tanh(k (v + 0.044715 v v v))) */
-LLVMValueRef dc_lx_gelu(dc_lx *x, LLVMValueRef v, int w) {
-    LLVMValueRef cube = fmul(x, fmul(x, fmul(x, dc_lx_f32(x, 0.044715f, w), v), v), v);
-    LLVMValueRef in = fmul(x, dc_lx_f32(x, 0.7978845608028654f, w), fadd(x, v, cube));
-    LLVMValueRef t = fadd(x, dc_lx_f32(x, 1.0f, w), dc_lx_tanh(x, in, w));
-    return fmul(x, fmul(x, dc_lx_f32(x, 0.5f, w), v), t);
+/* log1p(v) = log(u) * v / (u - 1), u = 1 + v (v itself when u rounds to 1): the rounding error
+ * of 1 + v cancels in the quotient */
+LLVMValueRef dc_lx_log1p(dc_lx *x, LLVMValueRef v, int w) {
+    LLVMValueRef u = fadd(x, dc_lx_f32(x, 1.0f, w), v);
+    LLVMValueRef d = fsub(x, u, dc_lx_f32(x, 1.0f, w));
+    LLVMValueRef r = LLVMBuildFDiv(x->b, fmul(x, dc_lx_log(x, u, w), v), d, "");
+    return sel(x, fcmp(x, LLVMRealOEQ, d, dc_lx_f32(x, 0.0f, w)), v, r);
 }

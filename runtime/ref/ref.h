@@ -1,5 +1,6 @@
-/* ref.h — internal interface of the reference kernels: one entry point per op family
- * (the KIND column of ops.def); ref.c dispatches to them. */
+/* ref.h — the interface of the reference kernels: what a kernel sees, and the kernel of every
+ * op, named by ops.def's ref column and defined in the op's family file (ops/). ref.c builds
+ * the dispatch table from the rows. */
 #ifndef DC_REF_H
 #define DC_REF_H
 
@@ -15,14 +16,10 @@ typedef struct {
     size_t len;
 } dc_ref_args;
 
-/* Each returns false (and writes a->err) on a run-time error or an op it does not own. */
-bool dc_ref_source(const dc_ref_args *a);       /* fill, iota */
-bool dc_ref_elementwise(const dc_ref_args *a);
-bool dc_ref_reduction(const dc_ref_args *a);
-bool dc_ref_contraction(const dc_ref_args *a);
-bool dc_ref_norm(const dc_ref_args *a);
-bool dc_ref_movement(const dc_ref_args *a);
-bool dc_ref_random(const dc_ref_args *a);
-bool dc_ref_loss(const dc_ref_args *a);
+/* A kernel: computes a->out; false (and a->err) on a run-time error. */
+typedef bool dc_ref_fn(const dc_ref_args *a);
+#define DC_OP(NAME, text, kind, arity, attr, shape, vjp, ref, lower, form) dc_ref_fn dc_ref_##ref;
+#include "ir/ops.def"
+#undef DC_OP
 
 #endif

@@ -1,4 +1,5 @@
-/* reduction.c — ref kernels of the reductions: sum, mean, max, logsumexp over a set of axes
+/* reduction.c — the reductions: shape rules, VJPs and reference kernels. The kernels: sum,
+ * mean, max, logsumexp over a set of axes
  * (one skeleton: a plan maps each output to its base offset and lists the reduced elements
  * as rows; neighbouring outputs are reduced together when they are contiguous), and
  * softmax, log_softmax, argmax and softmax_bwd(y, dy) along one axis (one row per output row).
@@ -8,9 +9,106 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "runtime/ref/ref.h"
+#include "ops/ops.h"
 
 #define PAR_MIN 32768
+
+/* ---- shape rules ----------------------------------------------------------------------- */
+
+/* sum/mean/max/logsumexp: x [d0..dr-1] -> the axes removed (or kept as 1). */
+bool dc_shape_reduce(dc_rule *r, dc_type *out) {
+    const dc_type *x = r->in[0];
+    const dc_reduce_attr *a = &r->n->attr.reduce;
+    dc_row_value v = dc_op_get(r->n->op)->row.value;
+    if (v != DC_ROW_SUM && v != DC_ROW_MAX && !dc_rule_dtype(r, 0, NULL, DC_F32)) return false;
+    int rank = x->shape.rank;
+    if (a->axes.n < 0 || a->axes.n > DC_MAX_RANK)
+        return dc_rule_fail(r, "%d axes given, at most %d", a->axes.n, DC_MAX_RANK);
+    bool reduced[DC_MAX_RANK] = { false };
+    for (int i = 0; i < a->axes.n; i++) {
+        if (!dc_rule_axis(r, a->axes.v[i], rank)) return false;
+        if (i > 0 && a->axes.v[i] <= a->axes.v[i - 1])
+            return dc_rule_fail(r, "axes must be sorted and unique, got %s", dc_ints_s(&a->axes).s);
+        reduced[a->axes.v[i]] = true;
+    }
+    dc_shape s = { .rank = 0 };
+    for (int i = 0; i < rank; i++) {
+        bool red = a->axes.n == 0 || reduced[i];
+        if (!red) s.dim[s.rank++] = x->shape.dim[i];
+        else if (a->keepdims) s.dim[s.rank++] = 1;
+    }
+    *out = dc_make_type(x->dtype, &s);
+    return true;
+}
+
+/* softmax/log_softmax keep the shape; argmax removes the axis and gives i32;
+ * softmax_bwd(y, dy) keeps the shape, dy of y's type. */
+bool dc_shape_axis_reduce(dc_rule *r, dc_type *out) {
+    const dc_type *x = r->in[0];
+    if (!dc_rule_dtype(r, 0, NULL, DC_F32)) return false;
+    int64_t axis = r->n->attr.axis.axis;
+    if (!dc_rule_axis(r, axis, x->shape.rank)) return false;
+    if (r->n->op == DC_OP_SOFTMAX_BWD && !dc_type_eq(r->in[1], x))
+        return dc_rule_fail(r, "dy must have y's type %s, got %s", dc_type_s(x).s, dc_type_s(r->in[1]).s);
+    if (r->n->op != DC_OP_ARGMAX) {
+        *out = dc_make_type(DC_F32, &x->shape);
+        return true;
+    }
+    dc_shape s = { .rank = 0 };
+    for (int i = 0; i < x->shape.rank; i++)
+        if (i != axis) s.dim[s.rank++] = x->shape.dim[i];
+    *out = dc_make_type(DC_I32, &s);
+    return true;
+}
+
+/* ---- VJPs ------------------------------------------------------------------------------ */
+
+void dc_vjp_sum(dc_ad *a, const dc_node *n, int y, int dy) {
+    (void)y;
+    int x = n->in[0];
+    dc_ad_accum(a, x, dc_ad_expand(a, dy, &dc_ad_type(a, x)->shape, &n->attr.reduce.axes));
+}
+
+void dc_vjp_mean(dc_ad *a, const dc_node *n, int y, int dy) {
+    int x = n->in[0];
+    const dc_shape *xs = &dc_ad_type(a, x)->shape;
+    float inv = (float)(1.0 / (double)(dc_numel(xs) / dc_numel(&dc_ad_type(a, y)->shape)));
+    dc_ad_accum(a, x, dc_ad_expand(a, dc_ad_mul_s(a, dy, inv), xs, &n->attr.reduce.axes));
+}
+
+/* mask of the maxima, dy split evenly among ties (the mean of the subgradients, as
+ * torch.amax) */
+void dc_vjp_max(dc_ad *a, const dc_node *n, int y, int dy) {
+    int x = n->in[0];
+    const dc_shape *xs = &dc_ad_type(a, x)->shape;
+    const dc_ints *axes = &n->attr.reduce.axes;
+    int mask = dc_ad_to_f32(a, dc_ad_bin(a, DC_OP_EQ, x, dc_ad_expand(a, y, xs, axes)));
+    int count = dc_ad_emit(a, DC_OP_SUM, 1, &mask, &n->attr, NULL);
+    dc_ad_accum(a, x, dc_ad_bin(a, DC_OP_MUL, mask, dc_ad_expand(a, dc_ad_bin(a, DC_OP_DIV, dy, count), xs, axes)));
+}
+
+/* softmax weights exp(x - y) */
+void dc_vjp_logsumexp(dc_ad *a, const dc_node *n, int y, int dy) {
+    int x = n->in[0];
+    const dc_shape *xs = &dc_ad_type(a, x)->shape;
+    const dc_ints *axes = &n->attr.reduce.axes;
+    dc_ad_accum(a, x, dc_ad_bin(a, DC_OP_MUL, dc_ad_expand(a, dy, xs, axes),
+                                dc_ad_un(a, DC_OP_EXP, dc_ad_bin(a, DC_OP_SUB, x, dc_ad_expand(a, y, xs, axes)))));
+}
+
+/* softmax: its backward op */
+void dc_vjp_softmax(dc_ad *a, const dc_node *n, int y, int dy) {
+    dc_ad_accum(a, n->in[0], dc_ad_emit(a, DC_OP_SOFTMAX_BWD, 2, (int[]){ y, dy }, &n->attr, NULL));
+}
+
+/* log_softmax: dy - softmax(x) sum(dy) */
+void dc_vjp_log_softmax(dc_ad *a, const dc_node *n, int y, int dy) {
+    dc_ints ax = { .n = 1, .v = { n->attr.axis.axis } };
+    dc_ad_accum(a, n->in[0], dc_ad_bin(a, DC_OP_SUB, dy, dc_ad_bin(a, DC_OP_MUL, dc_ad_un(a, DC_OP_EXP, y),
+                                                                    dc_ad_sum_axes(a, dy, &ax, true))));
+}
+
+/* ---- reference kernels ----------------------------------------------------------------- */
 
 /* ---- the reduction plan ------------------------------------------------------------ */
 
@@ -128,14 +226,10 @@ static void fold_max_i32(const rplan *p, const int32_t *x, int64_t w, int32_t *m
 }
 
 /* sum, mean, max, logsumexp: out[o] = fold(reduced set of o), a tile of outputs at a time */
-static bool reduce(const dc_ref_args *a) {
-    dc_op op = a->n->op;
+bool dc_ref_reduce(const dc_ref_args *a) {
+    dc_row_value value = dc_op_get(a->n->op)->row.value;
     const dc_tensor *x = a->in[0];
     bool f32 = x->type.dtype == DC_F32;
-    if (!f32 && op != DC_OP_SUM && op != DC_OP_MAX) {
-        snprintf(a->err, a->len, "no ref kernel for %s on i32", dc_op_name(op));
-        return false;
-    }
     rplan p;
     rplan_init(&p, &x->type.shape, &a->n->attr.reduce.axes);
     int64_t n_out = dc_numel(&a->out->type.shape), count = p.n * p.n_rows;
@@ -149,20 +243,18 @@ static bool reduce(const dc_ref_args *a) {
         if (!f32) {
             const int32_t *q = (const int32_t *)x->data + base;
             int32_t *y = (int32_t *)a->out->data + o;
-            if (op == DC_OP_SUM) fold_sum_i32(&p, q, w, y);
+            if (value == DC_ROW_SUM) fold_sum_i32(&p, q, w, y);
             else fold_max_i32(&p, q, w, y);
             continue;
         }
         const float *q = (const float *)x->data + base;
         float *y = (float *)a->out->data + o;
         double acc[TILE];
-        switch (op) {
-        case DC_OP_SUM: case DC_OP_MEAN:
+        if (value == DC_ROW_MAX) fold_max(&p, q, w, y);
+        else if (value == DC_ROW_LOGSUMEXP) fold_logsumexp(&p, q, w, y);
+        else {
             fold_sum(&p, q, w, acc);
-            for (int64_t j = 0; j < w; j++) y[j] = (float)(op == DC_OP_SUM ? acc[j] : acc[j] / (double)count);
-            break;
-        case DC_OP_MAX: fold_max(&p, q, w, y); break;
-        default: fold_logsumexp(&p, q, w, y); break;
+            for (int64_t j = 0; j < w; j++) y[j] = (float)(value == DC_ROW_SUM ? acc[j] : acc[j] / (double)count);
         }
     }
     free(p.row);
@@ -222,13 +314,9 @@ static int32_t row_argmax(const float *x, int64_t n, int64_t st) {
 /* x viewed as [outer, d, inner]; row r = (r / inner, :, r % inner). argmax writes out
  * [outer, inner] contiguously, softmax/log_softmax/softmax_bwd write the row's own
  * positions (softmax_bwd reads the same row of dy, its second input). */
-static bool along_axis(const dc_ref_args *a) {
+bool dc_ref_along_axis(const dc_ref_args *a) {
     const dc_tensor *x = a->in[0];
     const dc_shape *s = &x->type.shape;
-    if (x->type.dtype != DC_F32) {
-        snprintf(a->err, a->len, "no ref kernel for %s on i32", dc_op_name(a->n->op));
-        return false;
-    }
     int axis = (int)a->n->attr.axis.axis;
     int64_t outer = 1, inner = 1, d = s->dim[axis];
     for (int i = 0; i < axis; i++) outer *= s->dim[i];
@@ -247,15 +335,4 @@ static bool along_axis(const dc_ref_args *a) {
         else ((int32_t *)a->out->data)[r] = row_argmax(q, d, inner);
     }
     return true;
-}
-
-bool dc_ref_reduction(const dc_ref_args *a) {
-    switch (a->n->op) {
-    case DC_OP_SUM: case DC_OP_MEAN: case DC_OP_MAX: case DC_OP_LOGSUMEXP: return reduce(a);
-    case DC_OP_SOFTMAX: case DC_OP_LOG_SOFTMAX: case DC_OP_ARGMAX: case DC_OP_SOFTMAX_BWD:
-        return along_axis(a);
-    default:
-        snprintf(a->err, a->len, "no ref kernel for %s", dc_op_name(a->n->op));
-        return false;
-    }
 }
