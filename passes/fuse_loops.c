@@ -112,21 +112,20 @@ static int64_t dims_product(const dc_shape *s, int from, int to) {
 
 static dc_loop_view plain_view(int64_t rows, int64_t inner) { return (dc_loop_view){ rows, 1, 1, inner }; }
 
-static bool is_row_op(dc_op op) {
-    return dc_op_get(op)->kind == DC_KIND_REDUCTION || op == DC_OP_LAYER_NORM || op == DC_OP_GROUP_NORM;
-}
+static const dc_row_desc *row_of(dc_op op) { return &dc_op_get(op)->row; }
+
+static bool is_row_op(dc_op op) { return dc_op_get(op)->lower == DC_LOWER_ROW; }
 
 /* Whether op reduces each row to one value (its result is a row value). */
-static bool reduces_rows(dc_op op) {
-    return op == DC_OP_SUM || op == DC_OP_MEAN || op == DC_OP_MAX || op == DC_OP_LOGSUMEXP;
-}
+static bool reduces_rows(dc_op op) { return is_row_op(op) && row_of(op)->rows == DC_ROWS_AXES; }
 
-/* The view row op n imposes; false if it does not reduce along trailing axes. */
+/* The view row op n imposes (its row description's rows); false if it does not reduce along
+ * trailing axes. */
 static bool row_op_view(const dc_graph *g, const dc_node *n, dc_loop_view *v) {
     const dc_shape *x = &g->nodes[n->in[0]].type.shape;
     int d = x->rank;
-    switch (n->op) {
-    case DC_OP_SUM: case DC_OP_MEAN: case DC_OP_MAX: case DC_OP_LOGSUMEXP: {
+    switch (row_of(n->op)->rows) {
+    case DC_ROWS_AXES: {
         const dc_ints *a = &n->attr.reduce.axes;
         int m = a->n ? a->n : d;
         for (int i = 0; i < a->n; i++)
@@ -134,20 +133,22 @@ static bool row_op_view(const dc_graph *g, const dc_node *n, dc_loop_view *v) {
         *v = plain_view(dims_product(x, 0, d - m), dims_product(x, d - m, d));
         return true;
     }
-    case DC_OP_SOFTMAX: case DC_OP_LOG_SOFTMAX: case DC_OP_SOFTMAX_BWD:
+    case DC_ROWS_AXIS:
         if (n->attr.axis.axis != d - 1) return false;
         /* fall through */
-    case DC_OP_LAYER_NORM:
+    case DC_ROWS_LAST:
         *v = plain_view(dims_product(x, 0, d - 1), x->dim[d - 1]);
         return true;
-    case DC_OP_GROUP_NORM: {
+    case DC_ROWS_GROUPS: {
         int64_t c = x->dim[d - 1], groups = n->attr.group_norm.groups;
         *v = (dc_loop_view){ x->dim[0], dims_product(x, 1, d - 1), groups, c / groups };
         if (groups == 1) *v = plain_view(x->dim[0], v->s * v->k);
         return true;
     }
-    default: return false;
+    case DC_ROWS_NONE:
+        break;
     }
+    return false;
 }
 
 static bool same_view(const dc_loop_view *a, const dc_loop_view *b) {
@@ -192,11 +193,12 @@ static int pointwise_class(const dc_graph *g, const uses *u, int id, const char 
         if (in_set(u, n->in[k]) && cls[n->in[k]] != CLS_FREE) c = cnt == rows * v->s * v->k ? CLS_FULL : CLS_ROW;
     if (c == CLS_FREE) return c;
     if (c == CLS_ROW && cnt != rows) return -1;
-    if (n->op == DC_OP_TRANSPOSE && !keeps_order(g, n)) return -1;
+    dc_lower lw = dc_op_get(n->op)->lower;
+    if (lw == DC_LOWER_TRANSPOSE && !keeps_order(g, n)) return -1;
     for (int k = 0; k < n->n_in; k++) {
         int in = n->in[k];
         if (!in_set(u, in) || cls[in] == CLS_FREE || cls[in] == c) continue;
-        bool bcast = n->op != DC_OP_RESHAPE && n->op != DC_OP_TRANSPOSE;
+        bool bcast = lw != DC_LOWER_RESHAPE && lw != DC_LOWER_TRANSPOSE;
         if (!(cls[in] == CLS_ROW && v->groups == 1 && bcast &&
               broadcasts_rows(&g->nodes[in].type.shape, &n->type.shape, rows)))
             return -1;
@@ -209,7 +211,7 @@ static int row_op_class(const dc_graph *g, const uses *u, int id, const char *cl
     const dc_node *n = &g->nodes[id];
     for (int k = 0; k < n->n_in; k++) {
         int in = n->in[k];
-        bool data = k == 0 || n->op == DC_OP_SOFTMAX_BWD;
+        bool data = k < row_of(n->op)->data;
         if (in_set(u, in) && cls[in] != CLS_FREE && !(data && cls[in] == CLS_FULL)) return -1;
     }
     return reduces_rows(n->op) ? CLS_ROW : CLS_FULL;

@@ -199,9 +199,12 @@ TEST(shape_binary) {
     ERR(ADD, NULL, "add: dtypes differ: f32[2] and i32[2]", "f32[2]", "i32[2]");
     OK(LT, NULL, "i32[2,3]", "f32[2,3]", "f32[3]");
     OK(EQ, NULL, "i32[4]", "i32[4]", "i32[1]");
-    /* every binary op takes i32; comparisons give i32 0/1 from f32 too */
-    for (int op = DC_OP_ADD; op <= DC_OP_GE; op++) {
-        bool cmp = op >= DC_OP_EQ;
+    /* every binary op whose formula takes any dtype takes i32; comparisons give i32 0/1 from
+     * f32 too */
+    for (int op = 0; op < DC_OP_COUNT; op++) {
+        const dc_op_info *info = dc_op_get(op);
+        if (info->arity != 2 || (info->map != DC_MAP_ANY && info->map != DC_MAP_CMP)) continue;
+        bool cmp = info->map == DC_MAP_CMP;
         expect(__LINE__, true, op, NULL, NULL, "i32[2]", (const char *const[]){ "i32[2]", "i32[1]", NULL });
         expect(__LINE__, true, op, NULL, NULL, cmp ? "i32[3,2]" : "f32[3,2]",
                (const char *const[]){ "f32[3,1]", "f32[2]", NULL });
