@@ -312,6 +312,16 @@ dc_t dc_mul_scalar_at(dc_graph *g, dc_t x, float v, const char *file, int line) 
 DC_UNARY_OPS(DEFINE_UNARY)
 DC_BINARY_OPS(DEFINE_BINARY)
 
+dc_t dc_map_at(dc_graph *g, dc_op op, int n, const dc_t *in, const char *file, int line) {
+    if ((unsigned)op >= DC_OP_COUNT || dc_op_get(op)->lower != DC_LOWER_MAP) {
+        if (dc_graph_failed(g)) return DC_NONE;
+        if ((unsigned)op < DC_OP_COUNT) dc_fail_at(g, file, line, "map", "%s is not an elementwise formula op", dc_op_name(op));
+        else dc_fail_at(g, file, line, "map", "unknown op %d", (int)op);
+        return DC_NONE;
+    }
+    return emit(g, op, n, in, NULL, NULL, NULL, file, line);
+}
+
 dc_t dc_pow_at(dc_graph *g, dc_t x, float exponent, const char *file, int line) {
     dc_attr a;
     zero_attr(&a);

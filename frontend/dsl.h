@@ -127,6 +127,14 @@ dc_t dc_mul_scalar_at(dc_graph *g, dc_t x, float v, const char *file, int line);
 DC_UNARY_OPS(DC_DECLARE_UNARY)
 DC_BINARY_OPS(DC_DECLARE_BINARY)
 
+/* Any op whose ops.def lower column is MAP (an elementwise formula), by its enum, on its
+ * operands: dc_map(g, DC_OP_SOFTPLUS, x), dc_map(g, DC_OP_ADD, a, b). An op that is not one,
+ * or a wrong operand count, is a DSL error. */
+dc_t dc_map_at(dc_graph *g, dc_op op, int n, const dc_t *in, const char *file, int line);
+#define dc_map(g, op, ...)                                                              \
+    dc_map_at((g), (op), (int)(sizeof((dc_t[]){ __VA_ARGS__ }) / sizeof(dc_t)),         \
+              (dc_t[]){ __VA_ARGS__ }, __FILE__, __LINE__)
+
 #define dc_neg(g, x) dc_neg_at((g), (x), __FILE__, __LINE__)
 #define dc_abs(g, x) dc_abs_at((g), (x), __FILE__, __LINE__)
 #define dc_exp(g, x) dc_exp_at((g), (x), __FILE__, __LINE__)

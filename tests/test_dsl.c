@@ -169,6 +169,7 @@ TEST(dsl_every_op_has_a_builder) {
         { dc_sin(g, x), "f32[4,6]" }, { dc_cos(g, x), "f32[4,6]" }, { dc_tanh(g, x), "f32[4,6]" },
         { dc_sigmoid(g, x), "f32[4,6]" }, { dc_silu(g, x), "f32[4,6]" }, { dc_gelu(g, x), "f32[4,6]" },
         { dc_relu(g, x), "f32[4,6]" }, { dc_cast(g, i, DC_F32), "f32[4]" },
+        { dc_map(g, DC_OP_TANH, x), "f32[4,6]" }, { dc_map(g, DC_OP_SUB, i, i), "i32[4]" },
         { dc_add(g, x, gam), "f32[4,6]" }, { dc_sub(g, x, gam), "f32[4,6]" },
         { dc_mul(g, x, dc_reshape(g, dc_cast(g, i, DC_F32), 2, ((int64_t[]){ 4, 1 }))), "f32[4,6]" },
         { dc_div(g, x, gam), "f32[4,6]" }, { dc_maximum(g, x, gam), "f32[4,6]" },
@@ -310,6 +311,15 @@ TEST(dsl_misuse_handles) {
     g = fresh(&x, &i);
     l = __LINE__; r = dc_silu(g, ((dc_t){ 57 }));
     EXPECT_ERR(g, r, l, "silu: operand 1 is out of range (id 57, graph has 2 nodes)");
+    g = fresh(&x, &i);
+    l = __LINE__; r = dc_map(g, DC_OP_MATMUL, x, x);
+    EXPECT_ERR(g, r, l, "map: matmul is not an elementwise formula op");
+    g = fresh(&x, &i);
+    l = __LINE__; r = dc_map(g, (dc_op)-1, x);
+    EXPECT_ERR(g, r, l, "map: unknown op -1");
+    g = fresh(&x, &i);
+    l = __LINE__; r = dc_map(g, DC_OP_EXP, x, x);
+    EXPECT_ERR(g, r, l, "exp: expects 1 input, got 2");
     g = fresh(&x, &i);
     l = __LINE__; dc_output(g, DC_NONE, "y");
     EXPECT_ERR(g, DC_NONE, l, "output: operand 1 is an invalid handle");
