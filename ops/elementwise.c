@@ -90,6 +90,8 @@ UNARY_VJP(tanh, dc_ad_bin(a, DC_OP_MUL, dy, dc_ad_bin(a, DC_OP_SUB, dc_ad_scalar
 UNARY_VJP(sigmoid, dc_ad_bin(a, DC_OP_MUL, dy, dc_ad_bin(a, DC_OP_MUL, y, dc_ad_bin(a, DC_OP_SUB, dc_ad_scalar(a, 1.0f), y))))
 /* kink: relu'(0) = 0 */
 UNARY_VJP(relu, dc_ad_where0(a, dc_ad_bin(a, DC_OP_GT, x, dc_ad_scalar(a, 0.0f)), dy, true))
+/* sigmoid(x) */
+UNARY_VJP(softplus, dc_ad_bin(a, DC_OP_MUL, dy, dc_ad_un(a, DC_OP_SIGMOID, x)))
 /* f32 -> f32; casts from or to i32 carry no gradient (i32 values take none) */
 UNARY_VJP(cast, dy)
 

@@ -169,7 +169,7 @@ TEST(dsl_every_op_has_a_builder) {
         { dc_sin(g, x), "f32[4,6]" }, { dc_cos(g, x), "f32[4,6]" }, { dc_tanh(g, x), "f32[4,6]" },
         { dc_sigmoid(g, x), "f32[4,6]" }, { dc_silu(g, x), "f32[4,6]" }, { dc_gelu(g, x), "f32[4,6]" },
         { dc_relu(g, x), "f32[4,6]" }, { dc_cast(g, i, DC_F32), "f32[4]" },
-        { dc_map(g, DC_OP_TANH, x), "f32[4,6]" }, { dc_map(g, DC_OP_SUB, i, i), "i32[4]" },
+        { dc_map(g, DC_OP_TANH, x), "f32[4,6]" }, { dc_map(g, DC_OP_SOFTPLUS, x), "f32[4,6]" }, { dc_map(g, DC_OP_SUB, i, i), "i32[4]" },
         { dc_add(g, x, gam), "f32[4,6]" }, { dc_sub(g, x, gam), "f32[4,6]" },
         { dc_mul(g, x, dc_reshape(g, dc_cast(g, i, DC_F32), 2, ((int64_t[]){ 4, 1 }))), "f32[4,6]" },
         { dc_div(g, x, gam), "f32[4,6]" }, { dc_maximum(g, x, gam), "f32[4,6]" },

@@ -57,6 +57,7 @@ static double f_gelu(double x, double p) {
     return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
 }
 static double f_relu(double x, double p) { (void)p; return x > 0 ? x : 0; }
+static double f_softplus(double x, double p) { (void)p; return log1p(exp(x)); }
 
 OP_TEST(NEG, values) { check_unary(DC_OP_NEG, NULL, false, f_neg, 0); }
 OP_TEST(ABS, values) { check_unary(DC_OP_ABS, NULL, false, f_abs, 0); }
@@ -72,6 +73,7 @@ OP_TEST(SIGMOID, values) { check_unary(DC_OP_SIGMOID, NULL, false, f_sigmoid, 0)
 OP_TEST(SILU, values) { check_unary(DC_OP_SILU, NULL, false, f_silu, 0); }
 OP_TEST(GELU, values) { check_unary(DC_OP_GELU, NULL, false, f_gelu, 0); }
 OP_TEST(RELU, values) { check_unary(DC_OP_RELU, NULL, false, f_relu, 0); }
+OP_TEST(SOFTPLUS, values) { check_unary(DC_OP_SOFTPLUS, NULL, false, f_softplus, 0); }
 
 OP_TEST(POW, exponents) {
     dc_attr at = { .scalar = { 1.5f } };
@@ -101,6 +103,19 @@ OP_TEST(SIGMOID, large_inputs) {
         CHECK(tu_get(y, 0) == 0.0);
         CHECK_NEAR(tu_get(y, 1), exp(-88.0), 0, 1e-5);
         CHECK(tu_get(y, 2) == 1.0 && tu_get(y, 3) == 1.0);
+    }
+    tu_free(2, x, y);
+}
+
+/* softplus neither overflows (x for large x) nor loses small values (exp(x) for x << 0) */
+OP_TEST(SOFTPLUS, large_inputs) {
+    dc_tensor *x = tu_tensor(DC_F32, 1, DIMS(4), VALS(-1000.0f, -30.0f, 30.0f, 1000.0f));
+    dc_tensor *y = eval(DC_OP_SOFTPLUS, NULL, 1, &x);
+    if (y) {
+        CHECK(tu_get(y, 0) == 0.0);
+        CHECK_NEAR(tu_get(y, 1), exp(-30.0), 0, 1e-5);
+        CHECK_NEAR(tu_get(y, 2), 30.0, 0, 1e-7);
+        CHECK(tu_get(y, 3) == 1000.0);
     }
     tu_free(2, x, y);
 }
