@@ -117,7 +117,7 @@ dc_t dc_mul_scalar_at(dc_graph *g, dc_t x, float v, const char *file, int line);
 #define DC_UNARY_OPS(X)                                                                 \
     X(neg, NEG) X(abs, ABS) X(exp, EXP) X(log, LOG) X(sqrt, SQRT) X(rsqrt, RSQRT)       \
     X(square, SQUARE) X(sin, SIN) X(cos, COS) X(tanh, TANH) X(sigmoid, SIGMOID)         \
-    X(silu, SILU) X(gelu, GELU) X(relu, RELU)
+    X(silu, SILU) X(gelu, GELU) X(relu, RELU) X(softplus, SOFTPLUS)
 #define DC_BINARY_OPS(X)                                                                \
     X(add, ADD) X(sub, SUB) X(mul, MUL) X(div, DIV) X(maximum, MAXIMUM)                 \
     X(minimum, MINIMUM) X(eq, EQ) X(ne, NE) X(lt, LT) X(le, LE) X(gt, GT) X(ge, GE)
@@ -149,6 +149,7 @@ dc_t dc_map_at(dc_graph *g, dc_op op, int n, const dc_t *in, const char *file, i
 #define dc_silu(g, x) dc_silu_at((g), (x), __FILE__, __LINE__)
 #define dc_gelu(g, x) dc_gelu_at((g), (x), __FILE__, __LINE__)
 #define dc_relu(g, x) dc_relu_at((g), (x), __FILE__, __LINE__)
+#define dc_softplus(g, x) dc_softplus_at((g), (x), __FILE__, __LINE__)
 
 #define dc_add(g, a, b) dc_add_at((g), (a), (b), __FILE__, __LINE__)
 #define dc_sub(g, a, b) dc_sub_at((g), (a), (b), __FILE__, __LINE__)
