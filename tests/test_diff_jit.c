@@ -16,7 +16,7 @@
  * table of loaded kernels.
  *
  * Tolerance, and why. Exactly rounded elementwise ops give the same bits on both providers
- * (the jit evaluates ir/scalar.h without fast-math), and the generator lets rounding-sensitive
+ * (the jit evaluates the ops.def formulas without fast-math), and the generator lets rounding-sensitive
  * decisions (relu, compares, casts to i32, max) read only such values. The differences come
  * from exp/log/tanh/sigmoid/gelu, which the jit approximates with polynomials (a few ulps),
  * and from folds: the ref kernels accumulate sums in double, the jit in f32 vector lanes.

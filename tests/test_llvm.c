@@ -360,7 +360,7 @@ static double sigmoid_d(double v) { return 1 / (1 + exp(-v)); }
 
 /* Max error in ulp of each function over its range against double precision, for every
  * target; bounds are the measured maxima rounded up. gelu's error is in ulp of max(|gelu(x)|,
- * |x|): the formula of ir/scalar.h cancels in 1 + tanh(..) for x << 0, so any f32 evaluation
+ * |x|): the formula of ops.def cancels in 1 + tanh(..) for x << 0, so any f32 evaluation
  * of it (libm's included) is off by a few ulp of 1 in the factor multiplying x there. */
 TEST(llvm_vmath_error) {
     enum { N = 1 << 18, F = 6 };

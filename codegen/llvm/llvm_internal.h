@@ -33,7 +33,7 @@ LLVMValueRef dc_lx_intrinsic(dc_lx *x, const char *name, LLVMTypeRef *tys, int n
 /* scalar libm function float f(float[, float]) applied lane by lane. */
 LLVMValueRef dc_lx_libm(dc_lx *x, const char *name, LLVMValueRef a, LLVMValueRef b, int w);
 
-/* ---- vmath.c: f32 math with ir/scalar.h's semantics ------------------------------------ */
+/* ---- vmath.c: f32 math with the semantics of ir/formula.h's primitives ------------------ */
 
 LLVMValueRef dc_lx_exp(dc_lx *x, LLVMValueRef v, int w);
 LLVMValueRef dc_lx_log(dc_lx *x, LLVMValueRef v, int w);

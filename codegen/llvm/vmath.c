@@ -1,7 +1,7 @@
 /* vmath.c — vector helpers and f32 math for the LLVM codegen. exp and log are polynomial
  * approximations with Cody-Waite range reduction (no libm calls, no fast-math flags, plain
- * fmul/fadd so every target rounds alike); tanh, sigmoid and gelu are built from exp with
- * ir/scalar.h's formulas. Max errors against double precision, measured by tests/test_llvm.c
+ * fmul/fadd so every target rounds alike); tanh, sigmoid and log1p are built from exp and log
+ * (gelu, silu and softplus are ops.def formulas over them). Max errors against double precision, measured by tests/test_llvm.c
  * (llvm_vmath_error) over exp [-103, 88.7], log (0, 3e38], the others [-20, 20], the same on
  * every target: exp 1.2 ulp, log 1.9 ulp, tanh 5 ulp, sigmoid 2.1 ulp, silu 3 ulp, gelu 1.5 ulp
  * of max(|gelu(x)|, |x|). */
@@ -163,7 +163,7 @@ LLVMValueRef dc_lx_log(dc_lx *x, LLVMValueRef v, int w) {
     return sel(x, fcmp(x, LLVMRealUNO, v, v), v, res);
 }
 
-/* ---- tanh, sigmoid, gelu ---------------------------------------------------------------- */
+/* ---- tanh, sigmoid, log1p --------------------------------------------------------------- */
 
 /* |v| < 0.25: the odd Taylor series to v^13 (truncation < 6e-12 relative); otherwise
  * sign(v) (1 - 2 / (exp(2|v|) + 1)). */
