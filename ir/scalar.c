@@ -10,11 +10,15 @@ dc_scalar dc_cast_eval(dc_dtype from, dc_dtype to, dc_scalar x) {
     return y;
 }
 
-static bool eval_f32(dc_op op, float e, float x, float y, float z, dc_scalar *out) {
-    (void)e, (void)x, (void)y, (void)z;
-#define F32(v) out->f = (v); return true;
-#define ANY(v) out->f = (v); return true;
-#define CMP(v) out->i = (v); return true;
+/* the formula of MAP op `op` on a, b, c (of dtype t) */
+static bool eval(dc_op op, dc_dtype t, float e, dc_scalar a, dc_scalar b, dc_scalar c, dc_scalar *out) {
+    bool f32 = t == DC_F32;
+    (void)e;
+#define AS_F32(v) { float x = a.f, y = b.f, z = c.f; (void)x, (void)y, (void)z; v; }
+#define AS_I32(v) { int32_t x = a.i, y = b.i, z = c.i; (void)x, (void)y, (void)z; v; }
+#define F32(v) if (!f32) return false; AS_F32(out->f = (v)) return true;
+#define ANY(v) if (f32) AS_F32(out->f = (v)) else AS_I32(out->i = (v)) return true;
+#define CMP(v) if (f32) AS_F32(out->i = (v)) else AS_I32(out->i = (v)) return true;
     switch (op) {
 #define DC_OP DC_FORM_CASE
 #include "ir/ops.def"
@@ -24,22 +28,8 @@ static bool eval_f32(dc_op op, float e, float x, float y, float z, dc_scalar *ou
 #undef F32
 #undef ANY
 #undef CMP
-}
-
-static bool eval_i32(dc_op op, int32_t x, int32_t y, int32_t z, dc_scalar *out) {
-    (void)x, (void)y, (void)z;
-#define F32(v) return false;
-#define ANY(v) out->i = (v); return true;
-#define CMP(v) out->i = (v); return true;
-    switch (op) {
-#define DC_OP DC_FORM_CASE
-#include "ir/ops.def"
-#undef DC_OP
-    default: return false;
-    }
-#undef F32
-#undef ANY
-#undef CMP
+#undef AS_F32
+#undef AS_I32
 }
 
 bool dc_map_eval(dc_op op, dc_dtype t, float e, const dc_scalar *x, dc_scalar *y) {
@@ -49,6 +39,5 @@ bool dc_map_eval(dc_op op, dc_dtype t, float e, const dc_scalar *x, dc_scalar *y
         *y = x[0].i ? x[1] : x[2];
         return true;
     }
-    dc_scalar a = x[0], b = n > 1 ? x[1] : x[0], c = n > 2 ? x[2] : x[0];
-    return t == DC_F32 ? eval_f32(op, e, a.f, b.f, c.f, y) : eval_i32(op, a.i, b.i, c.i, y);
+    return eval(op, t, e, x[0], n > 1 ? x[1] : x[0], n > 2 ? x[2] : x[0], y);
 }

@@ -205,7 +205,7 @@ typedef struct {
 
 /* One innermost segment: p[k] points at operand k's first element, st[k] is its stride,
  * out at n contiguous outputs. */
-typedef void (*seg_fn)(const dc_node *node, const void *const *p, const int64_t *st, void *out, int64_t n);
+typedef void (*seg_fn)(const dc_ref_args *a, const void *const *p, const int64_t *st, void *out, int64_t n);
 
 static void bcast_init(bcast *it, const dc_shape *out, int n_ops, const dc_tensor *const *in) {
     int r = out->rank;
@@ -244,7 +244,7 @@ static void bcast_init(bcast *it, const dc_shape *out, int n_ops, const dc_tenso
 }
 
 /* Runs fn over all outputs (4-byte elements), in fixed chunks of the flat output range. */
-static void bcast_run(const bcast *it, const dc_node *node, const void *const *src, void *dst,
+static void bcast_run(const bcast *it, const dc_ref_args *a, const void *const *src, void *dst,
                       int64_t total, seg_fn fn) {
     int last = it->rank - 1;
     int64_t inner = it->dim[last], n_chunks = (total + CHUNK - 1) / CHUNK;
@@ -266,7 +266,7 @@ static void bcast_run(const bcast *it, const dc_node *node, const void *const *s
                 st[k] = it->st[k][last];
             }
             for (int k = it->n_ops; k < MAX_OPS; k++) p[k] = p[0], st[k] = 0;
-            fn(node, p, st, (char *)dst + 4 * i, n);
+            fn(a, p, st, (char *)dst + 4 * i, n);
             i += n;
         }
     }
@@ -309,29 +309,15 @@ static void bcast_run(const bcast *it, const dc_node *node, const void *const *s
 
 #include "ir/formula.h"
 
-/* One segment of MAP op node->op, the formulas of ops.def expanded per dtype. */
-static void seg_f32(const dc_node *node, const void *const *p, const int64_t *st, void *out, int64_t n) {
-    const float e = node->attr.scalar.value; /* pow's exponent */
+/* One segment of MAP op a->n->op: its ops.def formula expanded for the operands' dtype. */
+static void seg_map(const dc_ref_args *a, const void *const *p, const int64_t *st, void *out, int64_t n) {
+    const float e = a->n->attr.scalar.value; /* pow's exponent */
+    bool f32 = a->in[0]->type.dtype == DC_F32;
     (void)e;
-#define F32(f) SEG(float, float, f);
-#define ANY(f) SEG(float, float, f);
-#define CMP(f) SEG(float, int32_t, f);
-    switch (node->op) {
-#define DC_OP DC_FORM_CASE
-#include "ir/ops.def"
-#undef DC_OP
-    default: abort(); /* dc_ref_map admits MAP ops only */
-    }
-#undef F32
-#undef ANY
-#undef CMP
-}
-
-static void seg_i32(const dc_node *node, const void *const *p, const int64_t *st, void *out, int64_t n) {
-#define F32(f) abort(); /* the shape rule admits f32 only */
-#define ANY(f) SEG(int32_t, int32_t, f);
-#define CMP(f) SEG(int32_t, int32_t, f);
-    switch (node->op) {
+#define F32(f) if (f32) SEG(float, float, f); else abort(); /* the shape rule admits f32 only */
+#define ANY(f) if (f32) SEG(float, float, f); else SEG(int32_t, int32_t, f);
+#define CMP(f) if (f32) SEG(float, int32_t, f); else SEG(int32_t, int32_t, f);
+    switch (a->n->op) {
 #define DC_OP DC_FORM_CASE
 #include "ir/ops.def"
 #undef DC_OP
@@ -348,24 +334,22 @@ static bool nary(const dc_ref_args *a, seg_fn fn) {
     bcast_init(&it, &a->out->type.shape, n_ops, a->in);
     const void *src[MAX_OPS];
     for (int k = 0; k < MAX_OPS; k++) src[k] = a->in[k < n_ops ? k : 0]->data;
-    bcast_run(&it, a->n, src, a->out->data, dc_numel(&a->out->type.shape), fn);
+    bcast_run(&it, a, src, a->out->data, dc_numel(&a->out->type.shape), fn);
     return true;
 }
 
-bool dc_ref_map(const dc_ref_args *a) {
-    return nary(a, a->in[0]->type.dtype == DC_F32 ? seg_f32 : seg_i32);
-}
+bool dc_ref_map(const dc_ref_args *a) { return nary(a, seg_map); }
 
 /* where(cond, a, b): a and b are moved as 4-byte words, so one loop serves f32 and i32 */
-static void seg_where(const dc_node *node, const void *const *p, const int64_t *st, void *out, int64_t n) {
-    (void)node;
+static void seg_where(const dc_ref_args *a, const void *const *p, const int64_t *st, void *out, int64_t n) {
+    (void)a;
     const int32_t *c = p[0];
-    const uint32_t *a = p[1], *b = p[2];
+    const uint32_t *u = p[1], *v = p[2];
     uint32_t *o = out;
     if (st[0] == 1 && st[1] == 1 && st[2] == 1)
-        for (int64_t i = 0; i < n; i++) o[i] = c[i] ? a[i] : b[i];
+        for (int64_t i = 0; i < n; i++) o[i] = c[i] ? u[i] : v[i];
     else
-        for (int64_t i = 0; i < n; i++) o[i] = c[i * st[0]] ? a[i * st[1]] : b[i * st[2]];
+        for (int64_t i = 0; i < n; i++) o[i] = c[i * st[0]] ? u[i * st[1]] : v[i * st[2]];
 }
 
 bool dc_ref_where(const dc_ref_args *a) { return nary(a, seg_where); }
