@@ -41,7 +41,7 @@ static dc_graph *one_op_graph(dc_op op) {
     switch (info->lower) {
     case DC_LOWER_MAP:
         for (; n_in < info->arity; n_in++) {
-            char name[8];
+            char name[16];
             snprintf(name, sizeof name, "x%d", n_in);
             bool cond = op == DC_OP_WHERE && n_in == 0;
             in[n_in] = input(g, name, cond ? DC_I32 : DC_F32, 2, m);
