@@ -369,7 +369,8 @@ static void run_torch(result *res, const param_set *ps) {
 
 /* The graph models/train.c builds for fmnist-mlp (models/fmnist_mlp.c, its default config):
  * MLP 784-512-256-10, cross-entropy, gradients of every param, global norm, clipping at 1,
- * AdamW (weight decay 1e-4), EMA 0.998; after simplify, cse, dce, fuse-loops, plan-memory. */
+ * AdamW (weight decay 1e-4), EMA 0.998; after the training pipeline of the jit backend
+ * (dc_pipeline). */
 static dc_graph *mlp_train_graph(void) {
     const int64_t batch = 128;
     dc_graph *g = dc_graph_new("fmnist_mlp_train");
@@ -398,7 +399,7 @@ static dc_graph *mlp_train_graph(void) {
     dc_adamw(g, n, params, grads, lr, bc1, bc2, next, .weight_decay = 1e-4f);
     dc_ema(g, n, params, next, 0.998f);
     if (dc_graph_failed(g)) die("fmnist-mlp training graph", dc_graph_error(g));
-    if (!dc_run_pipeline(g, "simplify,cse,dce,fuse-loops,plan-memory", &(dc_pass_opts){ 0 }, err, sizeof err))
+    if (!dc_run_pipeline(g, dc_pipeline(DC_PIPELINE_TRAIN, DC_BACKEND_JIT), &(dc_pass_opts){ 0 }, err, sizeof err))
         die("fmnist-mlp training graph", err);
     return g;
 }

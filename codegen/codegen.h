@@ -94,6 +94,16 @@ int dc_backend_from_name(const char *s);
 /* The backend named by $DISCO_BACKEND, or fallback when it is unset; -1 (and err) when it
  * names no backend. */
 int dc_backend_from_env(dc_backend fallback, char *err, size_t len);
+/* Whether backend b runs the loop groups of fuse-loops as JIT kernels (auto and jit; ref and
+ * dnnl would run them node by node, so their pipelines do not group loops). */
+bool dc_backend_uses_jit(dc_backend b);
+
+/* What a graph is compiled for: a training program (forward, loss, gradients, optimizer) or
+ * an inference program (evaluation, sampling, `disco run`). */
+typedef enum { DC_PIPELINE_TRAIN, DC_PIPELINE_SAMPLE } dc_pipeline_kind;
+/* the pass pipeline (comma-separated pass names) the compiler runs on a graph of this
+ * kind with backend b: the one place this policy lives (codegen/pipeline.c) */
+const char *dc_pipeline(dc_pipeline_kind kind, dc_backend b);
 
 /* Lowers a (planned or unplanned) graph into a runtime program (codegen/lower.c), one step
  * per computed node with the provider chosen for it, and returns an executor for it (params

@@ -1,7 +1,6 @@
 /* train.c — the training program of train.h: builds the one training graph (forward + loss +
- * dc_grad + clipping + AdamW + EMA), runs the pass pipeline over it (simplify, cse, dce,
- * fuse-contraction, [fuse-loops with the auto and jit backends,] plan-memory), compiles it into an
- * executor, runs that per batch with the host-side schedule (lr, bias corrections, step seed,
+ * dc_grad + clipping + AdamW + EMA), runs the compiler's training pipeline over it
+ * (dc_pipeline(DC_PIPELINE_TRAIN, backend)), compiles it into an executor, runs that per batch with the host-side schedule (lr, bias corrections, step seed,
  * epoch order), and saves and resumes checkpoints. */
 #include "models/train.h"
 
@@ -18,14 +17,6 @@
 #include "passes/passes.h"
 
 #define META_FORMAT 0x314e494152544344ULL /* "DCTRAIN1" */
-/* what the training graph goes through before it is compiled; with the jit backend, loop
- * fusion too (each group then runs as one kernel) */
-#define TRAIN_PIPELINE "simplify,cse,dce,fuse-contraction,plan-memory"
-#define TRAIN_PIPELINE_JIT "simplify,cse,dce,fuse-contraction,fuse-loops,plan-memory"
-
-/* auto and jit run fused loop groups as JIT kernels; ref and dnnl would run them node by node */
-static bool uses_jit(dc_backend b) { return b == DC_BACKEND_JIT || b == DC_BACKEND_AUTO; }
-
 /* the checkpoint's meta blob: all 8-byte fields, so no padding (host byte order) */
 typedef struct {
     uint64_t format;
@@ -50,7 +41,7 @@ struct dc_trainer {
 /* With the jit backend: how many kernels the training program has and where they came from
  * (the kernel cache, LLVM, or an identical kernel already loaded), on stderr. */
 static void report_jit(const dc_jit_stats *before, dc_backend backend) {
-    if (!uses_jit(backend)) return;
+    if (!dc_backend_uses_jit(backend)) return;
     dc_jit_stats a = dc_jit_get_stats();
     long long cached = a.cache_loads - before->cache_loads, compiled = a.compiled - before->compiled;
     long long shared = a.shared - before->shared;
@@ -173,8 +164,7 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
         return NULL;
     }
     if (!build_step(g, c, g->outputs[loss_out], err, len) ||
-        !dc_run_pipeline(g, uses_jit(c->backend) ? TRAIN_PIPELINE_JIT : TRAIN_PIPELINE, &(dc_pass_opts){ 0 },
-                         err, len)) {
+        !dc_run_pipeline(g, dc_pipeline(DC_PIPELINE_TRAIN, c->backend), &(dc_pass_opts){ 0 }, err, len)) {
         dc_graph_free(g);
         return NULL;
     }
