@@ -118,6 +118,10 @@ const char *dc_pipeline(dc_pipeline_kind kind, dc_backend b);
  * node on ref with a note. NULL and err when the graph does not verify or a forced
  * provider cannot run a node it claims. The steps can be inspected with dc_exec_steps. */
 dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
+/* Runs the pipeline dc_pipeline(kind, backend) over g (rewriting it in place), then
+ * dc_compile: how the models compile their training and inference programs. */
+dc_exec *dc_compile_for(dc_graph *g, dc_pipeline_kind kind, uint64_t seed, dc_backend backend, char *err,
+                        size_t len);
 
 /* ---- the on-disk kernel cache (codegen/cache.c) --------------------------------------- */
 /* Compiled kernel objects live under $DISCO_CACHE_DIR (default $XDG_CACHE_HOME/disco, else

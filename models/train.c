@@ -163,14 +163,11 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
         dc_graph_free(g);
         return NULL;
     }
-    if (!build_step(g, c, g->outputs[loss_out], err, len) ||
-        !dc_run_pipeline(g, dc_pipeline(DC_PIPELINE_TRAIN, c->backend), &(dc_pass_opts){ 0 }, err, len)) {
-        dc_graph_free(g);
-        return NULL;
-    }
     if (c->threads > 0) omp_set_num_threads(c->threads);
     dc_jit_stats j0 = dc_jit_get_stats();
-    dc_exec *e = dc_compile(g, c->seed, c->backend, err, len);
+    dc_exec *e = build_step(g, c, g->outputs[loss_out], err, len)
+                     ? dc_compile_for(g, DC_PIPELINE_TRAIN, c->seed, c->backend, err, len)
+                     : NULL;
     if (!e) {
         dc_graph_free(g);
         return NULL;

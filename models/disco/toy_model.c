@@ -258,7 +258,7 @@ static bool train_prior(const dc_toy_setup *s, const float *xy, dc_exec *bundle,
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     dc_graph *g = dc_toy_encode_graph(&s->model, DC_TOY_TRAIN_N);
-    dc_exec *e = dc_compile(g, 0, s->train.backend, err, len);
+    dc_exec *e = dc_compile_for(g, DC_PIPELINE_SAMPLE, 0, s->train.backend, err, len);
     dc_tensor *y = dc_tensor_new(&(dc_type){ DC_F32, { 2, { DC_TOY_TRAIN_N, 2 } } });
     memcpy(y->data, xy, (size_t)DC_TOY_TRAIN_N * 2 * sizeof(float));
     bool ok = e && dc_toy_copy_params(bundle, e, true, err, len) && dc_exec_set_input(e, "y", y, err, len) &&
