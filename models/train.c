@@ -132,19 +132,6 @@ static bool build_step(dc_graph *g, const dc_train_config *c, int loss, char *er
     return ok;
 }
 
-/* ema.NAME <- NAME for every trained param */
-static void init_ema(dc_trainer *t) {
-    const dc_graph *g = t->g;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const dc_node *n = &g->nodes[i];
-        if (n->op != DC_OP_PARAM || strncmp(n->name, "ema.", 4) != 0) continue;
-        const dc_tensor *src = dc_exec_param(t->e, n->name + 4);
-        dc_tensor *dst = dc_exec_value(t->e, i);
-        if (!src) continue; /* a model's own param that happens to be called ema.* */
-        memcpy(dst->data, src->data, (size_t)dc_numel(&dst->type.shape) * dc_dtype_size(dst->type.dtype));
-    }
-}
-
 dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train_data *d, char *err,
                            size_t len) {
     if (!config_ok(c, d, err, len)) {
@@ -183,7 +170,11 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
     t->lr = dc_tensor_new(&scalar);
     t->bc1 = dc_tensor_new(&scalar);
     t->bc2 = dc_tensor_new(&scalar);
-    init_ema(t);
+    /* ema.NAME <- NAME for every trained param */
+    if (!dc_exec_copy_params(e, e, &(dc_param_map){ .to = "ema." }, err, len)) {
+        dc_trainer_free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -290,23 +281,8 @@ const dc_graph *dc_trainer_graph(const dc_trainer *t) { return t->g; }
 dc_exec *dc_trainer_exec(dc_trainer *t) { return t->e; }
 
 bool dc_trainer_export(dc_trainer *t, bool use_ema, dc_exec *dst, char *err, size_t len) {
-    const dc_graph *dst_g = dc_exec_graph(dst);
-    for (int i = 0; i < dst_g->n_nodes; i++) {
-        const dc_node *n = &dst_g->nodes[i];
-        if (n->op != DC_OP_PARAM) continue;
-        char ema[DC_ERR_LEN];
-        snprintf(ema, sizeof ema, "ema.%s", n->name);
-        const dc_tensor *src = use_ema ? dc_exec_param(t->e, ema) : NULL;
-        if (!src) src = dc_exec_param(t->e, n->name);
-        dc_tensor *out = dc_exec_value(dst, i);
-        if (!src || !dc_type_eq(&src->type, &out->type)) {
-            snprintf(err, len, "train: the trained model has no param '%s' of the type the graph '%s' expects",
-                     n->name, dst_g->name);
-            return false;
-        }
-        memcpy(out->data, src->data, (size_t)dc_numel(&out->type.shape) * dc_dtype_size(out->type.dtype));
-    }
-    return true;
+    dc_param_map map = { .from = use_ema && t->c.ema_decay > 0 ? "ema." : "", .need_all = true };
+    return dc_exec_copy_params(t->e, dst, &map, err, len);
 }
 
 bool dc_train_out_path(const char *dir, const char *file, char *path, size_t n, char *err, size_t len) {

@@ -341,12 +341,60 @@ const dc_tensor *dc_exec_output(const dc_exec *e, int i) { return &e->vals[e->g-
 
 dc_tensor *dc_exec_value(dc_exec *e, int node) { return &e->vals[node]; }
 
-dc_tensor *dc_exec_param(dc_exec *e, const char *name) {
-    for (int i = 0; i < e->g->n_nodes; i++) {
-        const dc_node *n = &e->g->nodes[i];
-        if (n->op == DC_OP_PARAM && n->name && strcmp(n->name, name) == 0) return &e->vals[i];
+/* The node of the param called prefix + rest in g, or -1. */
+static int find_param(const dc_graph *g, const char *prefix, const char *rest) {
+    size_t np = strlen(prefix);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const dc_node *n = &g->nodes[i];
+        if (n->op == DC_OP_PARAM && n->name && strncmp(n->name, prefix, np) == 0 && strcmp(n->name + np, rest) == 0)
+            return i;
     }
-    return NULL;
+    return -1;
+}
+
+dc_tensor *dc_exec_param(dc_exec *e, const char *name) {
+    int i = find_param(e->g, "", name);
+    return i < 0 ? NULL : &e->vals[i];
+}
+
+/* The source node in src of each param of dst that map selects (-1: none), into from[];
+ * false and err when a source is missing (need_all) or of another type. */
+static bool map_params(const dc_exec *src, const dc_exec *dst, const dc_param_map *map, int *from, char *err,
+                       size_t len) {
+    const char *pf = map->from ? map->from : "", *pt = map->to ? map->to : "";
+    size_t nt = strlen(pt);
+    const dc_graph *sg = src->g, *dg = dst->g;
+    for (int i = 0; i < dg->n_nodes; i++) {
+        const dc_node *n = &dg->nodes[i];
+        from[i] = -1;
+        if (n->op != DC_OP_PARAM || !n->name || strncmp(n->name, pt, nt) != 0) continue;
+        int k = find_param(sg, pf, n->name + nt);
+        if (k < 0 && map->need_all) {
+            snprintf(err, len, "params: graph @%s has no param '%s%s' (for '%s' of graph @%s)", sg->name, pf,
+                     n->name + nt, n->name, dg->name);
+            return false;
+        }
+        if (k >= 0 && !dc_type_eq(&sg->nodes[k].type, &n->type)) {
+            char a[128], b[128];
+            snprintf(err, len, "params: '%s' of graph @%s is %s, '%s' of graph @%s %s", sg->nodes[k].name, sg->name,
+                     dc_type_str(&sg->nodes[k].type, a, sizeof a), n->name, dg->name,
+                     dc_type_str(&n->type, b, sizeof b));
+            return false;
+        }
+        from[i] = k;
+    }
+    return true;
+}
+
+bool dc_exec_copy_params(const dc_exec *src, dc_exec *dst, const dc_param_map *map, char *err, size_t len) {
+    int *from = malloc((size_t)(dst->g->n_nodes ? dst->g->n_nodes : 1) * sizeof *from);
+    if (!from) abort(); /* out of memory */
+    bool ok = map_params(src, dst, map, from, err, len);
+    for (int i = 0; ok && i < dst->g->n_nodes; i++)
+        if (from[i] >= 0 && &src->vals[from[i]] != &dst->vals[i])
+            memcpy(dst->vals[i].data, src->vals[from[i]].data, value_bytes(&dst->vals[i].type));
+    free(from);
+    return ok;
 }
 
 size_t dc_exec_arena_bytes(const dc_exec *e) { return e->arena_bytes; }

@@ -115,6 +115,19 @@ const dc_tensor *dc_exec_output(const dc_exec *e, int i);
  * intermediates share arena space. */
 dc_tensor *dc_exec_value(dc_exec *e, int node);
 dc_tensor *dc_exec_param(dc_exec *e, const char *name);  /* NULL if no such param */
+/* Which params dc_exec_copy_params copies: every PARAM of dst's graph whose name is
+ * to + REST gets the value of src's param from + REST (NULL prefixes read as ""). */
+typedef struct {
+    const char *from, *to;
+    bool need_all;              /* a dst param without its source in src is an error; else it
+                                 * is left alone */
+} dc_param_map;
+/* Copies param values by name between executors (or within one: from "", to "ema." starts an
+ * EMA at the params), e.g. trained params into a forward-only program of the same model.
+ * Nothing is copied unless every source found has its destination's type: else false and
+ * "params: 'a.w' of graph @x is f32[2,3], 'a.w' of graph @y f32[3,3]" (or "params: graph @x
+ * has no param 'a.w' (for 'a.w' of graph @y)" when need_all). */
+bool dc_exec_copy_params(const dc_exec *src, dc_exec *dst, const dc_param_map *map, char *err, size_t len);
 size_t dc_exec_arena_bytes(const dc_exec *e);
 
 /* ---- profile and trace (runtime/trace.c) ------------------------------------------- */

@@ -72,6 +72,10 @@ dc_t dc_prior_logits(dc_graph *g, dc_t tokens, const dc_prior_config *c) {
     return logits;
 }
 
+dc_prior_config dc_prior_config_defaults(int m, int k) {
+    return (dc_prior_config){ .m = m, .k = k, .d_model = 64, .heads = 4, .layers = 2 };
+}
+
 bool dc_prior_config_ok(const dc_prior_config *c, char *err, size_t len) {
     const char *bad = NULL;
     if (c->m < 1 || c->m > DC_TOY_MAX_LATENTS) bad = "the number of latents must be in [1, 64]";
@@ -135,7 +139,7 @@ bool dc_prior_train(const dc_prior_config *pc, const dc_train_config *tc, const 
     dc_trainer *t = dc_trainer_new(dc_prior_train_graph(pc, tc->batch), tc, &d, err, len);
     float *losses = t ? malloc((size_t)tc->steps * sizeof *losses) : NULL;
     if (t && !losses && tc->steps > 0) abort(); /* out of memory */
-    bool ok = t && dc_trainer_run(t, tc->steps, losses, err, len) && dc_toy_copy_params(dc_trainer_exec(t), dst, false, err, len);
+    bool ok = t && dc_trainer_run(t, tc->steps, losses, err, len) && dc_exec_copy_params(dc_trainer_exec(t), dst, &(dc_param_map){ 0 }, err, len);
     if (ok && final_loss) {
         /* the mean of the last tenth of the run's batch losses */
         int64_t from = tc->steps - (tc->steps + 9) / 10;
