@@ -219,7 +219,7 @@ static void set_inputs(dc_exec *e, const dc_graph *g) {
 /* Nanoseconds spent in e's jit steps so far. */
 static int64_t jit_ns(dc_exec *e) {
     int n;
-    dc_step *s = dc_exec_steps(e, &n);
+    const dc_step *s = dc_exec_steps(e, &n);
     int64_t ns = 0;
     for (int i = 0; i < n; i++)
         if (strcmp(s[i].provider, "jit") == 0) ns += dc_exec_step_time(e, i).ns;
@@ -312,7 +312,7 @@ static result bench_block(const block_def *b, const param_set *ps) {
     r.kernels = r.compiled + (s1.cache_loads - s0.cache_loads) + (s1.shared - s0.shared);
     r.cold_ms = r.compiled ? (s1.compile_ms - s0.compile_ms + s1.load_ms - s0.load_ms) / (double)r.compiled : 0;
     int n_steps;
-    dc_step *st = dc_exec_steps(ej, &n_steps);
+    const dc_step *st = dc_exec_steps(ej, &n_steps);
     for (int i = 0; i < n_steps; i++)
         if (st[i].note[0]) fprintf(stderr, "fusion: %s: step %d (%s): %s\n", b->name, i, st[i].provider, st[i].note);
     dc_exec *er = dc_compile(gr, 1, DC_BACKEND_REF, err, sizeof err);
