@@ -27,9 +27,6 @@
 
 /* ---- the oneDNN provider ------------------------------------------------------------- */
 
-typedef enum { DC_ACT_NONE, DC_ACT_RELU, DC_ACT_GELU, DC_ACT_SILU } dc_act;
-/* DC_ACT_GELU is the tanh form (ir/scalar.h dc_geluf), DC_ACT_SILU is x * sigmoid(x). */
-
 /* The fused epilogue of a forward contraction y = contraction(inputs):
  *     out = act(scale * y + bias) + residual
  * bias: [O] (the output's last dim), added per output channel / column; NULL for none.
@@ -38,7 +35,7 @@ typedef enum { DC_ACT_NONE, DC_ACT_RELU, DC_ACT_GELU, DC_ACT_SILU } dc_act;
  * A NULL epilogue pointer means the identity too. */
 typedef struct {
     const dc_tensor *bias;
-    dc_act act;
+    dc_activation act;          /* ir.h: gelu is the tanh form, silu x * sigmoid(x) */
     const dc_tensor *residual;
     float scale;
 } dc_epilogue;

@@ -66,7 +66,7 @@ static bool dnnl_has_kernel(const dc_graph *g, const dc_node *n) {
  * order, when the attribute says they are there. */
 static dc_epilogue fused_epilogue(const dc_node *n, dc_activation act, bool bias, bool residual,
                                   const dc_tensor *v) {
-    dc_epilogue e = { .act = (dc_act)act };
+    dc_epilogue e = { .act = act };
     if (bias) e.bias = &v[n->in[2]];
     if (residual) e.residual = &v[n->in[2 + bias]];
     return e;
