@@ -7,7 +7,6 @@
  * lower on seeds 0-2; its accuracy is printed beside. Accuracy is the argmax of the logits. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "models/data.h"
 #include "models/models.h"
@@ -78,10 +77,9 @@ static bool train(const dc_train_config *cfg, const dc_train_request *r, char *e
         fflush(r->out);
     }
     int64_t start = ok ? dc_trainer_steps_done(t) : 0;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = dc_seconds();
     ok = ok && dc_trainer_run(t, c.steps, NULL, err, len);
-    double train_s = dc_seconds_since(&t0);
+    double train_s = dc_seconds() - t0;
     double acc = ok ? evaluate(t, false, c.backend, &te, err, len) : -1, ema = acc >= 0 ? evaluate(t, true, c.backend, &te, err, len) : -1;
     if (ema >= 0) {
         if (start < c.steps)

@@ -347,12 +347,6 @@ double dc_classifier_accuracy(dc_exec *e, const dc_dataset *ds, char *err, size_
     return ok && seen ? (double)right / (double)seen : -1;
 }
 
-double dc_seconds_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
 bool dc_image_feed(void *ctx, dc_exec *e, const int64_t *idx, int64_t batch, char *err, size_t len) {
     dc_image_feeder *f = ctx;
     int64_t pixels = (int64_t)f->ds->rows * f->ds->cols;

@@ -13,7 +13,6 @@
 #define DC_MODELS_TRAIN_H
 
 #include <stdio.h>
-#include <time.h>
 
 #include "codegen/codegen.h"
 #include "frontend/dsl.h"
@@ -103,8 +102,6 @@ bool dc_train_out_path(const char *dir, const char *file, char *path, size_t n, 
  * type's first dim is the batch; the rest holds one image's pixels in any shape) and its first
  * output is the logits [batch, classes]; a last partial batch is skipped. -1 and err on failure. */
 double dc_classifier_accuracy(dc_exec *e, const dc_dataset *ds, char *err, size_t len);
-/* Seconds of CLOCK_MONOTONIC since t0. */
-double dc_seconds_since(const struct timespec *t0);
 
 /* A feeder for labelled images: the batch's images (each rows*cols floats, in whatever shape x
  * has) into input "x", their labels into input "y" (i32 [B]). x and y are the caller's staging

@@ -159,6 +159,9 @@ void dc_exec_print_profile(dc_exec *e, FILE *f);
 bool dc_trace_begin(const char *path, char *err, size_t len);
 /* The current trace file, or NULL. */
 const char *dc_trace_path(void);
+/* Seconds of CLOCK_MONOTONIC from an arbitrary origin: the one clock that times runs, stages
+ * and benchmarks (elapsed = dc_seconds() - t0). */
+double dc_seconds(void);
 /* Nanoseconds of CLOCK_MONOTONIC since the first call in the process: the trace's time axis. */
 int64_t dc_trace_now_ns(void);
 /* Appends one event (times in ns of dc_trace_now_ns) to the process's trace. */

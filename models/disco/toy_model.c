@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "models/disco/disco.h"
 
@@ -210,15 +209,14 @@ static bool train_denoiser(const dc_toy_setup *s, const float *xy, dc_exec *bund
                            size_t len) {
     toy_feeder f = { xy, dc_tensor_new(&(dc_type){ DC_F32, { 2, { s->train.batch, 2 } } }) };
     dc_train_data d = { DC_TOY_TRAIN_N, toy_feed, &f };
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = dc_seconds();
     dc_trainer *t = dc_trainer_new(dc_toy_train_graph(&s->model, s->train.batch), &s->train, &d, err, len);
     float *losses = malloc((size_t)(s->train.steps > 0 ? s->train.steps : 1) * sizeof *losses);
     if (!losses) abort(); /* out of memory */
     bool ok = t && dc_trainer_run(t, s->train.steps, losses, err, len) &&
               dc_exec_copy_params(dc_trainer_exec(t), bundle, &(dc_param_map){ 0 }, err, len);
     r->loss = ok ? tail_mean(losses, s->train.steps) : NAN;
-    r->train_s = dc_seconds_since(&t0);
+    r->train_s = dc_seconds() - t0;
     free(losses);
     dc_trainer_free(t);
     dc_tensor_free(f.y);
@@ -228,17 +226,16 @@ static bool train_denoiser(const dc_toy_setup *s, const float *xy, dc_exec *bund
 /* Stage 2: the codes of the training points by the frozen encoder, then the prior on them. */
 static bool train_prior(const dc_toy_setup *s, const float *xy, dc_exec *bundle, dc_toy_report *r, char *err,
                         size_t len) {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = dc_seconds();
     dc_graph *g = dc_toy_encode_graph(&s->model, DC_TOY_TRAIN_N);
     dc_exec *e = dc_compile_for(g, DC_PIPELINE_SAMPLE, 0, s->train.backend, err, len);
     dc_tensor *y = dc_tensor_new(&(dc_type){ DC_F32, { 2, { DC_TOY_TRAIN_N, 2 } } });
     memcpy(y->data, xy, (size_t)DC_TOY_TRAIN_N * 2 * sizeof(float));
-    bool ok = e && dc_exec_copy_params(bundle, e, &(dc_param_map){ .need_all = true }, err, len) && dc_exec_set_input(e, "y", y, err, len) &&
-              dc_exec_run(e, err, len) &&
+    bool ok = e && dc_exec_copy_params(bundle, e, &(dc_param_map){ .need_all = true }, err, len) &&
+              dc_exec_set_input(e, "y", y, err, len) && dc_exec_run(e, err, len) &&
               dc_prior_train(&s->prior, &s->prior_train, dc_exec_output(e, 0)->data, DC_TOY_TRAIN_N, bundle,
                              &r->prior_loss, err, len);
-    r->prior_s = dc_seconds_since(&t0);
+    r->prior_s = dc_seconds() - t0;
     dc_tensor_free(y);
     dc_exec_free(e);
     dc_graph_free(g);
