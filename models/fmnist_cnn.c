@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/data.h"
+#include "models/data/data.h"
 #include "models/models.h"
 
 #define SIDE 28

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/data.h"
+#include "models/data/data.h"
 #include "models/models.h"
 
 #define IMAGE 784

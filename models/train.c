@@ -13,7 +13,7 @@
 #include <xxhash.h>
 
 #include "frontend/optim.h"
-#include "models/data.h"
+#include "models/data/data.h"
 #include "passes/passes.h"
 
 #define META_FORMAT 0x314e494152544344ULL /* "DCTRAIN1" */

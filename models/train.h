@@ -16,7 +16,7 @@
 
 #include "codegen/codegen.h"
 #include "frontend/dsl.h"
-#include "models/data.h"
+#include "models/data/data.h"
 #include "runtime/runtime.h"
 
 typedef struct {
