@@ -157,8 +157,6 @@ void dc_exec_print_profile(dc_exec *e, FILE *f);
 /* Starts the trace of path (or keeps it when it is already the current one): checks that
  * path can be written by writing an empty trace. "DISCO_TRACE: PATH: cannot write: ..." */
 bool dc_trace_begin(const char *path, char *err, size_t len);
-/* The current trace file, or NULL. */
-const char *dc_trace_path(void);
 /* Seconds of CLOCK_MONOTONIC from an arbitrary origin: the one clock that times runs, stages
  * and benchmarks (elapsed = dc_seconds() - t0). */
 double dc_seconds(void);

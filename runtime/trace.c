@@ -107,8 +107,6 @@ bool dc_trace_begin(const char *path, char *err, size_t len) {
     return false;
 }
 
-const char *dc_trace_path(void) { return T.path; }
-
 void dc_trace_add(const char *op, const char *node, const char *provider, const char *impl, int tid,
                   int64_t start_ns, int64_t dur_ns) {
     if (!T.path) return;
