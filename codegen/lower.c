@@ -171,7 +171,7 @@ static int group_last(const dc_graph *g, int i) {
  * ref does as well without a compile). */
 static bool jit_claims(const dc_graph *g, int i, int last, dc_backend backend) {
     bool grouped = g->group && g->group[i] > 0;
-    if (!(grouped ? backend == DC_BACKEND_AUTO || backend == DC_BACKEND_JIT
+    if (!(grouped ? dc_backend_uses_jit(backend)
                   : backend == DC_BACKEND_JIT && dc_op_groupable(g->nodes[i].op)))
         return false;
     for (int k = i; k <= last; k++) {
