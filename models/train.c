@@ -249,6 +249,13 @@ bool dc_trainer_run(dc_trainer *t, int64_t until, float *losses, char *err, size
     return ok;
 }
 
+double dc_loss_tail_mean(const float *losses, int64_t steps) {
+    int64_t from = steps - (steps + 9) / 10;
+    double s = 0;
+    for (int64_t i = from; i < steps; i++) s += losses[i];
+    return steps > from ? s / (double)(steps - from) : NAN;
+}
+
 bool dc_trainer_save(dc_trainer *t, const char *path, char *err, size_t len) {
     train_meta m = { .format = META_FORMAT, .step = t->step, .epoch = t->step / t->batches_per_epoch,
                      .pos = t->step % t->batches_per_epoch, .config_hash = t->config_hash };

@@ -79,6 +79,9 @@ bool dc_trainer_step(dc_trainer *t, dc_train_stats *s, char *err, size_t len);
  * of step s at losses[s]. */
 bool dc_trainer_run(dc_trainer *t, int64_t until, float *losses, char *err,
                     size_t len);
+/* The mean of the last tenth of a run's batch losses [steps] (its final loss, less noisy than
+ * the last batch's); NaN for 0 steps. */
+double dc_loss_tail_mean(const float *losses, int64_t steps);
 
 /* Checkpoint of every param with meta {format, step, data position, config hash}. */
 bool dc_trainer_save(dc_trainer *t, const char *path, char *err, size_t len);

@@ -196,14 +196,6 @@ static bool toy_feed(void *ctx, dc_exec *e, const int64_t *idx, int64_t batch, c
     return dc_exec_set_input(e, "y", f->y, err, len);
 }
 
-/* mean of the last tenth of losses [steps] */
-static double tail_mean(const float *losses, int64_t steps) {
-    int64_t from = steps - (steps + 9) / 10;
-    double s = 0;
-    for (int64_t i = from; i < steps; i++) s += losses[i];
-    return steps > from ? s / (double)(steps - from) : NAN;
-}
-
 /* Stage 1: encoder + denoiser jointly; their params go into bundle. */
 static bool train_denoiser(const dc_toy_setup *s, const float *xy, dc_exec *bundle, dc_toy_report *r, char *err,
                            size_t len) {
@@ -215,7 +207,7 @@ static bool train_denoiser(const dc_toy_setup *s, const float *xy, dc_exec *bund
     if (!losses) abort(); /* out of memory */
     bool ok = t && dc_trainer_run(t, s->train.steps, losses, err, len) &&
               dc_exec_copy_params(dc_trainer_exec(t), bundle, &(dc_param_map){ 0 }, err, len);
-    r->loss = ok ? tail_mean(losses, s->train.steps) : NAN;
+    r->loss = ok ? dc_loss_tail_mean(losses, s->train.steps) : NAN;
     r->train_s = dc_seconds() - t0;
     free(losses);
     dc_trainer_free(t);
