@@ -9,18 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "codegen/codegen.h"
 
 #define REPS 5
 #define MIN_REP_SECONDS 0.02
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -35,7 +28,7 @@ static int cmp_double(const void *a, const void *b) {
 __attribute__((target("avx512f"))) static double fma_peak_once(void) {
     const long iters = 25000000; /* ~0.1 s: long enough for the clock to settle */
     float sink = 0;
-    double t0 = now();
+    double t0 = dc_seconds();
     #pragma omp parallel reduction(+ : sink)
     {
         __m512 acc[16];
@@ -47,7 +40,7 @@ __attribute__((target("avx512f"))) static double fma_peak_once(void) {
         for (int j = 1; j < 16; j++) s = _mm512_add_ps(s, acc[j]);
         sink += _mm512_reduce_add_ps(s);
     }
-    double t = now() - t0;
+    double t = dc_seconds() - t0;
     if (sink == 12345.0f) printf(" "); /* keeps the loop alive */
     return 2.0 * 16 * 16 * (double)iters * omp_get_max_threads() / t * 1e-9;
 }
@@ -119,15 +112,15 @@ static void make_graph(bench *b) {
 /* Median GFLOP/s of run over REPS repetitions; 0 if the kernel fails. */
 static double measure(bench *b, bool (*run)(bench *, char *, size_t), char *err, size_t len) {
     if (!run(b, err, len)) return 0;
-    double t0 = now();
+    double t0 = dc_seconds();
     if (!run(b, err, len)) return 0;
-    double once = now() - t0;
+    double once = dc_seconds() - t0;
     int n = once >= MIN_REP_SECONDS ? 1 : (int)(MIN_REP_SECONDS / (once + 1e-9)) + 1;
     double r[REPS];
     for (int i = 0; i < REPS; i++) {
-        t0 = now();
+        t0 = dc_seconds();
         for (int j = 0; j < n; j++) run(b, err, len);
-        r[i] = b->flops * n / (now() - t0) * 1e-9;
+        r[i] = b->flops * n / (dc_seconds() - t0) * 1e-9;
     }
     qsort(r, REPS, sizeof r[0], cmp_double);
     return r[REPS / 2];

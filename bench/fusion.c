@@ -30,12 +30,6 @@
 #define TRIAD_N ((int64_t)1 << 25) /* 3 arrays of 128 MiB: far beyond L3 */
 #define MAX_PARAMS 32
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -65,10 +59,10 @@ static double triad_gbs(double *best) {
     const float s = 3.0f;
     double r[REPS];
     for (int k = 0; k < REPS; k++) {
-        double t0 = now();
+        double t0 = dc_seconds();
         #pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < TRIAD_N; i++) a[i] = b[i] + s * c[i];
-        r[k] = 3.0 * (double)TRIAD_N * sizeof(float) / (now() - t0) * 1e-9;
+        r[k] = 3.0 * (double)TRIAD_N * sizeof(float) / (dc_seconds() - t0) * 1e-9;
     }
     if (a[TRIAD_N / 3] == -1.0f) printf(" "); /* keeps the stores alive */
     free(a), free(b), free(c);
@@ -219,7 +213,7 @@ static void set_inputs(dc_exec *e, const dc_graph *g) {
 /* Nanoseconds spent in e's jit steps so far. */
 static int64_t jit_ns(dc_exec *e) {
     int n;
-    dc_step *s = dc_exec_steps(e, &n);
+    const dc_step *s = dc_exec_steps(e, &n);
     int64_t ns = 0;
     for (int i = 0; i < n; i++)
         if (strcmp(s[i].provider, "jit") == 0) ns += dc_exec_step_time(e, i).ns;
@@ -236,24 +230,24 @@ static void run(dc_exec *e, const char *what) {
 typedef struct { double run, kern; } ms_pair;
 
 static void measure(dc_exec *e, const char *what, ms_pair *med, ms_pair *best) {
-    double t0 = now();
+    double t0 = dc_seconds();
     run(e, what);
-    double once = now() - t0;
+    double once = dc_seconds() - t0;
     int n = once >= MIN_REP_SECONDS ? 1 : (int)(MIN_REP_SECONDS / (once + 1e-9)) + 1;
     double r[REPS], k[REPS];
     *best = (ms_pair){ 1e30, 1e30 };
     for (int i = 0; i < REPS; i++) {
         int64_t k0 = jit_ns(e);
-        double start = now();
+        double start = dc_seconds();
         for (int j = 0; j < n; j++) {
             int64_t kc = jit_ns(e);
-            double tc = now();
+            double tc = dc_seconds();
             run(e, what);
-            double dr = (now() - tc) * 1e3, dk = (double)(jit_ns(e) - kc) * 1e-6;
+            double dr = (dc_seconds() - tc) * 1e3, dk = (double)(jit_ns(e) - kc) * 1e-6;
             if (dr < best->run) best->run = dr;
             if (dk < best->kern) best->kern = dk;
         }
-        r[i] = (now() - start) * 1e3 / n;
+        r[i] = (dc_seconds() - start) * 1e3 / n;
         k[i] = (double)(jit_ns(e) - k0) * 1e-6 / n;
     }
     med->run = median(r, REPS);
@@ -312,7 +306,7 @@ static result bench_block(const block_def *b, const param_set *ps) {
     r.kernels = r.compiled + (s1.cache_loads - s0.cache_loads) + (s1.shared - s0.shared);
     r.cold_ms = r.compiled ? (s1.compile_ms - s0.compile_ms + s1.load_ms - s0.load_ms) / (double)r.compiled : 0;
     int n_steps;
-    dc_step *st = dc_exec_steps(ej, &n_steps);
+    const dc_step *st = dc_exec_steps(ej, &n_steps);
     for (int i = 0; i < n_steps; i++)
         if (st[i].note[0]) fprintf(stderr, "fusion: %s: step %d (%s): %s\n", b->name, i, st[i].provider, st[i].note);
     dc_exec *er = dc_compile(gr, 1, DC_BACKEND_REF, err, sizeof err);
@@ -369,7 +363,8 @@ static void run_torch(result *res, const param_set *ps) {
 
 /* The graph models/train.c builds for fmnist-mlp (models/fmnist_mlp.c, its default config):
  * MLP 784-512-256-10, cross-entropy, gradients of every param, global norm, clipping at 1,
- * AdamW (weight decay 1e-4), EMA 0.998; after simplify, cse, dce, fuse-loops, plan-memory. */
+ * AdamW (weight decay 1e-4), EMA 0.998; after the training pipeline of the jit backend
+ * (dc_pipeline). */
 static dc_graph *mlp_train_graph(void) {
     const int64_t batch = 128;
     dc_graph *g = dc_graph_new("fmnist_mlp_train");
@@ -398,7 +393,7 @@ static dc_graph *mlp_train_graph(void) {
     dc_adamw(g, n, params, grads, lr, bc1, bc2, next, .weight_decay = 1e-4f);
     dc_ema(g, n, params, next, 0.998f);
     if (dc_graph_failed(g)) die("fmnist-mlp training graph", dc_graph_error(g));
-    if (!dc_run_pipeline(g, "simplify,cse,dce,fuse-loops,plan-memory", &(dc_pass_opts){ 0 }, err, sizeof err))
+    if (!dc_run_pipeline(g, dc_pipeline(DC_PIPELINE_TRAIN, DC_BACKEND_JIT), &(dc_pass_opts){ 0 }, err, sizeof err))
         die("fmnist-mlp training graph", err);
     return g;
 }
@@ -412,9 +407,9 @@ typedef struct {
 static program_load compile_program(const dc_graph *g) {
     char err[DC_ERR_LEN];
     dc_jit_stats s0 = dc_jit_get_stats();
-    double t0 = now();
+    double t0 = dc_seconds();
     dc_exec *e = dc_compile(g, 0, DC_BACKEND_JIT, err, sizeof err);
-    double wall = now() - t0;
+    double wall = dc_seconds() - t0;
     if (!e) die("fmnist-mlp training program", err);
     dc_jit_stats s1 = dc_jit_get_stats();
     dc_exec_free(e);
@@ -444,7 +439,7 @@ int main(void) {
     if (!mkdtemp(cache)) die("mkdtemp", "cannot create a temporary cache directory");
     setenv("DISCO_CACHE_DIR", cache, 1);
     param_set ps = cnn_params();
-    double t_start = now();
+    double t_start = dc_seconds();
     char load_start[64], load_end[64], date[64];
     time_t wall = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&wall));
@@ -518,7 +513,7 @@ int main(void) {
            (long long)warm.optimizer_runs);
     printf("  warm with oneDNN's primitives kept (only dc_jit_shutdown before each): %.1f ms wall (median of %d)\n",
            median(k_wall, REPS), REPS);
-    printf("\nwall %.0f s\n", now() - t_start);
+    printf("\nwall %.0f s\n", dc_seconds() - t_start);
     char err[DC_ERR_LEN];
     if (!dc_kcache_clear(err, sizeof err) || rmdir(cache) != 0) fprintf(stderr, "fusion: cannot remove %s\n", cache);
     dc_jit_shutdown();

@@ -1,5 +1,56 @@
-/* codegen.h — the codegen stage: kernel providers behind the runtime's programs. This part
- * declares the oneDNN provider (codegen/dnnl/): matmul, linear and conv2d forward with fused
+/* codegen.h — the codegen stage: compiling a graph into a runtime program (the backends, the
+ * pass pipeline policy, dc_compile), then the kernel providers behind the program's steps:
+ * oneDNN (codegen/dnnl/), the on-disk kernel cache (cache.c) and the LLVM JIT (codegen/llvm/);
+ * ref kernels are the runtime's own. */
+#ifndef DC_CODEGEN_H
+#define DC_CODEGEN_H
+
+#include "runtime/runtime.h"
+
+/* ---- compiling a graph into an executable program ----------------------------------- */
+
+/* Which provider computes a node: DC_BACKEND_AUTO picks per node by rule (oneDNN for the
+ * contractions it accepts without a reference implementation, ref otherwise); the others
+ * force one provider wherever it has a kernel (ref everywhere else). */
+typedef enum { DC_BACKEND_AUTO, DC_BACKEND_REF, DC_BACKEND_DNNL, DC_BACKEND_JIT } dc_backend;
+
+/* "auto", "ref", "dnnl", "jit" -> backend; -1 if unknown. */
+int dc_backend_from_name(const char *s);
+/* The backend named by $DISCO_BACKEND, or fallback when it is unset; -1 (and err) when it
+ * names no backend. */
+int dc_backend_from_env(dc_backend fallback, char *err, size_t len);
+/* Whether backend b runs the loop groups of fuse-loops as JIT kernels (auto and jit; ref and
+ * dnnl would run them node by node, so their pipelines do not group loops). */
+bool dc_backend_uses_jit(dc_backend b);
+
+/* What a graph is compiled for: a training program (forward, loss, gradients, optimizer) or
+ * an inference program (evaluation, sampling, `disco run`). */
+typedef enum { DC_PIPELINE_TRAIN, DC_PIPELINE_SAMPLE } dc_pipeline_kind;
+/* the pass pipeline (comma-separated pass names) the compiler runs on a graph of this
+ * kind with backend b: the one place this policy lives (codegen/pipeline.c) */
+const char *dc_pipeline(dc_pipeline_kind kind, dc_backend b);
+
+/* Lowers a (planned or unplanned) graph into a runtime program (codegen/lower.c), one step
+ * per computed node with the provider chosen for it, and returns an executor for it (params
+ * initialised from seed, as dc_exec_new). Rule: auto and dnnl give the f32 matmul, linear,
+ * conv2d, conv2d_bwd_data, conv2d_bwd_weight, fused_conv2d and fused_matmul nodes to oneDNN,
+ * everything else to ref. Every oneDNN step is tried once on the arena while the program is
+ * built; one that oneDNN refuses, or whose output the memory plan puts over one of its inputs,
+ * runs on ref instead and its step's note says why (`disco run --profile` prints it). Under
+ * DC_BACKEND_DNNL a refusal is an error instead. ref: ref everywhere. Loop groups (fuse-loops)
+ * run as LLVM JIT kernels under auto and jit; jit also lowers every ungrouped elementwise and
+ * reduction node as a kernel of its own; a group the kernel IR cannot express runs node by
+ * node on ref with a note. NULL and err when the graph does not verify or a forced
+ * provider cannot run a node it claims. The steps can be inspected with dc_exec_steps. */
+dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
+/* Runs the pipeline dc_pipeline(kind, backend) over g (rewriting it in place), then
+ * dc_compile: how the models compile their training and inference programs. */
+dc_exec *dc_compile_for(dc_graph *g, dc_pipeline_kind kind, uint64_t seed, dc_backend backend, char *err,
+                        size_t len);
+
+/* ---- the oneDNN provider ------------------------------------------------------------- */
+
+/* The oneDNN provider (codegen/dnnl/): matmul, linear and conv2d forward with fused
  * epilogues, and conv2d backward-data / backward-weights, on disco's dense C-order tensors
  * (NHWC activations, HWIO weights [KH,KW,C/groups,O], linear weights [I,O]).
  *
@@ -20,15 +71,6 @@
  *
  * Not thread-safe: one caller thread at a time (oneDNN itself runs on OpenMP threads).
  * Results are bitwise reproducible for given shapes and thread count. */
-#ifndef DC_CODEGEN_H
-#define DC_CODEGEN_H
-
-#include "runtime/runtime.h"
-
-/* ---- the oneDNN provider ------------------------------------------------------------- */
-
-typedef enum { DC_ACT_NONE, DC_ACT_RELU, DC_ACT_GELU, DC_ACT_SILU } dc_act;
-/* DC_ACT_GELU is the tanh form (ir/scalar.h dc_geluf), DC_ACT_SILU is x * sigmoid(x). */
 
 /* The fused epilogue of a forward contraction y = contraction(inputs):
  *     out = act(scale * y + bias) + residual
@@ -38,7 +80,7 @@ typedef enum { DC_ACT_NONE, DC_ACT_RELU, DC_ACT_GELU, DC_ACT_SILU } dc_act;
  * A NULL epilogue pointer means the identity too. */
 typedef struct {
     const dc_tensor *bias;
-    dc_act act;
+    dc_activation act;          /* ir.h: gelu is the tanh form, silu x * sigmoid(x) */
     const dc_tensor *residual;
     float scale;
 } dc_epilogue;
@@ -81,33 +123,6 @@ dc_dnnl_stats dc_dnnl_get_stats(void);
 
 /* Frees the caches, the stream and the engine; the next call starts afresh. */
 void dc_dnnl_shutdown(void);
-
-/* ---- compiling a graph into an executable program ----------------------------------- */
-
-/* Which provider computes a node: DC_BACKEND_AUTO picks per node by rule (oneDNN for the
- * contractions it accepts without a reference implementation, ref otherwise); the others
- * force one provider wherever it has a kernel (ref everywhere else). */
-typedef enum { DC_BACKEND_AUTO, DC_BACKEND_REF, DC_BACKEND_DNNL, DC_BACKEND_JIT } dc_backend;
-
-/* "auto", "ref", "dnnl", "jit" -> backend; -1 if unknown. */
-int dc_backend_from_name(const char *s);
-/* The backend named by $DISCO_BACKEND, or fallback when it is unset; -1 (and err) when it
- * names no backend. */
-int dc_backend_from_env(dc_backend fallback, char *err, size_t len);
-
-/* Lowers a (planned or unplanned) graph into a runtime program (codegen/lower.c), one step
- * per computed node with the provider chosen for it, and returns an executor for it (params
- * initialised from seed, as dc_exec_new). Rule: auto and dnnl give the f32 matmul, linear,
- * conv2d, conv2d_bwd_data, conv2d_bwd_weight, fused_conv2d and fused_matmul nodes to oneDNN,
- * everything else to ref. Every oneDNN step is tried once on the arena while the program is
- * built; one that oneDNN refuses, or whose output the memory plan puts over one of its inputs,
- * runs on ref instead and its step's note says why (`disco run --profile` prints it). Under
- * DC_BACKEND_DNNL a refusal is an error instead. ref: ref everywhere. Loop groups (fuse-loops)
- * run as LLVM JIT kernels under auto and jit; jit also lowers every ungrouped elementwise and
- * reduction node as a kernel of its own; a group the kernel IR cannot express runs node by
- * node on ref with a note. NULL and err when the graph does not verify or a forced
- * provider cannot run a node it claims. The steps can be inspected with dc_exec_steps. */
-dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
 
 /* ---- the on-disk kernel cache (codegen/cache.c) --------------------------------------- */
 /* Compiled kernel objects live under $DISCO_CACHE_DIR (default $XDG_CACHE_HOME/disco, else

@@ -8,9 +8,9 @@
  *         the fast ones), with ref where oneDNN refuses;
  *   dnnl: oneDNN for those contractions, a refusal being an error; ref everywhere else;
  *   ref:  ref everywhere.
- * Each oneDNN step is tried once on the executor's arena when the program is built: a step
- * that oneDNN refuses (or that would run in place, which oneDNN cannot) becomes a ref step
- * whose note says why (shown by `--profile`). A jit step computes a whole group
+ * Each oneDNN step is tried once on the executor's arena when the program is built (its
+ * prepare hook, which the executor calls): a step that oneDNN refuses (or that would run in
+ * place, which oneDNN cannot) becomes a ref step whose note says why (shown by `--profile`). A jit step computes a whole group
  * (codegen/lower_jit.c) as a range kernel over the group's rows, compiled through the kernel
  * cache; it is the step of the group's last node, with impl "jit:HASH CPU" (HASH: the first
  * 12 hex digits of the kernel IR's hash). A group the kernel IR cannot express, or that LLVM
@@ -66,7 +66,7 @@ static bool dnnl_has_kernel(const dc_graph *g, const dc_node *n) {
  * order, when the attribute says they are there. */
 static dc_epilogue fused_epilogue(const dc_node *n, dc_activation act, bool bias, bool residual,
                                   const dc_tensor *v) {
-    dc_epilogue e = { .act = (dc_act)act };
+    dc_epilogue e = { .act = act };
     if (bias) e.bias = &v[n->in[2]];
     if (residual) e.residual = &v[n->in[2 + bias]];
     return e;
@@ -114,47 +114,46 @@ static bool dnnl_call(const dc_step *s, const dc_frame *f, char *err, size_t len
     }
 }
 
-static dc_step dnnl_step(int node) {
+/* Validates a oneDNN step where it will run (its prepare hook): a step whose output the memory
+ * plan puts over one of its inputs falls back to ref (oneDNN cannot run in place); otherwise it
+ * runs once on the arena and keeps oneDNN's implementation as its impl, or, refused, falls back
+ * to ref with the reason as its note (forced: fails). */
+static dc_step_verdict try_dnnl(dc_step *s, const dc_frame *f, bool forced, char *err, size_t len) {
+    const dc_node *n = &f->g->nodes[s->node];
+    for (int k = 0; k < n->n_in; k++)
+        if (dc_tensor_overlap(&f->vals[s->node], &f->vals[n->in[k]])) {
+            char label[64];
+            snprintf(err, len, "the memory plan puts its output over input %d (%s); oneDNN needs them apart", k,
+                     dc_node_label(f->g, n->in[k], label, sizeof label));
+            return DC_STEP_FALLBACK;
+        }
+    char why[DC_ERR_LEN] = "";
+    if (dnnl_call(s, f, why, sizeof why)) {
+        snprintf(s->impl, sizeof s->impl, "%s", dc_dnnl_last_impl());
+        return DC_STEP_READY;
+    }
+    snprintf(err, len, "%s%s", forced ? "backend dnnl: " : "", why);
+    return forced ? DC_STEP_FAILED : DC_STEP_FALLBACK;
+}
+
+static dc_step_verdict dnnl_prepare(dc_step *s, const dc_frame *f, char *err, size_t len) {
+    return try_dnnl(s, f, false, err, len);
+}
+
+/* under the dnnl backend, where oneDNN refusing a node is an error */
+static dc_step_verdict dnnl_prepare_forced(dc_step *s, const dc_frame *f, char *err, size_t len) {
+    return try_dnnl(s, f, true, err, len);
+}
+
+static dc_step dnnl_step(int node, bool forced) {
     dc_step s;
     memset(&s, 0, sizeof s);
     s.node = node;
     s.provider = "dnnl";
     s.writes_all = true;
     s.call = dnnl_call;
+    s.prepare = forced ? dnnl_prepare_forced : dnnl_prepare;
     return s;
-}
-
-/* The input of node i whose value shares arena bytes with i's, or -1. */
-static int aliased_input(dc_exec *e, const dc_node *n, int i) {
-    for (int k = 0; k < n->n_in; k++)
-        if (dc_exec_overlap(e, i, n->in[k])) return k;
-    return -1;
-}
-
-/* Tries the oneDNN step k of e once on the arena; on refusal turns it into a ref step with
- * the reason as its note (or, when forced, fails). */
-static bool settle_dnnl_step(dc_exec *e, int k, bool forced, char *err, size_t len) {
-    int n_steps;
-    dc_step *s = &dc_exec_steps(e, &n_steps)[k];
-    const dc_graph *g = dc_exec_graph(e);
-    const dc_node *n = &g->nodes[s->node];
-    char why[DC_ERR_LEN] = "", label[64];
-    int alias = aliased_input(e, n, s->node);
-    if (alias >= 0)
-        snprintf(why, sizeof why, "the memory plan puts its output over input %d (%s); oneDNN needs them apart",
-                 alias, dc_node_label(g, n->in[alias], label, sizeof label));
-    else if (dc_exec_run_step(e, k, why, sizeof why)) {
-        snprintf(s->impl, sizeof s->impl, "%s", dc_dnnl_last_impl());
-        return true;
-    }
-    if (forced && alias < 0) {
-        snprintf(err, len, "backend dnnl: %s", why);
-        return false;
-    }
-    int node = s->node;
-    *s = dc_ref_step(node);
-    snprintf(s->note, sizeof s->note, "%s", why);
-    return true;
 }
 
 /* ---- the jit steps ---------------------------------------------------------------------- */
@@ -172,7 +171,7 @@ static int group_last(const dc_graph *g, int i) {
  * ref does as well without a compile). */
 static bool jit_claims(const dc_graph *g, int i, int last, dc_backend backend) {
     bool grouped = g->group && g->group[i] > 0;
-    if (!(grouped ? backend == DC_BACKEND_AUTO || backend == DC_BACKEND_JIT
+    if (!(grouped ? dc_backend_uses_jit(backend)
                   : backend == DC_BACKEND_JIT && dc_op_groupable(g->nodes[i].op)))
         return false;
     for (int k = i; k <= last; k++) {
@@ -252,20 +251,13 @@ dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *
             i = last;
             continue;
         }
-        steps[n++] = backend != DC_BACKEND_REF && dnnl_has_kernel(g, nd) ? dnnl_step(i) : dc_ref_step(i);
+        steps[n++] = backend != DC_BACKEND_REF && dnnl_has_kernel(g, nd) ? dnnl_step(i, backend == DC_BACKEND_DNNL)
+                                                                          : dc_ref_step(i);
     }
     /* the executor owns the jit kernels from here on, also when it fails */
     dc_exec *e = ok ? dc_exec_new_program(g, seed, steps, n, free_jit, err, len) : NULL;
     for (int k = 0; !ok && k < n; k++)
         if (steps[k].ctx) free_jit(steps[k].ctx);
     free(steps);
-    for (int k = 0; e && k < n; k++) {
-        int cnt;
-        if (strcmp(dc_exec_steps(e, &cnt)[k].provider, "dnnl") != 0) continue;
-        if (!settle_dnnl_step(e, k, backend == DC_BACKEND_DNNL, err, len)) {
-            dc_exec_free(e);
-            return NULL;
-        }
-    }
     return e;
 }

@@ -1,7 +1,6 @@
 /* train.c — the training program of train.h: builds the one training graph (forward + loss +
- * dc_grad + clipping + AdamW + EMA), runs the pass pipeline over it (simplify, cse, dce,
- * fuse-contraction, [fuse-loops with the auto and jit backends,] plan-memory), compiles it into an
- * executor, runs that per batch with the host-side schedule (lr, bias corrections, step seed,
+ * dc_grad + clipping + AdamW + EMA), runs the compiler's training pipeline over it
+ * (dc_pipeline(DC_PIPELINE_TRAIN, backend)), compiles it into an executor, runs that per batch with the host-side schedule (lr, bias corrections, step seed,
  * epoch order), and saves and resumes checkpoints. */
 #include "models/train.h"
 
@@ -14,18 +13,10 @@
 #include <xxhash.h>
 
 #include "frontend/optim.h"
-#include "models/data.h"
+#include "models/data/data.h"
 #include "passes/passes.h"
 
 #define META_FORMAT 0x314e494152544344ULL /* "DCTRAIN1" */
-/* what the training graph goes through before it is compiled; with the jit backend, loop
- * fusion too (each group then runs as one kernel) */
-#define TRAIN_PIPELINE "simplify,cse,dce,fuse-contraction,plan-memory"
-#define TRAIN_PIPELINE_JIT "simplify,cse,dce,fuse-contraction,fuse-loops,plan-memory"
-
-/* auto and jit run fused loop groups as JIT kernels; ref and dnnl would run them node by node */
-static bool uses_jit(dc_backend b) { return b == DC_BACKEND_JIT || b == DC_BACKEND_AUTO; }
-
 /* the checkpoint's meta blob: all 8-byte fields, so no padding (host byte order) */
 typedef struct {
     uint64_t format;
@@ -50,7 +41,7 @@ struct dc_trainer {
 /* With the jit backend: how many kernels the training program has and where they came from
  * (the kernel cache, LLVM, or an identical kernel already loaded), on stderr. */
 static void report_jit(const dc_jit_stats *before, dc_backend backend) {
-    if (!uses_jit(backend)) return;
+    if (!dc_backend_uses_jit(backend)) return;
     dc_jit_stats a = dc_jit_get_stats();
     long long cached = a.cache_loads - before->cache_loads, compiled = a.compiled - before->compiled;
     long long shared = a.shared - before->shared;
@@ -141,19 +132,6 @@ static bool build_step(dc_graph *g, const dc_train_config *c, int loss, char *er
     return ok;
 }
 
-/* ema.NAME <- NAME for every trained param */
-static void init_ema(dc_trainer *t) {
-    const dc_graph *g = t->g;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const dc_node *n = &g->nodes[i];
-        if (n->op != DC_OP_PARAM || strncmp(n->name, "ema.", 4) != 0) continue;
-        const dc_tensor *src = dc_exec_param(t->e, n->name + 4);
-        dc_tensor *dst = dc_exec_value(t->e, i);
-        if (!src) continue; /* a model's own param that happens to be called ema.* */
-        memcpy(dst->data, src->data, (size_t)dc_numel(&dst->type.shape) * dc_dtype_size(dst->type.dtype));
-    }
-}
-
 dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train_data *d, char *err,
                            size_t len) {
     if (!config_ok(c, d, err, len)) {
@@ -172,15 +150,11 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
         dc_graph_free(g);
         return NULL;
     }
-    if (!build_step(g, c, g->outputs[loss_out], err, len) ||
-        !dc_run_pipeline(g, uses_jit(c->backend) ? TRAIN_PIPELINE_JIT : TRAIN_PIPELINE, &(dc_pass_opts){ 0 },
-                         err, len)) {
-        dc_graph_free(g);
-        return NULL;
-    }
     if (c->threads > 0) omp_set_num_threads(c->threads);
     dc_jit_stats j0 = dc_jit_get_stats();
-    dc_exec *e = dc_compile(g, c->seed, c->backend, err, len);
+    dc_exec *e = build_step(g, c, g->outputs[loss_out], err, len)
+                     ? dc_compile_for(g, DC_PIPELINE_TRAIN, c->seed, c->backend, err, len)
+                     : NULL;
     if (!e) {
         dc_graph_free(g);
         return NULL;
@@ -196,7 +170,11 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
     t->lr = dc_tensor_new(&scalar);
     t->bc1 = dc_tensor_new(&scalar);
     t->bc2 = dc_tensor_new(&scalar);
-    init_ema(t);
+    /* ema.NAME <- NAME for every trained param */
+    if (!dc_exec_copy_params(e, e, &(dc_param_map){ .to = "ema." }, err, len)) {
+        dc_trainer_free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -271,6 +249,13 @@ bool dc_trainer_run(dc_trainer *t, int64_t until, float *losses, char *err, size
     return ok;
 }
 
+double dc_loss_tail_mean(const float *losses, int64_t steps) {
+    int64_t from = steps - (steps + 9) / 10;
+    double s = 0;
+    for (int64_t i = from; i < steps; i++) s += losses[i];
+    return steps > from ? s / (double)(steps - from) : NAN;
+}
+
 bool dc_trainer_save(dc_trainer *t, const char *path, char *err, size_t len) {
     train_meta m = { .format = META_FORMAT, .step = t->step, .epoch = t->step / t->batches_per_epoch,
                      .pos = t->step % t->batches_per_epoch, .config_hash = t->config_hash };
@@ -303,23 +288,8 @@ const dc_graph *dc_trainer_graph(const dc_trainer *t) { return t->g; }
 dc_exec *dc_trainer_exec(dc_trainer *t) { return t->e; }
 
 bool dc_trainer_export(dc_trainer *t, bool use_ema, dc_exec *dst, char *err, size_t len) {
-    const dc_graph *dst_g = dc_exec_graph(dst);
-    for (int i = 0; i < dst_g->n_nodes; i++) {
-        const dc_node *n = &dst_g->nodes[i];
-        if (n->op != DC_OP_PARAM) continue;
-        char ema[DC_ERR_LEN];
-        snprintf(ema, sizeof ema, "ema.%s", n->name);
-        const dc_tensor *src = use_ema ? dc_exec_param(t->e, ema) : NULL;
-        if (!src) src = dc_exec_param(t->e, n->name);
-        dc_tensor *out = dc_exec_value(dst, i);
-        if (!src || !dc_type_eq(&src->type, &out->type)) {
-            snprintf(err, len, "train: the trained model has no param '%s' of the type the graph '%s' expects",
-                     n->name, dst_g->name);
-            return false;
-        }
-        memcpy(out->data, src->data, (size_t)dc_numel(&out->type.shape) * dc_dtype_size(out->type.dtype));
-    }
-    return true;
+    dc_param_map map = { .from = use_ema && t->c.ema_decay > 0 ? "ema." : "", .need_all = true };
+    return dc_exec_copy_params(t->e, dst, &map, err, len);
 }
 
 bool dc_train_out_path(const char *dir, const char *file, char *path, size_t n, char *err, size_t len) {
@@ -382,12 +352,6 @@ double dc_classifier_accuracy(dc_exec *e, const dc_dataset *ds, char *err, size_
     }
     dc_tensor_free(x);
     return ok && seen ? (double)right / (double)seen : -1;
-}
-
-double dc_seconds_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
 }
 
 bool dc_image_feed(void *ctx, dc_exec *e, const int64_t *idx, int64_t batch, char *err, size_t len) {

@@ -13,11 +13,10 @@
 #define DC_MODELS_TRAIN_H
 
 #include <stdio.h>
-#include <time.h>
 
 #include "codegen/codegen.h"
 #include "frontend/dsl.h"
-#include "models/data.h"
+#include "models/data/data.h"
 #include "runtime/runtime.h"
 
 typedef struct {
@@ -65,7 +64,8 @@ typedef struct dc_trainer dc_trainer;
 /* Takes g (and frees it, also on failure): a forward graph with its inputs and a scalar f32
  * output named "loss". Appends the gradient of the loss w.r.t. every PARAM of g, the global
  * norm (output "grad_norm"), clipping, AdamW (inputs "lr", "bc1", "bc2") and the EMA; runs
- * the passes simplify, cse, dce and plan-memory over the whole graph; compiles it (dc_compile with
+ * the compiler's training pipeline (dc_pipeline(DC_PIPELINE_TRAIN, c->backend)) over the whole
+ * graph; compiles it (dc_compile with
  * c->backend) into an executor with params initialised from c->seed and the EMA set to the initial params.
  * c and d are copied (c->ckpt_path, c->progress and d->ctx must outlive the trainer). */
 dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train_data *d, char *err,
@@ -79,6 +79,9 @@ bool dc_trainer_step(dc_trainer *t, dc_train_stats *s, char *err, size_t len);
  * of step s at losses[s]. */
 bool dc_trainer_run(dc_trainer *t, int64_t until, float *losses, char *err,
                     size_t len);
+/* The mean of the last tenth of a run's batch losses [steps] (its final loss, less noisy than
+ * the last batch's); NaN for 0 steps. */
+double dc_loss_tail_mean(const float *losses, int64_t steps);
 
 /* Checkpoint of every param with meta {format, step, data position, config hash}. */
 bool dc_trainer_save(dc_trainer *t, const char *path, char *err, size_t len);
@@ -102,8 +105,6 @@ bool dc_train_out_path(const char *dir, const char *file, char *path, size_t n, 
  * type's first dim is the batch; the rest holds one image's pixels in any shape) and its first
  * output is the logits [batch, classes]; a last partial batch is skipped. -1 and err on failure. */
 double dc_classifier_accuracy(dc_exec *e, const dc_dataset *ds, char *err, size_t len);
-/* Seconds of CLOCK_MONOTONIC since t0. */
-double dc_seconds_since(const struct timespec *t0);
 
 /* A feeder for labelled images: the batch's images (each rows*cols floats, in whatever shape x
  * has) into input "x", their labels into input "y" (i32 [B]). x and y are the caller's staging

@@ -1,6 +1,8 @@
 /* exec.c — the executor of runtime programs: verifies a graph, lays every node's value out in
  * one arena (at the offsets of the graph's memory plan when it has one, else one
- * bump-allocated 64-byte aligned slot per node), initialises the params, runs the program's
+ * bump-allocated 64-byte aligned slot per node), initialises the params, lets each step's
+ * provider validate it there once (its prepare hook: keep it, fall back to ref, or fail), and
+ * copies params by name between executors. A run executes the program's
  * steps in order (calls, or range kernels split statically over the OpenMP threads), times
  * each step (and records it for the Chrome trace when $DISCO_TRACE is set), then applies the
  * graph's state updates (param <- value). With a plan, only
@@ -179,6 +181,33 @@ static bool check_program(const dc_graph *g, const dc_step *steps, int n, char *
     return true;
 }
 
+/* "node %3 (matmul): " + msg into err */
+static void node_error(const dc_graph *g, int node, const char *msg, char *err, size_t len) {
+    char label[64];
+    snprintf(err, len, "node %s (%s): %s", dc_node_label(g, node, label, sizeof label), dc_op_name(g->nodes[node].op),
+             msg);
+}
+
+/* Runs the prepare hook of every step that has one, in order; false and err when one fails. */
+static bool prepare_steps(dc_exec *e, char *err, size_t len) {
+    dc_frame f = { e->g, e->vals, e->seed };
+    for (int i = 0; i < e->n_steps; i++) {
+        dc_step *s = &e->steps[i];
+        char msg[DC_ERR_LEN] = "";
+        dc_step_verdict v = s->prepare ? s->prepare(s, &f, msg, sizeof msg) : DC_STEP_READY;
+        if (v == DC_STEP_FAILED) {
+            node_error(e->g, s->node, msg, err, len);
+            return false;
+        }
+        if (v == DC_STEP_FALLBACK) {
+            if (s->ctx && e->free_ctx) e->free_ctx(s->ctx);
+            *s = dc_ref_step(s->node);
+            snprintf(s->note, sizeof s->note, "%s", msg);
+        }
+    }
+    return true;
+}
+
 static void free_program(dc_exec *e) {
     for (int i = 0; e->free_ctx && i < e->n_steps; i++)
         if (e->steps[i].ctx) e->free_ctx(e->steps[i].ctx);
@@ -200,17 +229,21 @@ dc_exec *dc_exec_new_program(const dc_graph *g, uint64_t seed, const dc_step *st
     if (n) memcpy(e->steps, steps, (size_t)n * sizeof *steps);
     const char *trace = getenv("DISCO_TRACE");
     e->tracing = trace && *trace;
-    if (!dc_verify(g, err, len) || !check_program(g, steps, n, err, len) ||
-        (e->tracing && !dc_trace_begin(trace, err, len)) || !layout(e, err, len)) {
+    bool ok = dc_verify(g, err, len) && check_program(g, steps, n, err, len) &&
+              (!e->tracing || dc_trace_begin(trace, err, len)) && layout(e, err, len);
+    if (ok) {
+        plan_updates(e);
+        for (int i = 0; i < g->n_nodes; i++)
+            if (g->nodes[i].op == DC_OP_PARAM) dc_param_init(&g->nodes[i], &e->vals[i], seed);
+        ok = prepare_steps(e, err, len);
+    }
+    if (!ok) {
         e->tracing = false;
         dc_exec_free(e);
         return NULL;
     }
     static int executors;
     e->tid = ++executors;
-    plan_updates(e);
-    for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == DC_OP_PARAM) dc_param_init(&g->nodes[i], &e->vals[i], seed);
     return e;
 }
 
@@ -282,7 +315,8 @@ static void run_range(const dc_step *s, const dc_tensor *vals) {
     }
 }
 
-bool dc_exec_run_step(dc_exec *e, int i, char *err, size_t len) {
+/* Runs step i: a range kernel or a call. */
+static bool run_step(dc_exec *e, int i, char *err, size_t len) {
     const dc_step *s = &e->steps[i];
     dc_tensor *out = &e->vals[s->node];
     /* kernels that do not write every element see a zero-filled output, as they do when
@@ -296,9 +330,7 @@ bool dc_exec_run_step(dc_exec *e, int i, char *err, size_t len) {
     char msg[DC_ERR_LEN] = "";
     dc_frame f = { e->g, e->vals, e->seed };
     if (s->call(s, &f, msg, sizeof msg)) return true;
-    char label[64];
-    snprintf(err, len, "node %s (%s): %s", dc_node_label(e->g, s->node, label, sizeof label),
-             dc_op_name(e->g->nodes[s->node].op), msg);
+    node_error(e->g, s->node, msg, err, len);
     return false;
 }
 
@@ -314,7 +346,7 @@ static void record_event(dc_exec *e, int step, int64_t start, int64_t dur) {
 bool dc_exec_run(dc_exec *e, char *err, size_t len) {
     for (int i = 0; i < e->n_steps; i++) {
         int64_t t0 = dc_trace_now_ns();
-        if (!dc_exec_run_step(e, i, err, len)) return false;
+        if (!run_step(e, i, err, len)) return false;
         int64_t dt = dc_trace_now_ns() - t0;
         e->time[i].calls++;
         e->time[i].ns += dt;
@@ -324,29 +356,71 @@ bool dc_exec_run(dc_exec *e, char *err, size_t len) {
     return true;
 }
 
-dc_step *dc_exec_steps(dc_exec *e, int *n) {
+const dc_step *dc_exec_steps(const dc_exec *e, int *n) {
     *n = e->n_steps;
     return e->steps;
 }
 
 dc_step_time dc_exec_step_time(const dc_exec *e, int i) { return e->time[i]; }
 
-bool dc_exec_overlap(const dc_exec *e, int a, int b) {
-    const char *pa = e->vals[a].data, *pb = e->vals[b].data;
-    size_t na = value_bytes(&e->vals[a].type), nb = value_bytes(&e->vals[b].type);
-    return na && nb && pa < pb + nb && pb < pa + na;
-}
-
 const dc_tensor *dc_exec_output(const dc_exec *e, int i) { return &e->vals[e->g->outputs[i]]; }
 
 dc_tensor *dc_exec_value(dc_exec *e, int node) { return &e->vals[node]; }
 
-dc_tensor *dc_exec_param(dc_exec *e, const char *name) {
-    for (int i = 0; i < e->g->n_nodes; i++) {
-        const dc_node *n = &e->g->nodes[i];
-        if (n->op == DC_OP_PARAM && n->name && strcmp(n->name, name) == 0) return &e->vals[i];
+/* The node of the param called prefix + rest in g, or -1. */
+static int find_param(const dc_graph *g, const char *prefix, const char *rest) {
+    size_t np = strlen(prefix);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const dc_node *n = &g->nodes[i];
+        if (n->op == DC_OP_PARAM && n->name && strncmp(n->name, prefix, np) == 0 && strcmp(n->name + np, rest) == 0)
+            return i;
     }
-    return NULL;
+    return -1;
+}
+
+dc_tensor *dc_exec_param(dc_exec *e, const char *name) {
+    int i = find_param(e->g, "", name);
+    return i < 0 ? NULL : &e->vals[i];
+}
+
+/* The source node in src of each param of dst that map selects (-1: none), into from[];
+ * false and err when a source is missing (need_all) or of another type. */
+static bool map_params(const dc_exec *src, const dc_exec *dst, const dc_param_map *map, int *from, char *err,
+                       size_t len) {
+    const char *pf = map->from ? map->from : "", *pt = map->to ? map->to : "";
+    size_t nt = strlen(pt);
+    const dc_graph *sg = src->g, *dg = dst->g;
+    for (int i = 0; i < dg->n_nodes; i++) {
+        const dc_node *n = &dg->nodes[i];
+        from[i] = -1;
+        if (n->op != DC_OP_PARAM || !n->name || strncmp(n->name, pt, nt) != 0) continue;
+        int k = find_param(sg, pf, n->name + nt);
+        if (k < 0 && map->need_all) {
+            snprintf(err, len, "params: graph @%s has no param '%s%s' (for '%s' of graph @%s)", sg->name, pf,
+                     n->name + nt, n->name, dg->name);
+            return false;
+        }
+        if (k >= 0 && !dc_type_eq(&sg->nodes[k].type, &n->type)) {
+            char a[128], b[128];
+            snprintf(err, len, "params: '%s' of graph @%s is %s, '%s' of graph @%s %s", sg->nodes[k].name, sg->name,
+                     dc_type_str(&sg->nodes[k].type, a, sizeof a), n->name, dg->name,
+                     dc_type_str(&n->type, b, sizeof b));
+            return false;
+        }
+        from[i] = k;
+    }
+    return true;
+}
+
+bool dc_exec_copy_params(const dc_exec *src, dc_exec *dst, const dc_param_map *map, char *err, size_t len) {
+    int *from = malloc((size_t)(dst->g->n_nodes ? dst->g->n_nodes : 1) * sizeof *from);
+    if (!from) abort(); /* out of memory */
+    bool ok = map_params(src, dst, map, from, err, len);
+    for (int i = 0; ok && i < dst->g->n_nodes; i++)
+        if (from[i] >= 0 && &src->vals[from[i]] != &dst->vals[i])
+            memcpy(dst->vals[i].data, src->vals[from[i]].data, value_bytes(&dst->vals[i].type));
+    free(from);
+    return ok;
 }
 
 size_t dc_exec_arena_bytes(const dc_exec *e) { return e->arena_bytes; }

@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BAR_WIDTH 30
@@ -29,19 +28,13 @@ struct dc_progress {
     int64_t logged;        /* plain: the step of the last line, -1 before any */
 };
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 dc_progress *dc_progress_new(const char *what, int64_t total, FILE *f) {
     dc_progress *p = calloc(1, sizeof *p);
     if (!p || !(p->what = strdup(what))) abort(); /* out of memory */
     p->total = total > 0 ? total : 1;
     p->f = f;
     p->tty = isatty(fileno(f));
-    p->t0 = now_seconds();
+    p->t0 = dc_seconds();
     p->last_draw = -1;
     p->logged = -1;
     return p;
@@ -49,7 +42,7 @@ dc_progress *dc_progress_new(const char *what, int64_t total, FILE *f) {
 
 /* Steps per second since the first update, and the seconds left at that rate (-1: unknown). */
 static void rate_eta(const dc_progress *p, double *rate, double *eta) {
-    double dt = now_seconds() - p->t0;
+    double dt = dc_seconds() - p->t0;
     int64_t done = p->step - p->base;
     *rate = dt > 0 && done > 0 ? (double)done / dt : 0;
     *eta = *rate > 0 ? (double)(p->total - p->step) / *rate : -1;
@@ -88,7 +81,7 @@ static void draw_bar(dc_progress *p) {
     fprintf(p->f, "\r%s [%s] %" PRId64 "/%" PRId64 "%s %.1f it/s ETA %s\033[K", p->what, bar, p->step,
             p->total, loss_str(p, loss, sizeof loss), rate, clock_str(eta, clk, sizeof clk));
     fflush(p->f);
-    p->last_draw = now_seconds();
+    p->last_draw = dc_seconds();
 }
 
 /* what step S/T loss L it/s R eta Ns */
@@ -120,7 +113,7 @@ void dc_progress_update(dc_progress *p, int64_t step, double loss) {
     p->step = step;
     p->loss = loss;
     if (p->tty) {
-        if (step >= p->total || now_seconds() - p->last_draw >= TTY_INTERVAL || p->last_draw < 0)
+        if (step >= p->total || dc_seconds() - p->last_draw >= TTY_INTERVAL || p->last_draw < 0)
             draw_bar(p);
     } else if (step >= p->next_log) {
         log_line(p);

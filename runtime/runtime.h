@@ -15,6 +15,8 @@ typedef struct {
 
 dc_tensor *dc_tensor_new(const dc_type *t);  /* zero-filled, 64-byte aligned */
 void dc_tensor_free(dc_tensor *t);
+/* True when the data of a and b share bytes (e.g. two values of one arena). */
+bool dc_tensor_overlap(const dc_tensor *a, const dc_tensor *b);
 
 /* ---- RNG: Philox4x32-10 ------------------------------------------------------------- */
 void dc_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
@@ -58,6 +60,13 @@ typedef struct {
  * its node; args[i] is the data pointer of node step->args[i]. */
 typedef void (*dc_range_kernel)(void **args, int64_t begin, int64_t end);
 
+/* What a step's prepare hook decided about it. */
+typedef enum {
+    DC_STEP_READY,              /* the step runs as it is */
+    DC_STEP_FALLBACK,           /* the step becomes dc_ref_step(node), the message its note */
+    DC_STEP_FAILED,             /* the program cannot be built: the message says why */
+} dc_step_verdict;
+
 struct dc_step {
     int node;                   /* the node whose value the step writes */
     const char *provider;       /* "ref", "dnnl", "jit": a static string */
@@ -73,13 +82,20 @@ struct dc_step {
     int n_args;
     int args[DC_MAX_INPUTS + 1];
     void *ctx;                  /* the provider's, freed with the program's free_ctx */
+    /* optional: called once, in step order, while dc_exec_new_program builds the program (the
+     * arena laid out, params initialised), for a provider to validate its step where it will
+     * run: it may try its kernel on the arena (f's values) and set s->impl; a message goes to
+     * err. */
+    dc_step_verdict (*prepare)(dc_step *s, const dc_frame *f, char *err, size_t len);
 };
 
 /* The ref step of node `node`: dc_ref_eval on a zero-filled (or in-place) output. */
 dc_step dc_ref_step(int node);
 
 /* Verifies g, lays out every value in one arena (at the offsets of the graph's memory plan
- * when it has one), initialises parameters from seed, and takes a copy of the n steps.
+ * when it has one), initialises parameters from seed, takes a copy of the n steps, and runs
+ * the prepare hook of each step that has one (a step that falls back to ref has its ctx freed;
+ * a failed one fails the build: "node %3 (matmul): MESSAGE").
  * Steps must name non-source nodes in increasing order, kernels must have range >= 1 and
  * argument nodes in the graph. free_ctx (may be NULL) is called on each non-NULL ctx when
  * the executor is freed (also on failure here). g must outlive the executor. NULL and err on
@@ -99,22 +115,30 @@ void dc_exec_set_seed(dc_exec *e, uint64_t seed);
  * writes in place (its output slot is an input's, per the memory plan). Errors:
  * "node %3 (conv2d): MESSAGE" (a provider's messages name it: "dnnl conv2d: ..."). */
 bool dc_exec_run(dc_exec *e, char *err, size_t len);
-/* Runs step i alone, as dc_exec_run would (not timed, no updates): for providers that try a
- * kernel on the real arena before committing to it. */
-bool dc_exec_run_step(dc_exec *e, int i, char *err, size_t len);
-/* The program's steps, mutable until the first run (a provider may replace a step it tried). */
-dc_step *dc_exec_steps(dc_exec *e, int *n);
+/* The program's steps as built (after their prepare hooks). */
+const dc_step *dc_exec_steps(const dc_exec *e, int *n);
 /* Time spent in step i over all runs so far (CLOCK_MONOTONIC). */
 typedef struct { int64_t calls, ns; } dc_step_time;
 dc_step_time dc_exec_step_time(const dc_exec *e, int i);
-/* True when values a and b share arena bytes. */
-bool dc_exec_overlap(const dc_exec *e, int a, int b);
 /* Views into the arena, valid until the next run or free. */
 const dc_tensor *dc_exec_output(const dc_exec *e, int i);
 /* With a memory plan, only INPUT, PARAM, output and update values are valid after a run:
  * intermediates share arena space. */
 dc_tensor *dc_exec_value(dc_exec *e, int node);
 dc_tensor *dc_exec_param(dc_exec *e, const char *name);  /* NULL if no such param */
+/* Which params dc_exec_copy_params copies: every PARAM of dst's graph whose name is
+ * to + REST gets the value of src's param from + REST (NULL prefixes read as ""). */
+typedef struct {
+    const char *from, *to;
+    bool need_all;              /* a dst param without its source in src is an error; else it
+                                 * is left alone */
+} dc_param_map;
+/* Copies param values by name between executors (or within one: from "", to "ema." starts an
+ * EMA at the params), e.g. trained params into a forward-only program of the same model.
+ * Nothing is copied unless every source found has its destination's type: else false and
+ * "params: 'a.w' of graph @x is f32[2,3], 'a.w' of graph @y f32[3,3]" (or "params: graph @x
+ * has no param 'a.w' (for 'a.w' of graph @y)" when need_all). */
+bool dc_exec_copy_params(const dc_exec *src, dc_exec *dst, const dc_param_map *map, char *err, size_t len);
 size_t dc_exec_arena_bytes(const dc_exec *e);
 
 /* ---- profile and trace (runtime/trace.c) ------------------------------------------- */
@@ -133,8 +157,9 @@ void dc_exec_print_profile(dc_exec *e, FILE *f);
 /* Starts the trace of path (or keeps it when it is already the current one): checks that
  * path can be written by writing an empty trace. "DISCO_TRACE: PATH: cannot write: ..." */
 bool dc_trace_begin(const char *path, char *err, size_t len);
-/* The current trace file, or NULL. */
-const char *dc_trace_path(void);
+/* Seconds of CLOCK_MONOTONIC from an arbitrary origin: the one clock that times runs, stages
+ * and benchmarks (elapsed = dc_seconds() - t0). */
+double dc_seconds(void);
 /* Nanoseconds of CLOCK_MONOTONIC since the first call in the process: the trace's time axis. */
 int64_t dc_trace_now_ns(void);
 /* Appends one event (times in ns of dc_trace_now_ns) to the process's trace. */

@@ -1,4 +1,4 @@
-/* tensor.c — allocating and freeing dense tensors. */
+/* tensor.c — allocating and freeing dense tensors; whether two tensors share bytes. */
 #include "runtime/runtime.h"
 
 #include <stdlib.h>
@@ -19,4 +19,11 @@ void dc_tensor_free(dc_tensor *t) {
     if (!t) return;
     if (t->owned) free(t->data);
     free(t);
+}
+
+bool dc_tensor_overlap(const dc_tensor *a, const dc_tensor *b) {
+    const char *pa = a->data, *pb = b->data;
+    size_t na = (size_t)dc_numel(&a->type.shape) * dc_dtype_size(a->type.dtype);
+    size_t nb = (size_t)dc_numel(&b->type.shape) * dc_dtype_size(b->type.dtype);
+    return na && nb && pa < pb + nb && pb < pa + na;
 }

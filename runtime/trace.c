@@ -1,6 +1,7 @@
 /* trace.c — where the time of a program's steps goes: the per-step profile table of
- * `disco run --profile`, and the process's Chrome trace ($DISCO_TRACE): events handed over by
- * executors as they are freed, kept as JSON text and written atomically on every flush. */
+ * `disco run --profile`, the process's Chrome trace ($DISCO_TRACE): events handed over by
+ * executors as they are freed, kept as JSON text and written atomically on every flush; and
+ * the monotonic clock everything is timed with. */
 #include "runtime/runtime.h"
 
 #include <stdlib.h>
@@ -48,6 +49,12 @@ static struct {
     dc_strbuf events;    /* the events' JSON, comma-separated */
     int64_t n;
 } T;
+
+double dc_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int64_t dc_trace_now_ns(void) {
     static int64_t origin = -1;
@@ -99,8 +106,6 @@ bool dc_trace_begin(const char *path, char *err, size_t len) {
     dc_trace_end();
     return false;
 }
-
-const char *dc_trace_path(void) { return T.path; }
 
 void dc_trace_add(const char *op, const char *node, const char *provider, const char *impl, int tid,
                   int64_t start_ns, int64_t dur_ns) {

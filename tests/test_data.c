@@ -11,7 +11,7 @@
 #include <zlib.h>
 
 #include "ir/ir.h"
-#include "models/data.h"
+#include "models/data/data.h"
 
 #define N_IMG 5
 #define ROWS 3

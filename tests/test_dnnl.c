@@ -64,9 +64,9 @@ static void apply_epilogue(dc_tensor *want, const dc_epilogue *e) {
     for (int64_t i = 0; i < n; i++) {
         float v = scale * y[i];
         if (e->bias) v += ((const float *)e->bias->data)[i % o];
-        if (e->act == DC_ACT_RELU) v = v < 0 ? 0.0f : v;
-        if (e->act == DC_ACT_GELU) v = gelu_tanh(v);
-        if (e->act == DC_ACT_SILU) v = v * dc_sigmoidf(v);
+        if (e->act == DC_ACTIVATION_RELU) v = v < 0 ? 0.0f : v;
+        if (e->act == DC_ACTIVATION_GELU) v = gelu_tanh(v);
+        if (e->act == DC_ACTIVATION_SILU) v = v * dc_sigmoidf(v);
         if (e->residual) v += ((const float *)e->residual->data)[i];
         y[i] = v;
     }
@@ -77,11 +77,11 @@ enum { N_EPI = 7 };
 static dc_epilogue epilogue_variant(int v, const dc_tensor *bias, const dc_tensor *res) {
     switch (v) {
     case 1: return (dc_epilogue){ .bias = bias };
-    case 2: return (dc_epilogue){ .act = DC_ACT_RELU };
-    case 3: return (dc_epilogue){ .bias = bias, .act = DC_ACT_GELU };
-    case 4: return (dc_epilogue){ .act = DC_ACT_SILU, .scale = 0.5f };
+    case 2: return (dc_epilogue){ .act = DC_ACTIVATION_RELU };
+    case 3: return (dc_epilogue){ .bias = bias, .act = DC_ACTIVATION_GELU };
+    case 4: return (dc_epilogue){ .act = DC_ACTIVATION_SILU, .scale = 0.5f };
     case 5: return (dc_epilogue){ .residual = res };
-    case 6: return (dc_epilogue){ .bias = bias, .act = DC_ACT_SILU, .residual = res, .scale = 1.5f };
+    case 6: return (dc_epilogue){ .bias = bias, .act = DC_ACTIVATION_SILU, .residual = res, .scale = 1.5f };
     default: return (dc_epilogue){ 0 };
     }
 }
@@ -161,8 +161,8 @@ TEST(dnnl_linear) {
     dc_tensor *want = tu_eval(DC_OP_LINEAR, NULL, 3, (dc_tensor *[]){ x, w, b }, NULL, 0, err, sizeof err);
     CHECK_MSG(want, "ref: %s", err);
     dc_tensor *res = rnd(3, want->type.shape.dim, 8), *got = zeros_like(want);
-    dc_epilogue e = { .bias = b, .act = DC_ACT_GELU, .residual = res };
-    dc_epilogue after = { .act = DC_ACT_GELU, .residual = res };
+    dc_epilogue e = { .bias = b, .act = DC_ACTIVATION_GELU, .residual = res };
+    dc_epilogue after = { .act = DC_ACTIVATION_GELU, .residual = res };
     apply_epilogue(want, &after);
     CHECK_MSG(dc_dnnl_linear(x, w, &e, got, err, sizeof err), "%s", err);
     check_impl("linear");

@@ -1,7 +1,8 @@
 /* test_exec.c — the reference executor and parameter initialisation: inputs pass through,
  * params (zeros, ones exact; normal, kaiming, xavier, uniform moments and bounds; same seed
  * and name give the same bits, another seed or name other bits), a multi-op graph against
- * hand values, bitwise equality across thread counts, set_input and run-time errors. */
+ * hand values, bitwise equality across thread counts, set_input and run-time errors; copying
+ * params by name and prefix between executors (and within one), all or nothing. */
 #include "tests/test.h"
 
 #include <omp.h>
@@ -402,4 +403,75 @@ TEST(exec_rejects_unverified_graph) {
     CHECK_MSG(strncmp(err, "node %0 (matmul)", 16) == 0, "unexpected message: %s", err);
     dc_exec_free(e);
     dc_graph_free(g);
+}
+
+/* ---- copying params between executors ------------------------------------------------------ */
+
+static dc_exec *parsed_exec(const char *text, dc_graph **g) {
+    char err[DC_ERR_LEN] = "";
+    *g = dc_parse(text, strlen(text), "copy.dcir", err, sizeof err);
+    dc_exec *e = *g ? dc_exec_new(*g, 1, err, sizeof err) : NULL;
+    CHECK_MSG(e != NULL, "%s", err);
+    return e;
+}
+
+static bool same_floats(const dc_tensor *a, const dc_tensor *b) {
+    return dc_type_eq(&a->type, &b->type) &&
+           memcmp(a->data, b->data, (size_t)dc_numel(&a->type.shape) * sizeof(float)) == 0;
+}
+
+static bool all_zero(const dc_tensor *t) {
+    for (int64_t i = 0; i < dc_numel(&t->type.shape); i++)
+        if (((const float *)t->data)[i] != 0) return false;
+    return true;
+}
+
+TEST(exec_copy_params_by_name_and_prefix) {
+    dc_graph *ga, *gb, *gc;
+    dc_exec *a = parsed_exec("graph @a() -> (f32[2,3]) {\n"
+                             "  %0 = param \"l.w\" : f32[2,3] init=normal(1)\n"
+                             "  %1 = param \"l.b\" : f32[3] init=normal(1)\n"
+                             "  %2 = param \"ema.l.w\" : f32[2,3] init=zeros\n"
+                             "  %3 = param \"ema.l.b\" : f32[3] init=zeros\n"
+                             "  %4 = param \"ema.other\" : f32[2] init=ones\n"
+                             "  return %0\n}\n", &ga);
+    dc_exec *b = parsed_exec("graph @b() -> (f32[2,3]) {\n"
+                             "  %0 = param \"l.w\" : f32[2,3] init=zeros\n"
+                             "  %1 = param \"l.b\" : f32[3] init=zeros\n"
+                             "  %2 = param \"extra\" : f32[4] init=zeros\n"
+                             "  return %0\n}\n", &gb);
+    dc_exec *c = parsed_exec("graph @c() -> (f32[3,3]) {\n"
+                             "  %0 = param \"l.w\" : f32[3,3] init=zeros\n"
+                             "  return %0\n}\n", &gc);
+    char err[DC_ERR_LEN] = "";
+    if (a && b && c) {
+        /* need_all: b's "extra" has no source; nothing is copied */
+        CHECK(!dc_exec_copy_params(a, b, &(dc_param_map){ .need_all = true }, err, sizeof err));
+        CHECK_STR_EQ(err, "params: graph @a has no param 'extra' (for 'extra' of graph @b)");
+        CHECK(all_zero(dc_exec_param(b, "l.w")));
+        /* a source of another type: an error, nothing copied */
+        CHECK(!dc_exec_copy_params(a, c, &(dc_param_map){ 0 }, err, sizeof err));
+        CHECK_STR_EQ(err, "params: 'l.w' of graph @a is f32[2,3], 'l.w' of graph @c f32[3,3]");
+        CHECK(all_zero(dc_exec_param(c, "l.w")));
+        /* same names; "extra" left alone */
+        CHECK_MSG(dc_exec_copy_params(a, b, &(dc_param_map){ 0 }, err, sizeof err), "%s", err);
+        CHECK(same_floats(dc_exec_param(b, "l.w"), dc_exec_param(a, "l.w")));
+        CHECK(same_floats(dc_exec_param(b, "l.b"), dc_exec_param(a, "l.b")));
+        CHECK(all_zero(dc_exec_param(b, "extra")));
+        /* within one executor: ema.NAME <- NAME; "ema.other" has no source and stays */
+        CHECK_MSG(dc_exec_copy_params(a, a, &(dc_param_map){ .to = "ema." }, err, sizeof err), "%s", err);
+        CHECK(same_floats(dc_exec_param(a, "ema.l.w"), dc_exec_param(a, "l.w")));
+        CHECK(same_floats(dc_exec_param(a, "ema.l.b"), dc_exec_param(a, "l.b")));
+        CHECK_NEAR(((const float *)dc_exec_param(a, "ema.other")->data)[1], 1, 0, 0);
+        /* NAME <- ema.NAME across executors */
+        ((float *)dc_exec_param(a, "ema.l.b")->data)[2] = 42;
+        CHECK_MSG(dc_exec_copy_params(a, b, &(dc_param_map){ .from = "ema." }, err, sizeof err), "%s", err);
+        CHECK_NEAR(((const float *)dc_exec_param(b, "l.b")->data)[2], 42, 0, 0);
+    }
+    dc_exec_free(a);
+    dc_exec_free(b);
+    dc_exec_free(c);
+    dc_graph_free(ga);
+    dc_graph_free(gb);
+    dc_graph_free(gc);
 }

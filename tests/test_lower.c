@@ -4,7 +4,8 @@
  * the provider of every step is the rule's; jit and bad backends are errors; in-place
  * elementwise steps next to oneDNN steps run right; a plan that puts a oneDNN output over
  * its input falls back to ref with a note; range kernels cover their range once; malformed
- * programs are refused.
+ * programs are refused; a step's prepare hook keeps it, turns it into a ref step with a note
+ * (giving up its ctx) or fails the build.
  *
  * Tolerance: oneDNN sums a contraction's products in another order than the ref kernels,
  * and the difference flows through the ops after it, so ref and dnnl agree within
@@ -201,7 +202,7 @@ TEST(lower_jit_steps_and_bad_backends) {
     dc_exec *e = dc_compile(g, 0, DC_BACKEND_JIT, err, sizeof err);
     CHECK_MSG(e != NULL, "%s", err);
     int n_steps = 0, jit = 0;
-    dc_step *steps = e ? dc_exec_steps(e, &n_steps) : NULL;
+    const dc_step *steps = e ? dc_exec_steps(e, &n_steps) : NULL;
     for (int i = 0; i < n_steps; i++) jit += strcmp(steps[i].provider, "jit") == 0;
     CHECK_MSG(jit >= 1, "no jit step among %d (silu must run on jit)", n_steps);
     dc_exec_free(e);
@@ -258,7 +259,7 @@ TEST(lower_in_place_steps_next_to_dnnl_steps) {
         int in_place = 0;
         for (int i = 0; i < g->n_nodes; i++)
             if (dc_op_get(g->nodes[i].op)->kind == DC_KIND_ELEMENTWISE)
-                in_place += dc_exec_overlap(planned, i, g->nodes[i].in[0]);
+                in_place += dc_tensor_overlap(dc_exec_value(planned, i), dc_exec_value(planned, g->nodes[i].in[0]));
         CHECK_MSG(in_place >= 3, "only %d in-place nodes", in_place);
         CHECK_EQ_INT(check_rule(planned, g, DC_BACKEND_AUTO), 2);
         check_outputs("planned auto", planned, ref, g);
@@ -306,6 +307,41 @@ static void neg_kernel(void **args, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) y[i] += -x[i];
 }
 
+/* @neg: y = neg x over f32[n], parsed */
+static dc_graph *neg_graph(int64_t n) {
+    char text[256], err[DC_ERR_LEN] = "";
+    snprintf(text, sizeof text, "graph @neg(%%x: f32[%lld]) -> (y: f32[%lld]) {\n  %%0 = neg %%x : f32[%lld]\n  return %%0\n}\n",
+             (long long)n, (long long)n, (long long)n);
+    dc_graph *g = dc_parse(text, strlen(text), "neg", err, sizeof err);
+    CHECK_MSG(g != NULL, "%s", err);
+    return g;
+}
+
+/* The jit-style step of @neg's node: neg_kernel over the whole range. */
+static dc_step neg_step(int64_t n) {
+    dc_step s;
+    memset(&s, 0, sizeof s);
+    s.node = 1;
+    s.provider = "jit";
+    s.kernel = neg_kernel;
+    s.range = n;
+    s.n_args = 2;
+    s.args[1] = 1;
+    return s;
+}
+
+/* Runs e (a program of @neg) `runs` times on x[i] = i - n/2 and checks y = -x. */
+static void check_neg_runs(dc_exec *e, int64_t n, int runs) {
+    char err[DC_ERR_LEN] = "";
+    float *x = dc_exec_value(e, 0)->data;
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(i - n / 2);
+    for (int r = 0; r < runs; r++) CHECK_MSG(dc_exec_run(e, err, sizeof err), "%s", err);
+    const float *y = dc_exec_output(e, 0)->data;
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += y[i] != (float)(n / 2 - i);
+    CHECK_EQ_INT(bad, 0);
+}
+
 static bool bad_call(const dc_step *s, const dc_frame *f, char *err, size_t len) {
     (void)f;
     snprintf(err, len, "refused step of node %d", s->node);
@@ -314,35 +350,16 @@ static bool bad_call(const dc_step *s, const dc_frame *f, char *err, size_t len)
 
 TEST(lower_range_kernels_and_malformed_programs) {
     char err[DC_ERR_LEN] = "";
-    const char *text = "graph @neg(%x: f32[1000]) -> (y: f32[1000]) {\n"
-                       "  %0 = neg %x : f32[1000]\n"
-                       "  return %0\n"
-                       "}\n";
-    dc_graph *g = dc_parse(text, strlen(text), "neg", err, sizeof err);
-    CHECK_MSG(g != NULL, "%s", err);
+    dc_graph *g = neg_graph(1000);
     if (!g) return;
-    dc_step s;
-    memset(&s, 0, sizeof s);
-    s.node = 1;
-    s.provider = "jit";
-    s.kernel = neg_kernel;
-    s.range = 1000;
-    s.n_args = 2;
-    s.args[0] = 0;
-    s.args[1] = 1;
+    dc_step s = neg_step(1000);
     int threads = omp_get_max_threads();
     for (int t = 1; t <= 3; t++) {
         omp_set_num_threads(t);
         dc_exec *e = dc_exec_new_program(g, 0, &s, 1, NULL, err, sizeof err);
         CHECK_MSG(e != NULL, "%s", err);
         if (!e) continue;
-        float *x = dc_exec_value(e, 0)->data;
-        for (int i = 0; i < 1000; i++) x[i] = (float)i - 500.0f;
-        for (int r = 0; r < 2; r++) CHECK(dc_exec_run(e, err, sizeof err));
-        const float *y = dc_exec_output(e, 0)->data;
-        int bad = 0;
-        for (int i = 0; i < 1000; i++) bad += y[i] != 500.0f - (float)i;
-        CHECK_EQ_INT(bad, 0);
+        check_neg_runs(e, 1000, 2);
         CHECK_EQ_INT(dc_exec_step_time(e, 0).calls, 2);
         dc_exec_free(e);
     }
@@ -369,5 +386,51 @@ TEST(lower_range_kernels_and_malformed_programs) {
     CHECK(e && !dc_exec_run(e, err, sizeof err));
     CHECK_STR_EQ(err, "node %0 (neg): refused step of node 1");
     dc_exec_free(e);
+    dc_graph_free(g);
+}
+
+/* ---- the prepare hook of a step ------------------------------------------------------------ */
+
+static int ctx_freed;
+static void count_free(void *ctx) { ctx_freed += ctx != NULL; }
+
+/* The hook of the test: keeps the step (with an impl), or refuses it with a message. */
+static dc_step_verdict verdict;
+static dc_step_verdict prep_hook(dc_step *s, const dc_frame *f, char *err, size_t len) {
+    if (verdict == DC_STEP_READY) snprintf(s->impl, sizeof s->impl, "tried on %s", f->g->name);
+    else snprintf(err, len, "%s", verdict == DC_STEP_FALLBACK ? "no kernel for this shape" : "cannot run here");
+    return verdict;
+}
+
+TEST(lower_prepare_hooks_keep_fall_back_or_fail) {
+    char err[DC_ERR_LEN] = "";
+    dc_graph *g = neg_graph(64);
+    if (!g) return;
+    dc_step s = neg_step(64);
+    s.ctx = &ctx_freed;
+    s.prepare = prep_hook;
+    const char *provider[] = { "jit", "ref" }, *impl[] = { "tried on neg", "ref" };
+    const char *note[] = { "", "no kernel for this shape" };
+    for (int k = 0; k < 2; k++) {
+        ctx_freed = 0;
+        verdict = k ? DC_STEP_FALLBACK : DC_STEP_READY;
+        dc_exec *e = dc_exec_new_program(g, 0, &s, 1, count_free, err, sizeof err);
+        CHECK_MSG(e != NULL, "%s", err);
+        if (!e) continue;
+        int n;
+        const dc_step *st = dc_exec_steps(e, &n);
+        CHECK_STR_EQ(st[0].provider, provider[k]);
+        CHECK_STR_EQ(st[0].impl, impl[k]);
+        CHECK_STR_EQ(st[0].note, note[k]);
+        CHECK_EQ_INT(ctx_freed, k); /* a step that falls back gives its ctx up at once */
+        check_neg_runs(e, 64, 1);
+        dc_exec_free(e);
+        CHECK_EQ_INT(ctx_freed, 1);
+    }
+    ctx_freed = 0;
+    verdict = DC_STEP_FAILED;
+    CHECK(dc_exec_new_program(g, 0, &s, 1, count_free, err, sizeof err) == NULL);
+    CHECK_STR_EQ(err, "node %0 (neg): cannot run here");
+    CHECK_EQ_INT(ctx_freed, 1);
     dc_graph_free(g);
 }

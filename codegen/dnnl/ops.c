@@ -73,7 +73,7 @@ static bool add_epilogue(call *c, const dc_epilogue *e, const dc_tensor *out,
     if (e->residual && (!is_f32(e->residual) || !same_shape(e->residual, out)))
         return fail(err, len, "dnnl %s: residual is %s, the output is %s", c->name,
                     type_s(e->residual, b1, sizeof b1), type_s(out, b2, sizeof b2));
-    if (e->act < DC_ACT_NONE || e->act > DC_ACT_SILU)
+    if (e->act < DC_ACTIVATION_NONE || e->act >= DC_NACTIVATIONS)
         return fail(err, len, "dnnl %s: unknown activation %d", c->name, (int)e->act);
     float scale = e->scale == 0.0f ? 1.0f : e->scale;
     c->key.scale = scale;
@@ -88,12 +88,13 @@ static bool add_epilogue(call *c, const dc_epilogue *e, const dc_tensor *out,
                               bias_post, e->bias->data);
         c->postops[c->n_postops++] = (call_postop){ .alg = dnnl_binary_add, .binary_arg = i };
     }
-    static const dnnl_alg_kind_t alg[] = { [DC_ACT_RELU] = dnnl_eltwise_relu,
-                                           [DC_ACT_GELU] = dnnl_eltwise_gelu_tanh,
-                                           [DC_ACT_SILU] = dnnl_eltwise_swish };
-    if (e->act != DC_ACT_NONE)
-        c->postops[c->n_postops++] =
-            (call_postop){ .alg = alg[e->act], .alpha = e->act == DC_ACT_SILU ? 1.0f : 0.0f, .binary_arg = -1 };
+    static const dnnl_alg_kind_t alg[] = { [DC_ACTIVATION_RELU] = dnnl_eltwise_relu,
+                                           [DC_ACTIVATION_GELU] = dnnl_eltwise_gelu_tanh,
+                                           [DC_ACTIVATION_SILU] = dnnl_eltwise_swish };
+    if (e->act != DC_ACTIVATION_NONE)
+        c->postops[c->n_postops++] = (call_postop){ .alg = alg[e->act],
+                                                    .alpha = e->act == DC_ACTIVATION_SILU ? 1.0f : 0.0f,
+                                                    .binary_arg = -1 };
     if (e->residual) {
         c->residual = e->residual->data;
         c->residual_n = dc_numel(&out->type.shape);

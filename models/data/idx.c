@@ -2,7 +2,7 @@
  * plain, read through zlib; Fashion-MNIST from Debian's dataset-fashion-mnist on top; and the
  * deterministic epoch shuffle. Every size in a header is bounded by what the file can hold
  * before anything is allocated, and every malformed file gives an error naming it. */
-#include "models/data.h"
+#include "models/data/data.h"
 #include "runtime/runtime.h"
 
 #include <errno.h>

@@ -317,9 +317,6 @@ dc_graph *dc_toy_train_graph(const dc_toy_config *c, int64_t batch);
 dc_graph *dc_toy_denoise_graph(const dc_toy_config *c, int64_t batch);
 /* Encoding graph: input "y" f32[B,2]; output "codes" i32[B,m] = argmax of the logits. */
 dc_graph *dc_toy_encode_graph(const dc_toy_config *c, int64_t batch);
-/* Copies into dst every param that src has under the same name (all of dst's when need_all;
- * else dst's others are left alone); types must match. */
-bool dc_toy_copy_params(dc_exec *src, dc_exec *dst, bool need_all, char *err, size_t len);
 
 /* ---- the prior (prior.c); params under prior.* --------------------------------------- */
 

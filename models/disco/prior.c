@@ -72,6 +72,10 @@ dc_t dc_prior_logits(dc_graph *g, dc_t tokens, const dc_prior_config *c) {
     return logits;
 }
 
+dc_prior_config dc_prior_config_defaults(int m, int k) {
+    return (dc_prior_config){ .m = m, .k = k, .d_model = 64, .heads = 4, .layers = 2 };
+}
+
 bool dc_prior_config_ok(const dc_prior_config *c, char *err, size_t len) {
     const char *bad = NULL;
     if (c->m < 1 || c->m > DC_TOY_MAX_LATENTS) bad = "the number of latents must be in [1, 64]";
@@ -135,14 +139,9 @@ bool dc_prior_train(const dc_prior_config *pc, const dc_train_config *tc, const 
     dc_trainer *t = dc_trainer_new(dc_prior_train_graph(pc, tc->batch), tc, &d, err, len);
     float *losses = t ? malloc((size_t)tc->steps * sizeof *losses) : NULL;
     if (t && !losses && tc->steps > 0) abort(); /* out of memory */
-    bool ok = t && dc_trainer_run(t, tc->steps, losses, err, len) && dc_toy_copy_params(dc_trainer_exec(t), dst, false, err, len);
-    if (ok && final_loss) {
-        /* the mean of the last tenth of the run's batch losses */
-        int64_t from = tc->steps - (tc->steps + 9) / 10;
-        double s = 0;
-        for (int64_t i = from; i < tc->steps; i++) s += losses[i];
-        *final_loss = tc->steps > from ? s / (double)(tc->steps - from) : NAN;
-    }
+    bool ok = t && dc_trainer_run(t, tc->steps, losses, err, len) &&
+              dc_exec_copy_params(dc_trainer_exec(t), dst, &(dc_param_map){ 0 }, err, len);
+    if (ok && final_loss) *final_loss = dc_loss_tail_mean(losses, tc->steps);
     free(losses);
     dc_trainer_free(t);
     dc_tensor_free(f.tokens);

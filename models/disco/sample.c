@@ -38,14 +38,15 @@ void dc_toy_sampler_free(dc_toy_sampler *s) {
     free(s);
 }
 
-/* g compiled with the model's params copied in; NULL and err on failure */
-static dc_exec *compile_with_params(const dc_toy_model *m, const dc_graph *g, dc_backend backend, char *err,
+/* g compiled as an inference program (dc_compile_for) with the model's params copied in;
+ * NULL and err on failure */
+static dc_exec *compile_with_params(const dc_toy_model *m, dc_graph *g, dc_backend backend, char *err,
                                     size_t len) {
     if (dc_graph_failed(g)) {
         snprintf(err, len, "toy: %s", dc_graph_error(g));
         return NULL;
     }
-    dc_exec *e = dc_compile(g, 0, backend, err, len);
+    dc_exec *e = dc_compile_for(g, DC_PIPELINE_SAMPLE, 0, backend, err, len);
     if (e && !dc_toy_model_export(m, e, err, len)) {
         dc_exec_free(e);
         return NULL;

@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "models/disco/disco.h"
 
@@ -19,10 +18,6 @@
 dc_toy_config dc_toy_config_defaults(void) {
     return (dc_toy_config){ .m = 1, .k = 8, .tau = 1.0f, .sigma_data = DC_EDM_SIGMA_DATA, .null_prob = 0.1f,
                             .width = 256, .enc_width = 128, .usage_weight = 0.0f };
-}
-
-dc_prior_config dc_prior_config_defaults(int m, int k) {
-    return (dc_prior_config){ .m = m, .k = k, .d_model = 64, .heads = 4, .layers = 2 };
 }
 
 bool dc_toy_config_ok(const dc_toy_config *c, char *err, size_t len) {
@@ -177,23 +172,6 @@ static dc_graph *bundle_graph(const dc_toy_setup *s) {
     return g;
 }
 
-bool dc_toy_copy_params(dc_exec *src, dc_exec *dst, bool need_all, char *err, size_t len) {
-    const dc_graph *g = dc_exec_graph(dst);
-    for (int i = 0; i < g->n_nodes; i++) {
-        const dc_node *n = &g->nodes[i];
-        if (n->op != DC_OP_PARAM) continue;
-        const dc_tensor *from = dc_exec_param(src, n->name);
-        dc_tensor *to = dc_exec_value(dst, i);
-        if (!from && !need_all) continue;
-        if (!from || !dc_type_eq(&from->type, &to->type)) {
-            snprintf(err, len, "toy: the model has no param '%s' of the type graph '%s' expects", n->name, g->name);
-            return false;
-        }
-        memcpy(to->data, from->data, (size_t)dc_numel(&to->type.shape) * dc_dtype_size(to->type.dtype));
-    }
-    return true;
-}
-
 /* ---- training ----------------------------------------------------------------------------- */
 
 dc_toy_setup dc_toy_setup_defaults(void) {
@@ -218,34 +196,19 @@ static bool toy_feed(void *ctx, dc_exec *e, const int64_t *idx, int64_t batch, c
     return dc_exec_set_input(e, "y", f->y, err, len);
 }
 
-static double seconds_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
-/* mean of the last tenth of losses [steps] */
-static double tail_mean(const float *losses, int64_t steps) {
-    int64_t from = steps - (steps + 9) / 10;
-    double s = 0;
-    for (int64_t i = from; i < steps; i++) s += losses[i];
-    return steps > from ? s / (double)(steps - from) : NAN;
-}
-
 /* Stage 1: encoder + denoiser jointly; their params go into bundle. */
 static bool train_denoiser(const dc_toy_setup *s, const float *xy, dc_exec *bundle, dc_toy_report *r, char *err,
                            size_t len) {
     toy_feeder f = { xy, dc_tensor_new(&(dc_type){ DC_F32, { 2, { s->train.batch, 2 } } }) };
     dc_train_data d = { DC_TOY_TRAIN_N, toy_feed, &f };
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = dc_seconds();
     dc_trainer *t = dc_trainer_new(dc_toy_train_graph(&s->model, s->train.batch), &s->train, &d, err, len);
     float *losses = malloc((size_t)(s->train.steps > 0 ? s->train.steps : 1) * sizeof *losses);
     if (!losses) abort(); /* out of memory */
     bool ok = t && dc_trainer_run(t, s->train.steps, losses, err, len) &&
-              dc_toy_copy_params(dc_trainer_exec(t), bundle, false, err, len);
-    r->loss = ok ? tail_mean(losses, s->train.steps) : NAN;
-    r->train_s = seconds_since(&t0);
+              dc_exec_copy_params(dc_trainer_exec(t), bundle, &(dc_param_map){ 0 }, err, len);
+    r->loss = ok ? dc_loss_tail_mean(losses, s->train.steps) : NAN;
+    r->train_s = dc_seconds() - t0;
     free(losses);
     dc_trainer_free(t);
     dc_tensor_free(f.y);
@@ -255,17 +218,16 @@ static bool train_denoiser(const dc_toy_setup *s, const float *xy, dc_exec *bund
 /* Stage 2: the codes of the training points by the frozen encoder, then the prior on them. */
 static bool train_prior(const dc_toy_setup *s, const float *xy, dc_exec *bundle, dc_toy_report *r, char *err,
                         size_t len) {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = dc_seconds();
     dc_graph *g = dc_toy_encode_graph(&s->model, DC_TOY_TRAIN_N);
-    dc_exec *e = dc_compile(g, 0, s->train.backend, err, len);
+    dc_exec *e = dc_compile_for(g, DC_PIPELINE_SAMPLE, 0, s->train.backend, err, len);
     dc_tensor *y = dc_tensor_new(&(dc_type){ DC_F32, { 2, { DC_TOY_TRAIN_N, 2 } } });
     memcpy(y->data, xy, (size_t)DC_TOY_TRAIN_N * 2 * sizeof(float));
-    bool ok = e && dc_toy_copy_params(bundle, e, true, err, len) && dc_exec_set_input(e, "y", y, err, len) &&
-              dc_exec_run(e, err, len) &&
+    bool ok = e && dc_exec_copy_params(bundle, e, &(dc_param_map){ .need_all = true }, err, len) &&
+              dc_exec_set_input(e, "y", y, err, len) && dc_exec_run(e, err, len) &&
               dc_prior_train(&s->prior, &s->prior_train, dc_exec_output(e, 0)->data, DC_TOY_TRAIN_N, bundle,
                              &r->prior_loss, err, len);
-    r->prior_s = seconds_since(&t0);
+    r->prior_s = dc_seconds() - t0;
     dc_tensor_free(y);
     dc_exec_free(e);
     dc_graph_free(g);
@@ -398,5 +360,5 @@ void dc_toy_model_free(dc_toy_model *m) {
 const dc_toy_setup *dc_toy_model_setup(const dc_toy_model *m) { return &m->setup; }
 
 bool dc_toy_model_export(const dc_toy_model *m, dc_exec *dst, char *err, size_t len) {
-    return dc_toy_copy_params(m->e, dst, true, err, len);
+    return dc_exec_copy_params(m->e, dst, &(dc_param_map){ .need_all = true }, err, len);
 }
