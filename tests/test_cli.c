@@ -1,4 +1,5 @@
-/* test_cli.c — the `disco` command line as a user meets it: help and bad flags, `opt` printing
+/* test_cli.c — the `disco` command line as a user meets it: help and bad flags (one parser and
+ * generated help pages for every command), `train toy` through the model registry, `opt` printing
  * every golden back byte for byte, truncated and mutated files giving `FILE:LINE:COL: error:`
  * and status 1 (never a signal), `run` writing .npy outputs that numpy reads, bitwise the same
  * with 1 and 2 threads. The binary is $DISCO (set by `make test`), else build/disco. */
@@ -68,6 +69,15 @@ static int golden_files(char paths[][256], int max) {
     return n;
 }
 
+/* `disco ARGS` exits 2 with stderr starting with expect. */
+static void expect_usage_error(const char *const *args, const char *expect) {
+    run_result r = run_disco(args);
+    CHECK_EQ_INT(r.status, 2);
+    CHECK_MSG(r.err && strncmp(r.err, expect, strlen(expect)) == 0, "stderr '%s', expected '%s'", r.err ? r.err : "",
+              expect);
+    run_free(&r);
+}
+
 TEST(cli_help_and_usage_errors) {
     run_result r = run_disco((const char *[]){ "--help", NULL });
     CHECK_EQ_INT(r.status, 0);
@@ -77,7 +87,7 @@ TEST(cli_help_and_usage_errors) {
     CHECK_EQ_INT(r.status, 0);
     CHECK(r.out && strstr(r.out, "usage: disco run"));
     run_free(&r);
-    const char *const bad[][4] = {
+    const char *const bad[][5] = {
         { "frobnicate", NULL },
         { "opt", "--bogus", "tests/ir/mlp.dcir", NULL },
         { "opt", NULL },
@@ -95,17 +105,79 @@ TEST(cli_help_and_usage_errors) {
         "disco run: --input takes NAME=FILE.npy, got 'x'",
         "disco run: option '--seed' needs a value",
     };
-    for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) {
-        r = run_disco(bad[i]);
-        CHECK_EQ_INT(r.status, 2);
-        CHECK_MSG(r.err && strncmp(r.err, expect[i], strlen(expect[i])) == 0, "stderr '%s', expected '%s'",
-                  r.err ? r.err : "", expect[i]);
-        run_free(&r);
-    }
+    for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) expect_usage_error(bad[i], expect[i]);
     r = run_disco((const char *[]){ "opt", "/nonexistent/g.dcir", NULL });
     CHECK_EQ_INT(r.status, 1);
     CHECK(r.err && strstr(r.err, "/nonexistent/g.dcir"));
     run_free(&r);
+}
+
+/* Every command parses with the one table-driven parser (tools/cli.c): the same messages for an
+ * unknown option and a missing value, `--opt=V` like `--opt V`, and a --help page generated
+ * from the table that parses; `disco train` takes a model's own options from the registry. */
+TEST(cli_every_command_one_parser) {
+    static const char *const cmds[] = { "opt", "run", "train", "cache", "sample", "eval", "demo" };
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        char want[128];
+        snprintf(want, sizeof want, "disco %s: unknown option '--bogus'", cmds[i]);
+        expect_usage_error((const char *[]){ cmds[i], "--bogus", NULL }, want);
+        run_result r = run_disco((const char *[]){ cmds[i], "--help", NULL });
+        snprintf(want, sizeof want, "usage: disco %s", cmds[i]);
+        CHECK_EQ_INT(r.status, 0);
+        CHECK_MSG(r.out && strncmp(r.out, want, strlen(want)) == 0, "%s --help: '%s'", cmds[i], r.out ? r.out : "");
+        run_free(&r);
+    }
+    const char *const bad[][5] = {
+        { "train", "fmnist-mlp", "--steps=0", NULL },
+        { "train", "toy", "--latents", NULL },
+        { "train", "--latents", "2", "toy", NULL },
+        { "train", "toy", "--resume", "x.ckpt", NULL },
+        { "train", "toy", "--usage=-1", NULL },
+        { "sample", "toy", NULL },
+        { "eval", "toy", "--ckpt", "x", "--w2-steps=5,0" },
+        { "demo", "--backend=nope", NULL },
+        { "opt", "--dot=1", "tests/ir/mlp.dcir", NULL },
+    };
+    const char *expect[] = {
+        "disco train: --steps takes a positive integer, got '0'",
+        "disco train: option '--latents' needs a value",
+        "disco train: unknown option '--latents'",
+        "disco train: the model toy takes no --resume",
+        "disco train: --usage takes a non-negative number, got '-1'",
+        "disco sample: --ckpt FILE is required",
+        "disco eval: --w2-steps takes up to 8 comma-separated step counts from 1 to 100000, got '5,0'",
+        "disco demo: --backend takes auto, ref, dnnl or jit, got 'nope'",
+        "disco opt: option '--dot' takes no value",
+    };
+    for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) expect_usage_error(bad[i], expect[i]);
+    run_result r = run_disco((const char *[]){ "train", "--help", NULL });
+    CHECK(r.out && strstr(r.out, "fmnist-mlp") && strstr(r.out, "  toy\n") && strstr(r.out, "--latents M") &&
+          strstr(r.out, "--prior-steps N"));
+    run_free(&r);
+}
+
+/* `disco train toy` goes through the model registry like the other models, with its own
+ * options; `disco sample toy` reads the model file it writes. */
+TEST(cli_train_toy_through_registry) {
+    char dir[] = "/tmp/disco_cli_toyXXXXXX", ckpt[128], npy[128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(ckpt, sizeof ckpt, "%s/toy-disco.ckpt", dir);
+    snprintf(npy, sizeof npy, "%s/s.npy", dir);
+    run_result r = run_disco((const char *[]){ "train", "--steps=12", "toy", "--prior-steps", "10", "--codes=4",
+                                               "--out", dir, "--threads", "1", NULL });
+    CHECK_MSG(r.status == 0, "disco train toy: status %d: %s", r.status, r.err ? r.err : "");
+    CHECK(r.out && strstr(r.out, "1 latent(s) of 4 codes") && strstr(r.out, "12 steps") && strstr(r.out, ckpt));
+    run_free(&r);
+    r = run_disco((const char *[]){ "sample", "toy", "--ckpt", ckpt, "--n", "16", "--out", npy, NULL });
+    CHECK_MSG(r.status == 0, "disco sample toy: status %d: %s", r.status, r.err ? r.err : "");
+    run_free(&r);
+    char err[DC_ERR_LEN];
+    dc_tensor *t = dc_npy_read(npy, err, sizeof err);
+    CHECK_MSG(t && t->type.shape.rank == 2 && t->type.shape.dim[0] == 16, "%s", t ? "wrong shape" : err);
+    dc_tensor_free(t);
+    char rm[200];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    CHECK(system(rm) == 0);
 }
 
 TEST(cli_opt_prints_goldens_byte_for_byte) {

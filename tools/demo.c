@@ -40,7 +40,7 @@ typedef struct {
     int64_t steps, prior_steps, batch, n, seed;
     int64_t codes;
     float tau, sigma_data, usage;
-    dc_backend backend;
+    int backend;                /* a dc_backend; -1 until given */
 } demo_opts;
 
 /* What a child hands back, in memory shared with the parent. The arrays follow the slot. */
@@ -67,67 +67,22 @@ static double now_s(void) {
 
 /* ---- options ------------------------------------------------------------------------- */
 
-static bool int_arg(const char *name, const char *v, int64_t lo, int64_t hi, int64_t *out) {
-    uint64_t u;
-    if (!dc_parse_u64(v, (uint64_t)hi, &u) || (int64_t)u < lo) {
-        dc_usage_error("demo", "%s takes an integer from %lld to %lld, got '%s'", name, (long long)lo, (long long)hi, v);
-        return false;
-    }
-    *out = (int64_t)u;
-    return true;
-}
-
-/* a number in (0, 1e6], or [0, 1e6] when zero_ok */
-static bool num_arg(const char *name, const char *v, bool zero_ok, float *out) {
-    char *end;
-    double d = strtod(v, &end);
-    if (!*v || *end || !isfinite(d) || !(d > 0 || (zero_ok && d == 0)) || d > 1e6) {
-        dc_usage_error("demo", "%s takes a %s number, got '%s'", name, zero_ok ? "non-negative" : "positive", v);
-        return false;
-    }
-    *out = (float)d;
-    return true;
-}
-
-/* EXIT_USAGE after a message, 0 when fine. */
-static int parse(demo_opts *o, int argc, char **argv) {
-    const char *backend = NULL;
-    for (int i = 1; i < argc; i++) {
-        bool missing = false, good = true;
-        const char *v;
-        if ((v = dc_option_value(argc, argv, &i, "--out", &missing))) o->out = v;
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--steps", &missing)))
-            good = int_arg("--steps", v, 10, 10000000, &o->steps);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--prior-steps", &missing)))
-            good = int_arg("--prior-steps", v, 10, 10000000, &o->prior_steps);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--batch", &missing)))
-            good = int_arg("--batch", v, 1, DC_TOY_TRAIN_N, &o->batch);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--n", &missing)))
-            good = int_arg("--n", v, 16, 10000, &o->n);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--seed", &missing)))
-            good = int_arg("--seed", v, 0, INT64_MAX / 4, &o->seed);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--codes", &missing)))
-            good = int_arg("--codes", v, 2, DC_TOY_MAX_CODES, &o->codes);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--tau", &missing))) good = num_arg("--tau", v, false, &o->tau);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--sigma-data", &missing)))
-            good = num_arg("--sigma-data", v, false, &o->sigma_data);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--usage", &missing)))
-            good = num_arg("--usage", v, true, &o->usage);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--backend", &missing))) backend = v;
-        else if (missing) return dc_usage_error("demo", "option '%s' needs a value", argv[i]);
-        else return dc_usage_error("demo", "unexpected argument '%s'", argv[i]);
-        if (missing) return dc_usage_error("demo", "option '%s' needs a value", argv[i]);
-        if (!good) return EXIT_USAGE;
-    }
-    char err[DC_ERR_LEN];
-    int be = backend ? dc_backend_from_name(backend) : dc_backend_from_env(DC_BACKEND_AUTO, err, sizeof err);
-    if (be < 0) {
-        if (backend) return dc_usage_error("demo", "--backend takes auto, ref, dnnl or jit, got '%s'", backend);
-        return dc_usage_error("demo", "%s", err);
-    }
-    o->backend = (dc_backend)be;
-    return 0;
-}
+static const dc_opt options[] = {
+    DC_OPT_STR("--out", "DIR", demo_opts, out, "output directory (default out/demo)"),
+    DC_OPT_INT("--steps", "N", demo_opts, steps, 10, 10000000, "training steps of each model (default 8000)"),
+    DC_OPT_INT("--prior-steps", "N", demo_opts, prior_steps, 10, 10000000, "training steps of the prior (default 600)"),
+    DC_OPT_INT("--batch", "B", demo_opts, batch, 1, DC_TOY_TRAIN_N, "batch size (default 512)"),
+    DC_OPT_INT("--n", "N", demo_opts, n, 16, 10000, "points per evaluation set (default 2000)"),
+    DC_OPT_INT("--seed", "S", demo_opts, seed, 0, INT64_MAX / 4, "data, init, training and sampling seed (default 0)"),
+    DC_OPT_INT("--codes", "K", demo_opts, codes, 2, DC_TOY_MAX_CODES, "codes of the one latent (default 8)"),
+    DC_OPT_POS("--tau", "T", demo_opts, tau, 1e6, "Gumbel-softmax temperature (default 1)"),
+    DC_OPT_POS("--sigma-data", "SD", demo_opts, sigma_data, 1e6, "EDM sigma_data (default 0.5)"),
+    DC_OPT_NUM("--usage", "U", demo_opts, usage, 0, 1e6,
+               "weight of the code-usage term, U * KL(batch-mean code probabilities ||\n"
+               "uniform) (default 1; 0 trains the plain model of the issue)"),
+    DC_OPT_BACKEND(demo_opts, backend),
+    { 0 }
+};
 
 static dc_toy_setup setup_of(const demo_opts *o, int model) {
     dc_toy_setup s = dc_toy_setup_defaults();
@@ -144,7 +99,7 @@ static dc_toy_setup setup_of(const demo_opts *o, int model) {
     if (s.prior_train.warmup > s.prior_train.steps / 10) s.prior_train.warmup = s.prior_train.steps / 10;
     s.train.seed = s.prior_train.seed = s.data_seed = (uint64_t)o->seed;
     s.train.threads = s.prior_train.threads = 1;
-    s.train.backend = s.prior_train.backend = o->backend;
+    s.train.backend = s.prior_train.backend = (dc_backend)o->backend;
     return s;
 }
 
@@ -181,11 +136,11 @@ static bool child_eval(const demo_opts *o, int model, FILE *progress, shared_mod
     if (!m) return false;
     dc_toy_eval_opts eo = eval_opts_of(o);
     double t0 = now_s();
-    bool ok = dc_toy_evaluate(m, &eo, o->backend, &sh->s->metrics, sh->pts, err, len);
+    bool ok = dc_toy_evaluate(m, &eo, (dc_backend)o->backend, &sh->s->metrics, sh->pts, err, len);
     sh->s->eval_s = now_s() - t0;
     fprintf(progress, "eval step 1/2 loss nan\n"); /* no loss: the bar shows none */
     fflush(progress);
-    dc_toy_sampler *s = ok ? dc_toy_sampler_new(m, o->n, o->backend, err, len) : NULL;
+    dc_toy_sampler *s = ok ? dc_toy_sampler_new(m, o->n, (dc_backend)o->backend, err, len) : NULL;
     dc_toy_sample_opts so = dc_toy_sample_defaults();
     so.heun_steps = eo.heun_steps;
     so.seed = eo.seed;
@@ -458,9 +413,10 @@ static int cmd_demo(int argc, char **argv) {
     dc_toy_setup def = dc_toy_setup_defaults();
     demo_opts o = { .out = "out/demo", .steps = 8000, .prior_steps = def.prior_train.steps,
                     .batch = def.train.batch, .n = 2000, .seed = 0, .codes = def.model.k,
-                    .tau = def.model.tau, .sigma_data = def.model.sigma_data, .usage = DEMO_USAGE };
-    int st = parse(&o, argc, argv);
+                    .tau = def.model.tau, .sigma_data = def.model.sigma_data, .usage = DEMO_USAGE, .backend = -1 };
+    int st = dc_cli_parse(&dc_cmd_demo, &o, argc, argv, NULL);
     if (st) return st;
+    if (!dc_cli_backend("demo", &o.backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
     char err[DC_ERR_LEN], probe[4096];
     if (!dc_train_out_path(o.out, "metrics.json", probe, sizeof probe, err, sizeof err)) {
         fprintf(stderr, "disco demo: %s\n", err);
@@ -486,8 +442,7 @@ static int cmd_demo(int argc, char **argv) {
            "  on the 8-Gaussian toy, %lld steps of batch %lld each (prior: %lld steps), sigma_data %g,\n"
            "  two processes of one thread, backend %s\n",
            (long long)o.codes, (double)o.tau, (double)o.usage, (long long)o.steps, (long long)o.batch, (long long)o.prior_steps,
-           (double)o.sigma_data, o.backend == DC_BACKEND_REF ? "ref" : o.backend == DC_BACKEND_DNNL ? "dnnl"
-                                                         : o.backend == DC_BACKEND_JIT ? "jit" : "auto");
+           (double)o.sigma_data, dc_backend_names[o.backend]);
     double t0 = now_s();
     bool ok = run_children(&o, child_train, "train", 2 * o.steps + o.prior_steps, sh, err, sizeof err);
     double train_s = now_s() - t0;
@@ -518,26 +473,12 @@ static int cmd_demo(int argc, char **argv) {
     return 0;
 }
 
-const dc_command dc_cmd_demo = { "demo", cmd_demo, "the paper's toy experiment end to end (make demo)",
-    "usage: disco demo [--out DIR] [--steps N] [--prior-steps N] [--batch B] [--n N] [--seed S]\n"
-    "                  [--codes K] [--tau T] [--sigma-data SD] [--usage U]\n"
-    "                  [--backend auto|ref|dnnl|jit]\n"
-    "\n"
-    "Trains DisCo-Diff (encoder + denoiser, then the prior) and the EDM baseline with the same\n"
-    "steps and batch, side by side in two processes of one thread; samples each with 50 Heun\n"
-    "steps and with 5, 10, 20; prints W2 (exact, next to its floor), its decomposition, mode\n"
-    "coverage, off-mode fraction, ODE curvature and drift Jacobian per sigma band and latent\n"
-    "purity next to the reference numbers; writes DIR/metrics.json, DIR/samples_disco.npy and\n"
-    "DIR/samples_edm.npy (float32 [n,2]) and the PNG plots.\n"
-    "  --out DIR          output directory (default out/demo)\n"
-    "  --steps N          training steps of each model (default 8000)\n"
-    "  --prior-steps N    training steps of the prior (default 600)\n"
-    "  --batch B          batch size (default 512)\n"
-    "  --n N              points per evaluation set (default 2000)\n"
-    "  --seed S           data, init, training and sampling seed (default 0)\n"
-    "  --codes K          codes of the one latent (default 8)\n"
-    "  --tau T            Gumbel-softmax temperature (default 1)\n"
-    "  --sigma-data SD    EDM sigma_data (default 0.5)\n"
-    "  --usage U          weight of the code-usage term, U * KL(batch-mean code probabilities ||\n"
-    "                     uniform) (default 1; 0 trains the plain model of the issue)\n"
-    "  --backend B        kernel providers (default $DISCO_BACKEND, else auto)\n" };
+const dc_command dc_cmd_demo = {
+    .name = "demo", .fn = cmd_demo, .summary = "the paper's toy experiment end to end (make demo)", .options = options,
+    .about = "Trains DisCo-Diff (encoder + denoiser, then the prior) and the EDM baseline with the same\n"
+             "steps and batch, side by side in two processes of one thread; samples each with 50 Heun\n"
+             "steps and with 5, 10, 20; prints W2 (exact, next to its floor), its decomposition, mode\n"
+             "coverage, off-mode fraction, ODE curvature and drift Jacobian per sigma band and latent\n"
+             "purity next to the reference numbers; writes DIR/metrics.json, DIR/samples_disco.npy and\n"
+             "DIR/samples_edm.npy (float32 [n,2]) and the PNG plots.\n",
+};
