@@ -7,9 +7,17 @@
  * Both cores are used by running the two models side by side in two child processes, one
  * OpenMP thread each (forked before this process starts any thread pool, oneDNN or LLVM): a
  * model this small gains little from a second thread inside one step, and one thread per
- * process keeps every result bitwise reproducible for a given seed. The children report
- * training progress as the trainer's log lines on a pipe, which the parent folds into one
- * progress bar; results come back through a shared memory map. */
+ * process keeps every result bitwise reproducible for a given seed.
+ *
+ * The children hand everything back as data, never as text for a parser:
+ *   - results (the training report, the metrics, the samples, codes and ODE trajectories) in a
+ *     memory map shared with the parent: a `slot` per model and the arrays after it;
+ *   - progress as fixed-size binary records (progress_msg) on a pipe per child: one per
+ *     training step (from the trainer's on_step hook) and one per evaluation stage. A record
+ *     is { int32 phase (0: the denoiser or the evaluation, 1: the prior), int32 0, int64 steps
+ *     of that phase done, double loss of that step (NaN: none) } in the host's byte order;
+ *     it is smaller than PIPE_BUF, so every write is whole. The parent folds the records of
+ *     both children into one progress bar showing DisCo-Diff's training loss. */
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -26,7 +34,7 @@
 #include "tools/cli.h"
 
 #define N_MODELS 2                  /* 0: DisCo-Diff, 1: the EDM baseline */
-#define MAX_PHASES 4                /* progress phases per child (denoiser, prior) */
+#define N_PHASES 2                  /* progress phases per child: the denoiser, the prior */
 #define TRAJ_DRAW 160               /* ODE paths drawn per panel */
 /* The code-usage weight of the demo's DisCo-Diff: without it the encoder leaves codes unused
  * and merges modes (purity 0.63-0.875); with it every code stays in use (docs/toy.md) */
@@ -118,9 +126,34 @@ static bool ckpt_path(const demo_opts *o, int model, char *path, size_t n, char 
     return dc_train_out_path(o->out, file, path, n, err, len);
 }
 
-static bool child_train(const demo_opts *o, int model, FILE *progress, shared_model *sh) {
+/* One progress record of a child (see the top of the file). */
+typedef struct {
+    int32_t phase, pad;
+    int64_t done;
+    double loss;
+} progress_msg;
+
+static void send_progress(int fd, int phase, int64_t done, double loss) {
+    progress_msg m = { .phase = phase, .done = done, .loss = loss };
+    while (write(fd, &m, sizeof m) < 0 && errno == EINTR) {}
+}
+
+/* the trainer's on_step hook: ctx is a progress_to */
+typedef struct {
+    int fd, phase;
+} progress_to;
+
+static void on_step(void *ctx, const dc_train_stats *st) {
+    const progress_to *p = ctx;
+    send_progress(p->fd, p->phase, st->step, st->loss);
+}
+
+static bool child_train(const demo_opts *o, int model, int fd, shared_model *sh) {
     dc_toy_setup s = setup_of(o, model);
-    s.train.progress = s.prior_train.progress = progress;
+    progress_to to[N_PHASES] = { { fd, 0 }, { fd, 1 } };
+    s.train.on_step = s.prior_train.on_step = on_step;
+    s.train.on_step_ctx = &to[0];
+    s.prior_train.on_step_ctx = &to[1];
     char path[4096];
     return ckpt_path(o, model, path, sizeof path, sh->s->err, sizeof sh->s->err) &&
            dc_toy_train(&s, path, &sh->s->report, sh->s->err, sizeof sh->s->err);
@@ -128,7 +161,7 @@ static bool child_train(const demo_opts *o, int model, FILE *progress, shared_mo
 
 /* Evaluates the model, then samples it again with the same seed (the same points) keeping the
  * codes and the trajectory for the plots. */
-static bool child_eval(const demo_opts *o, int model, FILE *progress, shared_model *sh) {
+static bool child_eval(const demo_opts *o, int model, int fd, shared_model *sh) {
     char path[4096], *err = sh->s->err;
     size_t len = sizeof sh->s->err;
     if (!ckpt_path(o, model, path, sizeof path, err, len)) return false;
@@ -138,8 +171,7 @@ static bool child_eval(const demo_opts *o, int model, FILE *progress, shared_mod
     double t0 = now_s();
     bool ok = dc_toy_evaluate(m, &eo, (dc_backend)o->backend, &sh->s->metrics, sh->pts, err, len);
     sh->s->eval_s = now_s() - t0;
-    fprintf(progress, "eval step 1/2 loss nan\n"); /* no loss: the bar shows none */
-    fflush(progress);
+    send_progress(fd, 0, 1, NAN);
     dc_toy_sampler *s = ok ? dc_toy_sampler_new(m, o->n, (dc_backend)o->backend, err, len) : NULL;
     dc_toy_sample_opts so = dc_toy_sample_defaults();
     so.heun_steps = eo.heun_steps;
@@ -154,44 +186,39 @@ static bool child_eval(const demo_opts *o, int model, FILE *progress, shared_mod
     free(pts);
     dc_toy_sampler_free(s);
     dc_toy_model_free(m);
-    if (ok) fprintf(progress, "eval step 2/2 loss nan\n");
+    if (ok) send_progress(fd, 0, 2, NAN);
     return ok;
 }
 
-typedef bool (*child_fn)(const demo_opts *o, int model, FILE *progress, shared_model *sh);
+typedef bool (*child_fn)(const demo_opts *o, int model, int fd, shared_model *sh);
 
-/* ---- progress from the children's log lines ------------------------------------------ */
+/* ---- progress from the children's records -------------------------------------------- */
 
 typedef struct {
-    char name[MAX_PHASES][64];
-    int64_t done[MAX_PHASES];
-    int n_phases;
-    char buf[1024];
+    int64_t done[N_PHASES];
+    unsigned char buf[64 * sizeof(progress_msg)];
     size_t used;
     bool open;
-} child_log;
+} child_progress;
 
-/* "NAME step S/T loss L ...": records S for phase NAME; the first phase's L into *loss
- * (loss may be NULL) */
-static void parse_line(child_log *c, const char *line, double *loss) {
-    char name[64];
-    long long s, t;
-    double l;
-    if (sscanf(line, "%63s step %lld/%lld loss %lf", name, &s, &t, &l) != 4) return;
-    int k = 0;
-    while (k < c->n_phases && strcmp(c->name[k], name) != 0) k++;
-    if (k == c->n_phases) {
-        if (k == MAX_PHASES) return;
-        snprintf(c->name[k], sizeof c->name[k], "%s", name);
-        c->n_phases++;
+/* Takes the whole records in c->buf; the DisCo-Diff denoiser's loss into *loss (loss may be
+ * NULL). */
+static void take_records(child_progress *c, double *loss) {
+    size_t k = 0;
+    for (; k + sizeof(progress_msg) <= c->used; k += sizeof(progress_msg)) {
+        progress_msg m;
+        memcpy(&m, c->buf + k, sizeof m);
+        if (m.phase < 0 || m.phase >= N_PHASES) continue;
+        c->done[m.phase] = m.done;
+        if (m.phase == 0 && loss) *loss = m.loss;
     }
-    c->done[k] = s;
-    if (k == 0 && loss) *loss = l;
+    c->used -= k;
+    memmove(c->buf, c->buf + k, c->used);
 }
 
-static int64_t child_done(const child_log *c) {
+static int64_t child_done(const child_progress *c) {
     int64_t d = 0;
-    for (int k = 0; k < c->n_phases; k++) d += c->done[k];
+    for (int k = 0; k < N_PHASES; k++) d += c->done[k];
     return d;
 }
 
@@ -218,47 +245,38 @@ static bool run_children(const demo_opts *o, child_fn job, const char *what, int
             close(p[0]);
             for (int j = 0; j < i; j++) close(fds[j]);
             omp_set_num_threads(1);
-            FILE *f = fdopen(p[1], "w");
-            bool ok = f && job(o, i, f, &sh[i]);
+            bool ok = job(o, i, p[1], &sh[i]);
             sh[i].s->ok = ok;
-            if (f) fclose(f);
+            close(p[1]);
             _exit(ok ? 0 : 1);
         }
         close(p[1]);
         fds[i] = p[0];
     }
-    child_log logs[N_MODELS];
-    memset(logs, 0, sizeof logs);
+    child_progress kids[N_MODELS];
+    memset(kids, 0, sizeof kids);
     dc_progress *bar = dc_progress_new(what, total, stdout);
     double loss = NAN; /* no loss shown until a training child reports one */
     int open = N_MODELS;
-    for (int i = 0; i < N_MODELS; i++) logs[i].open = true;
+    for (int i = 0; i < N_MODELS; i++) kids[i].open = true;
     while (open > 0) {
         struct pollfd pf[N_MODELS];
-        for (int i = 0; i < N_MODELS; i++) pf[i] = (struct pollfd){ .fd = logs[i].open ? fds[i] : -1, .events = POLLIN };
+        for (int i = 0; i < N_MODELS; i++) pf[i] = (struct pollfd){ .fd = kids[i].open ? fds[i] : -1, .events = POLLIN };
         if (poll(pf, N_MODELS, -1) < 0) {
             if (errno == EINTR) continue;
             break;
         }
         for (int i = 0; i < N_MODELS; i++) {
-            if (!logs[i].open || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            child_log *c = &logs[i];
-            ssize_t r = read(fds[i], c->buf + c->used, sizeof c->buf - 1 - c->used);
+            if (!kids[i].open || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            child_progress *c = &kids[i];
+            ssize_t r = read(fds[i], c->buf + c->used, sizeof c->buf - c->used);
             if (r <= 0) {
                 c->open = false, open--;
                 continue;
             }
             c->used += (size_t)r;
-            c->buf[c->used] = 0;
-            char *nl;
-            while ((nl = strchr(c->buf, '\n'))) {
-                *nl = 0;
-                parse_line(c, c->buf, i == 0 ? &loss : NULL);   /* the bar shows DisCo-Diff's loss */
-                c->used -= (size_t)(nl + 1 - c->buf);
-                memmove(c->buf, nl + 1, c->used + 1);
-            }
-            if (c->used == sizeof c->buf - 1) c->used = 0;   /* a line too long to be ours */
-            int64_t d = child_done(&logs[0]) + child_done(&logs[1]);
+            take_records(c, i == 0 ? &loss : NULL);   /* the bar shows DisCo-Diff's loss */
+            int64_t d = child_done(&kids[0]) + child_done(&kids[1]);
             dc_progress_update(bar, d < 1 ? 1 : d, loss);
         }
     }
