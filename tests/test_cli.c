@@ -2,7 +2,9 @@
  * generated help pages for every command), `train toy` through the model registry, `opt` printing
  * every golden back byte for byte, truncated and mutated files giving `FILE:LINE:COL: error:`
  * and status 1 (never a signal), `run` writing .npy outputs that numpy reads, bitwise the same
- * with 1 and 2 threads. The binary is $DISCO (set by `make test`), else build/disco. */
+ * with 1 and 2 threads, and running the compiler's sampling pipeline (JIT kernels for an
+ * elementwise chain under auto) as `disco opt --pipeline` shows it. The binary is $DISCO (set by
+ * `make test`), else build/disco. */
 #include <dirent.h>
 #include <regex.h>
 #include <stdint.h>
@@ -10,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "codegen/codegen.h"
 #include "runtime/runtime.h"
 #include "tests/test.h"
 
@@ -322,6 +325,51 @@ TEST(cli_run_writes_npy_bitwise_reproducible) {
         snprintf(rm, sizeof rm, "rm -rf %s %s", d1, d2);
         CHECK(system(rm) == 0);
     }
+}
+
+/* Whether `disco run FILE --profile ARGS...` succeeds and its profile has a step on provider jit. */
+static bool run_has_jit_steps(const char *file, const char *a1, const char *a2) {
+    run_result r = run_disco((const char *[]){ "run", file, "--profile", a1, a2, NULL });
+    CHECK_MSG(r.status == 0, "disco run %s %s: status %d: %s", file, a1 ? a1 : "", r.status, r.err ? r.err : "");
+    regex_t re;
+    regcomp(&re, "^ +[0-9]+ +%[0-9]+ +[a-z_]+ +jit ", REG_EXTENDED | REG_NOSUB | REG_NEWLINE);
+    bool jit = r.status == 0 && r.out && regexec(&re, r.out, 0, NULL, 0) == 0;
+    regfree(&re);
+    run_free(&r);
+    return jit;
+}
+
+/* `disco run` runs the compiler's sampling pipeline for its backend, which `disco opt
+ * --pipeline=sample --print-pipeline` prints: under auto an exp/mul/add/tanh chain becomes one
+ * loop group, run as a JIT kernel; --no-passes runs the graph as written (ref steps). */
+TEST(cli_run_uses_the_sample_pipeline) {
+    const char *chain = "tests/ir/elementwise_chain.dcir";
+    CHECK_MSG(run_has_jit_steps(chain, "--backend", "auto"), "no jit step in the profile of disco run %s", chain);
+    CHECK(!run_has_jit_steps(chain, "--no-passes", NULL));
+    CHECK(run_has_jit_steps(chain, "--no-passes", "--backend=jit"));
+    CHECK(run_has_jit_steps(chain, "--passes=fuse-loops,plan-memory", NULL));
+    expect_usage_error((const char *[]){ "run", chain, "--passes=dce", "--no-passes", NULL },
+                       "disco run: --passes and --no-passes exclude each other");
+    static const struct { const char *kind, *backend; dc_pipeline_kind k; dc_backend b; } cases[] = {
+        { "train", "auto", DC_PIPELINE_TRAIN, DC_BACKEND_AUTO }, { "train", "ref", DC_PIPELINE_TRAIN, DC_BACKEND_REF },
+        { "sample", "auto", DC_PIPELINE_SAMPLE, DC_BACKEND_AUTO }, { "sample", "dnnl", DC_PIPELINE_SAMPLE, DC_BACKEND_DNNL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char kind[32], backend[32], want[512];
+        snprintf(kind, sizeof kind, "--pipeline=%s", cases[i].kind);
+        snprintf(backend, sizeof backend, "--backend=%s", cases[i].backend);
+        snprintf(want, sizeof want, "%s\n", dc_pipeline(cases[i].k, cases[i].b));
+        run_result r = run_disco((const char *[]){ "opt", kind, backend, "--print-pipeline", NULL });
+        CHECK_EQ_INT(r.status, 0);
+        CHECK_STR_EQ(r.out ? r.out : "", want);
+        run_free(&r);
+    }
+    run_result r = run_disco((const char *[]){ "opt", chain, "--pipeline", "sample", "--backend", "auto", NULL });
+    CHECK_MSG(r.status == 0 && r.err && strstr(r.err, dc_pipeline(DC_PIPELINE_SAMPLE, DC_BACKEND_AUTO)),
+              "disco opt --pipeline: status %d, stderr '%s'", r.status, r.err ? r.err : "");
+    run_free(&r);
+    expect_usage_error((const char *[]){ "opt", chain, "--passes=dce", "--pipeline=train", NULL },
+                       "disco opt: --passes and --pipeline exclude each other");
 }
 
 /* The issue's acceptance line, kept as a test: valgrind finds no error in `disco run` on the conv

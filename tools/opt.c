@@ -1,33 +1,60 @@
 /* opt.c — `disco opt`: parses a graph, runs a pipeline of passes on it (like mlir-opt) and
- * prints the result (or its DOT), followed by its memory plan when it has one. */
+ * prints the result (or its DOT), followed by its memory plan when it has one. The pipeline is
+ * the user's (--passes) or the compiler's own for training or sampling programs (--pipeline,
+ * dc_pipeline of codegen/codegen.h: exactly the passes `disco train` / `disco run` run). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/codegen.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
 #include "tools/cli.h"
 
 typedef struct {
     const char *file, *passes;
-    bool dot;
+    int pipeline, backend;      /* -1 until given */
+    bool dot, print_pipeline;
     dc_pass_opts po;
 } opt_args;
 
+static const char *const pipeline_names[] = { "train", "sample", NULL };   /* dc_pipeline_kind order */
+
+/* The passes to run (NULL: none) into *passes; 0 or EXIT_USAGE. */
+static int choose_passes(opt_args *a, const char **passes) {
+    if (a->passes && a->pipeline >= 0) return dc_usage_error("opt", "--passes and --pipeline exclude each other");
+    if (a->backend >= 0 && a->pipeline < 0) return dc_usage_error("opt", "--backend chooses the pipeline of --pipeline, which is missing");
+    *passes = a->passes;
+    if (a->pipeline < 0) return 0;
+    if (!dc_cli_backend("opt", &a->backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
+    *passes = dc_pipeline((dc_pipeline_kind)a->pipeline, (dc_backend)a->backend);
+    if (!a->print_pipeline)
+        fprintf(stderr, "disco opt: --pipeline=%s --backend=%s runs %s\n", pipeline_names[a->pipeline],
+                dc_backend_names[a->backend], *passes);
+    return 0;
+}
+
 static int cmd_opt(int argc, char **argv) {
-    opt_args a = { .po = { .out = stdout } };
+    opt_args a = { .pipeline = -1, .backend = -1, .po = { .out = stdout } };
+    const char *passes = NULL;
     int rc = dc_cli_parse(&dc_cmd_opt, &a, argc, argv, &a.file);
-    if (rc) return rc;
+    if (rc || (rc = choose_passes(&a, &passes))) return rc;
+    if (a.print_pipeline) {
+        if (!passes) return dc_usage_error("opt", "--print-pipeline needs --passes or --pipeline");
+        printf("%s\n", passes);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     if (!a.file) return dc_usage_error("opt", "no input file");
     bool pass_flags = a.po.verify_each || a.po.print_after || a.po.print_after_all || a.po.time_passes;
-    if (pass_flags && !a.passes) return dc_usage_error("opt", "--verify-each, --print-after(-all) and --time-passes need --passes");
+    if (pass_flags && !passes)
+        return dc_usage_error("opt", "--verify-each, --print-after(-all) and --time-passes need --passes or --pipeline");
     char err[DC_ERR_LEN];
     dc_graph *g = dc_parse_file(a.file, err, sizeof err);
     if (!g) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (a.passes && !dc_run_pipeline(g, a.passes, &a.po, err, sizeof err)) {
+    if (passes && !dc_run_pipeline(g, passes, &a.po, err, sizeof err)) {
         fprintf(stderr, "%s: error: %s\n", a.file, err);
         dc_graph_free(g);
         return 1;
@@ -45,6 +72,15 @@ static int cmd_opt(int argc, char **argv) {
 static const dc_opt options[] = {
     DC_OPT_STR("--passes", "a,b,c", opt_args, passes,
                "the pipeline: dce, cse, fold, simplify, fuse-contraction, fuse-loops, plan-memory"),
+    DC_OPT_ENUM("--pipeline", opt_args, pipeline, pipeline_names,
+                "instead of --passes, the compiler's pipeline for a training program (what\n"
+                "`disco train` runs on its graph) or a sampling one (what `disco run` runs),\n"
+                "for --backend; its passes are named on stderr"),
+    DC_OPT_ENUM("--backend", opt_args, backend, dc_backend_names,
+                "the backend whose --pipeline is meant (default $DISCO_BACKEND, else auto)"),
+    DC_OPT_FLAG("--print-pipeline", opt_args, print_pipeline,
+                "print the passes of --passes or --pipeline (one comma-separated line) and\n"
+                "stop: no FILE needed"),
     DC_OPT_FLAG("--verify-each", opt_args, po.verify_each, "verify the graph after every pass (names the pass that broke it)"),
     DC_OPT_STR("--print-after", "NAME", opt_args, po.print_after, "print the graph after each run of pass NAME"),
     DC_OPT_FLAG("--print-after-all", opt_args, po.print_after_all, "print the graph after every pass"),
@@ -56,8 +92,9 @@ static const dc_opt options[] = {
 const dc_command dc_cmd_opt = {
     .name = "opt", .fn = cmd_opt, .summary = "run passes on a graph (.dcir) and print it",
     .args = "FILE.dcir", .arg_what = "input file", .options = options,
-    .about = "Parses FILE.dcir, verifies it, runs the passes named in --passes in order, and prints\n"
-             "the result in canonical form on stdout, followed by its memory plan if it has one.\n",
+    .about = "Parses FILE.dcir, verifies it, runs the passes named in --passes (or the compiler's\n"
+             "--pipeline) in order, and prints the result in canonical form on stdout, followed by\n"
+             "its memory plan if it has one.\n",
     .notes = "Intermediate prints and timings are on stdout, after a `// ----- ... -----` line.\n"
              "Errors read FILE:LINE:COL: error: MESSAGE (or FILE: error: MESSAGE for a pass) and\n"
              "exit with status 1; bad options exit with status 2.\n",

@@ -1,6 +1,8 @@
-/* run.c — `disco run`: lowers a graph to a runtime program (ref / dnnl / auto providers) and
- * executes it, inputs from .npy files or the seeded generator, outputs to .npy files or a
- * printed summary, then optionally the per-step profile. */
+/* run.c — `disco run`: runs the compiler's sampling pipeline on a graph (dc_pipeline of
+ * codegen/codegen.h for the backend, or the user's --passes, or none), lowers it to a runtime
+ * program (ref / dnnl / jit / auto providers) and executes it, inputs from .npy files or the
+ * seeded generator, outputs to .npy files or a printed summary, then optionally the per-step
+ * profile. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -13,6 +15,7 @@
 
 #include "codegen/codegen.h"
 #include "ir/ir.h"
+#include "passes/passes.h"
 #include "runtime/runtime.h"
 #include "tools/cli.h"
 
@@ -78,10 +81,10 @@ typedef struct {
 } input_list;
 
 typedef struct {
-    const char *file, *out_dir;
+    const char *file, *out_dir, *passes;
     uint64_t seed;
     int threads, backend;
-    bool profile;
+    bool profile, no_passes;
     input_list inputs;
 } run_args;
 
@@ -104,7 +107,9 @@ static int cmd_run(int argc, char **argv) {
     if (st) return st;
     const char *file = a.file;
     if (!file) return dc_usage_error("run", "no graph file");
+    if (a.passes && a.no_passes) return dc_usage_error("run", "--passes and --no-passes exclude each other");
     if (!dc_cli_backend("run", &a.backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
+    const char *passes = a.no_passes ? NULL : a.passes ? a.passes : dc_pipeline(DC_PIPELINE_SAMPLE, (dc_backend)a.backend);
     if (a.threads) omp_set_num_threads(a.threads);
     char err[DC_ERR_LEN];
 
@@ -121,6 +126,11 @@ static int cmd_run(int argc, char **argv) {
             snprintf(err, sizeof err, "disco run: %s has no input named '%s'", file, name);
             goto fail;
         }
+    }
+    char pass_err[DC_ERR_LEN];
+    if (passes && !dc_run_pipeline(g, passes, &(dc_pass_opts){ 0 }, pass_err, sizeof pass_err)) {
+        snprintf(err, sizeof err, "%s: error: %.400s", file, pass_err);
+        goto fail;
     }
     if (!(e = dc_compile(g, a.seed, (dc_backend)a.backend, err, sizeof err))) goto fail;
     for (int i = 0, n = dc_graph_n_inputs(g); i < n; i++) {
@@ -176,6 +186,10 @@ static const dc_opt options[] = {
     DC_OPT_THREADS(run_args, threads),
     DC_OPT_STR("--out", "DIR", run_args, out_dir, "write each output as DIR/NAME.npy; without it, print a summary"),
     DC_OPT_BACKEND(run_args, backend),
+    DC_OPT_STR("--passes", "a,b,c", run_args, passes,
+               "run these passes before compiling instead of the compiler's sampling\n"
+               "pipeline for the backend (`disco opt --pipeline=sample --print-pipeline`)"),
+    DC_OPT_FLAG("--no-passes", run_args, no_passes, "compile the graph as written, without any pass"),
     DC_OPT_FLAG("--profile", run_args, profile,
                 "after the outputs, print per step: node, op, provider, kernel,\n"
                 "calls, time; then why any oneDNN node runs on ref"),
@@ -184,7 +198,10 @@ static const dc_opt options[] = {
 
 const dc_command dc_cmd_run = {
     .name = "run", .fn = cmd_run, .summary = "execute a graph", .args = "FILE.dcir", .arg_what = "graph file",
-    .options = options, .about = "Lowers FILE.dcir to a program of kernels and executes it once.\n",
+    .options = options,
+    .about = "Runs the compiler's sampling pipeline on FILE.dcir (the passes of `disco opt\n"
+             "--pipeline=sample`, for the backend), lowers it to a program of kernels and executes\n"
+             "it once.\n",
     .notes = "Same seed, backend and thread count give bitwise-identical outputs.\n"
              "DISCO_TRACE=FILE.json writes a Chrome trace (chrome://tracing, Perfetto) of every step.\n",
 };
