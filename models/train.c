@@ -242,6 +242,7 @@ bool dc_trainer_run(dc_trainer *t, int64_t until, float *losses, char *err, size
         if (!ok) break;
         if (losses) losses[st.step - 1] = (float)st.loss;
         if (p) dc_progress_update(p, st.step, st.loss);
+        if (c->on_step) c->on_step(c->on_step_ctx, &st);
         bool due = (c->ckpt_every > 0 && st.step % c->ckpt_every == 0) || st.step == c->steps;
         if (c->ckpt_path && due) ok = dc_trainer_save(t, c->ckpt_path, err, len);
     }

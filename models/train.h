@@ -19,6 +19,8 @@
 #include "models/data/data.h"
 #include "runtime/runtime.h"
 
+struct dc_train_stats;
+
 typedef struct {
     int64_t steps;          /* optimizer steps in the whole run */
     int64_t batch;          /* examples per step */
@@ -34,6 +36,10 @@ typedef struct {
     int64_t ckpt_every;     /* save every N steps (0: only at the end of the run) */
     const char *ckpt_path;  /* NULL: no checkpoints */
     FILE *progress;         /* progress display (bar on a terminal, log lines otherwise); NULL: none */
+    /* called after every step of dc_trainer_run with its stats, for a caller that reports
+     * progress as data (e.g. a worker process); NULL: none */
+    void (*on_step)(void *ctx, const struct dc_train_stats *s);
+    void *on_step_ctx;
     dc_backend backend;     /* kernel providers of the programs (dc_compile); 0 = auto */
 } dc_train_config;
 
@@ -53,7 +59,7 @@ typedef struct {
     void *ctx;
 } dc_train_data;
 
-typedef struct {
+typedef struct dc_train_stats {
     int64_t step;           /* steps done after this one (1-based) */
     double loss, grad_norm; /* loss of this step's batch, gradient norm before clipping */
     double lr;

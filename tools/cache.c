@@ -28,18 +28,20 @@ static int cache_clear(void) {
 }
 
 static int cmd_cache(int argc, char **argv) {
-    if (argc < 2) return dc_usage_error("cache", "missing subcommand (stats or clear)");
-    if (argc > 2) return dc_usage_error("cache", "unexpected argument '%s'", argv[2]);
-    if (strcmp(argv[1], "stats") == 0) return cache_stats();
-    if (strcmp(argv[1], "clear") == 0) return cache_clear();
-    return dc_usage_error("cache", "unknown subcommand '%s' (stats or clear)", argv[1]);
+    const char *sub;
+    int st = dc_cli_parse(&dc_cmd_cache, NULL, argc, argv, &sub);
+    if (st) return st;
+    if (!sub) return dc_usage_error("cache", "missing subcommand (stats or clear)");
+    if (strcmp(sub, "stats") == 0) return cache_stats();
+    if (strcmp(sub, "clear") == 0) return cache_clear();
+    return dc_usage_error("cache", "unknown subcommand '%s' (stats or clear)", sub);
 }
 
-const dc_command dc_cmd_cache = { "cache", cmd_cache, "show or empty the kernel cache",
-      "usage: disco cache stats|clear\n"
-      "\n"
-      "The kernel cache holds JIT-compiled kernels, one file per kernel (k-<32 hex digits>.o),\n"
-      "in $DISCO_CACHE_DIR, else $XDG_CACHE_HOME/disco, else ~/.cache/disco.\n"
-      "  stats   print the directory, the number of entries and their bytes on disk\n"
-      "  clear   remove every entry (other files in the directory are left alone) and print\n"
-      "          how many were removed\n" };
+const dc_command dc_cmd_cache = {
+    .name = "cache", .fn = cmd_cache, .summary = "show or empty the kernel cache", .args = "stats|clear",
+    .about = "The kernel cache holds JIT-compiled kernels, one file per kernel (k-<32 hex digits>.o),\n"
+             "in $DISCO_CACHE_DIR, else $XDG_CACHE_HOME/disco, else ~/.cache/disco.\n"
+             "  stats   print the directory, the number of entries and their bytes on disk\n"
+             "  clear   remove every entry (other files in the directory are left alone) and print\n"
+             "          how many were removed\n",
+};

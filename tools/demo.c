@@ -7,9 +7,17 @@
  * Both cores are used by running the two models side by side in two child processes, one
  * OpenMP thread each (forked before this process starts any thread pool, oneDNN or LLVM): a
  * model this small gains little from a second thread inside one step, and one thread per
- * process keeps every result bitwise reproducible for a given seed. The children report
- * training progress as the trainer's log lines on a pipe, which the parent folds into one
- * progress bar; results come back through a shared memory map. */
+ * process keeps every result bitwise reproducible for a given seed.
+ *
+ * The children hand everything back as data, never as text for a parser:
+ *   - results (the training report, the metrics, the samples, codes and ODE trajectories) in a
+ *     memory map shared with the parent: a `slot` per model and the arrays after it;
+ *   - progress as fixed-size binary records (progress_msg) on a pipe per child: one per
+ *     training step (from the trainer's on_step hook) and one per evaluation stage. A record
+ *     is { int32 phase (0: the denoiser or the evaluation, 1: the prior), int32 0, int64 steps
+ *     of that phase done, double loss of that step (NaN: none) } in the host's byte order;
+ *     it is smaller than PIPE_BUF, so every write is whole. The parent folds the records of
+ *     both children into one progress bar showing DisCo-Diff's training loss. */
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -26,7 +34,7 @@
 #include "tools/cli.h"
 
 #define N_MODELS 2                  /* 0: DisCo-Diff, 1: the EDM baseline */
-#define MAX_PHASES 4                /* progress phases per child (denoiser, prior) */
+#define N_PHASES 2                  /* progress phases per child: the denoiser, the prior */
 #define TRAJ_DRAW 160               /* ODE paths drawn per panel */
 /* The code-usage weight of the demo's DisCo-Diff: without it the encoder leaves codes unused
  * and merges modes (purity 0.63-0.875); with it every code stays in use (docs/toy.md) */
@@ -40,7 +48,7 @@ typedef struct {
     int64_t steps, prior_steps, batch, n, seed;
     int64_t codes;
     float tau, sigma_data, usage;
-    dc_backend backend;
+    int backend;                /* a dc_backend; -1 until given */
 } demo_opts;
 
 /* What a child hands back, in memory shared with the parent. The arrays follow the slot. */
@@ -67,67 +75,22 @@ static double now_s(void) {
 
 /* ---- options ------------------------------------------------------------------------- */
 
-static bool int_arg(const char *name, const char *v, int64_t lo, int64_t hi, int64_t *out) {
-    uint64_t u;
-    if (!dc_parse_u64(v, (uint64_t)hi, &u) || (int64_t)u < lo) {
-        dc_usage_error("demo", "%s takes an integer from %lld to %lld, got '%s'", name, (long long)lo, (long long)hi, v);
-        return false;
-    }
-    *out = (int64_t)u;
-    return true;
-}
-
-/* a number in (0, 1e6], or [0, 1e6] when zero_ok */
-static bool num_arg(const char *name, const char *v, bool zero_ok, float *out) {
-    char *end;
-    double d = strtod(v, &end);
-    if (!*v || *end || !isfinite(d) || !(d > 0 || (zero_ok && d == 0)) || d > 1e6) {
-        dc_usage_error("demo", "%s takes a %s number, got '%s'", name, zero_ok ? "non-negative" : "positive", v);
-        return false;
-    }
-    *out = (float)d;
-    return true;
-}
-
-/* EXIT_USAGE after a message, 0 when fine. */
-static int parse(demo_opts *o, int argc, char **argv) {
-    const char *backend = NULL;
-    for (int i = 1; i < argc; i++) {
-        bool missing = false, good = true;
-        const char *v;
-        if ((v = dc_option_value(argc, argv, &i, "--out", &missing))) o->out = v;
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--steps", &missing)))
-            good = int_arg("--steps", v, 10, 10000000, &o->steps);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--prior-steps", &missing)))
-            good = int_arg("--prior-steps", v, 10, 10000000, &o->prior_steps);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--batch", &missing)))
-            good = int_arg("--batch", v, 1, DC_TOY_TRAIN_N, &o->batch);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--n", &missing)))
-            good = int_arg("--n", v, 16, 10000, &o->n);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--seed", &missing)))
-            good = int_arg("--seed", v, 0, INT64_MAX / 4, &o->seed);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--codes", &missing)))
-            good = int_arg("--codes", v, 2, DC_TOY_MAX_CODES, &o->codes);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--tau", &missing))) good = num_arg("--tau", v, false, &o->tau);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--sigma-data", &missing)))
-            good = num_arg("--sigma-data", v, false, &o->sigma_data);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--usage", &missing)))
-            good = num_arg("--usage", v, true, &o->usage);
-        else if (!missing && (v = dc_option_value(argc, argv, &i, "--backend", &missing))) backend = v;
-        else if (missing) return dc_usage_error("demo", "option '%s' needs a value", argv[i]);
-        else return dc_usage_error("demo", "unexpected argument '%s'", argv[i]);
-        if (missing) return dc_usage_error("demo", "option '%s' needs a value", argv[i]);
-        if (!good) return EXIT_USAGE;
-    }
-    char err[DC_ERR_LEN];
-    int be = backend ? dc_backend_from_name(backend) : dc_backend_from_env(DC_BACKEND_AUTO, err, sizeof err);
-    if (be < 0) {
-        if (backend) return dc_usage_error("demo", "--backend takes auto, ref, dnnl or jit, got '%s'", backend);
-        return dc_usage_error("demo", "%s", err);
-    }
-    o->backend = (dc_backend)be;
-    return 0;
-}
+static const dc_opt options[] = {
+    DC_OPT_STR("--out", "DIR", demo_opts, out, "output directory (default out/demo)"),
+    DC_OPT_INT("--steps", "N", demo_opts, steps, 10, 10000000, "training steps of each model (default 8000)"),
+    DC_OPT_INT("--prior-steps", "N", demo_opts, prior_steps, 10, 10000000, "training steps of the prior (default 600)"),
+    DC_OPT_INT("--batch", "B", demo_opts, batch, 1, DC_TOY_TRAIN_N, "batch size (default 512)"),
+    DC_OPT_INT("--n", "N", demo_opts, n, 16, 10000, "points per evaluation set (default 2000)"),
+    DC_OPT_INT("--seed", "S", demo_opts, seed, 0, INT64_MAX / 4, "data, init, training and sampling seed (default 0)"),
+    DC_OPT_INT("--codes", "K", demo_opts, codes, 2, DC_TOY_MAX_CODES, "codes of the one latent (default 8)"),
+    DC_OPT_POS("--tau", "T", demo_opts, tau, 1e6, "Gumbel-softmax temperature (default 1)"),
+    DC_OPT_POS("--sigma-data", "SD", demo_opts, sigma_data, 1e6, "EDM sigma_data (default 0.5)"),
+    DC_OPT_NUM("--usage", "U", demo_opts, usage, 0, 1e6,
+               "weight of the code-usage term, U * KL(batch-mean code probabilities ||\n"
+               "uniform) (default 1; 0 trains the plain model of the issue)"),
+    DC_OPT_BACKEND(demo_opts, backend),
+    { 0 }
+};
 
 static dc_toy_setup setup_of(const demo_opts *o, int model) {
     dc_toy_setup s = dc_toy_setup_defaults();
@@ -144,7 +107,7 @@ static dc_toy_setup setup_of(const demo_opts *o, int model) {
     if (s.prior_train.warmup > s.prior_train.steps / 10) s.prior_train.warmup = s.prior_train.steps / 10;
     s.train.seed = s.prior_train.seed = s.data_seed = (uint64_t)o->seed;
     s.train.threads = s.prior_train.threads = 1;
-    s.train.backend = s.prior_train.backend = o->backend;
+    s.train.backend = s.prior_train.backend = (dc_backend)o->backend;
     return s;
 }
 
@@ -163,9 +126,34 @@ static bool ckpt_path(const demo_opts *o, int model, char *path, size_t n, char 
     return dc_train_out_path(o->out, file, path, n, err, len);
 }
 
-static bool child_train(const demo_opts *o, int model, FILE *progress, shared_model *sh) {
+/* One progress record of a child (see the top of the file). */
+typedef struct {
+    int32_t phase, pad;
+    int64_t done;
+    double loss;
+} progress_msg;
+
+static void send_progress(int fd, int phase, int64_t done, double loss) {
+    progress_msg m = { .phase = phase, .done = done, .loss = loss };
+    while (write(fd, &m, sizeof m) < 0 && errno == EINTR) {}
+}
+
+/* the trainer's on_step hook: ctx is a progress_to */
+typedef struct {
+    int fd, phase;
+} progress_to;
+
+static void on_step(void *ctx, const dc_train_stats *st) {
+    const progress_to *p = ctx;
+    send_progress(p->fd, p->phase, st->step, st->loss);
+}
+
+static bool child_train(const demo_opts *o, int model, int fd, shared_model *sh) {
     dc_toy_setup s = setup_of(o, model);
-    s.train.progress = s.prior_train.progress = progress;
+    progress_to to[N_PHASES] = { { fd, 0 }, { fd, 1 } };
+    s.train.on_step = s.prior_train.on_step = on_step;
+    s.train.on_step_ctx = &to[0];
+    s.prior_train.on_step_ctx = &to[1];
     char path[4096];
     return ckpt_path(o, model, path, sizeof path, sh->s->err, sizeof sh->s->err) &&
            dc_toy_train(&s, path, &sh->s->report, sh->s->err, sizeof sh->s->err);
@@ -173,7 +161,7 @@ static bool child_train(const demo_opts *o, int model, FILE *progress, shared_mo
 
 /* Evaluates the model, then samples it again with the same seed (the same points) keeping the
  * codes and the trajectory for the plots. */
-static bool child_eval(const demo_opts *o, int model, FILE *progress, shared_model *sh) {
+static bool child_eval(const demo_opts *o, int model, int fd, shared_model *sh) {
     char path[4096], *err = sh->s->err;
     size_t len = sizeof sh->s->err;
     if (!ckpt_path(o, model, path, sizeof path, err, len)) return false;
@@ -181,11 +169,10 @@ static bool child_eval(const demo_opts *o, int model, FILE *progress, shared_mod
     if (!m) return false;
     dc_toy_eval_opts eo = eval_opts_of(o);
     double t0 = now_s();
-    bool ok = dc_toy_evaluate(m, &eo, o->backend, &sh->s->metrics, sh->pts, err, len);
+    bool ok = dc_toy_evaluate(m, &eo, (dc_backend)o->backend, &sh->s->metrics, sh->pts, err, len);
     sh->s->eval_s = now_s() - t0;
-    fprintf(progress, "eval step 1/2 loss nan\n"); /* no loss: the bar shows none */
-    fflush(progress);
-    dc_toy_sampler *s = ok ? dc_toy_sampler_new(m, o->n, o->backend, err, len) : NULL;
+    send_progress(fd, 0, 1, NAN);
+    dc_toy_sampler *s = ok ? dc_toy_sampler_new(m, o->n, (dc_backend)o->backend, err, len) : NULL;
     dc_toy_sample_opts so = dc_toy_sample_defaults();
     so.heun_steps = eo.heun_steps;
     so.seed = eo.seed;
@@ -199,44 +186,39 @@ static bool child_eval(const demo_opts *o, int model, FILE *progress, shared_mod
     free(pts);
     dc_toy_sampler_free(s);
     dc_toy_model_free(m);
-    if (ok) fprintf(progress, "eval step 2/2 loss nan\n");
+    if (ok) send_progress(fd, 0, 2, NAN);
     return ok;
 }
 
-typedef bool (*child_fn)(const demo_opts *o, int model, FILE *progress, shared_model *sh);
+typedef bool (*child_fn)(const demo_opts *o, int model, int fd, shared_model *sh);
 
-/* ---- progress from the children's log lines ------------------------------------------ */
+/* ---- progress from the children's records -------------------------------------------- */
 
 typedef struct {
-    char name[MAX_PHASES][64];
-    int64_t done[MAX_PHASES];
-    int n_phases;
-    char buf[1024];
+    int64_t done[N_PHASES];
+    unsigned char buf[64 * sizeof(progress_msg)];
     size_t used;
     bool open;
-} child_log;
+} child_progress;
 
-/* "NAME step S/T loss L ...": records S for phase NAME; the first phase's L into *loss
- * (loss may be NULL) */
-static void parse_line(child_log *c, const char *line, double *loss) {
-    char name[64];
-    long long s, t;
-    double l;
-    if (sscanf(line, "%63s step %lld/%lld loss %lf", name, &s, &t, &l) != 4) return;
-    int k = 0;
-    while (k < c->n_phases && strcmp(c->name[k], name) != 0) k++;
-    if (k == c->n_phases) {
-        if (k == MAX_PHASES) return;
-        snprintf(c->name[k], sizeof c->name[k], "%s", name);
-        c->n_phases++;
+/* Takes the whole records in c->buf; the DisCo-Diff denoiser's loss into *loss (loss may be
+ * NULL). */
+static void take_records(child_progress *c, double *loss) {
+    size_t k = 0;
+    for (; k + sizeof(progress_msg) <= c->used; k += sizeof(progress_msg)) {
+        progress_msg m;
+        memcpy(&m, c->buf + k, sizeof m);
+        if (m.phase < 0 || m.phase >= N_PHASES) continue;
+        c->done[m.phase] = m.done;
+        if (m.phase == 0 && loss) *loss = m.loss;
     }
-    c->done[k] = s;
-    if (k == 0 && loss) *loss = l;
+    c->used -= k;
+    memmove(c->buf, c->buf + k, c->used);
 }
 
-static int64_t child_done(const child_log *c) {
+static int64_t child_done(const child_progress *c) {
     int64_t d = 0;
-    for (int k = 0; k < c->n_phases; k++) d += c->done[k];
+    for (int k = 0; k < N_PHASES; k++) d += c->done[k];
     return d;
 }
 
@@ -263,47 +245,38 @@ static bool run_children(const demo_opts *o, child_fn job, const char *what, int
             close(p[0]);
             for (int j = 0; j < i; j++) close(fds[j]);
             omp_set_num_threads(1);
-            FILE *f = fdopen(p[1], "w");
-            bool ok = f && job(o, i, f, &sh[i]);
+            bool ok = job(o, i, p[1], &sh[i]);
             sh[i].s->ok = ok;
-            if (f) fclose(f);
+            close(p[1]);
             _exit(ok ? 0 : 1);
         }
         close(p[1]);
         fds[i] = p[0];
     }
-    child_log logs[N_MODELS];
-    memset(logs, 0, sizeof logs);
+    child_progress kids[N_MODELS];
+    memset(kids, 0, sizeof kids);
     dc_progress *bar = dc_progress_new(what, total, stdout);
     double loss = NAN; /* no loss shown until a training child reports one */
     int open = N_MODELS;
-    for (int i = 0; i < N_MODELS; i++) logs[i].open = true;
+    for (int i = 0; i < N_MODELS; i++) kids[i].open = true;
     while (open > 0) {
         struct pollfd pf[N_MODELS];
-        for (int i = 0; i < N_MODELS; i++) pf[i] = (struct pollfd){ .fd = logs[i].open ? fds[i] : -1, .events = POLLIN };
+        for (int i = 0; i < N_MODELS; i++) pf[i] = (struct pollfd){ .fd = kids[i].open ? fds[i] : -1, .events = POLLIN };
         if (poll(pf, N_MODELS, -1) < 0) {
             if (errno == EINTR) continue;
             break;
         }
         for (int i = 0; i < N_MODELS; i++) {
-            if (!logs[i].open || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            child_log *c = &logs[i];
-            ssize_t r = read(fds[i], c->buf + c->used, sizeof c->buf - 1 - c->used);
+            if (!kids[i].open || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            child_progress *c = &kids[i];
+            ssize_t r = read(fds[i], c->buf + c->used, sizeof c->buf - c->used);
             if (r <= 0) {
                 c->open = false, open--;
                 continue;
             }
             c->used += (size_t)r;
-            c->buf[c->used] = 0;
-            char *nl;
-            while ((nl = strchr(c->buf, '\n'))) {
-                *nl = 0;
-                parse_line(c, c->buf, i == 0 ? &loss : NULL);   /* the bar shows DisCo-Diff's loss */
-                c->used -= (size_t)(nl + 1 - c->buf);
-                memmove(c->buf, nl + 1, c->used + 1);
-            }
-            if (c->used == sizeof c->buf - 1) c->used = 0;   /* a line too long to be ours */
-            int64_t d = child_done(&logs[0]) + child_done(&logs[1]);
+            take_records(c, i == 0 ? &loss : NULL);   /* the bar shows DisCo-Diff's loss */
+            int64_t d = child_done(&kids[0]) + child_done(&kids[1]);
             dc_progress_update(bar, d < 1 ? 1 : d, loss);
         }
     }
@@ -458,9 +431,10 @@ static int cmd_demo(int argc, char **argv) {
     dc_toy_setup def = dc_toy_setup_defaults();
     demo_opts o = { .out = "out/demo", .steps = 8000, .prior_steps = def.prior_train.steps,
                     .batch = def.train.batch, .n = 2000, .seed = 0, .codes = def.model.k,
-                    .tau = def.model.tau, .sigma_data = def.model.sigma_data, .usage = DEMO_USAGE };
-    int st = parse(&o, argc, argv);
+                    .tau = def.model.tau, .sigma_data = def.model.sigma_data, .usage = DEMO_USAGE, .backend = -1 };
+    int st = dc_cli_parse(&dc_cmd_demo, &o, argc, argv, NULL);
     if (st) return st;
+    if (!dc_cli_backend("demo", &o.backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
     char err[DC_ERR_LEN], probe[4096];
     if (!dc_train_out_path(o.out, "metrics.json", probe, sizeof probe, err, sizeof err)) {
         fprintf(stderr, "disco demo: %s\n", err);
@@ -486,8 +460,7 @@ static int cmd_demo(int argc, char **argv) {
            "  on the 8-Gaussian toy, %lld steps of batch %lld each (prior: %lld steps), sigma_data %g,\n"
            "  two processes of one thread, backend %s\n",
            (long long)o.codes, (double)o.tau, (double)o.usage, (long long)o.steps, (long long)o.batch, (long long)o.prior_steps,
-           (double)o.sigma_data, o.backend == DC_BACKEND_REF ? "ref" : o.backend == DC_BACKEND_DNNL ? "dnnl"
-                                                         : o.backend == DC_BACKEND_JIT ? "jit" : "auto");
+           (double)o.sigma_data, dc_backend_names[o.backend]);
     double t0 = now_s();
     bool ok = run_children(&o, child_train, "train", 2 * o.steps + o.prior_steps, sh, err, sizeof err);
     double train_s = now_s() - t0;
@@ -518,26 +491,12 @@ static int cmd_demo(int argc, char **argv) {
     return 0;
 }
 
-const dc_command dc_cmd_demo = { "demo", cmd_demo, "the paper's toy experiment end to end (make demo)",
-    "usage: disco demo [--out DIR] [--steps N] [--prior-steps N] [--batch B] [--n N] [--seed S]\n"
-    "                  [--codes K] [--tau T] [--sigma-data SD] [--usage U]\n"
-    "                  [--backend auto|ref|dnnl|jit]\n"
-    "\n"
-    "Trains DisCo-Diff (encoder + denoiser, then the prior) and the EDM baseline with the same\n"
-    "steps and batch, side by side in two processes of one thread; samples each with 50 Heun\n"
-    "steps and with 5, 10, 20; prints W2 (exact, next to its floor), its decomposition, mode\n"
-    "coverage, off-mode fraction, ODE curvature and drift Jacobian per sigma band and latent\n"
-    "purity next to the reference numbers; writes DIR/metrics.json, DIR/samples_disco.npy and\n"
-    "DIR/samples_edm.npy (float32 [n,2]) and the PNG plots.\n"
-    "  --out DIR          output directory (default out/demo)\n"
-    "  --steps N          training steps of each model (default 8000)\n"
-    "  --prior-steps N    training steps of the prior (default 600)\n"
-    "  --batch B          batch size (default 512)\n"
-    "  --n N              points per evaluation set (default 2000)\n"
-    "  --seed S           data, init, training and sampling seed (default 0)\n"
-    "  --codes K          codes of the one latent (default 8)\n"
-    "  --tau T            Gumbel-softmax temperature (default 1)\n"
-    "  --sigma-data SD    EDM sigma_data (default 0.5)\n"
-    "  --usage U          weight of the code-usage term, U * KL(batch-mean code probabilities ||\n"
-    "                     uniform) (default 1; 0 trains the plain model of the issue)\n"
-    "  --backend B        kernel providers (default $DISCO_BACKEND, else auto)\n" };
+const dc_command dc_cmd_demo = {
+    .name = "demo", .fn = cmd_demo, .summary = "the paper's toy experiment end to end (make demo)", .options = options,
+    .about = "Trains DisCo-Diff (encoder + denoiser, then the prior) and the EDM baseline with the same\n"
+             "steps and batch, side by side in two processes of one thread; samples each with 50 Heun\n"
+             "steps and with 5, 10, 20; prints W2 (exact, next to its floor), its decomposition, mode\n"
+             "coverage, off-mode fraction, ODE curvature and drift Jacobian per sigma band and latent\n"
+             "purity next to the reference numbers; writes DIR/metrics.json, DIR/samples_disco.npy and\n"
+             "DIR/samples_edm.npy (float32 [n,2]) and the PNG plots.\n",
+};

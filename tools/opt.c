@@ -1,52 +1,60 @@
 /* opt.c — `disco opt`: parses a graph, runs a pipeline of passes on it (like mlir-opt) and
- * prints the result (or its DOT), followed by its memory plan when it has one. */
+ * prints the result (or its DOT), followed by its memory plan when it has one. The pipeline is
+ * the user's (--passes) or the compiler's own for training or sampling programs (--pipeline,
+ * dc_pipeline of codegen/codegen.h: exactly the passes `disco train` / `disco run` run). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/codegen.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
 #include "tools/cli.h"
 
 typedef struct {
     const char *file, *passes;
-    bool dot;
+    int pipeline, backend;      /* -1 until given */
+    bool dot, print_pipeline;
     dc_pass_opts po;
 } opt_args;
 
-/* Parses argv into a; returns 0, or the usage error's exit status. */
-static int parse_args(int argc, char **argv, opt_args *a) {
-    for (int i = 1; i < argc; i++) {
-        bool missing = false;
-        const char *v;
-        if ((v = dc_option_value(argc, argv, &i, "--passes", &missing))) a->passes = v;
-        else if ((v = dc_option_value(argc, argv, &i, "--print-after", &missing))) a->po.print_after = v;
-        else if (missing) return dc_usage_error("opt", "option '%s' needs a value", argv[i]);
-        else if (strcmp(argv[i], "--verify-each") == 0) a->po.verify_each = true;
-        else if (strcmp(argv[i], "--print-after-all") == 0) a->po.print_after_all = true;
-        else if (strcmp(argv[i], "--time-passes") == 0) a->po.time_passes = true;
-        else if (strcmp(argv[i], "--dot") == 0) a->dot = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return dc_usage_error("opt", "unknown option '%s'", argv[i]);
-        else if (a->file) return dc_usage_error("opt", "more than one input file ('%s')", argv[i]);
-        else a->file = argv[i];
-    }
-    if (!a->file) return dc_usage_error("opt", "no input file");
-    bool pass_flags = a->po.verify_each || a->po.print_after || a->po.print_after_all || a->po.time_passes;
-    if (pass_flags && !a->passes) return dc_usage_error("opt", "--verify-each, --print-after(-all) and --time-passes need --passes");
+static const char *const pipeline_names[] = { "train", "sample", NULL };   /* dc_pipeline_kind order */
+
+/* The passes to run (NULL: none) into *passes; 0 or EXIT_USAGE. */
+static int choose_passes(opt_args *a, const char **passes) {
+    if (a->passes && a->pipeline >= 0) return dc_usage_error("opt", "--passes and --pipeline exclude each other");
+    if (a->backend >= 0 && a->pipeline < 0) return dc_usage_error("opt", "--backend chooses the pipeline of --pipeline, which is missing");
+    *passes = a->passes;
+    if (a->pipeline < 0) return 0;
+    if (!dc_cli_backend("opt", &a->backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
+    *passes = dc_pipeline((dc_pipeline_kind)a->pipeline, (dc_backend)a->backend);
+    if (!a->print_pipeline)
+        fprintf(stderr, "disco opt: --pipeline=%s --backend=%s runs %s\n", pipeline_names[a->pipeline],
+                dc_backend_names[a->backend], *passes);
     return 0;
 }
 
 static int cmd_opt(int argc, char **argv) {
-    opt_args a = { .po = { .out = stdout } };
-    int rc = parse_args(argc, argv, &a);
-    if (rc) return rc;
+    opt_args a = { .pipeline = -1, .backend = -1, .po = { .out = stdout } };
+    const char *passes = NULL;
+    int rc = dc_cli_parse(&dc_cmd_opt, &a, argc, argv, &a.file);
+    if (rc || (rc = choose_passes(&a, &passes))) return rc;
+    if (a.print_pipeline) {
+        if (!passes) return dc_usage_error("opt", "--print-pipeline needs --passes or --pipeline");
+        printf("%s\n", passes);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
+    if (!a.file) return dc_usage_error("opt", "no input file");
+    bool pass_flags = a.po.verify_each || a.po.print_after || a.po.print_after_all || a.po.time_passes;
+    if (pass_flags && !passes)
+        return dc_usage_error("opt", "--verify-each, --print-after(-all) and --time-passes need --passes or --pipeline");
     char err[DC_ERR_LEN];
     dc_graph *g = dc_parse_file(a.file, err, sizeof err);
     if (!g) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (a.passes && !dc_run_pipeline(g, a.passes, &a.po, err, sizeof err)) {
+    if (passes && !dc_run_pipeline(g, passes, &a.po, err, sizeof err)) {
         fprintf(stderr, "%s: error: %s\n", a.file, err);
         dc_graph_free(g);
         return 1;
@@ -61,18 +69,33 @@ static int cmd_opt(int argc, char **argv) {
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
-const dc_command dc_cmd_opt = { "opt", cmd_opt, "run passes on a graph (.dcir) and print it",
-      "usage: disco opt FILE.dcir [--passes=a,b,c] [--verify-each] [--print-after=NAME]\n"
-      "                 [--print-after-all] [--time-passes] [--dot]\n"
-      "\n"
-      "Parses FILE.dcir, verifies it, runs the passes named in --passes in order, and prints\n"
-      "the result in canonical form on stdout, followed by its memory plan if it has one.\n"
-      "  --passes=a,b,c      the pipeline: dce, cse, fold, simplify, fuse-contraction, plan-memory\n"
-      "  --verify-each       verify the graph after every pass (names the pass that broke it)\n"
-      "  --print-after=NAME  print the graph after each run of pass NAME\n"
-      "  --print-after-all   print the graph after every pass\n"
-      "  --time-passes       print each pass's wall time\n"
-      "  --dot               print Graphviz DOT instead of the text form\n"
-      "Intermediate prints and timings are on stdout, after a `// ----- ... -----` line.\n"
-      "Errors read FILE:LINE:COL: error: MESSAGE (or FILE: error: MESSAGE for a pass) and\n"
-      "exit with status 1; bad options exit with status 2.\n" };
+static const dc_opt options[] = {
+    DC_OPT_STR("--passes", "a,b,c", opt_args, passes,
+               "the pipeline: dce, cse, fold, simplify, fuse-contraction, fuse-loops, plan-memory"),
+    DC_OPT_ENUM("--pipeline", opt_args, pipeline, pipeline_names,
+                "instead of --passes, the compiler's pipeline for a training program (what\n"
+                "`disco train` runs on its graph) or a sampling one (what `disco run` runs),\n"
+                "for --backend; its passes are named on stderr"),
+    DC_OPT_ENUM("--backend", opt_args, backend, dc_backend_names,
+                "the backend whose --pipeline is meant (default $DISCO_BACKEND, else auto)"),
+    DC_OPT_FLAG("--print-pipeline", opt_args, print_pipeline,
+                "print the passes of --passes or --pipeline (one comma-separated line) and\n"
+                "stop: no FILE needed"),
+    DC_OPT_FLAG("--verify-each", opt_args, po.verify_each, "verify the graph after every pass (names the pass that broke it)"),
+    DC_OPT_STR("--print-after", "NAME", opt_args, po.print_after, "print the graph after each run of pass NAME"),
+    DC_OPT_FLAG("--print-after-all", opt_args, po.print_after_all, "print the graph after every pass"),
+    DC_OPT_FLAG("--time-passes", opt_args, po.time_passes, "print each pass's wall time"),
+    DC_OPT_FLAG("--dot", opt_args, dot, "print Graphviz DOT instead of the text form"),
+    { 0 }
+};
+
+const dc_command dc_cmd_opt = {
+    .name = "opt", .fn = cmd_opt, .summary = "run passes on a graph (.dcir) and print it",
+    .args = "FILE.dcir", .arg_what = "input file", .options = options,
+    .about = "Parses FILE.dcir, verifies it, runs the passes named in --passes (or the compiler's\n"
+             "--pipeline) in order, and prints the result in canonical form on stdout, followed by\n"
+             "its memory plan if it has one.\n",
+    .notes = "Intermediate prints and timings are on stdout, after a `// ----- ... -----` line.\n"
+             "Errors read FILE:LINE:COL: error: MESSAGE (or FILE: error: MESSAGE for a pass) and\n"
+             "exit with status 1; bad options exit with status 2.\n",
+};

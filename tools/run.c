@@ -1,6 +1,8 @@
-/* run.c — `disco run`: lowers a graph to a runtime program (ref / dnnl / auto providers) and
- * executes it, inputs from .npy files or the seeded generator, outputs to .npy files or a
- * printed summary, then optionally the per-step profile. */
+/* run.c — `disco run`: runs the compiler's sampling pipeline on a graph (dc_pipeline of
+ * codegen/codegen.h for the backend, or the user's --passes, or none), lowers it to a runtime
+ * program (ref / dnnl / jit / auto providers) and executes it, inputs from .npy files or the
+ * seeded generator, outputs to .npy files or a printed summary, then optionally the per-step
+ * profile. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -13,6 +15,7 @@
 
 #include "codegen/codegen.h"
 #include "ir/ir.h"
+#include "passes/passes.h"
 #include "runtime/runtime.h"
 #include "tools/cli.h"
 
@@ -69,99 +72,102 @@ static void print_summary(const char *name, const dc_tensor *t) {
            sum / (double)n);
 }
 
-typedef struct { const char *name, *path; } input_arg;
+#define MAX_INPUTS 64
+
+/* the --input options: name is "NAME=FILE.npy", path points after its '=' */
+typedef struct {
+    int n;
+    struct { const char *name, *path; } at[MAX_INPUTS];
+} input_list;
+
+typedef struct {
+    const char *file, *out_dir, *passes;
+    uint64_t seed;
+    int threads, backend;
+    bool profile, no_passes;
+    input_list inputs;
+} run_args;
+
+/* one --input NAME=FILE.npy into the input_list field */
+static bool parse_input(const char *v, void *field, char *err, size_t len) {
+    input_list *l = field;
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || !eq[1]) snprintf(err, len, "--input takes NAME=FILE.npy, got '%s'", v);
+    else if (l->n == MAX_INPUTS) snprintf(err, len, "too many --input options (%d at most)", MAX_INPUTS);
+    else {
+        l->at[l->n].name = v, l->at[l->n++].path = eq + 1;
+        return true;
+    }
+    return false;
+}
 
 static int cmd_run(int argc, char **argv) {
-    const char *file = NULL, *out_dir = NULL;
-    uint64_t seed = 0, threads = 0;
-    input_arg inputs[64];
-    int n_inputs = 0, backend = -1;
-    bool profile = false;
-    for (int i = 1; i < argc; i++) {
-        bool missing = false;
-        const char *v;
-        if ((v = dc_option_value(argc, argv, &i, "--input", &missing))) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || !eq[1]) return dc_usage_error("run", "--input takes NAME=FILE.npy, got '%s'", v);
-            if (n_inputs == 64) return dc_usage_error("run", "too many --input options (64 at most)");
-            inputs[n_inputs++] = (input_arg){ v, eq + 1 };
-        } else if ((v = dc_option_value(argc, argv, &i, "--seed", &missing))) {
-            if (!dc_parse_u64(v, UINT64_MAX, &seed)) return dc_usage_error("run", "--seed takes a non-negative integer, got '%s'", v);
-        } else if ((v = dc_option_value(argc, argv, &i, "--threads", &missing))) {
-            if (!dc_parse_u64(v, 1024, &threads) || threads == 0)
-                return dc_usage_error("run", "--threads takes an integer from 1 to 1024, got '%s'", v);
-        } else if ((v = dc_option_value(argc, argv, &i, "--out", &missing))) {
-            out_dir = v;
-        } else if ((v = dc_option_value(argc, argv, &i, "--backend", &missing))) {
-            if ((backend = dc_backend_from_name(v)) < 0)
-                return dc_usage_error("run", "--backend takes auto, ref, dnnl or jit, got '%s'", v);
-        } else if (strcmp(argv[i], "--profile") == 0) {
-            profile = true;
-        } else if (missing) {
-            return dc_usage_error("run", "option '%s' needs a value", argv[i]);
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return dc_usage_error("run", "unknown option '%s'", argv[i]);
-        } else if (file) {
-            return dc_usage_error("run", "more than one graph file ('%s')", argv[i]);
-        } else {
-            file = argv[i];
-        }
-    }
+    run_args a = { .backend = -1 };
+    int st = dc_cli_parse(&dc_cmd_run, &a, argc, argv, &a.file);
+    if (st) return st;
+    const char *file = a.file;
     if (!file) return dc_usage_error("run", "no graph file");
+    if (a.passes && a.no_passes) return dc_usage_error("run", "--passes and --no-passes exclude each other");
+    if (!dc_cli_backend("run", &a.backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
+    const char *passes = a.no_passes ? NULL : a.passes ? a.passes : dc_pipeline(DC_PIPELINE_SAMPLE, (dc_backend)a.backend);
+    if (a.threads) omp_set_num_threads(a.threads);
     char err[DC_ERR_LEN];
-    if (backend < 0 && (backend = dc_backend_from_env(DC_BACKEND_AUTO, err, sizeof err)) < 0)
-        return dc_usage_error("run", "%s", err);
-    if (threads) omp_set_num_threads((int)threads);
 
     int status = 1;
     dc_exec *e = NULL;
     dc_graph *g = dc_parse_file(file, err, sizeof err);
     if (!g) goto fail;
-    for (int k = 0; k < n_inputs; k++) {
-        size_t len = (size_t)(strchr(inputs[k].name, '=') - inputs[k].name);
+    for (int k = 0; k < a.inputs.n; k++) {
+        const char *given = a.inputs.at[k].name;
+        size_t len = (size_t)(strchr(given, '=') - given);
         char name[256];
-        snprintf(name, sizeof name, "%.*s", (int)(len < 255 ? len : 255), inputs[k].name);
+        snprintf(name, sizeof name, "%.*s", (int)(len < 255 ? len : 255), given);
         if (dc_graph_find_input(g, name) < 0) {
             snprintf(err, sizeof err, "disco run: %s has no input named '%s'", file, name);
             goto fail;
         }
     }
-    if (!(e = dc_compile(g, seed, (dc_backend)backend, err, sizeof err))) goto fail;
+    char pass_err[DC_ERR_LEN];
+    if (passes && !dc_run_pipeline(g, passes, &(dc_pass_opts){ 0 }, pass_err, sizeof pass_err)) {
+        snprintf(err, sizeof err, "%s: error: %.400s", file, pass_err);
+        goto fail;
+    }
+    if (!(e = dc_compile(g, a.seed, (dc_backend)a.backend, err, sizeof err))) goto fail;
     for (int i = 0, n = dc_graph_n_inputs(g); i < n; i++) {
         int id = dc_graph_input(g, i);
         const char *path = NULL;
-        for (int k = 0; k < n_inputs; k++)
-            if (strncmp(inputs[k].name, g->nodes[id].name, strlen(g->nodes[id].name)) == 0 &&
-                inputs[k].name[strlen(g->nodes[id].name)] == '=')
-                path = inputs[k].path;
+        size_t n_name = strlen(g->nodes[id].name);
+        for (int k = 0; k < a.inputs.n; k++)
+            if (strncmp(a.inputs.at[k].name, g->nodes[id].name, n_name) == 0 && a.inputs.at[k].name[n_name] == '=')
+                path = a.inputs.at[k].path;
         dc_tensor *t;
         if (path) {
             if (!(t = dc_npy_read(path, err, sizeof err))) goto fail;
         } else {
             t = dc_tensor_new(&g->nodes[id].type);
-            fill_random_input(g, id, t, seed);
+            fill_random_input(g, id, t, a.seed);
         }
         bool ok = dc_exec_set_input(e, g->nodes[id].name, t, err, sizeof err);
         dc_tensor_free(t);
         if (!ok) goto fail;
     }
     if (!dc_exec_run(e, err, sizeof err)) goto fail;
-    if (out_dir && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
-        snprintf(err, sizeof err, "disco run: cannot create %s: %s", out_dir, strerror(errno));
+    if (a.out_dir && mkdir(a.out_dir, 0777) != 0 && errno != EEXIST) {
+        snprintf(err, sizeof err, "disco run: cannot create %s: %s", a.out_dir, strerror(errno));
         goto fail;
     }
     for (int i = 0; i < g->n_outputs; i++) {
         char buf[32], path[4096];
         const char *name = dc_graph_output_name(g, i, buf, sizeof buf);
-        if (!out_dir) {
+        if (!a.out_dir) {
             print_summary(name, dc_exec_output(e, i));
             continue;
         }
-        snprintf(path, sizeof path, "%s/%s.npy", out_dir, name);
+        snprintf(path, sizeof path, "%s/%s.npy", a.out_dir, name);
         if (!dc_npy_write(path, dc_exec_output(e, i), err, sizeof err)) goto fail;
         printf("wrote %s\n", path);
     }
-    if (profile) dc_exec_print_profile(e, stdout);
+    if (a.profile) dc_exec_print_profile(e, stdout);
     status = 0;
 fail:
     if (status) fprintf(stderr, "%s\n", err);
@@ -170,23 +176,32 @@ fail:
     return status;
 }
 
-const dc_command dc_cmd_run = { "run", cmd_run, "execute a graph",
-      "usage: disco run FILE.dcir [--input NAME=FILE.npy]... [--seed N] [--threads N] [--out DIR]\n"
-      "                 [--backend auto|ref|dnnl|jit] [--profile]\n"
-      "\n"
-      "Lowers FILE.dcir to a program of kernels and executes it once.\n"
-      "  --input NAME=FILE.npy  value of input NAME (float32/int32 .npy, C order)\n"
-      "  --seed N               seed of parameter init, random ops and inputs not given (default 0);\n"
-      "                         inputs not given are filled from it (f32: N(0,1); i32: integers in\n"
-      "                         [0, B) with B the smallest index range they are used with, else 2)\n"
-      "  --threads N            OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
-      "  --out DIR              write each output as DIR/NAME.npy; without it, print a summary\n"
-      "  --backend B            kernel providers (default $DISCO_BACKEND, else auto): auto = oneDNN\n"
-      "                         for f32 matmul/linear/conv2d (forward, backward, fused), ref for\n"
-      "                         the rest (and LLVM JIT kernels for fuse-loops groups); dnnl = the\n"
-      "                         same, a oneDNN refusal is an error; ref = the reference kernels\n"
-      "                         only; jit = JIT kernels for every elementwise/reduction node\n"
-      "  --profile              after the outputs, print per step: node, op, provider, kernel,\n"
-      "                         calls, time; then why any oneDNN node runs on ref\n"
-      "Same seed, backend and thread count give bitwise-identical outputs.\n"
-      "DISCO_TRACE=FILE.json writes a Chrome trace (chrome://tracing, Perfetto) of every step.\n" };
+static const dc_opt options[] = {
+    DC_OPT_FN("--input", "NAME=FILE.npy", run_args, inputs, parse_input,
+              "value of input NAME (float32/int32 .npy, C order); repeat for more inputs"),
+    DC_OPT_U64("--seed", "N", run_args, seed,
+               "seed of parameter init, random ops and inputs not given (default 0);\n"
+               "inputs not given are filled from it (f32: N(0,1); i32: integers in\n"
+               "[0, B) with B the smallest index range they are used with, else 2)"),
+    DC_OPT_THREADS(run_args, threads),
+    DC_OPT_STR("--out", "DIR", run_args, out_dir, "write each output as DIR/NAME.npy; without it, print a summary"),
+    DC_OPT_BACKEND(run_args, backend),
+    DC_OPT_STR("--passes", "a,b,c", run_args, passes,
+               "run these passes before compiling instead of the compiler's sampling\n"
+               "pipeline for the backend (`disco opt --pipeline=sample --print-pipeline`)"),
+    DC_OPT_FLAG("--no-passes", run_args, no_passes, "compile the graph as written, without any pass"),
+    DC_OPT_FLAG("--profile", run_args, profile,
+                "after the outputs, print per step: node, op, provider, kernel,\n"
+                "calls, time; then why any oneDNN node runs on ref"),
+    { 0 }
+};
+
+const dc_command dc_cmd_run = {
+    .name = "run", .fn = cmd_run, .summary = "execute a graph", .args = "FILE.dcir", .arg_what = "graph file",
+    .options = options,
+    .about = "Runs the compiler's sampling pipeline on FILE.dcir (the passes of `disco opt\n"
+             "--pipeline=sample`, for the backend), lowers it to a program of kernels and executes\n"
+             "it once.\n",
+    .notes = "Same seed, backend and thread count give bitwise-identical outputs.\n"
+             "DISCO_TRACE=FILE.json writes a Chrome trace (chrome://tracing, Perfetto) of every step.\n",
+};

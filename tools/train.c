@@ -1,12 +1,34 @@
 /* train.c — `disco train MODEL`: looks the model up in the registry (models/models.h), applies
- * the command-line overrides to its default training config and runs its train function. */
-#include <math.h>
+ * the common options and the model's own option rows to its defaults and runs its train
+ * function. The --help page lists every model with its defaults and its own options. */
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "models/models.h"
 #include "tools/cli.h"
+
+typedef struct {
+    dc_train_config c;
+    const char *out, *resume, *data;
+    int backend;
+} train_args;
+
+static const dc_opt common[] = {
+    DC_OPT_INT("--steps", "N", train_args, c.steps, 1, INT64_MAX, "optimizer steps (warmup is cut to N/10 if longer)"),
+    DC_OPT_INT("--batch", "B", train_args, c.batch, 1, 1 << 20, "examples per step"),
+    DC_OPT_POS("--lr", "X", train_args, c.lr, DBL_MAX, "peak learning rate"),
+    DC_OPT_U64("--seed", "S", train_args, c.seed, "seed of param init, data order and random ops (default 0)"),
+    DC_OPT_THREADS(train_args, c.threads),
+    DC_OPT_STR("--out", "DIR", train_args, out, "where MODEL.ckpt is written, created if missing (default runs)"),
+    DC_OPT_STR("--resume", "CKPT", train_args, resume, "continue from a checkpoint of the same config"),
+    DC_OPT_INT("--ckpt-every", "N", train_args, c.ckpt_every, 0, INT64_MAX, "also save every N steps (0: only at the end)"),
+    DC_OPT_STR("--data", "DIR", train_args, data,
+               "dataset directory (default $DISCO_FMNIST_DIR or\n/usr/share/datasets/fashion-mnist)"),
+    DC_OPT_BACKEND(train_args, backend),
+    { 0 }
+};
 
 /* "a, b, c": the registered model names */
 static void model_names(char *buf, size_t len) {
@@ -17,110 +39,89 @@ static void model_names(char *buf, size_t len) {
         snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? ", " : "", m[i]->name);
 }
 
-static bool parse_positive(const char *s, double *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !isfinite(v) || !(v > 0)) return false;
-    *out = v;
-    return true;
-}
-
-static int cmd_train(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "toy") == 0) return dc_toy_train_main(argc, argv);
-    const char *model = NULL;
-    const char *opt[10] = { 0 };  /* values of the options below, by index */
-    static const char *const names[10] = { "--steps", "--batch", "--lr", "--seed", "--threads",
-                                           "--out", "--resume", "--ckpt-every", "--data", "--backend" };
-    for (int i = 1; i < argc; i++) {
-        bool missing = false, matched = false;
-        for (int k = 0; k < 10 && !matched && !missing; k++) {
-            const char *v = dc_option_value(argc, argv, &i, names[k], &missing);
-            if (v) opt[k] = v, matched = true;
-        }
-        if (missing) return dc_usage_error("train", "option '%s' needs a value", argv[i]);
-        if (matched) continue;
-        if (argv[i][0] == '-' && argv[i][1]) return dc_usage_error("train", "unknown option '%s'", argv[i]);
-        if (model) return dc_usage_error("train", "more than one model ('%s' and '%s')", model, argv[i]);
-        model = argv[i];
-    }
+/* The model named by the first argument of argv (options before it are the common ones). */
+static int find_model(int argc, char **argv, const dc_model **m) {
+    train_args scratch = { 0 };
+    dc_opt_set probe = { common, &scratch, 0 };
+    const char *name;
+    int i = 1, st = dc_cli_next("train", &probe, 1, argc, argv, &i, &name);
+    if (st) return st;
     char known[1024];
     model_names(known, sizeof known);
-    if (!model) return dc_usage_error("train", "no model given (known models: %s)", known);
-    const dc_model *m = dc_model_find(model);
-    if (!m) return dc_usage_error("train", "unknown model '%s' (known models: %s)", model, known);
-
-    dc_train_config c = m->defaults;
-    uint64_t u;
-    if (opt[0]) {
-        if (!dc_parse_u64(opt[0], INT64_MAX, &u) || u == 0) return dc_usage_error("train", "--steps takes a positive integer, got '%s'", opt[0]);
-        c.steps = (int64_t)u;
-        if (c.warmup > c.steps / 10) c.warmup = c.steps / 10;
-    }
-    if (opt[1]) {
-        if (!dc_parse_u64(opt[1], 1 << 20, &u) || u == 0) return dc_usage_error("train", "--batch takes an integer from 1 to 1048576, got '%s'", opt[1]);
-        c.batch = (int64_t)u;
-    }
-    if (opt[2] && !parse_positive(opt[2], &c.lr)) return dc_usage_error("train", "--lr takes a positive number, got '%s'", opt[2]);
-    if (opt[3] && !dc_parse_u64(opt[3], UINT64_MAX, &c.seed)) return dc_usage_error("train", "--seed takes a non-negative integer, got '%s'", opt[3]);
-    if (opt[4]) {
-        if (!dc_parse_u64(opt[4], 1024, &u) || u == 0) return dc_usage_error("train", "--threads takes an integer from 1 to 1024, got '%s'", opt[4]);
-        c.threads = (int)u;
-    }
-    if (opt[7]) {
-        if (!dc_parse_u64(opt[7], INT64_MAX, &u)) return dc_usage_error("train", "--ckpt-every takes a non-negative integer, got '%s'", opt[7]);
-        c.ckpt_every = (int64_t)u;
-    }
-    char err[DC_ERR_LEN];
-    int backend = opt[9] ? dc_backend_from_name(opt[9]) : dc_backend_from_env(c.backend, err, sizeof err);
-    if (backend < 0 && opt[9]) return dc_usage_error("train", "--backend takes auto, ref, dnnl or jit, got '%s'", opt[9]);
-    if (backend < 0) return dc_usage_error("train", "%s", err);
-    c.backend = (dc_backend)backend;
-    c.progress = stdout;
-    dc_train_request r = { .out_dir = opt[5] ? opt[5] : "runs", .resume = opt[6], .data_dir = opt[8], .out = stdout };
-    if (!m->train(&c, &r, err, sizeof err)) {
-        fflush(stdout);
-        fprintf(stderr, "disco train: %s\n", err);
-        return 1;
-    }
+    if (!name) return dc_usage_error("train", "no model given (known models: %s)", known);
+    if (!(*m = dc_model_find(name))) return dc_usage_error("train", "unknown model '%s' (known models: %s)", name, known);
     return 0;
 }
 
-const dc_command dc_cmd_train = { "train", cmd_train, "train a model and report its test metric",
-      "usage: disco train MODEL [--steps N] [--batch B] [--lr X] [--seed S] [--threads T]\n"
-      "                         [--out DIR] [--resume CKPT] [--ckpt-every N] [--data DIR]\n"
-      "                         [--backend auto|ref|dnnl|jit]\n"
-      "\n"
-      "Trains MODEL with one compiled training graph (forward, loss, gradients, clipping by\n"
-      "global norm, AdamW, EMA of the params) and reports its test metric.\n"
-      "Models:\n"
-      "  fmnist-mlp      MLP 784-512-256-10 on Fashion-MNIST; prints 'test accuracy 0.XXXX'\n"
-      "                  (defaults: 2340 steps = 5 epochs of batch 128, lr 1e-3, 100 warmup\n"
-      "                  steps then cosine to 0, weight decay 1e-4, clip 1.0, EMA 0.998)\n"
-      "  fmnist-cnn      3 x (conv3x3 + group_norm + silu), 2 avg_pools, 2 linears, NHWC, on\n"
-      "                  Fashion-MNIST; prints 'test accuracy 0.XXXX' (700 steps of batch 128)\n"
-      "  toy             DisCo-Diff (or --baseline: plain EDM) on 8 Gaussians, with its own options:\n"
-      "                  disco train toy [--latents M] [--codes K] [--steps N] [--baseline]\n"
-      "                  [--seed S] [--out DIR] [--sigma-data X] [--tau T] [--batch B] [--lr X]\n"
-      "                  [--prior-steps N] [--usage U] [--threads T] [--backend B]; writes\n"
-      "                  DIR/toy-disco.ckpt or DIR/toy-edm.ckpt (defaults: m 1, k 8, tau 1,\n"
-      "                  sigma_data 0.5, 4000 steps of batch 512, Adam lr 1e-3, prior 600\n"
-      "                  steps, usage 0); --usage U adds U * KL(batch-mean code probabilities ||\n"
-      "                  uniform) to the loss, which keeps every code in use (docs/toy.md)\n"
-      "Options (defaults are the model's):\n"
-      "  --steps N       optimizer steps (warmup is cut to N/10 if longer)\n"
-      "  --batch B       examples per step\n"
-      "  --lr X          peak learning rate\n"
-      "  --seed S        seed of param init, data order and random ops (default 0)\n"
-      "  --threads T     OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
-      "  --out DIR       where MODEL.ckpt is written, created if missing (default runs)\n"
-      "  --resume CKPT   continue from a checkpoint of the same config\n"
-      "  --ckpt-every N  also save every N steps (0: only at the end)\n"
-      "  --data DIR      dataset directory (default $DISCO_FMNIST_DIR or\n"
-      "                  /usr/share/datasets/fashion-mnist)\n"
-      "  --backend B     kernel providers (default $DISCO_BACKEND, else auto): auto = oneDNN\n"
-      "                  for the f32 contractions, ref for the rest; dnnl = the same, a\n"
-      "                  oneDNN refusal is an error; ref = reference kernels only; jit = the\n"
-      "                  training graph's loops fused (fuse-loops) into LLVM JIT kernels\n"
-      "Same seed, config, backend and thread count give bitwise-identical params; a resumed run\n"
-      "continues bitwise-identically to an uninterrupted one.\n"
-      "DISCO_TRACE=FILE.json writes a Chrome trace (chrome://tracing, Perfetto) of every step.\n" };
+/* The options of argv into a and own (the model's own options); 0 or EXIT_USAGE. */
+static int parse(const dc_model *m, int argc, char **argv, train_args *a, void *own) {
+    dc_opt_set sets[2] = { { common, a, 0 }, { m->options, own, 0 } };
+    const char *arg, *model = NULL;
+    for (int i = 1, st;;) {
+        if ((st = dc_cli_next("train", sets, 2, argc, argv, &i, &arg))) return st;
+        if (!arg) break;
+        if (model) return dc_usage_error("train", "more than one model ('%s' and '%s')", model, arg);
+        model = arg;
+    }
+    for (const char *const *w = m->without; w && *w; w++)
+        if (dc_opt_given(&sets[0], *w)) return dc_usage_error("train", "the model %s takes no %s", m->name, *w);
+    if (dc_opt_given(&sets[0], "--steps") && a->c.warmup > a->c.steps / 10) a->c.warmup = a->c.steps / 10;
+    if (!dc_cli_backend("train", &a->backend, a->c.backend)) return EXIT_USAGE;
+    a->c.backend = (dc_backend)a->backend;
+    return dc_cli_check_required("train", sets, 2);
+}
+
+static int cmd_train(int argc, char **argv) {
+    const dc_model *m;
+    int st = find_model(argc, argv, &m);
+    if (st) return st;
+    train_args a = { .out = "runs", .backend = -1 };
+    void *own = m->options_size ? malloc(m->options_size) : NULL;
+    if (m->options_size && !own) abort(); /* out of memory */
+    dc_model_defaults(m, &a.c, own);
+    st = parse(m, argc, argv, &a, own);
+    if (!st) {
+        a.c.progress = stdout;
+        dc_train_request r = { .out_dir = a.out, .resume = a.resume, .data_dir = a.data, .options = own, .out = stdout };
+        char err[DC_ERR_LEN];
+        if (!m->train(&a.c, &r, err, sizeof err)) {
+            fflush(stdout);
+            fprintf(stderr, "disco train: %s\n", err);
+            st = 1;
+        }
+    }
+    free(own);
+    return st;
+}
+
+/* Every model: its summary, defaults and own options. */
+static void models_help(FILE *f) {
+    int n;
+    const dc_model *const *ms = dc_models(&n);
+    fprintf(f, "\nModels:\n");
+    for (int i = 0; i < n; i++) {
+        const dc_model *m = ms[i];
+        dc_train_config c;
+        dc_model_defaults(m, &c, NULL);
+        fprintf(f, "  %s\n    ", m->name);
+        dc_cli_print_indented(f, m->summary, 4);
+        fprintf(f, "    defaults: %lld steps of batch %lld, lr %g", (long long)c.steps, (long long)c.batch, c.lr);
+        for (const char *const *w = m->without; w && *w; w++) fprintf(f, "%s%s", w == m->without ? "; no " : ", ", *w);
+        fprintf(f, "\n");
+        if (!m->options) continue;
+        fprintf(f, "    its own options:\n");
+        dc_cli_print_rows(f, m->options, 4);
+    }
+}
+
+const dc_command dc_cmd_train = {
+    .name = "train", .fn = cmd_train, .summary = "train a model and report its test metric", .args = "MODEL",
+    .arg_what = "model", .options = common,
+    .about = "Trains MODEL with one compiled training graph (forward, loss, gradients, clipping by\n"
+             "global norm, AdamW, EMA of the params) and reports its test metric. The options\n"
+             "override the model's defaults (listed with the models); a model may add its own.\n",
+    .notes = "Same seed, config, backend and thread count give bitwise-identical params; a resumed run\n"
+             "continues bitwise-identically to an uninterrupted one.\n"
+             "DISCO_TRACE=FILE.json writes a Chrome trace (chrome://tracing, Perfetto) of every step.\n",
+    .more_help = models_help,
+};
