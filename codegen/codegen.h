@@ -23,9 +23,9 @@ int dc_backend_from_env(dc_backend fallback, char *err, size_t len);
  * dnnl would run them node by node, so their pipelines do not group loops). */
 bool dc_backend_uses_jit(dc_backend b);
 
-/* What a graph is compiled for: a training program (forward, loss, gradients, optimizer) or
- * an inference program (evaluation, sampling, `disco run`). */
-typedef enum { DC_PIPELINE_TRAIN, DC_PIPELINE_SAMPLE } dc_pipeline_kind;
+/* What a graph is compiled for: a training program (forward, loss, gradients, optimizer), an
+ * inference program of the models (evaluation, sampling), or a graph `disco run` executes. */
+typedef enum { DC_PIPELINE_TRAIN, DC_PIPELINE_SAMPLE, DC_PIPELINE_RUN } dc_pipeline_kind;
 /* the pass pipeline (comma-separated pass names) the compiler runs on a graph of this
  * kind with backend b: the one place this policy lives (codegen/pipeline.c) */
 const char *dc_pipeline(dc_pipeline_kind kind, dc_backend b);

@@ -1,10 +1,14 @@
 /* pipeline.c — the compiler's pipeline policy, in one place: which passes a graph of each kind
  * (a training program, an inference program) goes through before it is lowered, and which
  * backends run fused loop groups as JIT kernels.
- *   train:  simplify, cse, dce, fuse-contraction, [fuse-loops with auto and jit,] plan-memory;
- *   sample: simplify, cse, dce, plan-memory. No fusion yet: fused contractions (oneDNN's own
- *           activation epilogues) and JIT loop kernels compute the same values to a few ulp,
- *           not bit for bit, and the models' sampling results are kept bitwise as they were.
+ *   train, run: simplify, cse, dce, fuse-contraction, [fuse-loops with auto and jit,]
+ *           plan-memory: the whole compiler, for training programs and for any graph `disco run`
+ *           executes;
+ *   sample: simplify, cse, dce, plan-memory, for the models' evaluation and sampling programs.
+ *           No fusion there yet: fused contractions (oneDNN's own activation epilogues) and JIT
+ *           loop kernels compute the same values to a few ulp, not bit for bit, and the models'
+ *           results are kept bitwise as they were until fused inference is measured against
+ *           them (the slow-path issue).
  * Every value gets a memory slot (dc_pass_opts.groups_as_kernels off), so a group the JIT
  * cannot compile still runs node by node on ref. */
 #include "codegen/codegen.h"

@@ -188,14 +188,20 @@ TEST(profile_table_lists_every_step) {
 
 TEST(cli_run_profile_backend_and_trace) {
     char cmd[1024], *out = NULL, path[64];
-    snprintf(cmd, sizeof cmd, "%s run tests/ir/conv_block.dcir --backend auto --profile", disco_bin());
+    snprintf(cmd, sizeof cmd, "%s run tests/ir/conv_block.dcir --backend auto --no-passes --profile", disco_bin());
     CHECK_EQ_INT(shell(cmd, &out), 0);
     CHECK_MSG(out && strstr(out, "y: f32[2,4,4,8]") && strstr(out, "conv2d             dnnl") &&
                   strstr(out, "total: 7 steps"), "output:\n%s", out ? out : "");
     free(out);
+    /* the run pipeline: conv + bias fused on oneDNN, the silu a JIT kernel */
+    snprintf(cmd, sizeof cmd, "%s run tests/ir/conv_block.dcir --backend auto --profile", disco_bin());
+    CHECK_EQ_INT(shell(cmd, &out), 0);
+    CHECK_MSG(out && strstr(out, "fused_conv2d       dnnl") && strstr(out, "silu               jit") &&
+                  strstr(out, "total: 4 steps"), "output:\n%s", out ? out : "");
+    free(out);
 
     snprintf(path, sizeof path, "/tmp/disco_trace_cli_%d.json", (int)getpid());
-    snprintf(cmd, sizeof cmd, "DISCO_TRACE=%s DISCO_BACKEND=ref %s run tests/ir/mlp.dcir", path, disco_bin());
+    snprintf(cmd, sizeof cmd, "DISCO_TRACE=%s DISCO_BACKEND=ref %s run tests/ir/mlp.dcir --no-passes", path, disco_bin());
     CHECK_EQ_INT(shell(cmd, &out), 0);
     free(out);
     out = events_of(path);

@@ -1,7 +1,8 @@
 /* opt.c — `disco opt`: parses a graph, runs a pipeline of passes on it (like mlir-opt) and
  * prints the result (or its DOT), followed by its memory plan when it has one. The pipeline is
- * the user's (--passes) or the compiler's own for training or sampling programs (--pipeline,
- * dc_pipeline of codegen/codegen.h: exactly the passes `disco train` / `disco run` run). */
+ * the user's (--passes) or the compiler's own for training programs, the models' evaluation
+ * and sampling programs, or `disco run` (--pipeline, dc_pipeline of codegen/codegen.h: exactly
+ * the passes `disco train`, the samplers and `disco run` run). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ typedef struct {
     dc_pass_opts po;
 } opt_args;
 
-static const char *const pipeline_names[] = { "train", "sample", NULL };   /* dc_pipeline_kind order */
+static const char *const pipeline_names[] = { "train", "sample", "run", NULL };   /* dc_pipeline_kind order */
 
 /* The passes to run (NULL: none) into *passes; 0 or EXIT_USAGE. */
 static int choose_passes(opt_args *a, const char **passes) {
@@ -74,8 +75,8 @@ static const dc_opt options[] = {
                "the pipeline: dce, cse, fold, simplify, fuse-contraction, fuse-loops, plan-memory"),
     DC_OPT_ENUM("--pipeline", opt_args, pipeline, pipeline_names,
                 "instead of --passes, the compiler's pipeline for a training program (what\n"
-                "`disco train` runs on its graph) or a sampling one (what `disco run` runs),\n"
-                "for --backend; its passes are named on stderr"),
+                "`disco train` runs on its graph), the models' evaluation and sampling programs,\n"
+                "or `disco run`, for --backend; its passes are named on stderr"),
     DC_OPT_ENUM("--backend", opt_args, backend, dc_backend_names,
                 "the backend whose --pipeline is meant (default $DISCO_BACKEND, else auto)"),
     DC_OPT_FLAG("--print-pipeline", opt_args, print_pipeline,
