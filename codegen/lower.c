@@ -202,6 +202,7 @@ static bool jit_step(const dc_graph *g, int first, int last, dc_step *s, char *w
     s->writes_all = true;
     s->kernel = dc_jit_entry(jk);
     s->range = dc_kir_range(jg.kir);
+    for (int b = 0; b < jg.kir->n_bufs; b++) s->work += jg.kir->bufs[b].numel;
     s->n_args = jg.n_args;
     memcpy(s->args, jg.args, (size_t)jg.n_args * sizeof *jg.args);
     s->ctx = jk;

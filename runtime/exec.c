@@ -303,10 +303,15 @@ bool dc_exec_set_input(dc_exec *e, const char *name, const dc_tensor *t, char *e
 
 void dc_exec_set_seed(dc_exec *e, uint64_t seed) { e->seed = seed; }
 
-/* Runs a range kernel over [0, range), split statically over the OpenMP threads. */
+/* Runs a range kernel over [0, range), split statically over the OpenMP threads unless it is
+ * too small to split. */
 static void run_range(const dc_step *s, const dc_tensor *vals) {
     void *args[DC_MAX_INPUTS + 1];
     for (int k = 0; k < s->n_args; k++) args[k] = vals[s->args[k]].data;
+    if ((s->work > 0 && s->work < DC_PAR_MIN_WORK) || s->range == 1) {
+        s->kernel(args, 0, s->range);
+        return;
+    }
 #pragma omp parallel
     {
         int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();

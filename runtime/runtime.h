@@ -77,8 +77,11 @@ struct dc_step {
     bool (*call)(const dc_step *s, const dc_frame *f, char *err, size_t len);
     dc_range_kernel kernel;     /* run as kernel(args, b, e) over [0, range), the range split
                                  * statically over the OpenMP threads (thread t of T gets
-                                 * [range*t/T, range*(t+1)/T)) */
+                                 * [range*t/T, range*(t+1)/T)), or over the whole range on the
+                                 * calling thread when work < DC_PAR_MIN_WORK (an outer index
+                                 * is computed alike either way) */
     int64_t range;
+    int64_t work;               /* kernel: the elements it reads and writes, about; 0 = large */
     int n_args;
     int args[DC_MAX_INPUTS + 1];
     void *ctx;                  /* the provider's, freed with the program's free_ctx */
@@ -88,6 +91,10 @@ struct dc_step {
      * err. */
     dc_step_verdict (*prepare)(dc_step *s, const dc_frame *f, char *err, size_t len);
 };
+
+/* Below this many elements of work a range kernel runs on the calling thread: entering an
+ * OpenMP parallel region (and its closing barrier) costs more than splitting saves. */
+#define DC_PAR_MIN_WORK 32768
 
 /* The ref step of node `node`: dc_ref_eval on a zero-filled (or in-place) output. */
 dc_step dc_ref_step(int node);

@@ -342,6 +342,47 @@ static void check_neg_runs(dc_exec *e, int64_t n, int runs) {
     CHECK_EQ_INT(bad, 0);
 }
 
+/* the calls of counted_kernel and the ranges they covered */
+static int n_counted;
+static int64_t counted_elems;
+
+/* neg_kernel that counts its calls */
+static void counted_kernel(void **args, int64_t begin, int64_t end) {
+#pragma omp atomic
+    n_counted++;
+#pragma omp atomic
+    counted_elems += end - begin;
+    neg_kernel(args, begin, end);
+}
+
+/* A kernel step whose work is below DC_PAR_MIN_WORK runs as one call over its whole range on
+ * the calling thread; a larger one (or one of unknown work, 0) is split over the threads. */
+TEST(lower_small_kernels_run_unsplit) {
+    char err[DC_ERR_LEN] = "";
+    dc_graph *g = neg_graph(1000);
+    if (!g) return;
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(2);
+    const int64_t works[3] = { 2000, DC_PAR_MIN_WORK, 0 };
+    const int want_calls[3] = { 1, 2, 2 };
+    for (int k = 0; k < 3; k++) {
+        dc_step s = neg_step(1000);
+        s.kernel = counted_kernel;
+        s.work = works[k];
+        dc_exec *e = dc_exec_new_program(g, 0, &s, 1, NULL, err, sizeof err);
+        CHECK_MSG(e != NULL, "%s", err);
+        if (!e) continue;
+        n_counted = 0;
+        counted_elems = 0;
+        check_neg_runs(e, 1000, 1);
+        CHECK_EQ_INT(n_counted, want_calls[k]);
+        CHECK_EQ_INT(counted_elems, 1000);
+        dc_exec_free(e);
+    }
+    omp_set_num_threads(threads);
+    dc_graph_free(g);
+}
+
 static bool bad_call(const dc_step *s, const dc_frame *f, char *err, size_t len) {
     (void)f;
     snprintf(err, len, "refused step of node %d", s->node);
