@@ -50,6 +50,14 @@ static void report_jit(const dc_jit_stats *before, dc_backend backend) {
             a.load_ms - before->load_ms);
 }
 
+/* How many of the training program's steps fall back to ref, and which, on stderr. */
+static void report_ref(const dc_exec *e) {
+    char ops[512];
+    int n, n_ref = dc_exec_ref_summary(e, ops, sizeof ops);
+    dc_exec_steps(e, &n);
+    fprintf(stderr, "program: %d steps, %d on ref%s%s\n", n, n_ref, n_ref ? ": " : "", ops);
+}
+
 double dc_lr_at(const dc_train_config *c, int64_t step) {
     if (step < c->warmup) return c->lr * (double)(step + 1) / (double)c->warmup;
     int64_t span = c->steps - c->warmup > 1 ? c->steps - c->warmup : 1;
@@ -160,6 +168,7 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
         return NULL;
     }
     report_jit(&j0, c->backend);
+    report_ref(e);
     dc_trainer *t = calloc(1, sizeof *t);
     if (!t) abort(); /* out of memory */
     *t = (dc_trainer){ .c = *c, .d = *d, .g = g, .e = e, .loss_out = find_output(g, "loss"),

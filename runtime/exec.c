@@ -366,6 +366,24 @@ const dc_step *dc_exec_steps(const dc_exec *e, int *n) {
     return e->steps;
 }
 
+int dc_exec_ref_summary(const dc_exec *e, char *buf, size_t len) {
+    int count[DC_OP_COUNT] = { 0 }, n_ref = 0;
+    dc_op order[DC_OP_COUNT];
+    int n_ops = 0;
+    for (int i = 0; i < e->n_steps; i++) {
+        if (strcmp(e->steps[i].provider, "ref") != 0) continue;
+        dc_op op = e->g->nodes[e->steps[i].node].op;
+        if (count[op]++ == 0) order[n_ops++] = op;
+        n_ref++;
+    }
+    dc_strbuf sb = { 0 };
+    dc_sb_printf(&sb, "%s", "");
+    for (int k = 0; k < n_ops; k++) dc_sb_printf(&sb, "%s%s x%d", k ? ", " : "", dc_op_name(order[k]), count[order[k]]);
+    snprintf(buf, len, "%s", sb.buf);
+    free(sb.buf);
+    return n_ref;
+}
+
 dc_step_time dc_exec_step_time(const dc_exec *e, int i) { return e->time[i]; }
 
 const dc_tensor *dc_exec_output(const dc_exec *e, int i) { return &e->vals[e->g->outputs[i]]; }

@@ -124,6 +124,10 @@ void dc_exec_set_seed(dc_exec *e, uint64_t seed);
 bool dc_exec_run(dc_exec *e, char *err, size_t len);
 /* The program's steps as built (after their prepare hooks). */
 const dc_step *dc_exec_steps(const dc_exec *e, int *n);
+/* How many of the program's steps run on ref; buf gets their ops with counts in program
+ * order ("group_norm_bwd x3, sum x11"; "" when none), truncated to len. No fallback is
+ * silent: the trainer and the samplers print this. */
+int dc_exec_ref_summary(const dc_exec *e, char *buf, size_t len);
 /* Time spent in step i over all runs so far (CLOCK_MONOTONIC). */
 typedef struct { int64_t calls, ns; } dc_step_time;
 dc_step_time dc_exec_step_time(const dc_exec *e, int i);

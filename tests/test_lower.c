@@ -383,6 +383,33 @@ TEST(lower_small_kernels_run_unsplit) {
     dc_graph_free(g);
 }
 
+/* dc_exec_ref_summary counts the ref steps and names their ops in program order */
+TEST(lower_ref_summary_names_ref_steps) {
+    char err[DC_ERR_LEN] = "", ops[256] = "?";
+    dc_graph *g = dc_parse_file("tests/ir/mlp.dcir", err, sizeof err);
+    CHECK_MSG(g != NULL, "%s", err);
+    if (!g) return;
+    dc_exec *e = dc_exec_new(g, 0, err, sizeof err);
+    CHECK_MSG(e != NULL, "%s", err);
+    if (e) {
+        CHECK_EQ_INT(dc_exec_ref_summary(e, ops, sizeof ops), 4);
+        CHECK_STR_EQ(ops, "linear x2, silu x1, mse x1");
+        dc_exec_free(e);
+    }
+    dc_graph_free(g);
+    g = neg_graph(10);
+    if (!g) return;
+    dc_step s = neg_step(10);
+    e = dc_exec_new_program(g, 0, &s, 1, NULL, err, sizeof err);
+    CHECK_MSG(e != NULL, "%s", err);
+    if (e) {
+        CHECK_EQ_INT(dc_exec_ref_summary(e, ops, sizeof ops), 0);
+        CHECK_STR_EQ(ops, "");
+        dc_exec_free(e);
+    }
+    dc_graph_free(g);
+}
+
 static bool bad_call(const dc_step *s, const dc_frame *f, char *err, size_t len) {
     (void)f;
     snprintf(err, len, "refused step of node %d", s->node);

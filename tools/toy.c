@@ -50,8 +50,13 @@ static int cmd_sample(int argc, char **argv) {
         if (codes) ok = dc_npy_write(a.codes_out, codes, err, sizeof err);
         else snprintf(err, sizeof err, "--codes-out: the baseline has no latent codes"), ok = false;
     }
-    if (ok) printf("wrote %lld points (%d Heun steps, guidance %g) to %s\n", (long long)n, a.so.heun_steps,
-                   (double)a.so.guidance, a.out);
+    if (ok) {
+        char ops[600];
+        int n_ref = dc_toy_sampler_ref_summary(s, ops, sizeof ops);
+        fprintf(stderr, "sampler: %d steps on ref%s%s\n", n_ref, n_ref ? ": " : "", ops);
+        printf("wrote %lld points (%d Heun steps, guidance %g) to %s\n", (long long)n, a.so.heun_steps,
+               (double)a.so.guidance, a.out);
+    }
     dc_toy_sampler_free(s);
     dc_tensor_free(pts);
     dc_tensor_free(codes);

@@ -38,6 +38,13 @@ void dc_toy_sampler_free(dc_toy_sampler *s) {
     free(s);
 }
 
+int dc_toy_sampler_ref_summary(const dc_toy_sampler *s, char *buf, size_t len) {
+    char den[256], prior[256] = "";
+    int n = dc_exec_ref_summary(s->den, den, sizeof den), np = s->prior ? dc_exec_ref_summary(s->prior, prior, sizeof prior) : 0;
+    snprintf(buf, len, "%s%s%s%s%s", n ? "denoiser: " : "", den, n && np ? "; " : "", np ? "prior: " : "", prior);
+    return n + np;
+}
+
 /* g compiled as an inference program (dc_compile_for) with the model's params copied in;
  * NULL and err on failure */
 static dc_exec *compile_with_params(const dc_toy_model *m, dc_graph *g, dc_backend backend, char *err,
