@@ -3,8 +3,10 @@
 # (denoiser MLP width 256, batch 512; models/disco/toy_model.c) against the same models and
 # training step in PyTorch 1.13 (bench/toy_torch.py). Each side trains STEPS steps; steps/s
 # are over all STEPS steps, timed from the start of the first (disco: its trainer's progress
-# rate; graph compilation and the prior stage are not timed). The four are run interleaved
-# RUNS times; prints every run, the medians and the ratios disco/torch.
+# rate; graph compilation and the prior stage are not timed). disco and PyTorch in both
+# configurations of bench/torch_env.sh (default, tuned allocator) are run interleaved RUNS
+# times, for each model; prints every run, the medians and the ratios disco/torch, against
+# each configuration and against PyTorch's fastest.
 #
 # usage: bench/toy_vs_torch.sh   (from the repository root, after `make`)
 # env:   DISCO (default build/disco), RUNS (5), STEPS (500), THREADS (2), BACKEND (auto)
@@ -15,11 +17,11 @@ RUNS=${RUNS:-5}
 STEPS=${STEPS:-500}
 THREADS=${THREADS:-2}
 BACKEND=${BACKEND:-auto}
-TORCH_PY=/usr/bin/python3
 
 die() { echo "toy_vs_torch.sh: $*" >&2; exit 2; }
+[ -f bench/toy_torch.py ] && [ -f bench/torch_env.sh ] || die "run from the repository root"
+. bench/torch_env.sh
 [ -x "$DISCO" ] || die "no disco binary at $DISCO (run make, or set DISCO)"
-[ -f bench/toy_torch.py ] || die "run from the repository root"
 "$TORCH_PY" -c 'import torch' 2>/dev/null || die "PyTorch is not importable from $TORCH_PY (apt-get install python3-torch)"
 [ "$RUNS" -ge 1 ] 2>/dev/null || die "RUNS must be a positive integer"
 [ "$STEPS" -ge 20 ] 2>/dev/null || die "STEPS must be an integer >= 20"
@@ -36,30 +38,40 @@ disco_run() {
     sed -n "s/^toy_$1_train step $STEPS\/$STEPS .* it\/s \([0-9.]*\) .*/\1/p" "$tmp/disco.log" | tail -n 1
 }
 
+# torch_run disco|edm CONFIG: steps/s of PyTorch
 torch_run() {
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 "$TORCH_PY" bench/toy_torch.py \
-        --model "$1" --steps "$STEPS" --threads "$THREADS" >"$tmp/torch.log" 2>&1 ||
-        { cat "$tmp/torch.log" >&2; die "torch ($1) failed"; }
+    torch_py "$2" bench/toy_torch.py --model "$1" --steps "$STEPS" --threads "$THREADS" >"$tmp/torch.log" 2>&1 ||
+        { cat "$tmp/torch.log" >&2; die "torch ($1, $2) failed"; }
     sed -n 's/.* \([0-9.]*\) steps\/s$/\1/p' "$tmp/torch.log"
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 echo "toy training (width 256, batch 512), $STEPS steps timed, $THREADS threads, backend $BACKEND, $RUNS runs"
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-6s %14s %14s %14s %14s\n' run "disco DisCo" "torch DisCo" "disco EDM" "torch EDM"
+cols="disco-disco disco-default disco-tuned edm-disco edm-default edm-tuned"
+printf '%-7s' run
+for c in $cols; do printf ' %14s' "$c"; done
+echo
 i=1
 while [ "$i" -le "$RUNS" ]; do
-    a=$(disco_run disco); b=$(torch_run disco); c=$(disco_run edm); d=$(torch_run edm)
-    [ -n "$a" ] && [ -n "$b" ] && [ -n "$c" ] && [ -n "$d" ] || die "a run printed no throughput"
-    printf '%-6s %14s %14s %14s %14s\n' "$i" "$a" "$b" "$c" "$d"
-    echo "$a" >>"$tmp/a"; echo "$b" >>"$tmp/b"; echo "$c" >>"$tmp/c"; echo "$d" >>"$tmp/d"
+    printf '%-7s' "$i"
+    for c in $cols; do
+        m=${c%-*} who=${c##*-}
+        if [ "$who" = disco ]; then v=$(disco_run "$m"); else v=$(torch_run "$m" "$who"); fi
+        [ -n "$v" ] || die "$c printed no throughput"
+        echo "$v" >>"$tmp/$c"
+        printf ' %14s' "$v"
+    done
+    echo
     i=$((i + 1))
 done
-A=$(median <"$tmp/a"); B=$(median <"$tmp/b"); C=$(median <"$tmp/c"); D=$(median <"$tmp/d")
-printf '%-6s %14s %14s %14s %14s\n' median "$A" "$B" "$C" "$D"
-awk -v a="$A" -v b="$B" -v c="$C" -v d="$D" 'BEGIN {
-    printf "DisCo-Diff: disco / torch = %.2fx (steps/s)\n", a / b
-    printf "EDM:        disco / torch = %.2fx (steps/s)\n", c / d
-}'
+printf '%-7s' median
+for c in $cols; do printf ' %14s' "$(median <"$tmp/$c")"; done
+echo
+for m in disco edm; do
+    D=$(median <"$tmp/$m-disco") T0=$(median <"$tmp/$m-default") T1=$(median <"$tmp/$m-tuned")
+    awk -v m="$m" -v d="$D" -v t0="$T0" -v t1="$T1" 'BEGIN {
+        best = (t0 > t1) ? t0 : t1
+        printf "%-5s disco / torch default = %.2fx, tuned = %.2fx, fastest = %.2fx (steps/s)\n", m, d / t0, d / t1, d / best
+    }'
+done
 echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,30 @@
+# torch_env.sh — sourced by the *_vs_torch.sh benchmarks: the PyTorch configurations every
+# comparison runs, interleaved with disco, and the median of a column.
+#   default: PyTorch as installed (glibc malloc returns freed memory to the system, and the
+#            page faults of getting it back dominate PyTorch's CPU time here);
+#   tuned:   the allocator keeps its memory (glibc's MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_
+#            and MALLOC_TOP_PAD_, as Intel's CPU tuning guide recommends to PyTorch users).
+# Both run OpenBLAS on one thread (PyTorch's own pool runs the threads; two pools on 2 cores
+# cost 3x) without the machine's OpenBLAS core / L2 overrides. The ratio that counts is
+# disco's against PyTorch's fastest configuration.
+TORCH_PY=/usr/bin/python3
+TORCH_CONFIGS="default tuned"
+
+# torch_env CONFIG: the variables a PyTorch run of that configuration starts with
+torch_env() {
+    case "$1" in
+    default) echo "OPENBLAS_NUM_THREADS=1" ;;
+    tuned) echo "OPENBLAS_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456" ;;
+    *) echo "torch_env: unknown configuration $1" >&2; exit 2 ;;
+    esac
+}
+
+# torch_py CONFIG ARGS...: runs $TORCH_PY ARGS in that configuration
+torch_py() {
+    cfg=$1
+    shift
+    # shellcheck disable=SC2046 # the variables are words on purpose
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(torch_env "$cfg") "$TORCH_PY" "$@"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
