@@ -52,7 +52,7 @@ typedef struct {
 } coords;
 
 /* what a memo entry holds for its node at its coordinates */
-enum { T_VALUE, T_MAX, T_SUM, T_EXP, T_MEAN, T_VAR, T_RSTD };
+enum { T_VALUE, T_MAX, T_SUM, T_EXP, T_MEAN, T_VAR, T_RSTD, T_GSUM, T_GXSUM };
 
 typedef struct {
     int node, tag;
@@ -404,6 +404,20 @@ static int row_rstd(ctx *c, int v, const coords *key, const coords *in_at, int m
     return memo_put(c, v, T_RSTD, key, dc_kir_unary(c->k, DC_OP_RSQRT, t));
 }
 
+/* The channel coordinate of a norm's element at at (its last axis), for gamma and beta. */
+static coords channel_of(const coords *at) {
+    coords ch = { .rank = 1 };
+    ch.c[0] = at->c[at->rank - 1];
+    return ch;
+}
+
+/* dy * gamma of norm backward node v at at */
+static int scaled_dy(ctx *c, int v, const coords *at) {
+    const dc_node *n = node_at(c, v);
+    coords ch = channel_of(at);
+    return binary(c, DC_OP_MUL, value(c, n->in[2], at), value(c, n->in[1], &ch));
+}
+
 /* A reduction-like member v at at: its row description's value. */
 static int reduction(ctx *c, int v, const coords *at) {
     const dc_node *n = node_at(c, v);
@@ -447,11 +461,25 @@ static int reduction(ctx *c, int v, const coords *at) {
     case DC_ROW_NORM: {
         float eps = row_of(n)->rows == DC_ROWS_GROUPS ? n->attr.group_norm.eps : n->attr.eps.eps;
         int mean = row_mean(c, v, &key, &in_at), rstd = row_rstd(c, v, &key, &in_at, mean, eps);
-        coords ch = { .rank = 1 };
-        ch.c[0] = at->c[at->rank - 1];
+        coords ch = channel_of(at);
         int y = binary(c, DC_OP_MUL, binary(c, DC_OP_SUB, value(c, x, at), mean), rstd);
         y = binary(c, DC_OP_MUL, y, value(c, n->in[1], &ch));
         return binary(c, DC_OP_ADD, y, value(c, n->in[2], &ch));
+    }
+    case DC_ROW_NORM_BWD: { /* (x, gamma, dy) */
+        float eps = row_of(n)->rows == DC_ROWS_GROUPS ? n->attr.group_norm.eps : n->attr.eps.eps;
+        int mean = row_mean(c, v, &key, &in_at), rstd = row_rstd(c, v, &key, &in_at, mean, eps);
+        int count = row_count(c);
+        int sg = memo_find(c, v, T_GSUM, &key), sgx = memo_find(c, v, T_GXSUM, &key);
+        if (sg < 0 || sgx < 0) {
+            int g = scaled_dy(c, v, &in_at), xh = binary(c, DC_OP_MUL, binary(c, DC_OP_SUB, value(c, x, &in_at), mean), rstd);
+            sg = fold(c, v, T_GSUM, &key, DC_KIR_SUM, g);
+            sgx = fold(c, v, T_GXSUM, &key, DC_KIR_SUM, binary(c, DC_OP_MUL, g, xh));
+        }
+        int xh = binary(c, DC_OP_MUL, binary(c, DC_OP_SUB, value(c, x, at), mean), rstd);
+        int d = binary(c, DC_OP_SUB, scaled_dy(c, v, at), binary(c, DC_OP_DIV, sg, count));
+        d = binary(c, DC_OP_SUB, d, binary(c, DC_OP_MUL, xh, binary(c, DC_OP_DIV, sgx, count)));
+        return binary(c, DC_OP_MUL, rstd, d);
     }
     case DC_ROW_NONE:
         break;
@@ -538,7 +566,7 @@ static bool place_along(ctx *c, int v, int j, const coords *from, coords *at, bo
     }
     case DC_LOWER_ROW: {
         const dc_row_desc *rd = row_of(n);
-        if (rd->rows != DC_ROWS_AXES) return j < rd->data; /* the result has the rows' shape */
+        if (rd->rows != DC_ROWS_AXES) return dc_row_data(rd, j); /* the result has the rows' shape */
         if (!forward) return false;
         bool red[DC_MAX_RANK], keep;
         reduced_dims(n, in, red, &keep);
@@ -637,7 +665,7 @@ static bool anchor(ctx *c, int a) {
         return true;
     }
     for (int j = 0; j < n->n_in; j++)
-        if (j < row_of(n)->data) set_place(c, n->in[j], &x);
+        if (dc_row_data(row_of(n), j)) set_place(c, n->in[j], &x);
     coords y;
     if (place_along(c, a, 0, &x, &y, true)) set_place(c, a, &y);
     return true;

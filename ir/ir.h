@@ -208,12 +208,17 @@ typedef enum {
     DC_ROW_LOG_SOFTMAX,  /* (x - m) - log(sum(exp(x - m))) */
     DC_ROW_SOFTMAX_BWD,  /* (y, dy): y * (dy - sum(dy * y)) */
     DC_ROW_NORM,         /* (x, gamma, beta): (x - mean) * rsqrt(var + eps) * gamma + beta */
+    DC_ROW_NORM_BWD,     /* (x, gamma, dy): rstd (g - mean(g) - xh mean(g xh)), g = dy gamma,
+                          * xh = (x - mean) rstd: the norm's gradient w.r.t. x */
 } dc_row_value;
 typedef struct {
     dc_rows rows;
     dc_row_value value;
-    int data;            /* leading inputs read per element of the row; the others per channel */
+    int data;            /* bit k set: input k is read per element of the row (x, dy); the
+                          * others per channel (gamma, beta) */
 } dc_row_desc;
+/* Whether row op input k is read per element of the row. */
+static inline bool dc_row_data(const dc_row_desc *r, int k) { return (r->data >> k) & 1; }
 
 typedef struct {
     const char *text;            /* IR spelling */

@@ -211,7 +211,7 @@ static int row_op_class(const dc_graph *g, const uses *u, int id, const char *cl
     const dc_node *n = &g->nodes[id];
     for (int k = 0; k < n->n_in; k++) {
         int in = n->in[k];
-        bool data = k < row_of(n->op)->data;
+        bool data = dc_row_data(row_of(n->op), k);
         if (in_set(u, in) && cls[in] != CLS_FREE && !(data && cls[in] == CLS_FULL)) return -1;
     }
     return reduces_rows(n->op) ? CLS_ROW : CLS_FULL;

@@ -54,9 +54,13 @@ static dc_graph *one_op_graph(dc_op op) {
         break;
     case DC_LOWER_ROW: {
         bool groups = info->row.rows == DC_ROWS_GROUPS;
-        for (; n_in < info->row.data; n_in++) in[n_in] = input(g, n_in ? "x1" : "x0", DC_F32, groups ? 4 : 2, groups ? gn : m);
         int64_t c = groups ? gn[3] : m[1];
-        for (; n_in < info->arity; n_in++) in[n_in] = input(g, n_in == 1 ? "gamma" : "beta", DC_F32, 1, &c);
+        for (; n_in < info->arity; n_in++) {
+            char name[16];
+            snprintf(name, sizeof name, "x%d", n_in);
+            if (dc_row_data(&info->row, n_in)) in[n_in] = input(g, name, DC_F32, groups ? 4 : 2, groups ? gn : m);
+            else in[n_in] = input(g, name, DC_F32, 1, &c);
+        }
         switch (info->row.rows) {
         case DC_ROWS_AXES: at.reduce.axes = (dc_ints){ .n = 1, .v = { 1 } }; break;
         case DC_ROWS_AXIS: at.axis.axis = 1; break;
