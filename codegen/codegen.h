@@ -165,7 +165,7 @@ bool dc_kcache_clear(char *err, size_t len);
  * Not thread-safe: one caller thread (the kernels themselves run on any threads). */
 #include "codegen/kir.h"
 
-#define DC_JIT_CODEGEN_VERSION 1
+#define DC_JIT_CODEGEN_VERSION 2 /* 2: the formulas of ops.def */
 
 typedef struct {
     const char *cpu;       /* NULL: $DISCO_CPU, else the host's (LLVMGetHostCPUName) */
