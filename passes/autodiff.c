@@ -5,8 +5,9 @@
  * its op's vector-Jacobian product (VJP), which appends ordinary graph nodes (or the dedicated
  * backward ops of ops.def) and adds the result into the adjoints of the node's inputs. The
  * seed is d loss / d loss = fill 1 of f32[]. New nodes carry the file/line of the forward
- * node they differentiate. One VJP function per op or op family; the dispatch switch covers
- * every op of ops.def, so a new op cannot be added without a decision here.
+ * node they differentiate. The VJPs live beside their ops in the family files of ops/, written
+ * with the dc_ad_ builders below; ops.def's vjp column names each op's (or none), and the
+ * dispatch table is generated from it, so a new op cannot be added without that decision.
  *
  * Rules and choices:
  * - Only f32 values get gradients: i32 values (indices, labels, masks, conditions) and ops
