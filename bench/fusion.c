@@ -398,7 +398,7 @@ static dc_graph *mlp_train_graph(void) {
     dc_adamw(g, n, params, grads, lr, bc1, bc2, next, .weight_decay = 1e-4f);
     dc_ema(g, n, params, next, 0.998f);
     if (dc_graph_failed(g)) die("fmnist-mlp training graph", dc_graph_error(g));
-    if (!dc_run_pipeline(g, dc_pipeline(DC_PIPELINE_TRAIN, DC_BACKEND_JIT), &(dc_pass_opts){ 0 }, err, sizeof err))
+    if (!dc_run_pipeline(g, dc_pipeline(DC_BACKEND_JIT), &(dc_pass_opts){ 0 }, err, sizeof err))
         die("fmnist-mlp training graph", err);
     return g;
 }

@@ -23,12 +23,10 @@ int dc_backend_from_env(dc_backend fallback, char *err, size_t len);
  * dnnl would run them node by node, so their pipelines do not group loops). */
 bool dc_backend_uses_jit(dc_backend b);
 
-/* What a graph is compiled for: a training program (forward, loss, gradients, optimizer), an
- * inference program of the models (evaluation, sampling), or a graph `disco run` executes. */
-typedef enum { DC_PIPELINE_TRAIN, DC_PIPELINE_SAMPLE, DC_PIPELINE_RUN } dc_pipeline_kind;
-/* the pass pipeline (comma-separated pass names) the compiler runs on a graph of this
- * kind with backend b: the one place this policy lives (codegen/pipeline.c) */
-const char *dc_pipeline(dc_pipeline_kind kind, dc_backend b);
+/* the pass pipeline (comma-separated pass names) the compiler runs on every graph it compiles
+ * for backend b (training, evaluation and sampling programs, `disco run`): the one place this
+ * policy lives (codegen/pipeline.c) */
+const char *dc_pipeline(dc_backend b);
 
 /* Lowers a (planned or unplanned) graph into a runtime program (codegen/lower.c), one step
  * per computed node with the provider chosen for it, and returns an executor for it (params
@@ -43,10 +41,9 @@ const char *dc_pipeline(dc_pipeline_kind kind, dc_backend b);
  * node on ref with a note. NULL and err when the graph does not verify or a forced
  * provider cannot run a node it claims. The steps can be inspected with dc_exec_steps. */
 dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
-/* Runs the pipeline dc_pipeline(kind, backend) over g (rewriting it in place), then
- * dc_compile: how the models compile their training and inference programs. */
-dc_exec *dc_compile_for(dc_graph *g, dc_pipeline_kind kind, uint64_t seed, dc_backend backend, char *err,
-                        size_t len);
+/* Runs the pipeline dc_pipeline(backend) over g (rewriting it in place), then dc_compile: how
+ * the models compile their training and inference programs. */
+dc_exec *dc_compile_for(dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
 
 /* ---- the oneDNN provider ------------------------------------------------------------- */
 

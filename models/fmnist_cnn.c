@@ -105,7 +105,7 @@ static bool run(dc_trainer *t, const dc_train_config *c, FILE *progress, int64_t
 static bool evaluate(dc_trainer *t, dc_backend backend, const dc_dataset *te, const char *weights, double *acc,
                      double *ema, char *err, size_t len) {
     dc_graph *g = dc_fmnist_cnn_graph(EVAL_BATCH);
-    dc_exec *e = dc_compile_for(g, DC_PIPELINE_SAMPLE, 0, backend, err, len);
+    dc_exec *e = dc_compile_for(g, 0, backend, err, len);
     bool ok = e && dc_trainer_export(t, true, e, err, len) && (*ema = dc_classifier_accuracy(e, te, err, len)) >= 0 &&
               dc_trainer_export(t, false, e, err, len) && (*acc = dc_classifier_accuracy(e, te, err, len)) >= 0 &&
               dc_checkpoint_save(weights, e, NULL, 0, err, len);

@@ -48,7 +48,7 @@ static dc_graph *eval_graph(int64_t batch) {
 static double evaluate(dc_trainer *t, bool use_ema, dc_backend backend, const dc_dataset *ds, char *err,
                        size_t len) {
     dc_graph *g = eval_graph(EVAL_BATCH);
-    dc_exec *e = dc_compile_for(g, DC_PIPELINE_SAMPLE, 0, backend, err, len);
+    dc_exec *e = dc_compile_for(g, 0, backend, err, len);
     double acc = e && dc_trainer_export(t, use_ema, e, err, len) ? dc_classifier_accuracy(e, ds, err, len) : -1;
     dc_exec_free(e);
     dc_graph_free(g);

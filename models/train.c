@@ -1,6 +1,6 @@
 /* train.c — the training program of train.h: builds the one training graph (forward + loss +
- * dc_grad + clipping + AdamW + EMA), runs the compiler's training pipeline over it
- * (dc_pipeline(DC_PIPELINE_TRAIN, backend)), compiles it into an executor, runs that per batch with the host-side schedule (lr, bias corrections, step seed,
+ * dc_grad + clipping + AdamW + EMA), runs the compiler's pipeline over it
+ * (dc_pipeline(backend)), compiles it into an executor, runs that per batch with the host-side schedule (lr, bias corrections, step seed,
  * epoch order), and saves and resumes checkpoints. */
 #include "models/train.h"
 
@@ -161,7 +161,7 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
     if (c->threads > 0) omp_set_num_threads(c->threads);
     dc_jit_stats j0 = dc_jit_get_stats();
     dc_exec *e = build_step(g, c, g->outputs[loss_out], err, len)
-                     ? dc_compile_for(g, DC_PIPELINE_TRAIN, c->seed, c->backend, err, len)
+                     ? dc_compile_for(g, c->seed, c->backend, err, len)
                      : NULL;
     if (!e) {
         dc_graph_free(g);

@@ -70,7 +70,7 @@ typedef struct dc_trainer dc_trainer;
 /* Takes g (and frees it, also on failure): a forward graph with its inputs and a scalar f32
  * output named "loss". Appends the gradient of the loss w.r.t. every PARAM of g, the global
  * norm (output "grad_norm"), clipping, AdamW (inputs "lr", "bc1", "bc2") and the EMA; runs
- * the compiler's training pipeline (dc_pipeline(DC_PIPELINE_TRAIN, c->backend)) over the whole
+ * the compiler's pipeline (dc_pipeline(c->backend)) over the whole
  * graph; compiles it (dc_compile with
  * c->backend) into an executor with params initialised from c->seed and the EMA set to the initial params.
  * c and d are copied (c->ckpt_path, c->progress and d->ctx must outlive the trainer). */

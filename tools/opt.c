@@ -1,8 +1,7 @@
 /* opt.c — `disco opt`: parses a graph, runs a pipeline of passes on it (like mlir-opt) and
  * prints the result (or its DOT), followed by its memory plan when it has one. The pipeline is
- * the user's (--passes) or the compiler's own for training programs, the models' evaluation
- * and sampling programs, or `disco run` (--pipeline, dc_pipeline of codegen/codegen.h: exactly
- * the passes `disco train`, the samplers and `disco run` run). */
+ * the user's (--passes) or the compiler's own (--pipeline, dc_pipeline of codegen/codegen.h:
+ * exactly the passes `disco train`, the evaluations, the samplers and `disco run` run). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,29 +13,26 @@
 
 typedef struct {
     const char *file, *passes;
-    int pipeline, backend;      /* -1 until given */
-    bool dot, print_pipeline;
+    int backend;                /* -1 until given */
+    bool pipeline, dot, print_pipeline;
     dc_pass_opts po;
 } opt_args;
 
-static const char *const pipeline_names[] = { "train", "sample", "run", NULL };   /* dc_pipeline_kind order */
-
 /* The passes to run (NULL: none) into *passes; 0 or EXIT_USAGE. */
 static int choose_passes(opt_args *a, const char **passes) {
-    if (a->passes && a->pipeline >= 0) return dc_usage_error("opt", "--passes and --pipeline exclude each other");
-    if (a->backend >= 0 && a->pipeline < 0) return dc_usage_error("opt", "--backend chooses the pipeline of --pipeline, which is missing");
+    if (a->passes && a->pipeline) return dc_usage_error("opt", "--passes and --pipeline exclude each other");
+    if (a->backend >= 0 && !a->pipeline) return dc_usage_error("opt", "--backend chooses the pipeline of --pipeline, which is missing");
     *passes = a->passes;
-    if (a->pipeline < 0) return 0;
+    if (!a->pipeline) return 0;
     if (!dc_cli_backend("opt", &a->backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
-    *passes = dc_pipeline((dc_pipeline_kind)a->pipeline, (dc_backend)a->backend);
+    *passes = dc_pipeline((dc_backend)a->backend);
     if (!a->print_pipeline)
-        fprintf(stderr, "disco opt: --pipeline=%s --backend=%s runs %s\n", pipeline_names[a->pipeline],
-                dc_backend_names[a->backend], *passes);
+        fprintf(stderr, "disco opt: --pipeline --backend=%s runs %s\n", dc_backend_names[a->backend], *passes);
     return 0;
 }
 
 static int cmd_opt(int argc, char **argv) {
-    opt_args a = { .pipeline = -1, .backend = -1, .po = { .out = stdout } };
+    opt_args a = { .backend = -1, .po = { .out = stdout } };
     const char *passes = NULL;
     int rc = dc_cli_parse(&dc_cmd_opt, &a, argc, argv, &a.file);
     if (rc || (rc = choose_passes(&a, &passes))) return rc;
@@ -73,10 +69,10 @@ static int cmd_opt(int argc, char **argv) {
 static const dc_opt options[] = {
     DC_OPT_STR("--passes", "a,b,c", opt_args, passes,
                "the pipeline: dce, cse, fold, simplify, fuse-contraction, fuse-loops, plan-memory"),
-    DC_OPT_ENUM("--pipeline", opt_args, pipeline, pipeline_names,
-                "instead of --passes, the compiler's pipeline for a training program (what\n"
-                "`disco train` runs on its graph), the models' evaluation and sampling programs,\n"
-                "or `disco run`, for --backend; its passes are named on stderr"),
+    DC_OPT_FLAG("--pipeline", opt_args, pipeline,
+                "instead of --passes, the compiler's pipeline for --backend (what `disco train`,\n"
+                "the evaluations, the samplers and `disco run` run on their graphs); its passes\n"
+                "are named on stderr"),
     DC_OPT_ENUM("--backend", opt_args, backend, dc_backend_names,
                 "the backend whose --pipeline is meant (default $DISCO_BACKEND, else auto)"),
     DC_OPT_FLAG("--print-pipeline", opt_args, print_pipeline,

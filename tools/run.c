@@ -1,4 +1,4 @@
-/* run.c — `disco run`: runs the compiler's run pipeline on a graph (dc_pipeline of
+/* run.c — `disco run`: runs the compiler's pipeline on a graph (dc_pipeline of
  * codegen/codegen.h for the backend, or the user's --passes, or none), lowers it to a runtime
  * program (ref / dnnl / jit / auto providers) and executes it, inputs from .npy files or the
  * seeded generator, outputs to .npy files or a printed summary, then optionally the per-step
@@ -109,7 +109,7 @@ static int cmd_run(int argc, char **argv) {
     if (!file) return dc_usage_error("run", "no graph file");
     if (a.passes && a.no_passes) return dc_usage_error("run", "--passes and --no-passes exclude each other");
     if (!dc_cli_backend("run", &a.backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
-    const char *passes = a.no_passes ? NULL : a.passes ? a.passes : dc_pipeline(DC_PIPELINE_RUN, (dc_backend)a.backend);
+    const char *passes = a.no_passes ? NULL : a.passes ? a.passes : dc_pipeline((dc_backend)a.backend);
     if (a.threads) omp_set_num_threads(a.threads);
     char err[DC_ERR_LEN];
 
@@ -187,8 +187,8 @@ static const dc_opt options[] = {
     DC_OPT_STR("--out", "DIR", run_args, out_dir, "write each output as DIR/NAME.npy; without it, print a summary"),
     DC_OPT_BACKEND(run_args, backend),
     DC_OPT_STR("--passes", "a,b,c", run_args, passes,
-               "run these passes before compiling instead of the compiler's run\n"
-               "pipeline for the backend (`disco opt --pipeline=run --print-pipeline`)"),
+               "run these passes before compiling instead of the compiler's\n"
+               "pipeline for the backend (`disco opt --pipeline --print-pipeline`)"),
     DC_OPT_FLAG("--no-passes", run_args, no_passes, "compile the graph as written, without any pass"),
     DC_OPT_FLAG("--profile", run_args, profile,
                 "after the outputs, print per step: node, op, provider, kernel,\n"
@@ -199,8 +199,8 @@ static const dc_opt options[] = {
 const dc_command dc_cmd_run = {
     .name = "run", .fn = cmd_run, .summary = "execute a graph", .args = "FILE.dcir", .arg_what = "graph file",
     .options = options,
-    .about = "Runs the compiler's run pipeline on FILE.dcir (the passes of `disco opt\n"
-             "--pipeline=run`, for the backend: fusion, and JIT loop kernels under auto and jit),\n"
+    .about = "Runs the compiler's pipeline on FILE.dcir (the passes of `disco opt\n"
+             "--pipeline`, for the backend: fusion, and JIT loop kernels under auto and jit),\n"
              "lowers it to a program of kernels and executes it once.\n",
     .notes = "Same seed, backend and thread count give bitwise-identical outputs.\n"
              "DISCO_TRACE=FILE.json writes a Chrome trace (chrome://tracing, Perfetto) of every step.\n",
