@@ -1,6 +1,7 @@
 /* test_llvm.c — the LLVM JIT against the kernel IR interpreter: elementwise chains with
- * broadcast and transposed loads, softmax, log_softmax, layer_norm, group_norm NHWC, row
- * sums and maxes, AdamW, i32 ops, on sizes around the vector widths (1, 15, 17, 33), each
+ * broadcast and transposed loads, softmax, log_softmax, layer_norm, group_norm NHWC (groups of
+ * 1..8 channels: the block layouts), a group norm's backward shape (per-row loads), row sums
+ * and maxes, sums and maxima over a leading axis, AdamW, i32 ops, on sizes around the vector widths (1, 15, 17, 33), each
  * compiled for the host (AVX-512 here), forced AVX2 (-avx512f) and scalar (-avx); the
  * measured error of the vector exp/log/tanh/sigmoid/gelu/silu against double precision; the
  * kernel cache (a second compile loads the object and runs no optimizer); compile times and
@@ -94,8 +95,9 @@ static int compare(const kcase *c, const char *what, void **got, void **want) {
 }
 
 /* Runs case c under the interpreter and every target (the range split in three parts, so
- * begin/end fall inside rows), compares each target with the interpreter and AVX2 with
- * AVX-512; frees c->k. */
+ * begin/end fall inside rows and blocks), compares each target with the interpreter and AVX2
+ * with AVX-512, and each target's split run bitwise with one run over the whole range (what
+ * one thread computes equals what several compute); frees c->k. */
 static void run_case(kcase *c) {
     const char *err = dc_kir_error(c->k);
     CHECK_MSG(!err, "%s: %s", c->name, err ? err : "");
@@ -109,14 +111,21 @@ static void run_case(kcase *c) {
         CHECK_MSG(jk, "%s: %s", c->name, msg);
         if (!jk) continue;
         CHECK_EQ_INT(dc_jit_lanes(jk), target_lanes[t]);
-        void **got = alloc_bufs(c->k);
+        void **got = alloc_bufs(c->k), **whole = alloc_bufs(c->k);
         fill(c, got);
+        fill(c, whole);
         int64_t cut[4] = { 0, n / 3, 2 * n / 3, n };
         for (int p = 0; p < 3; p++)
             if (cut[p] < cut[p + 1]) dc_jit_entry(jk)(got, cut[p], cut[p + 1]);
-        char what[32];
+        dc_jit_entry(jk)(whole, 0, n);
+        char what[40];
         snprintf(what, sizeof what, "x%d vs interpreter", target_lanes[t]);
         compare(c, what, got, want);
+        kcase exact = *c;
+        exact.atol = exact.rtol = 0;
+        snprintf(what, sizeof what, "x%d split vs whole range", target_lanes[t]);
+        compare(&exact, what, got, whole);
+        free_bufs(c->k, whole);
         outs[t] = got;
         dc_jit_release(jk);
     }
@@ -270,6 +279,50 @@ static kcase reduce_rows(int64_t r, int64_t a, int64_t b) {
                     .atol = 1e-5, .rtol = 1e-5 };
 }
 
+/* Sums and maxima over the leading axis of x [r, c] (a bias gradient: one row per column c,
+ * inner stride c), stored per row, and x minus its column's max stored elementwise. */
+static kcase column_reduce(int64_t r, int64_t c) {
+    dc_kir *k = dc_kir_new(1, (int64_t[]){ c }, 1, (int64_t[]){ r });
+    int x = dc_kir_buffer_add(k, DC_F32, r * c, false);
+    int out = dc_kir_buffer_add(k, DC_F32, 2 * c, true);
+    int y = dc_kir_buffer_add(k, DC_F32, r * c, true);
+    dc_kir_map m = dc_kir_map_make(k, 0, (int64_t[]){ 1 }, (int64_t[]){ c });
+    int lx = dc_kir_load(k, x, m);
+    dc_kir_phase_begin(k, false);
+    int s = dc_kir_reduce_add(k, DC_KIR_SUM, lx), mx = dc_kir_reduce_add(k, DC_KIR_MAX, lx);
+    dc_kir_phase_begin(k, false);
+    dc_kir_store_add(k, y, m, dc_kir_binary(k, DC_OP_SUB, lx, mx));
+    dc_kir_phase_begin(k, true);
+    dc_kir_store_add(k, out, dc_kir_map_make(k, 0, (int64_t[]){ 1 }, NULL), s);
+    dc_kir_store_add(k, out, dc_kir_map_make(k, c, (int64_t[]){ 1 }, NULL), mx);
+    return (kcase){ .name = "column_reduce", .k = k, .atol = 1e-5, .rtol = 1e-5 };
+}
+
+/* A group norm's backward shape over x [n, hw, g * cg]: saved per-group statistics [n, g]
+ * read at every position (loads no inner index moves), dx = (x - mean) * rstd * dy, and the
+ * per-group sum of dx * x stored per row. */
+static kcase norm_apply(int64_t n, int64_t hw, int64_t g, int64_t cg) {
+    int64_t ch = g * cg;
+    dc_kir *k = dc_kir_new(2, (int64_t[]){ n, g }, 2, (int64_t[]){ hw, cg });
+    int x = dc_kir_buffer_add(k, DC_F32, n * hw * ch, false);
+    int dy = dc_kir_buffer_add(k, DC_F32, n * hw * ch, false);
+    int st = dc_kir_buffer_add(k, DC_F32, 2 * n * g, false);
+    int dx = dc_kir_buffer_add(k, DC_F32, n * hw * ch, true);
+    int out = dc_kir_buffer_add(k, DC_F32, n * g, true);
+    dc_kir_map mx = dc_kir_map_make(k, 0, (int64_t[]){ hw * ch, cg }, (int64_t[]){ ch, 1 });
+    dc_kir_map mrow = dc_kir_map_make(k, 0, (int64_t[]){ g, 1 }, NULL);
+    dc_kir_map mrs = dc_kir_map_make(k, n * g, (int64_t[]){ g, 1 }, NULL);
+    int lx = dc_kir_load(k, x, mx);
+    int d = dc_kir_binary(k, DC_OP_MUL, dc_kir_binary(k, DC_OP_SUB, lx, dc_kir_load(k, st, mrow)), dc_kir_load(k, st, mrs));
+    d = dc_kir_binary(k, DC_OP_MUL, d, dc_kir_load(k, dy, mx));
+    dc_kir_phase_begin(k, false);
+    dc_kir_store_add(k, dx, mx, d);
+    int s = dc_kir_reduce_add(k, DC_KIR_SUM, dc_kir_binary(k, DC_OP_MUL, d, lx));
+    dc_kir_phase_begin(k, true);
+    dc_kir_store_add(k, out, mrow, s);
+    return (kcase){ .name = "norm_apply", .k = k, .atol = 1e-5, .rtol = 1e-5 };
+}
+
 /* AdamW in place: p, m, v updated from g with lr, betas, eps, weight decay, step 3 */
 static kcase adamw(int64_t n) {
     dc_kir *k = dc_kir_new(1, (int64_t[]){ n }, 0, NULL);
@@ -331,7 +384,9 @@ TEST(llvm_kernels_vs_interpreter) {
         kcase cases[] = {
             ew_chain(3, n, false), ew_chain(3, n, true), ew_approx(n * 7), softmax(3, n, false),
             softmax(2, n, true), layer_norm(3, n), group_norm_silu(2, n, 12, 4), reduce_rows(3, n, 3),
-            adamw(n * 5), i32_ops(n * 3),
+            adamw(n * 5), i32_ops(n * 3), column_reduce(n, 3), column_reduce(7, n * 2), column_reduce(n, 40),
+            group_norm_silu(3, n, 32, 8), group_norm_silu(2, n, 20, 5), group_norm_silu(2, n, 8, 8),
+            group_norm_silu(1, n, 16, 8), norm_apply(3, n, 8, 4), norm_apply(2, n, 5, 2), norm_apply(2, n, 3, 1),
         };
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) run_case(&cases[c]);
     }

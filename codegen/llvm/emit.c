@@ -1,14 +1,29 @@
 /* emit.c — kernel IR to LLVM IR: the loops of one kernel and its expressions on vectors.
  *
- * The vector axis is the last inner axis when the kernel has an inner space (one pass per
- * outer index and phase; the other inner axes form a flattened loop around it), else the last
- * outer axis (the range [begin, end) is cut into runs along it). Along the vector axis the
- * code steps by x->lanes with full vectors, then one masked step for the tail. A map's stride
- * along the vector axis picks the access: 0 a scalar load broadcast, 1 a vector (masked) load
- * or store, anything else a gather / scatter (scatters store lanes in order, as the
- * interpreter's row-major order does). Loop variables and accumulators live in allocas that
- * the optimizer promotes to registers. Reductions keep one accumulator vector per reduction,
- * reduced at the end by halving (lanes 0..h-1 with h..2h-1) — a fixed order. */
+ * Three layouts of the vector lanes over the index space, chosen per kernel by counting what
+ * each costs (vector bodies times the accesses of a body: a gather or scatter costs a lane
+ * per lane, a vector or broadcast access one; loads that no inner index moves are hoisted out
+ * of the inner loops and cost nothing):
+ *   - runs (no inner space): the lanes step along the last outer axis; the range
+ *     [begin, end) is cut into runs along it;
+ *   - rows (an inner space): one pass per outer index and phase, the lanes stepping along the
+ *     last inner axis (the other inner axes form a flattened loop around it);
+ *   - blocks (an inner space): the lanes span R consecutive outer indices along the last outer
+ *     axis, L lanes each: L = the last inner axis's extent when it is shorter than a vector
+ *     (a group norm's channels of a group: lane = (group, channel)), or L = 1 (a sum over
+ *     leading axes: lane = kept channel, the inner space walked element by element). Blocks
+ *     never cross the end of the last outer axis or of [begin, end); a shorter block masks its
+ *     missing rows.
+ * Full vectors step along the vector axis, then one masked step for the tail. Each lane's
+ * element offset from lane 0 picks the access: all 0 a scalar load broadcast, lane i at i a
+ * vector (masked) load or store, anything else a gather / scatter (scatters store lanes in
+ * order, as the interpreter's row-major order does). Loop variables and accumulators live in
+ * allocas that the optimizer promotes to registers. Reductions keep one accumulator vector per
+ * reduction, combined at the end within each row's lanes by an xor butterfly (lane i with
+ * i ^ h, h = half the row's lanes down to 1) — a fixed order that leaves every lane of a row
+ * the same result, which its later phases read lane by lane. A per-row phase runs once per
+ * row (a block: once per block, each lane at its row's inner index 0; the first lane of each
+ * row stores). */
 #include "codegen/llvm/llvm_internal.h"
 
 #include <math.h>
@@ -22,13 +37,16 @@ typedef struct {
     LLVMValueRef oidx[DC_MAX_RANK], iidx[DC_MAX_RANK]; /* i64 index values; NULL = 0 */
     bool vec_inner;  /* the vector axis is the last inner axis (else the last outer one) */
     int vaxis;       /* its position in its space; -1 for a rank-0 outer space */
-    LLVMValueRef *results, *accs; /* allocas per reduction: scalar result, vector accumulator */
+    int L;           /* blocks: lanes per row (0: runs or rows) */
+    int oaxis;       /* blocks: the outer axis the rows of a block follow (the last) */
+    LLVMValueRef *results, *accs; /* allocas per reduction: result and accumulator vectors */
     LLVMValueRef *memo;           /* per body: value of each expression, or NULL */
+    LLVMValueRef *hoisted;        /* per phase: loads evaluated before its inner loops, or NULL */
 } kx;
 
 /* One emission of the loop body: position j along the vector axis, w lanes, mask (NULL when
- * every lane is live). */
-typedef struct { LLVMValueRef j; int w; LLVMValueRef mask; } body;
+ * every lane is live); row: a per-row evaluation (every inner index 0). */
+typedef struct { LLVMValueRef j; int w; LLVMValueRef mask; bool row; } body;
 
 typedef struct { LLVMValueRef var; LLVMBasicBlockRef head, exit; } loop;
 
@@ -79,6 +97,39 @@ static int64_t vstride(const kx *c, const dc_kir_map *m) {
     return c->vec_inner ? m->inner[c->vaxis] : m->outer[c->vaxis];
 }
 
+/* The element offset of lane l from lane 0 under map m, in a body of the layout. */
+static int64_t lane_offset(const kx *c, bool row, const dc_kir_map *m, int l) {
+    if (!c->L) return row ? 0 : l * vstride(c, m);
+    return l / c->L * m->outer[c->oaxis] + (row ? 0 : l % c->L * m->inner[c->vaxis]);
+}
+
+static bool inner_free(const dc_kir_map *m) {
+    for (int d = 0; d < DC_MAX_RANK; d++)
+        if (m->inner[d]) return false;
+    return true;
+}
+
+typedef enum { ACC_SCALAR, ACC_VECTOR, ACC_GATHER } access;
+
+/* How map m is accessed by w lanes: every lane at lane 0's element, lane i at element i, or
+ * anything else. */
+static access access_of(const kx *c, bool row, const dc_kir_map *m, int w) {
+    bool zero = true, iota = true;
+    for (int l = 0; l < w; l++) {
+        int64_t o = lane_offset(c, row, m, l);
+        zero = zero && o == 0;
+        iota = iota && o == l;
+    }
+    return zero ? ACC_SCALAR : iota ? ACC_VECTOR : ACC_GATHER;
+}
+
+/* The constant vector of lane offsets of map m (i64, w lanes). */
+static LLVMValueRef lane_offsets(kx *c, const body *bd, const dc_kir_map *m) {
+    LLVMValueRef e[64];
+    for (int l = 0; l < bd->w; l++) e[l] = LLVMConstInt(c->x->i64, (uint64_t)lane_offset(c, bd->row, m, l), 1);
+    return LLVMConstVector(e, (unsigned)bd->w);
+}
+
 /* The element offset of map m at the body's lane 0. */
 static LLVMValueRef offset_of(kx *c, const body *bd, const dc_kir_map *m) {
     LLVMBuilderRef b = c->x->b;
@@ -102,10 +153,9 @@ static LLVMValueRef all_true(kx *c, int w) {
     return dc_lx_splat(c->x, LLVMConstInt(c->x->i1, 1, 0), w);
 }
 
-/* Vector of w pointers p + lane * sv. */
-static LLVMValueRef lane_ptrs(kx *c, LLVMTypeRef et, LLVMValueRef p, int64_t sv, int w) {
-    LLVMValueRef off = LLVMBuildMul(c->x->b, dc_lx_iota64(c->x, w),
-                                    dc_lx_splat(c->x, i64c(c, sv), w), "");
+/* The w lane pointers of map m, lane 0 at p. */
+static LLVMValueRef lane_ptrs(kx *c, const body *bd, LLVMTypeRef et, LLVMValueRef p, const dc_kir_map *m) {
+    LLVMValueRef off = lane_offsets(c, bd, m);
     return LLVMBuildGEP2(c->x->b, et, p, &off, 1, "");
 }
 
@@ -114,23 +164,23 @@ static LLVMValueRef emit_load(kx *c, const body *bd, int buf, const dc_kir_map *
     LLVMTypeRef et = elem_type(c, c->k->bufs[buf].dtype), vt = dc_lx_type(et, bd->w);
     LLVMValueRef off = offset_of(c, bd, m);
     LLVMValueRef p = LLVMBuildGEP2(x->b, et, c->bufs[buf], &off, 1, "");
-    int64_t sv = vstride(c, m);
-    if (bd->w == 1 || sv == 0) {
+    access a = bd->w == 1 ? ACC_SCALAR : access_of(c, bd->row, m, bd->w);
+    if (a == ACC_SCALAR) {
         LLVMValueRef v = LLVMBuildLoad2(x->b, et, p, "");
         LLVMSetAlignment(v, 4);
         return dc_lx_splat(x, v, bd->w);
     }
     LLVMValueRef align = LLVMConstInt(x->i32, 4, 0), zero = LLVMConstNull(vt);
-    if (sv == 1 && !bd->mask) {
+    if (a == ACC_VECTOR && !bd->mask) {
         LLVMValueRef v = LLVMBuildLoad2(x->b, vt, p, "");
         LLVMSetAlignment(v, 4);
         return v;
     }
     LLVMValueRef mask = bd->mask ? bd->mask : all_true(c, bd->w);
-    if (sv == 1)
+    if (a == ACC_VECTOR)
         return dc_lx_intrinsic(x, "llvm.masked.load", (LLVMTypeRef[]){ vt, x->ptr }, 2,
                                (LLVMValueRef[]){ p, align, mask, zero }, 4);
-    LLVMValueRef ptrs = lane_ptrs(c, et, p, sv, bd->w);
+    LLVMValueRef ptrs = lane_ptrs(c, bd, et, p, m);
     return dc_lx_intrinsic(x, "llvm.masked.gather", (LLVMTypeRef[]){ vt, LLVMTypeOf(ptrs) }, 2,
                            (LLVMValueRef[]){ ptrs, align, mask, zero }, 4);
 }
@@ -140,19 +190,19 @@ static void emit_store(kx *c, const body *bd, const dc_kir_store *st, LLVMValueR
     LLVMTypeRef et = elem_type(c, c->k->bufs[st->buf].dtype), vt = dc_lx_type(et, bd->w);
     LLVMValueRef off = offset_of(c, bd, &st->map);
     LLVMValueRef p = LLVMBuildGEP2(x->b, et, c->bufs[st->buf], &off, 1, "");
-    int64_t sv = vstride(c, &st->map);
-    if (bd->w == 1 || (sv == 1 && !bd->mask)) {
+    access a = bd->w == 1 ? ACC_SCALAR : access_of(c, bd->row, &st->map, bd->w);
+    if (bd->w == 1 || (a == ACC_VECTOR && !bd->mask)) {
         LLVMSetAlignment(LLVMBuildStore(x->b, v, p), 4);
         return;
     }
     LLVMValueRef align = LLVMConstInt(x->i32, 4, 0);
     LLVMValueRef mask = bd->mask ? bd->mask : all_true(c, bd->w);
-    if (sv == 1) {
+    if (a == ACC_VECTOR) {
         dc_lx_intrinsic(x, "llvm.masked.store", (LLVMTypeRef[]){ vt, x->ptr }, 2,
                         (LLVMValueRef[]){ v, p, align, mask }, 4);
         return;
     }
-    LLVMValueRef ptrs = lane_ptrs(c, et, p, sv, bd->w);
+    LLVMValueRef ptrs = lane_ptrs(c, bd, et, p, &st->map);
     dc_lx_intrinsic(x, "llvm.masked.scatter", (LLVMTypeRef[]){ vt, LLVMTypeOf(ptrs) }, 2,
                     (LLVMValueRef[]){ v, ptrs, align, mask }, 4);
 }
@@ -288,6 +338,7 @@ static LLVMValueRef emit_op(kx *c, const body *bd, const dc_kir_expr *e) {
 
 static LLVMValueRef value_of(kx *c, const body *bd, int i) {
     if (c->memo[i]) return c->memo[i];
+    if (c->hoisted && c->hoisted[i]) return c->memo[i] = c->hoisted[i];
     const dc_kir_expr *e = &c->k->exprs[i];
     dc_lx *x = c->x;
     LLVMValueRef v = NULL;
@@ -296,16 +347,13 @@ static LLVMValueRef value_of(kx *c, const body *bd, int i) {
     case DC_KIR_CONST: v = e->dtype == DC_F32 ? dc_lx_f32(x, e->f, bd->w) : dc_lx_i32(x, e->i, bd->w); break;
     case DC_KIR_INDEX: {
         LLVMValueRef off = offset_of(c, bd, &e->map);
-        if (bd->w > 1) {
-            LLVMValueRef lanes = LLVMBuildMul(x->b, dc_lx_iota64(x, bd->w),
-                                              dc_lx_splat(x, i64c(c, vstride(c, &e->map)), bd->w), "");
-            off = LLVMBuildAdd(x->b, dc_lx_splat(x, off, bd->w), lanes, "");
-        }
+        if (bd->w > 1) off = LLVMBuildAdd(x->b, dc_lx_splat(x, off, bd->w), lane_offsets(c, bd, &e->map), "");
         v = LLVMBuildTrunc(x->b, off, dc_lx_type(x->i32, bd->w), "");
         break;
     }
     case DC_KIR_RESULT:
-        v = dc_lx_splat(x, LLVMBuildLoad2(x->b, elem_type(c, e->dtype), c->results[e->result], ""), bd->w);
+        v = LLVMBuildLoad2(x->b, dc_lx_type(elem_type(c, e->dtype), x->lanes), c->results[e->result], "");
+        if (bd->w == 1 && x->lanes > 1) v = LLVMBuildExtractElement(x->b, v, LLVMConstInt(x->i32, 0, 0), "");
         break;
     case DC_KIR_OP: v = emit_op(c, bd, e); break;
     }
@@ -366,7 +414,7 @@ static void emit_vloop(kx *c, LLVMValueRef jvar, LLVMValueRef j0, LLVMValueRef j
     loop_open(c, &l, jvar, j0);
     LLVMValueRef j = load_var(c, jvar);
     loop_test(c, &l, LLVMBuildICmp(x->b, LLVMIntSLE, LLVMBuildAdd(x->b, j, i64c(c, w), ""), jn, ""));
-    emit_body(c, &(body){ load_var(c, jvar), w, NULL }, p0, p1);
+    emit_body(c, &(body){ load_var(c, jvar), w, NULL, false }, p0, p1);
     loop_close(c, &l, i64c(c, w));
     if (w == 1) return;
     j = load_var(c, jvar);
@@ -376,33 +424,82 @@ static void emit_vloop(kx *c, LLVMValueRef jvar, LLVMValueRef j0, LLVMValueRef j
     LLVMPositionBuilderAtEnd(x->b, tail);
     LLVMValueRef pos = LLVMBuildAdd(x->b, dc_lx_iota64(x, w), dc_lx_splat(x, j, w), "");
     LLVMValueRef mask = LLVMBuildICmp(x->b, LLVMIntSLT, pos, dc_lx_splat(x, jn, w), "");
-    emit_body(c, &(body){ j, w, mask }, p0, p1);
+    emit_body(c, &(body){ j, w, mask, false }, p0, p1);
     LLVMBuildBr(x->b, done);
     LLVMPositionBuilderAtEnd(x->b, done);
 }
 
-/* Horizontal reduction of accumulator r into its result: halves combined, lane 0 kept. */
+/* Combines accumulator r within each row's lanes (the xor butterfly) into its result vector. */
 static void finish_reduce(kx *c, int r) {
     dc_lx *x = c->x;
-    int w = x->lanes;
+    int w = x->lanes, row_lanes = c->L ? c->L : w;
     LLVMTypeRef et = elem_type(c, c->k->exprs[c->k->reduces[r].expr].dtype);
     LLVMValueRef v = LLVMBuildLoad2(x->b, dc_lx_type(et, w), c->accs[r], "");
-    for (int h = w / 2; h >= 1; h /= 2) {
-        LLVMValueRef lo[32], hi[32];
-        for (int i = 0; i < h; i++) {
-            lo[i] = LLVMConstInt(x->i32, (uint64_t)i, 0);
-            hi[i] = LLVMConstInt(x->i32, (uint64_t)(i + h), 0);
-        }
-        LLVMValueRef poison = LLVMGetPoison(LLVMTypeOf(v));
-        LLVMValueRef a = LLVMBuildShuffleVector(x->b, v, poison, LLVMConstVector(lo, (unsigned)h), "");
-        LLVMValueRef b = LLVMBuildShuffleVector(x->b, v, poison, LLVMConstVector(hi, (unsigned)h), "");
-        v = combine(c, r, a, b);
+    for (int h = row_lanes / 2; h >= 1; h /= 2) {
+        LLVMValueRef partner[64];
+        for (int i = 0; i < w; i++) partner[i] = LLVMConstInt(x->i32, (uint64_t)(i ^ h), 0);
+        LLVMValueRef u = LLVMBuildShuffleVector(x->b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(partner, (unsigned)w), "");
+        v = combine(c, r, v, u);
     }
-    if (w > 1) v = LLVMBuildExtractElement(x->b, v, LLVMConstInt(x->i32, 0, 0), "");
     LLVMBuildStore(x->b, v, c->results[r]);
 }
 
-/* Kernels with an inner space: per outer index, each phase over the inner space. */
+/* Evaluates, for phase p, every load that no inner index moves and that p does not store to,
+ * once per row (or block) before p's inner loops: later bodies of p reuse the values. */
+static void hoist_loads(kx *c, int p, LLVMValueRef mask) {
+    const dc_kir *k = c->k;
+    for (int i = 0; i < k->n_exprs; i++) c->memo[i] = c->hoisted[i] = NULL;
+    body bd = { i64c(c, 0), c->x->lanes, mask, false };
+    for (int i = 0; i < k->n_exprs; i++) {
+        const dc_kir_expr *e = &k->exprs[i];
+        if (e->kind != DC_KIR_LOAD || !inner_free(&e->map)) continue;
+        bool stored = false;
+        for (int t = 0; t < k->n_stores; t++) stored = stored || (k->stores[t].phase == p && k->stores[t].buf == e->buf);
+        if (!stored) c->hoisted[i] = value_of(c, &bd, i);
+    }
+}
+
+static void init_reduces(kx *c, int p) {
+    for (int r = 0; r < c->k->n_reduces; r++)
+        if (c->k->reduces[r].phase == p) LLVMBuildStore(c->x->b, identity(c, r, c->x->lanes), c->accs[r]);
+}
+
+static void finish_reduces(kx *c, int p) {
+    for (int r = 0; r < c->k->n_reduces; r++)
+        if (c->k->reduces[r].phase == p) finish_reduce(c, r);
+}
+
+/* Phase p (not per-row) over the inner space: the rows of the inner axes before the vector
+ * axis, and along it, per row, the vector loop (rows), or a single body (blocks with L = the
+ * axis's extent), or one body per element (blocks with L = 1). mask: the block's live rows. */
+static void emit_inner(kx *c, int p, LLVMValueRef mask, LLVMValueRef tvar, LLVMValueRef jvar) {
+    const dc_kir *k = c->k;
+    dc_lx *x = c->x;
+    int64_t rows = 1, len = k->inner[c->vaxis];
+    for (int d = 0; d < c->vaxis; d++) rows *= k->inner[d];
+    init_reduces(c, p);
+    hoist_loads(c, p, mask);
+    loop lt;
+    loop_open(c, &lt, tvar, i64c(c, 0));
+    loop_test(c, &lt, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, tvar), i64c(c, rows), ""));
+    unflatten(c, load_var(c, tvar), c->vaxis, k->inner, c->iidx);
+    if (!c->L) {
+        emit_vloop(c, jvar, i64c(c, 0), i64c(c, len), p, p + 1);
+    } else if (c->L == len) {
+        emit_body(c, &(body){ i64c(c, 0), x->lanes, mask, false }, p, p + 1);
+    } else {
+        loop lj;
+        loop_open(c, &lj, jvar, i64c(c, 0));
+        loop_test(c, &lj, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, jvar), i64c(c, len), ""));
+        emit_body(c, &(body){ load_var(c, jvar), x->lanes, mask, false }, p, p + 1);
+        loop_close(c, &lj, i64c(c, 1));
+    }
+    loop_close(c, &lt, i64c(c, 1));
+    for (int i = 0; i < k->n_exprs; i++) c->hoisted[i] = NULL;
+    finish_reduces(c, p);
+}
+
+/* Kernels with an inner space, rows layout: per outer index, each phase over the inner space. */
 static void emit_rows(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef ovar,
                       LLVMValueRef tvar, LLVMValueRef jvar) {
     const dc_kir *k = c->k;
@@ -411,26 +508,46 @@ static void emit_rows(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef 
     loop_open(c, &lo, ovar, begin);
     loop_test(c, &lo, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, ovar), end, ""));
     unflatten(c, load_var(c, ovar), k->outer_rank, k->outer, c->oidx);
-    int64_t rows = 1, len = k->inner[c->vaxis];
-    for (int d = 0; d < c->vaxis; d++) rows *= k->inner[d];
     for (int p = 0; p < k->n_phases; p++) {
-        if (k->phases[p].per_row) {
-            for (int d = 0; d < DC_MAX_RANK; d++) c->iidx[d] = NULL;
-            emit_body(c, &(body){ i64c(c, 0), 1, NULL }, p, p + 1);
-            continue;
-        }
-        for (int r = 0; r < k->n_reduces; r++)
-            if (k->reduces[r].phase == p) LLVMBuildStore(x->b, identity(c, r, x->lanes), c->accs[r]);
-        loop lt;
-        loop_open(c, &lt, tvar, i64c(c, 0));
-        loop_test(c, &lt, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, tvar), i64c(c, rows), ""));
-        unflatten(c, load_var(c, tvar), c->vaxis, k->inner, c->iidx);
-        emit_vloop(c, jvar, i64c(c, 0), i64c(c, len), p, p + 1);
-        loop_close(c, &lt, i64c(c, 1));
-        for (int r = 0; r < k->n_reduces; r++)
-            if (k->reduces[r].phase == p) finish_reduce(c, r);
+        for (int d = 0; d < DC_MAX_RANK; d++) c->iidx[d] = NULL;
+        if (k->phases[p].per_row) emit_body(c, &(body){ i64c(c, 0), 1, NULL, true }, p, p + 1);
+        else emit_inner(c, p, NULL, tvar, jvar);
     }
     loop_close(c, &lo, i64c(c, 1));
+}
+
+/* Kernels with an inner space, blocks layout: per block of up to lanes / L rows along the last
+ * outer axis, each phase over the inner space; the lanes of missing rows are masked. */
+static void emit_blocks(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef ovar,
+                        LLVMValueRef tvar, LLVMValueRef jvar) {
+    const dc_kir *k = c->k;
+    dc_lx *x = c->x;
+    LLVMBuilderRef b = x->b;
+    int w = x->lanes;
+    int64_t len = k->outer[c->oaxis], R = w / c->L;
+    loop lo;
+    loop_open(c, &lo, ovar, begin);
+    loop_test(c, &lo, LLVMBuildICmp(b, LLVMIntSLT, load_var(c, ovar), end, ""));
+    LLVMValueRef o = load_var(c, ovar);
+    LLVMValueRef r0 = LLVMBuildURem(b, o, i64c(c, len), "");
+    LLVMValueRef room = LLVMBuildSub(b, i64c(c, len), r0, ""), left = LLVMBuildSub(b, end, o, "");
+    LLVMValueRef seg = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, room, left, ""), room, left, "");
+    seg = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, seg, i64c(c, R), ""), seg, i64c(c, R), "");
+    if (c->oaxis > 0) unflatten(c, LLVMBuildUDiv(b, o, i64c(c, len), ""), c->oaxis, k->outer, c->oidx);
+    c->oidx[c->oaxis] = r0;
+    LLVMValueRef row_of_lane[64], first[64];
+    for (int l = 0; l < w; l++) {
+        row_of_lane[l] = LLVMConstInt(x->i64, (uint64_t)(l / c->L), 0);
+        first[l] = LLVMConstInt(x->i1, l % c->L == 0, 0);
+    }
+    LLVMValueRef live = LLVMBuildICmp(b, LLVMIntSLT, LLVMConstVector(row_of_lane, (unsigned)w), dc_lx_splat(x, seg, w), "");
+    LLVMValueRef firsts = LLVMBuildAnd(b, live, LLVMConstVector(first, (unsigned)w), "");
+    for (int p = 0; p < k->n_phases; p++) {
+        for (int d = 0; d < DC_MAX_RANK; d++) c->iidx[d] = NULL;
+        if (k->phases[p].per_row) emit_body(c, &(body){ i64c(c, 0), w, firsts, true }, p, p + 1);
+        else emit_inner(c, p, live, tvar, jvar);
+    }
+    loop_close(c, &lo, seg);
 }
 
 /* Kernels without an inner space: runs of [begin, end) along the last outer axis. */
@@ -453,6 +570,43 @@ static void emit_runs(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef 
     loop_close(c, &lo, seg);
 }
 
+/* The cost of layout L (0: rows) for a kernel with an inner space: vector bodies run times
+ * the accesses of one body (inner-invariant loads are hoisted: free). */
+static double layout_cost(kx *c, int L) {
+    const dc_kir *k = c->k;
+    int w = c->x->lanes;
+    c->L = L;
+    double outer = (double)dc_kir_range(k), inner = 1, len = (double)k->inner[c->vaxis];
+    for (int d = 0; d < c->vaxis; d++) inner *= (double)k->inner[d];
+    double olast = (double)k->outer[c->oaxis], bodies;
+    if (!L) bodies = outer * inner * ceil(len / w);
+    else bodies = outer / olast * ceil(olast / (w / L)) * inner * (L == 1 ? len : 1);
+    double per_body = 0;
+    for (int i = 0; i < k->n_exprs; i++)
+        if (k->exprs[i].kind == DC_KIR_LOAD && !inner_free(&k->exprs[i].map))
+            per_body += access_of(c, false, &k->exprs[i].map, w) == ACC_GATHER ? w : 1;
+    for (int s = 0; s < k->n_stores; s++)
+        if (!k->phases[k->stores[s].phase].per_row)
+            per_body += access_of(c, false, &k->stores[s].map, w) == ACC_GATHER ? w : 1;
+    return bodies * (per_body + 1);
+}
+
+/* The layout of a kernel with an inner space: rows, or the cheaper blocks (ties: rows). */
+static int choose_layout(kx *c) {
+    const dc_kir *k = c->k;
+    int w = c->x->lanes;
+    int64_t len = k->inner[c->vaxis];
+    if (w < 2 || k->outer_rank == 0 || k->outer[c->oaxis] < 2) return 0;
+    int best = 0;
+    double best_cost = layout_cost(c, 0);
+    int cand[2] = { 1, len < w && w % len == 0 ? (int)len : 1 };
+    for (int i = 0; i < 2; i++) {
+        double cost = layout_cost(c, cand[i]);
+        if (cost < best_cost) best = cand[i], best_cost = cost;
+    }
+    return best;
+}
+
 static LLVMValueRef entry_alloca(kx *c, LLVMTypeRef t) { return LLVMBuildAlloca(c->x->b, t, ""); }
 
 void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
@@ -465,14 +619,17 @@ void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
     LLVMPositionBuilderAtEnd(x->b, LLVMAppendBasicBlockInContext(x->ctx, c.fn, "entry"));
     c.vec_inner = k->inner_rank > 0;
     c.vaxis = c.vec_inner ? k->inner_rank - 1 : k->outer_rank - 1;
+    c.oaxis = k->outer_rank - 1;
     c.results = calloc((size_t)k->n_reduces + 1, sizeof *c.results);
     c.accs = calloc((size_t)k->n_reduces + 1, sizeof *c.accs);
     c.memo = calloc((size_t)k->n_exprs + 1, sizeof *c.memo);
-    if (!c.results || !c.accs || !c.memo) abort(); /* out of memory */
+    c.hoisted = calloc((size_t)k->n_exprs + 1, sizeof *c.hoisted);
+    if (!c.results || !c.accs || !c.memo || !c.hoisted) abort(); /* out of memory */
+    if (c.vec_inner) c.L = choose_layout(&c);
     for (int r = 0; r < k->n_reduces; r++) {
-        LLVMTypeRef et = elem_type(&c, k->exprs[k->reduces[r].expr].dtype);
-        c.results[r] = entry_alloca(&c, et);
-        c.accs[r] = entry_alloca(&c, dc_lx_type(et, x->lanes));
+        LLVMTypeRef vt = dc_lx_type(elem_type(&c, k->exprs[k->reduces[r].expr].dtype), x->lanes);
+        c.results[r] = entry_alloca(&c, vt);
+        c.accs[r] = entry_alloca(&c, vt);
     }
     LLVMValueRef ovar = entry_alloca(&c, x->i64), tvar = entry_alloca(&c, x->i64);
     LLVMValueRef jvar = entry_alloca(&c, x->i64);
@@ -482,10 +639,13 @@ void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
         LLVMValueRef slot = LLVMBuildGEP2(x->b, x->ptr, args, &idx, 1, "");
         c.bufs[bi] = LLVMBuildLoad2(x->b, x->ptr, slot, "");
     }
-    if (c.vec_inner) emit_rows(&c, LLVMGetParam(c.fn, 1), LLVMGetParam(c.fn, 2), ovar, tvar, jvar);
-    else emit_runs(&c, LLVMGetParam(c.fn, 1), LLVMGetParam(c.fn, 2), ovar, jvar);
+    LLVMValueRef begin = LLVMGetParam(c.fn, 1), end = LLVMGetParam(c.fn, 2);
+    if (c.L) emit_blocks(&c, begin, end, ovar, tvar, jvar);
+    else if (c.vec_inner) emit_rows(&c, begin, end, ovar, tvar, jvar);
+    else emit_runs(&c, begin, end, ovar, jvar);
     LLVMBuildRetVoid(x->b);
     free(c.results);
     free(c.accs);
     free(c.memo);
+    free(c.hoisted);
 }
