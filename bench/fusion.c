@@ -1,8 +1,9 @@
 /* fusion.c — issue 5's loop-fusion benchmark: the elementwise and row-reduction blocks of
- * DisCo-Diff (group_norm+silu, layer_norm, softmax, a residual add chain, gelu, the AdamW + EMA
- * update of every fmnist-cnn parameter), each built with the DSL and run three ways in one
- * invocation: fused into LLVM JIT kernels (fuse-loops, plan-memory, dc_compile jit), op by op
- * on the ref kernels (plan-memory, dc_compile ref), and in PyTorch 1.13 eager
+ * DisCo-Diff (group_norm+silu forward, and forward + backward on fmnist-cnn's shape,
+ * layer_norm, softmax, a residual add chain, gelu, the AdamW + EMA update of every fmnist-cnn
+ * parameter), each built with the DSL and run three ways in one invocation: fused into LLVM
+ * JIT kernels (the compiler's pipeline for the jit backend, dc_compile jit), op by op on the
+ * ref kernels (simplify, cse, dce, plan-memory, dc_compile ref), and in PyTorch 1.13 eager
  * (bench/fusion_torch.py through /usr/bin/python3, same shapes and thread count; in both
  * configurations of bench/torch_env.sh, default and tuned allocator, the faster counting). Prints the
  * times, the ratios, the JIT kernels' achieved GB/s next to a STREAM triad measured in the same
@@ -10,7 +11,7 @@
  * dc_compile of the whole fmnist-mlp training program (forward, gradients, clipping, AdamW,
  * EMA) with the jit backend. Every figure is a median of REPS repetitions; a repetition runs
  * its block enough times to last >= 20 ms. Run from the repository root with
- * OMP_NUM_THREADS=2. */
+ * OMP_NUM_THREADS=2; `fusion NAME...` measures only the blocks whose names contain a NAME. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,25 +76,29 @@ static double triad_gbs(double *best) {
 
 /* ---- the blocks ------------------------------------------------------------------------ */
 
-typedef enum { B_GN_SILU, B_LAYER_NORM, B_SOFTMAX, B_ADD4, B_GELU, B_ADAMW } kind;
+typedef enum { B_GN_SILU, B_GN_SILU_BWD, B_LAYER_NORM, B_SOFTMAX, B_ADD4, B_GELU, B_ADAMW } kind;
 
 typedef struct {
     const char *name;
     kind k;
     int rank;
     int64_t dims[4];
+    int64_t groups;  /* group norms */
 } block_def;
 
 static const block_def blocks[] = {
-    { "group_norm+silu [32,16,16,64] G32", B_GN_SILU, 4, { 32, 16, 16, 64 } },
-    { "layer_norm [4096,256]", B_LAYER_NORM, 2, { 4096, 256 } },
-    { "softmax [4096,256]", B_SOFTMAX, 2, { 4096, 256 } },
-    { "softmax [8*256,256] (attention)", B_SOFTMAX, 2, { 8 * 256, 256 } },
-    { "add a+b+c+d [16M]", B_ADD4, 1, { 1 << 24 } },
-    { "gelu [16M]", B_GELU, 1, { 1 << 24 } },
-    { "AdamW+EMA, fmnist-cnn params", B_ADAMW, 0, { 0 } },
+    { "group_norm+silu [32,16,16,64] G32", B_GN_SILU, 4, { 32, 16, 16, 64 }, 32 },
+    { "group_norm+silu [128,28,28,32] G8", B_GN_SILU, 4, { 128, 28, 28, 32 }, 8 },
+    { "gn+silu fwd+bwd [128,28,28,32] G8", B_GN_SILU_BWD, 4, { 128, 28, 28, 32 }, 8 },
+    { "layer_norm [4096,256]", B_LAYER_NORM, 2, { 4096, 256 }, 0 },
+    { "softmax [4096,256]", B_SOFTMAX, 2, { 4096, 256 }, 0 },
+    { "softmax [8*256,256] (attention)", B_SOFTMAX, 2, { 8 * 256, 256 }, 0 },
+    { "add a+b+c+d [16M]", B_ADD4, 1, { 1 << 24 }, 0 },
+    { "gelu [16M]", B_GELU, 1, { 1 << 24 }, 0 },
+    { "AdamW+EMA, fmnist-cnn params", B_ADAMW, 0, { 0 }, 0 },
 };
 #define N_BLOCKS (int)(sizeof blocks / sizeof blocks[0])
+static bool chosen[N_BLOCKS]; /* the blocks this run measures (the command line's, else all) */
 
 /* The params of fmnist-cnn (models/fmnist_cnn.c), which the AdamW block updates. */
 typedef struct {
@@ -119,7 +124,21 @@ static void build(dc_graph *g, const block_def *b, const param_set *ps) {
     dc_t x = DC_NONE, y = DC_NONE;
     if (b->k != B_ADAMW && b->k != B_ADD4) x = dc_input(g, "x", DC_F32, b->rank, b->dims);
     switch (b->k) {
-    case B_GN_SILU: y = dc_silu(g, dc_group_norm_m(g, x, .groups = 32)); break;
+    case B_GN_SILU: y = dc_silu(g, dc_group_norm_m(g, x, .groups = b->groups)); break;
+    case B_GN_SILU_BWD: {
+        /* dx, dgamma, dbeta of silu(group_norm(x)) for the incoming gradient dy */
+        dc_t dy = dc_input(g, "dy", DC_F32, b->rank, b->dims);
+        dc_t loss = dc_sum(g, dc_mul(g, dc_silu(g, dc_group_norm_m(g, x, .groups = b->groups)), dy));
+        int wrt[3] = { x.id }, n = 1, grads[3];
+        for (int i = 0; i < g->n_nodes && n < 3; i++)
+            if (g->nodes[i].op == DC_OP_PARAM) wrt[n++] = i;
+        char err[DC_ERR_LEN];
+        if (!dc_grad(g, loss.id, wrt, n, grads, err, sizeof err)) die(b->name, err);
+        dc_output(g, (dc_t){ grads[1] }, "dgamma");
+        dc_output(g, (dc_t){ grads[2] }, "dbeta");
+        y = (dc_t){ grads[0] };
+        break;
+    }
     case B_LAYER_NORM: y = dc_layer_norm_m(g, x); break;
     case B_SOFTMAX: y = dc_softmax(g, x, -1); break;
     case B_GELU: y = dc_gelu(g, x); break;
@@ -153,7 +172,7 @@ static void build(dc_graph *g, const block_def *b, const param_set *ps) {
 
 /* The spec of block b for fusion_torch.py. */
 static void torch_spec(const block_def *b, const param_set *ps, char *buf, size_t len) {
-    static const char *const kinds[] = { [B_GN_SILU] = "gn_silu", [B_LAYER_NORM] = "layer_norm",
+    static const char *const kinds[] = { [B_GN_SILU] = "gn_silu", [B_GN_SILU_BWD] = "gn_silu_bwd", [B_LAYER_NORM] = "layer_norm",
                                          [B_SOFTMAX] = "softmax", [B_ADD4] = "add4", [B_GELU] = "gelu",
                                          [B_ADAMW] = "adamw" };
     size_t n = (size_t)snprintf(buf, len, "%s:", kinds[b->k]);
@@ -164,7 +183,7 @@ static void torch_spec(const block_def *b, const param_set *ps, char *buf, size_
         for (int j = 0; j < s->rank && n < len; j++)
             n += (size_t)snprintf(buf + n, len - n, "%s%lld", j ? "x" : (i ? "," : ""), (long long)d[j]);
     }
-    if (b->k == B_GN_SILU && n < len) snprintf(buf + n, len - n, ":32");
+    if (b->groups && n < len) snprintf(buf + n, len - n, ":%lld", (long long)b->groups);
 }
 
 /* Bytes a block must move: every INPUT and PARAM read once, every output and state update
@@ -298,8 +317,8 @@ typedef struct {
 static result bench_block(const block_def *b, const param_set *ps) {
     result r = { .torch_ms = -1, .torch_best = -1 };
     char err[DC_ERR_LEN];
-    dc_graph *gj = planned(b, ps, "fuse-loops,plan-memory");
-    dc_graph *gr = planned(b, ps, "plan-memory");
+    dc_graph *gj = planned(b, ps, dc_pipeline(DC_BACKEND_JIT));
+    dc_graph *gr = planned(b, ps, "simplify,cse,dce,plan-memory");
     r.bytes = bytes_moved(gr);
     dc_jit_stats s0 = dc_jit_get_stats();
     dc_exec *ej = dc_compile(gj, 1, DC_BACKEND_JIT, err, sizeof err);
@@ -344,10 +363,13 @@ static void run_torch(result *res, const param_set *ps, const char *cfg) {
     if (!cmd) abort(); /* out of memory */
     n += (size_t)snprintf(cmd, cap, ". %s && torch_py %s %s --threads %d --reps %d", TORCH_ENV, cfg, TORCH_SCRIPT,
                           omp_get_max_threads(), REPS);
+    int at[N_BLOCKS], n_at = 0; /* the block of each spec passed */
     for (int i = 0; i < N_BLOCKS && n < cap; i++) {
+        if (!chosen[i]) continue;
         char spec[2048];
         torch_spec(&blocks[i], ps, spec, sizeof spec);
         n += (size_t)snprintf(cmd + n, cap - n, " '%s'", spec);
+        at[n_at++] = i;
     }
     FILE *f = popen(cmd, "r");
     if (!f) die("popen", TORCH_SCRIPT);
@@ -355,7 +377,8 @@ static void run_torch(result *res, const param_set *ps, const char *cfg) {
     while (fgets(line, sizeof line, f)) {
         int i;
         double ms, best;
-        if (sscanf(line, "RESULT %d %lf %lf", &i, &ms, &best) == 3 && i >= 0 && i < N_BLOCKS) {
+        if (sscanf(line, "RESULT %d %lf %lf", &i, &ms, &best) == 3 && i >= 0 && i < n_at) {
+            i = at[i];
             if (res[i].torch_ms < 0 || ms < res[i].torch_ms) res[i].torch_ms = ms, res[i].torch_cfg = cfg;
             if (res[i].torch_best < 0 || best < res[i].torch_best) res[i].torch_best = best;
         }
@@ -439,7 +462,11 @@ static void fmt(char *buf, size_t len, double v, const char *f) {
     else snprintf(buf, len, "n/a");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    for (int i = 0; i < N_BLOCKS; i++) {
+        chosen[i] = argc == 1;
+        for (int a = 1; a < argc; a++) chosen[i] = chosen[i] || strstr(blocks[i].name, argv[a]);
+    }
     char cache[] = "/tmp/disco-fusion-cache-XXXXXX";
     if (!mkdtemp(cache)) die("mkdtemp", "cannot create a temporary cache directory");
     setenv("DISCO_CACHE_DIR", cache, 1);
@@ -452,7 +479,7 @@ int main(void) {
     double triad_best, triad_end_best;
     double triad = triad_gbs(&triad_best);
     result res[N_BLOCKS];
-    for (int i = 0; i < N_BLOCKS; i++) res[i] = bench_block(&blocks[i], &ps);
+    for (int i = 0; i < N_BLOCKS; i++) res[i] = chosen[i] ? bench_block(&blocks[i], &ps) : (result){ 0 };
     double triad_end = triad_gbs(&triad_end_best);
     run_torch(res, &ps, "default");
     run_torch(res, &ps, "tuned");
@@ -492,6 +519,7 @@ int main(void) {
         printf("%-34s %9s %9s %9s %-7s %8s %9s %7s %7s %7s %5s %9s %8s\n", "block", "jit ms", "ref ms", "torch ms",
                "(torch)", "ref/jit", "torch/jit", "MB", "GB/s", "%triad", "kern", "cold ms/k", "max|d|");
         for (int i = 0; i < N_BLOCKS; i++) {
+            if (!chosen[i]) continue;
             const result *r = &res[i];
             ms_pair j = pass ? r->jit_best : r->jit, f = pass ? r->ref_best : r->ref;
             double t = pass ? r->torch_best : r->torch_ms, tri = pass ? triad_best : triad;

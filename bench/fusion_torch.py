@@ -6,6 +6,8 @@ repetition runs the block enough times to last >= 20 ms), and the fastest single
 usage: /usr/bin/python3 bench/fusion_torch.py --threads T --reps R SPEC...
   SPEC is KIND:DIMS with DIMS as AxBxC; KIND is
     gn_silu:NxHxWxC:G  silu(group_norm(x, G groups)) (torch runs it on NCHW, its native layout)
+    gn_silu_bwd:NxHxWxC:G  the same forward, then the gradients of x, gamma and beta for an
+                       incoming gradient dy (autograd)
     layer_norm:RxC     layer_norm over the last dim (scale and bias)
     softmax:RxC        softmax over the last dim
     add4:N             a + b + c + d
@@ -37,6 +39,19 @@ def block(spec):
         x = torch.randn(n, c, h, w)
         gamma, beta = torch.ones(c), torch.zeros(c)
         return lambda: F.silu(F.group_norm(x, int(groups), gamma, beta, 1e-5))
+    if kind == "gn_silu_bwd":
+        shape, groups = rest.split(":")
+        n, h, w, c = dims(shape)
+        x = torch.randn(n, c, h, w, requires_grad=True)
+        gamma, beta = torch.ones(c, requires_grad=True), torch.zeros(c, requires_grad=True)
+        dy = torch.randn(n, c, h, w)
+
+        def fwd_bwd():
+            with torch.enable_grad():
+                y = F.silu(F.group_norm(x, int(groups), gamma, beta, 1e-5))
+                return torch.autograd.grad(y, [x, gamma, beta], dy)
+
+        return fwd_bwd
     if kind == "layer_norm":
         r, c = dims(rest)
         x = torch.randn(r, c)

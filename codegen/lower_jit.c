@@ -15,7 +15,9 @@
  * its flattened coordinates, except fill and iota, which the kernel computes itself. A reduction evaluated at coordinates whose row part (the kept
  * dims) does not depend on the inner index folds its operand over the inner space (the
  * reduced dims split from the flat inner index) in the first phase after the results its
- * operand reads; results are memoised per row. Every (node, coordinates) is built once.
+ * operand reads; results are memoised per row. Every (node, coordinates) is built once, and the norms of one
+ * value over the same rows (a group norm, its backward, the normalised value the scale gradient
+ * reads) share one mean and one rstd.
  *
  * Placement. Which element of each member a kernel index stands for is propagated from the
  * anchor along the edges into and inside the group (same-shaped operands, transposes,
@@ -52,10 +54,14 @@ typedef struct {
 } coords;
 
 /* what a memo entry holds for its node at its coordinates */
-enum { T_VALUE, T_MAX, T_SUM, T_EXP, T_MEAN, T_VAR, T_RSTD, T_GSUM, T_GXSUM };
+enum { T_VALUE, T_MAX, T_SUM, T_EXP, T_XSUM, T_MEAN, T_VAR, T_RSTD, T_GSUM, T_GXSUM };
 
+/* what node's entry of kind tag at coordinates at is; arg tells apart the statistics of one
+ * input over different rows (the norms' means and rstds are keyed by their input, so norms of
+ * one value share them) */
 typedef struct {
     int node, tag;
+    int64_t arg;
     coords at;
     int expr;
 } memo;
@@ -224,21 +230,21 @@ static bool same_coords(const coords *a, const coords *b) {
     return a->rank == b->rank && memcmp(a->c, b->c, sizeof a->c) == 0;
 }
 
-static int memo_find(const ctx *c, int node, int tag, const coords *at) {
+static int memo_find(const ctx *c, int node, int tag, int64_t arg, const coords *at) {
     for (int j = 0; j < c->n_memo; j++)
-        if (c->memo[j].node == node && c->memo[j].tag == tag && same_coords(&c->memo[j].at, at))
+        if (c->memo[j].node == node && c->memo[j].tag == tag && c->memo[j].arg == arg && same_coords(&c->memo[j].at, at))
             return c->memo[j].expr;
     return -1;
 }
 
-static int memo_put(ctx *c, int node, int tag, const coords *at, int expr) {
+static int memo_put(ctx *c, int node, int tag, int64_t arg, const coords *at, int expr) {
     if (expr < 0) return -1;
     if (c->n_memo == c->cap_memo) {
         c->cap_memo = c->cap_memo ? 2 * c->cap_memo : 64;
         c->memo = realloc(c->memo, (size_t)c->cap_memo * sizeof *c->memo);
         if (!c->memo) abort(); /* out of memory */
     }
-    c->memo[c->n_memo++] = (memo){ node, tag, *at, expr };
+    c->memo[c->n_memo++] = (memo){ node, tag, arg, *at, expr };
     return expr;
 }
 
@@ -262,10 +268,10 @@ static void open_phase(ctx *c, int expr) {
 }
 
 /* The fold (memoised as tag of node at row key) of expr over the inner space. */
-static int fold(ctx *c, int node, int tag, const coords *key, dc_kir_combine combine, int expr) {
+static int fold(ctx *c, int node, int tag, int64_t arg, const coords *key, dc_kir_combine combine, int expr) {
     if (expr < 0) return -1;
     open_phase(c, expr);
-    return memo_put(c, node, tag, key, dc_kir_reduce_add(c->k, combine, expr));
+    return memo_put(c, node, tag, arg, key, dc_kir_reduce_add(c->k, combine, expr));
 }
 
 /* ---- rows of the reductions ----------------------------------------------------------------- */
@@ -365,43 +371,63 @@ static int binary(ctx *c, dc_op op, int a, int b) { return dc_kir_binary(c->k, o
 
 /* max(x) over the row key of v */
 static int row_max(ctx *c, int v, const coords *key, const coords *in_at) {
-    int m = memo_find(c, v, T_MAX, key);
-    return m >= 0 ? m : fold(c, v, T_MAX, key, DC_KIR_MAX, value(c, node_at(c, v)->in[0], in_at));
+    int m = memo_find(c, v, T_MAX, 0, key);
+    return m >= 0 ? m : fold(c, v, T_MAX, 0, key, DC_KIR_MAX, value(c, node_at(c, v)->in[0], in_at));
 }
 
 /* exp(x - m) at at, m the row max */
 static int exp_shifted(ctx *c, int v, const coords *at, int m) {
-    int e = memo_find(c, v, T_EXP, at);
+    int e = memo_find(c, v, T_EXP, 0, at);
     if (e >= 0) return e;
     int d = binary(c, DC_OP_SUB, value(c, node_at(c, v)->in[0], at), m);
-    return memo_put(c, v, T_EXP, at, dc_kir_unary(c->k, DC_OP_EXP, d));
+    return memo_put(c, v, T_EXP, 0, at, dc_kir_unary(c->k, DC_OP_EXP, d));
 }
 
 /* sum(exp(x - m)) over the row key of v */
 static int row_sum_exp(ctx *c, int v, const coords *key, const coords *in_at, int m) {
-    int s = memo_find(c, v, T_SUM, key);
-    return s >= 0 ? s : fold(c, v, T_SUM, key, DC_KIR_SUM, exp_shifted(c, v, in_at, m));
+    int s = memo_find(c, v, T_SUM, 0, key);
+    return s >= 0 ? s : fold(c, v, T_SUM, 0, key, DC_KIR_SUM, exp_shifted(c, v, in_at, m));
 }
 
 static int row_count(ctx *c) { return dc_kir_const_f32(c->k, (float)inner_numel(c->k)); }
 
-/* the mean of x over the row key of v */
-static int row_mean(ctx *c, int v, const coords *key, const coords *in_at) {
-    int m = memo_find(c, v, T_MEAN, key);
-    if (m >= 0) return m;
-    int s = fold(c, v, T_SUM, key, DC_KIR_SUM, value(c, node_at(c, v)->in[0], in_at));
-    return memo_put(c, v, T_MEAN, key, binary(c, DC_OP_DIV, s, row_count(c)));
+/* Which elements of its input a row of reduction-like v folds, as a number (with the row key,
+ * it names the row): the group count for group norms, else the mask of the folded dims. */
+static int64_t rows_id(const ctx *c, int v) {
+    const dc_node *n = node_at(c, v);
+    if (row_of(n)->rows == DC_ROWS_GROUPS) return -n->attr.group_norm.groups;
+    bool red[DC_MAX_RANK], keep;
+    reduced_dims(n, shape_of(c, n->in[0]), red, &keep);
+    int64_t mask = 0;
+    for (int d = 0; d < DC_MAX_RANK; d++) mask |= (int64_t)red[d] << d;
+    return mask;
 }
 
-/* rsqrt(mean((x - mean)^2) + eps) over the row key of v */
+/* the mean of v's input x over the row key of v (shared by every reduction of x over the
+ * same rows) */
+static int row_mean(ctx *c, int v, const coords *key, const coords *in_at) {
+    int x = node_at(c, v)->in[0];
+    int64_t id = rows_id(c, v);
+    int m = memo_find(c, x, T_MEAN, id, key);
+    if (m >= 0) return m;
+    int s = fold(c, x, T_XSUM, id, key, DC_KIR_SUM, value(c, x, in_at));
+    return memo_put(c, x, T_MEAN, id, key, binary(c, DC_OP_DIV, s, row_count(c)));
+}
+
+/* rsqrt(mean((x - mean)^2) + eps) of v's input x over the row key of v (shared as the mean,
+ * for one eps) */
 static int row_rstd(ctx *c, int v, const coords *key, const coords *in_at, int mean, float eps) {
-    int r = memo_find(c, v, T_RSTD, key);
+    int x = node_at(c, v)->in[0];
+    uint32_t bits;
+    memcpy(&bits, &eps, sizeof bits);
+    int64_t id = rows_id(c, v) * ((int64_t)1 << 32) + bits;
+    int r = memo_find(c, x, T_RSTD, id, key);
     if (r >= 0) return r;
-    int d = binary(c, DC_OP_SUB, value(c, node_at(c, v)->in[0], in_at), mean);
-    int s = fold(c, v, T_VAR, key, DC_KIR_SUM, dc_kir_unary(c->k, DC_OP_SQUARE, d));
+    int d = binary(c, DC_OP_SUB, value(c, x, in_at), mean);
+    int s = fold(c, x, T_VAR, id, key, DC_KIR_SUM, dc_kir_unary(c->k, DC_OP_SQUARE, d));
     int var = binary(c, DC_OP_DIV, s, row_count(c));
     int t = binary(c, DC_OP_ADD, var, dc_kir_const_f32(c->k, eps));
-    return memo_put(c, v, T_RSTD, key, dc_kir_unary(c->k, DC_OP_RSQRT, t));
+    return memo_put(c, x, T_RSTD, id, key, dc_kir_unary(c->k, DC_OP_RSQRT, t));
 }
 
 /* The channel coordinate of a norm's element at at (its last axis), for gamma and beta. */
@@ -429,8 +455,8 @@ static int reduction(ctx *c, int v, const coords *at) {
     int x = n->in[0];
     switch (what) {
     case DC_ROW_SUM: {
-        int s = memo_find(c, v, T_SUM, &key);
-        return s >= 0 ? s : fold(c, v, T_SUM, &key, DC_KIR_SUM, value(c, x, &in_at));
+        int s = memo_find(c, v, T_SUM, 0, &key);
+        return s >= 0 ? s : fold(c, v, T_SUM, 0, &key, DC_KIR_SUM, value(c, x, &in_at));
     }
     case DC_ROW_MEAN:
         return row_mean(c, v, &key, &in_at);
@@ -452,9 +478,9 @@ static int reduction(ctx *c, int v, const coords *at) {
         return binary(c, DC_OP_SUB, d, dc_kir_unary(c->k, DC_OP_LOG, s));
     }
     case DC_ROW_SOFTMAX_BWD: {
-        int s = memo_find(c, v, T_SUM, &key);
+        int s = memo_find(c, v, T_SUM, 0, &key);
         if (s < 0)
-            s = fold(c, v, T_SUM, &key, DC_KIR_SUM, binary(c, DC_OP_MUL, operand(c, v, 1, &in_at), value(c, x, &in_at)));
+            s = fold(c, v, T_SUM, 0, &key, DC_KIR_SUM, binary(c, DC_OP_MUL, operand(c, v, 1, &in_at), value(c, x, &in_at)));
         int d = binary(c, DC_OP_SUB, operand(c, v, 1, at), s);
         return binary(c, DC_OP_MUL, value(c, x, at), d);
     }
@@ -470,11 +496,11 @@ static int reduction(ctx *c, int v, const coords *at) {
         float eps = row_of(n)->rows == DC_ROWS_GROUPS ? n->attr.group_norm.eps : n->attr.eps.eps;
         int mean = row_mean(c, v, &key, &in_at), rstd = row_rstd(c, v, &key, &in_at, mean, eps);
         int count = row_count(c);
-        int sg = memo_find(c, v, T_GSUM, &key), sgx = memo_find(c, v, T_GXSUM, &key);
+        int sg = memo_find(c, v, T_GSUM, 0, &key), sgx = memo_find(c, v, T_GXSUM, 0, &key);
         if (sg < 0 || sgx < 0) {
             int g = scaled_dy(c, v, &in_at), xh = binary(c, DC_OP_MUL, binary(c, DC_OP_SUB, value(c, x, &in_at), mean), rstd);
-            sg = fold(c, v, T_GSUM, &key, DC_KIR_SUM, g);
-            sgx = fold(c, v, T_GXSUM, &key, DC_KIR_SUM, binary(c, DC_OP_MUL, g, xh));
+            sg = fold(c, v, T_GSUM, 0, &key, DC_KIR_SUM, g);
+            sgx = fold(c, v, T_GXSUM, 0, &key, DC_KIR_SUM, binary(c, DC_OP_MUL, g, xh));
         }
         int xh = binary(c, DC_OP_MUL, binary(c, DC_OP_SUB, value(c, x, at), mean), rstd);
         int d = binary(c, DC_OP_SUB, scaled_dy(c, v, at), binary(c, DC_OP_DIV, sg, count));
@@ -533,7 +559,7 @@ static int value(ctx *c, int v, const coords *at0) {
     if (failed(c)) return -1;
     coords at = *at0;
     normalize(c->k, &at, shape_of(c, v));
-    int e = memo_find(c, v, T_VALUE, &at);
+    int e = memo_find(c, v, T_VALUE, 0, &at);
     if (e >= 0) return e;
     dc_lower lw = dc_op_get(node_at(c, v)->op)->lower;
     if (is_member(c, v) || lw == DC_LOWER_FILL || lw == DC_LOWER_IOTA) e = compute(c, v, &at);
@@ -541,7 +567,7 @@ static int value(ctx *c, int v, const coords *at0) {
         int b = buffer_of(c, v, false);
         e = b < 0 ? -1 : dc_kir_load(c->k, b, flatten(&at, shape_of(c, v)));
     }
-    return memo_put(c, v, T_VALUE, &at, e);
+    return memo_put(c, v, T_VALUE, 0, &at, e);
 }
 
 /* ---- placement ------------------------------------------------------------------------------ */
