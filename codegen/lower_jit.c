@@ -195,6 +195,30 @@ static bool split_flat(const dc_kir *k, const dc_kir_map *f, const dc_shape *s, 
     return true;
 }
 
+/* *m = floor(*m / f) when that is affine: every stride and the offset split into a multiple of
+ * f and a remainder whose largest total stays below f. When one axis's remainder alone breaks
+ * that and splitting it in (e / f, f) would fix it, c->want names the split. */
+static bool divide_map(ctx *c, dc_kir_map *m, int64_t f) {
+    int64_t most = m->offset % f;
+    if (m->offset < 0) return false;
+    for (int side = 0; side < 2; side++) {
+        int rank = side ? c->k->inner_rank : c->k->outer_rank;
+        for (int a = 0; a < rank; a++) {
+            int64_t e = side ? c->k->inner[a] : c->k->outer[a], coef = side ? m->inner[a] : m->outer[a];
+            if (coef < 0) return false;
+            most += coef % f * (e - 1);
+            if (coef % f && !c->want.f && coef == 1 && e % f == 0 && e > f) c->want = (axis_split){ side, a, f };
+        }
+    }
+    if (most >= f) return false;
+    m->offset /= f;
+    for (int a = 0; a < DC_MAX_RANK; a++) {
+        m->outer[a] /= f;
+        m->inner[a] /= f;
+    }
+    return true;
+}
+
 /* numpy broadcasting: the coordinates of an operand of shape to, read by a value of shape from
  * at x */
 static coords broadcast(const coords *x, const dc_shape *from, const dc_shape *to) {
@@ -318,7 +342,20 @@ static bool row_view(ctx *c, int v, const coords *at, coords *key, coords *in_at
     memset(key, 0, sizeof *key);
     memset(in_at, 0, sizeof *in_at);
     in_at->rank = x->rank;
-    if (row_of(n)->rows == DC_ROWS_GROUPS) {
+    if (row_of(n)->rows == DC_ROWS_WINDOW) {
+        int64_t f = n->attr.pool.factor;
+        dc_shape ws = { .rank = 2, .dim = { f, f } };
+        coords w;
+        if (x->rank != 4 || inner_numel(c->k) != f * f || !split_flat(c->k, &flat, &ws, &w, &c->want))
+            return fail(c, "avg_pool: its window does not match the kernel's inner space") == 0;
+        *key = *at;
+        *in_at = *at;
+        for (int d = 1; d <= 2; d++) {
+            memset(&in_at->c[d], 0, sizeof in_at->c[d]);
+            map_axpy(&in_at->c[d], f, &at->c[d]);
+            map_axpy(&in_at->c[d], 1, &w.c[d - 1]);
+        }
+    } else if (row_of(n)->rows == DC_ROWS_GROUPS) {
         int r = x->rank;
         int64_t cg = x->dim[r - 1] / n->attr.group_norm.groups;
         dc_shape gs = { .rank = 2, .dim = { n->attr.group_norm.groups, cg } }, bs = group_norm_block(n, x);
@@ -396,6 +433,7 @@ static int row_count(ctx *c) { return dc_kir_const_f32(c->k, (float)inner_numel(
 static int64_t rows_id(const ctx *c, int v) {
     const dc_node *n = node_at(c, v);
     if (row_of(n)->rows == DC_ROWS_GROUPS) return -n->attr.group_norm.groups;
+    if (row_of(n)->rows == DC_ROWS_WINDOW) return -((int64_t)1 << 32) - n->attr.pool.factor;
     bool red[DC_MAX_RANK], keep;
     reduced_dims(n, shape_of(c, n->in[0]), red, &keep);
     int64_t mask = 0;
@@ -541,6 +579,13 @@ static int compute(ctx *c, int v, const coords *at) {
     }
     case DC_LOWER_BROADCAST:
         return operand(c, v, 0, at);
+    case DC_LOWER_UPSAMPLE: {
+        coords x = *at;
+        for (int d = 1; d <= 2; d++)
+            if (!divide_map(c, &x.c[d], n->attr.pool.factor))
+                return fail(c, "upsample: the kernel's positions do not divide by its factor");
+        return value(c, n->in[0], &x);
+    }
     case DC_LOWER_CAST:
         return dc_kir_cast(k, operand(c, v, 0, at), n->attr.cast.to);
     case DC_LOWER_MAP: {
@@ -592,6 +637,7 @@ static bool place_along(ctx *c, int v, int j, const coords *from, coords *at, bo
     }
     case DC_LOWER_ROW: {
         const dc_row_desc *rd = row_of(n);
+        if (rd->rows == DC_ROWS_WINDOW) return false;
         if (rd->rows != DC_ROWS_AXES) return dc_row_data(rd, j); /* the result has the rows' shape */
         if (!forward) return false;
         bool red[DC_MAX_RANK], keep;
@@ -660,7 +706,17 @@ static bool anchor(ctx *c, int a) {
     x.rank = in->rank;
     int64_t outer[DC_MAX_RANK], inner[DC_MAX_RANK];
     int no = 0, ni = 0;
-    if (is_reduction(n->op) && row_of(n)->rows == DC_ROWS_GROUPS) {
+    if (is_reduction(n->op) && row_of(n)->rows == DC_ROWS_WINDOW) {
+        /* outer: the output's dims; inner: the window; x at (n, f h + i, f w + j, c) */
+        int64_t f = n->attr.pool.factor;
+        for (; no < n->type.shape.rank; no++) {
+            outer[no] = n->type.shape.dim[no];
+            x.c[no].outer[no] = no == 1 || no == 2 ? f : 1;
+        }
+        inner[ni++] = f;
+        inner[ni++] = f;
+        x.c[1].inner[0] = x.c[2].inner[1] = 1;
+    } else if (is_reduction(n->op) && row_of(n)->rows == DC_ROWS_GROUPS) {
         dc_shape b = group_norm_block(n, in);
         outer[no++] = in->dim[0];
         outer[no++] = n->attr.group_norm.groups;
@@ -692,8 +748,13 @@ static bool anchor(ctx *c, int a) {
     }
     for (int j = 0; j < n->n_in; j++)
         if (dc_row_data(row_of(n), j)) set_place(c, n->in[j], &x);
-    coords y;
-    if (place_along(c, a, 0, &x, &y, true)) set_place(c, a, &y);
+    coords y = { .rank = n->type.shape.rank };
+    if (row_of(n)->rows == DC_ROWS_WINDOW) {
+        for (int d = 0; d < y.rank; d++) y.c[d].outer[d] = 1;
+        set_place(c, a, &y);
+    } else if (place_along(c, a, 0, &x, &y, true)) {
+        set_place(c, a, &y);
+    }
     return true;
 }
 

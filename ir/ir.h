@@ -83,6 +83,7 @@ typedef enum {
 #define DC_FORM_CASE_RESHAPE(NAME, ...)
 #define DC_FORM_CASE_TRANSPOSE(NAME, ...)
 #define DC_FORM_CASE_BROADCAST(NAME, ...)
+#define DC_FORM_CASE_UPSAMPLE(NAME, ...)
 
 
 /* ---- attributes: one plain struct per schema named in ops.def ----------------------- */
@@ -187,6 +188,7 @@ typedef enum {
     DC_LOWER_RESHAPE,    /* the index remaps */
     DC_LOWER_TRANSPOSE,
     DC_LOWER_BROADCAST,
+    DC_LOWER_UPSAMPLE,   /* an element reads its input at its H and W divided by attr.pool.factor */
 } dc_lower;
 
 /* The operand dtypes of a MAP op's formula: F32 only; ANY: f32 or i32, the result's dtype;
@@ -195,9 +197,10 @@ typedef enum { DC_MAP_NONE, DC_MAP_F32, DC_MAP_ANY, DC_MAP_CMP } dc_map_dtypes;
 
 /* A row reduction: which dims of input 0 one row folds (AXES: attr.reduce.axes, all when
  * empty; AXIS: attr.axis; LAST: the last dim; GROUPS: every position and the channels of one
- * of attr.group_norm.groups groups, per batch entry) and what it computes of each row. AXES ops
- * give one value per row; the others give one per element of the row. */
-typedef enum { DC_ROWS_NONE, DC_ROWS_AXES, DC_ROWS_AXIS, DC_ROWS_LAST, DC_ROWS_GROUPS } dc_rows;
+ * of attr.group_norm.groups groups, per batch entry; WINDOW: the attr.pool.factor^2 window of
+ * an output position over H and W of NHWC x) and what it computes of each row. AXES and
+ * WINDOW ops give one value per row; the others give one per element of the row. */
+typedef enum { DC_ROWS_NONE, DC_ROWS_AXES, DC_ROWS_AXIS, DC_ROWS_LAST, DC_ROWS_GROUPS, DC_ROWS_WINDOW } dc_rows;
 typedef enum {
     DC_ROW_NONE,
     DC_ROW_SUM,          /* sum (f32 or i32) */

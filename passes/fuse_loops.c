@@ -119,7 +119,9 @@ static const dc_row_desc *row_of(dc_op op) { return &dc_op_get(op)->row; }
 static bool is_row_op(dc_op op) { return dc_op_get(op)->lower == DC_LOWER_ROW; }
 
 /* Whether op reduces each row to one value (its result is a row value). */
-static bool reduces_rows(dc_op op) { return is_row_op(op) && row_of(op)->rows == DC_ROWS_AXES; }
+static bool reduces_rows(dc_op op) {
+    return is_row_op(op) && (row_of(op)->rows == DC_ROWS_AXES || row_of(op)->rows == DC_ROWS_WINDOW);
+}
 
 /* The view row op n imposes (its row description's rows); false if it does not reduce along
  * trailing axes or (sum, mean, max, logsumexp) leading axes. */
@@ -149,6 +151,11 @@ static bool row_op_view(const dc_graph *g, const dc_node *n, dc_loop_view *v) {
         int64_t c = x->dim[d - 1], groups = n->attr.group_norm.groups;
         *v = (dc_loop_view){ x->dim[0], dims_product(x, 1, d - 1), groups, c / groups };
         if (groups == 1) *v = plain_view(x->dim[0], v->s * v->k);
+        return true;
+    }
+    case DC_ROWS_WINDOW: {
+        int64_t f = n->attr.pool.factor;
+        *v = plain_view(dc_numel(&n->type.shape), f * f);
         return true;
     }
     case DC_ROWS_NONE:
@@ -200,7 +207,7 @@ static int pointwise_class(const dc_graph *g, const uses *u, int id, const char 
     if (c == CLS_FREE) return c;
     if (c == CLS_ROW && cnt != rows) return -1;
     dc_lower lw = dc_op_get(n->op)->lower;
-    if (lw == DC_LOWER_TRANSPOSE && !keeps_order(g, n)) return -1;
+    if ((lw == DC_LOWER_TRANSPOSE && !keeps_order(g, n)) || lw == DC_LOWER_UPSAMPLE) return -1;
     for (int k = 0; k < n->n_in; k++) {
         int in = n->in[k];
         if (!in_set(u, in) || cls[in] == CLS_FREE || cls[in] == c) continue;
@@ -212,12 +219,14 @@ static int pointwise_class(const dc_graph *g, const uses *u, int id, const char 
     return c;
 }
 
-/* The class of row op n (its view is the group's); -1 if an operand breaks the rule. */
+/* The class of row op n (its view is the group's); -1 if an operand breaks the rule. A window's
+ * input is not in the view's element order: it must be free. */
 static int row_op_class(const dc_graph *g, const uses *u, int id, const char *cls) {
     const dc_node *n = &g->nodes[id];
+    bool window = row_of(n->op)->rows == DC_ROWS_WINDOW;
     for (int k = 0; k < n->n_in; k++) {
         int in = n->in[k];
-        bool data = dc_row_data(row_of(n->op), k);
+        bool data = dc_row_data(row_of(n->op), k) && !window;
         if (in_set(u, in) && cls[in] != CLS_FREE && !(data && cls[in] == CLS_FULL)) return -1;
     }
     return reduces_rows(n->op) ? CLS_ROW : CLS_FULL;

@@ -27,12 +27,12 @@ static int input(dc_graph *g, const char *name, dc_dtype dt, int rank, const int
 
 /* The graph of op: its inputs x0, x1, ..., the op, and y = neg(op) as the output: operands f32[4,37] (a where's
  * condition i32), rows folded along the last axis, norms with gamma and beta of the channel
- * count, group norm over [2,3,5,8] in 2 groups, views between [4,37] and [2,74] / [37,4] /
- * [1,37]. NULL when the row asks for something this builder does not know (a test failure). */
+ * count, group norm over [2,3,5,8] in 2 groups, avg_pool of [2,6,10,3] and upsample of
+ * [2,3,5,8] by 2, views between [4,37] and [2,74] / [37,4] / [1,37]. NULL when the row asks for something this builder does not know (a test failure). */
 static dc_graph *one_op_graph(dc_op op) {
     const dc_op_info *info = dc_op_get(op);
     dc_graph *g = dc_graph_new(dc_op_name(op));
-    const int64_t m[2] = { 4, 37 }, gn[4] = { 2, 3, 5, 8 };
+    const int64_t m[2] = { 4, 37 }, gn[4] = { 2, 3, 5, 8 }, pool[4] = { 2, 6, 10, 3 };
     dc_attr at;
     memset(&at, 0, sizeof at);
     dc_type decl = { .dtype = DC_F32, .shape = { .rank = 2, .dim = { 4, 37 } } };
@@ -53,12 +53,13 @@ static dc_graph *one_op_graph(dc_op op) {
         at.cast.to = DC_I32;
         break;
     case DC_LOWER_ROW: {
-        bool groups = info->row.rows == DC_ROWS_GROUPS;
-        int64_t c = groups ? gn[3] : m[1];
+        bool image = info->row.rows == DC_ROWS_GROUPS || info->row.rows == DC_ROWS_WINDOW;
+        const int64_t *xd = info->row.rows == DC_ROWS_WINDOW ? pool : gn;
+        int64_t c = image ? xd[3] : m[1];
         for (; n_in < info->arity; n_in++) {
             char name[16];
             snprintf(name, sizeof name, "x%d", n_in);
-            if (dc_row_data(&info->row, n_in)) in[n_in] = input(g, name, DC_F32, groups ? 4 : 2, groups ? gn : m);
+            if (dc_row_data(&info->row, n_in)) in[n_in] = input(g, name, DC_F32, image ? 4 : 2, image ? xd : m);
             else in[n_in] = input(g, name, DC_F32, 1, &c);
         }
         switch (info->row.rows) {
@@ -66,6 +67,7 @@ static dc_graph *one_op_graph(dc_op op) {
         case DC_ROWS_AXIS: at.axis.axis = 1; break;
         case DC_ROWS_LAST: at.eps.eps = 1e-5f; break;
         case DC_ROWS_GROUPS: at.group_norm = (dc_group_norm_attr){ .groups = 2, .eps = 1e-5f }; break;
+        case DC_ROWS_WINDOW: at.pool.factor = 2; break;
         case DC_ROWS_NONE: dc_graph_free(g); return NULL;
         }
         break;
@@ -90,6 +92,10 @@ static dc_graph *one_op_graph(dc_op op) {
     case DC_LOWER_BROADCAST:
         in[n_in++] = input(g, "x0", DC_F32, 2, (const int64_t[]){ 1, 37 });
         declared = &decl;
+        break;
+    case DC_LOWER_UPSAMPLE:
+        in[n_in++] = input(g, "x0", DC_F32, 4, gn);
+        at.pool.factor = 2;
         break;
     case DC_LOWER_NONE:
         dc_graph_free(g);
