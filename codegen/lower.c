@@ -15,7 +15,8 @@
  * cache; it is the step of the group's last node, with impl "jit:HASH CPU" (HASH: the first
  * 12 hex digits of the kernel IR's hash). A group the kernel IR cannot express, or that LLVM
  * fails to compile, runs node by node on ref, the note of its last step saying why. Groups
- * of only fills, iotas, reshapes, broadcasts and transposes (constants, copies) stay on ref. */
+ * of only fills, iotas and copies are jit kernels too: a program runs on ref only what the
+ * kernel IR cannot express. */
 #include "codegen/codegen.h"
 
 #include "codegen/lower_jit.h"
@@ -165,20 +166,11 @@ static int group_last(const dc_graph *g, int i) {
     return i;
 }
 
-/* Whether the backend gives nodes i..last (a loop group, or an ungrouped node alone) to the
- * jit: a loop group under auto and jit, an ungrouped groupable node under jit; but not when
- * every node is a fill, iota, reshape, broadcast_to or transpose (a constant or a copy, which
- * ref does as well without a compile). */
-static bool jit_claims(const dc_graph *g, int i, int last, dc_backend backend) {
-    bool grouped = g->group && g->group[i] > 0;
-    if (!(grouped ? dc_backend_uses_jit(backend)
-                  : backend == DC_BACKEND_JIT && dc_op_groupable(g->nodes[i].op)))
-        return false;
-    for (int k = i; k <= last; k++) {
-        dc_op_kind kind = dc_op_get(g->nodes[k].op)->kind;
-        if (kind != DC_KIND_SOURCE && kind != DC_KIND_MOVEMENT) return true;
-    }
-    return false;
+/* Whether the backend gives node i (with the rest of its loop group) to the jit: every loop
+ * group under auto and jit, an ungrouped groupable node under jit. */
+static bool jit_claims(const dc_graph *g, int i, dc_backend backend) {
+    if (g->group && g->group[i] > 0) return dc_backend_uses_jit(backend);
+    return backend == DC_BACKEND_JIT && dc_op_groupable(g->nodes[i].op);
 }
 
 static void free_jit(void *ctx) { dc_jit_release(ctx); }
@@ -247,7 +239,7 @@ dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *
         const dc_node *nd = &g->nodes[i];
         if (nd->op == DC_OP_INPUT || nd->op == DC_OP_PARAM) continue;
         int last = group_last(g, i);
-        if (jit_claims(g, i, last, backend)) {
+        if (jit_claims(g, i, backend)) {
             ok = group_steps(g, i, last, steps, &n, err, len);
             i = last;
             continue;

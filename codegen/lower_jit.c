@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "ir/scalar.h"
+#include "runtime/runtime.h"
 
 typedef struct {
     int rank;
@@ -586,6 +587,13 @@ static int compute(ctx *c, int v, const coords *at) {
                 return fail(c, "upsample: the kernel's positions do not divide by its factor");
         return value(c, n->in[0], &x);
     }
+    case DC_LOWER_ONE_HOT: {
+        coords x = *at;
+        x.rank--;
+        memset(&x.c[x.rank], 0, sizeof x.c[x.rank]);
+        int hit = binary(c, DC_OP_EQ, dc_kir_index(k, at->c[at->rank - 1]), value(c, n->in[0], &x));
+        return n->type.dtype == DC_F32 ? dc_kir_cast(k, hit, DC_F32) : hit;
+    }
     case DC_LOWER_CAST:
         return dc_kir_cast(k, operand(c, v, 0, at), n->attr.cast.to);
     case DC_LOWER_MAP: {
@@ -913,8 +921,8 @@ static bool lower_with(ctx *c, int a) {
     if (anchor(c, a)) propagate(c);
     emit_stores(c);
     check_in_place(c);
-    if (!failed(c) && c->out->n_args > DC_MAX_INPUTS + 1)
-        fail(c, "it needs %d buffers; a runtime step takes at most %d", c->out->n_args, DC_MAX_INPUTS + 1);
+    if (!failed(c) && c->out->n_args > DC_STEP_MAX_ARGS)
+        fail(c, "it needs %d buffers; a runtime step takes at most %d", c->out->n_args, DC_STEP_MAX_ARGS);
     if (!failed(c) && c->k->n_phases == 0) fail(c, "it stores nothing");
     if (!failed(c)) return true;
     if (!c->why[0]) fail(c, "kernel IR: %s", dc_kir_error(c->k));

@@ -84,6 +84,7 @@ typedef enum {
 #define DC_FORM_CASE_TRANSPOSE(NAME, ...)
 #define DC_FORM_CASE_BROADCAST(NAME, ...)
 #define DC_FORM_CASE_UPSAMPLE(NAME, ...)
+#define DC_FORM_CASE_ONE_HOT(NAME, ...)
 
 
 /* ---- attributes: one plain struct per schema named in ops.def ----------------------- */
@@ -189,6 +190,7 @@ typedef enum {
     DC_LOWER_TRANSPOSE,
     DC_LOWER_BROADCAST,
     DC_LOWER_UPSAMPLE,   /* an element reads its input at its H and W divided by attr.pool.factor */
+    DC_LOWER_ONE_HOT,    /* 1 where the last coordinate equals the input at the others, else 0 */
 } dc_lower;
 
 /* The operand dtypes of a MAP op's formula: F32 only; ANY: f32 or i32, the result's dtype;

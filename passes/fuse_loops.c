@@ -207,7 +207,7 @@ static int pointwise_class(const dc_graph *g, const uses *u, int id, const char 
     if (c == CLS_FREE) return c;
     if (c == CLS_ROW && cnt != rows) return -1;
     dc_lower lw = dc_op_get(n->op)->lower;
-    if ((lw == DC_LOWER_TRANSPOSE && !keeps_order(g, n)) || lw == DC_LOWER_UPSAMPLE) return -1;
+    if ((lw == DC_LOWER_TRANSPOSE && !keeps_order(g, n)) || lw == DC_LOWER_UPSAMPLE || lw == DC_LOWER_ONE_HOT) return -1;
     for (int k = 0; k < n->n_in; k++) {
         int in = n->in[k];
         if (!in_set(u, in) || cls[in] == CLS_FREE || cls[in] == c) continue;

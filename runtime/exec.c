@@ -168,7 +168,7 @@ static bool check_program(const dc_graph *g, const dc_step *steps, int n, char *
             bad = "computes an input or param";
         else if (i > 0 && s->node <= steps[i - 1].node) bad = "is out of schedule order";
         else if (!s->call == !s->kernel) bad = "needs exactly one of a call and a range kernel";
-        else if (s->kernel && (s->range < 1 || s->n_args < 1 || s->n_args > DC_MAX_INPUTS + 1))
+        else if (s->kernel && (s->range < 1 || s->n_args < 1 || s->n_args > DC_STEP_MAX_ARGS))
             bad = "has a range kernel with an empty range or a bad argument count";
         for (int k = 0; !bad && s->kernel && k < s->n_args; k++)
             if (s->args[k] < 0 || s->args[k] >= g->n_nodes) bad = "has an argument that names no node";
@@ -306,7 +306,7 @@ void dc_exec_set_seed(dc_exec *e, uint64_t seed) { e->seed = seed; }
 /* Runs a range kernel over [0, range), split statically over the OpenMP threads unless it is
  * too small to split. */
 static void run_range(const dc_step *s, const dc_tensor *vals) {
-    void *args[DC_MAX_INPUTS + 1];
+    void *args[DC_STEP_MAX_ARGS];
     for (int k = 0; k < s->n_args; k++) args[k] = vals[s->args[k]].data;
     if ((s->work > 0 && s->work < DC_PAR_MIN_WORK) || s->range == 1) {
         s->kernel(args, 0, s->range);

@@ -47,6 +47,8 @@ void dc_param_init(const dc_node *n, dc_tensor *t, uint64_t seed);
  * knowing where they came from (codegen/ makes them; dc_exec_new makes the all-ref one). */
 typedef struct dc_exec dc_exec;
 typedef struct dc_step dc_step;
+/* the most buffers a step's kernel takes (a fused group's inputs and outputs) */
+#define DC_STEP_MAX_ARGS 32
 
 /* What a step's call sees: the graph, every node's value (views into the arena), the seed
  * of this run's random ops. */
@@ -83,7 +85,7 @@ struct dc_step {
     int64_t range;
     int64_t work;               /* kernel: the elements it reads and writes, about; 0 = large */
     int n_args;
-    int args[DC_MAX_INPUTS + 1];
+    int args[DC_STEP_MAX_ARGS];
     void *ctx;                  /* the provider's, freed with the program's free_ctx */
     /* optional: called once, in step order, while dc_exec_new_program builds the program (the
      * arena laid out, params initialised), for a provider to validate its step where it will

@@ -93,6 +93,10 @@ static dc_graph *one_op_graph(dc_op op) {
         in[n_in++] = input(g, "x0", DC_F32, 2, (const int64_t[]){ 1, 37 });
         declared = &decl;
         break;
+    case DC_LOWER_ONE_HOT:
+        in[n_in++] = input(g, "x0", DC_I32, 1, (const int64_t[]){ 37 });
+        at.one_hot.depth = 4;
+        break;
     case DC_LOWER_UPSAMPLE:
         in[n_in++] = input(g, "x0", DC_F32, 4, gn);
         at.pool.factor = 2;
