@@ -15,11 +15,6 @@
 #define REPS 5
 #define MIN_REP_SECONDS 0.02
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* ---- the FMA peak --------------------------------------------------------------------- */
 
 /* GFLOP/s of 16 independent AVX-512 FMA chains per thread on every OpenMP thread. The library
@@ -48,8 +43,7 @@ __attribute__((target("avx512f"))) static double fma_peak_once(void) {
 static double fma_peak(void) {
     double r[REPS];
     for (int i = 0; i < REPS; i++) r[i] = fma_peak_once();
-    qsort(r, REPS, sizeof r[0], cmp_double);
-    return r[REPS / 2];
+    return dc_median(r, REPS);
 }
 
 /* ---- kernels under test --------------------------------------------------------------- */
@@ -122,8 +116,7 @@ static double measure(bench *b, bool (*run)(bench *, char *, size_t), char *err,
         for (int j = 0; j < n; j++) run(b, err, len);
         r[i] = b->flops * n / (dc_seconds() - t0) * 1e-9;
     }
-    qsort(r, REPS, sizeof r[0], cmp_double);
-    return r[REPS / 2];
+    return dc_median(r, REPS);
 }
 
 /* ---- the CNN's shapes ----------------------------------------------------------------- */

@@ -25,16 +25,6 @@
 #define MIN_REP_SECONDS 0.05
 #define TINY 256 /* floats: a step far below DC_PAR_MIN_WORK */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
-
 static void die(const char *what, const char *msg) {
     fprintf(stderr, "overhead: %s: %s\n", what, msg);
     exit(1);
@@ -152,9 +142,9 @@ static result measure(const chain *c) {
         for (int q = 0; q < runs; q++) sum += kernels_alone(e, nt);
         kern_t[k] = sum / runs;
     }
-    r.old_us = median(old_t, REPS) / STEPS * 1e6;
-    r.new_us = median(new_t, REPS) / STEPS * 1e6;
-    r.kernel_us = median(kern_t, REPS) / STEPS * 1e6;
+    r.old_us = dc_median(old_t, REPS) / STEPS * 1e6;
+    r.new_us = dc_median(new_t, REPS) / STEPS * 1e6;
+    r.kernel_us = dc_median(kern_t, REPS) / STEPS * 1e6;
     dc_exec_free(e);
     dc_graph_free(g);
     return r;
@@ -181,7 +171,7 @@ static double primitive_us(bool barrier) {
         }
         t[k] = (dc_seconds() - t0) / n * 1e6;
     }
-    return median(t, REPS);
+    return dc_median(t, REPS);
 }
 
 int main(void) {

@@ -178,6 +178,8 @@ bool dc_trace_begin(const char *path, char *err, size_t len);
 /* Seconds of CLOCK_MONOTONIC from an arbitrary origin: the one clock that times runs, stages
  * and benchmarks (elapsed = dc_seconds() - t0). */
 double dc_seconds(void);
+/* The median of v[0..n) (the upper one when n is even), n >= 1; sorts v. */
+double dc_median(double *v, int n);
 /* Nanoseconds of CLOCK_MONOTONIC since the first call in the process: the trace's time axis. */
 int64_t dc_trace_now_ns(void);
 /* Appends one event (times in ns of dc_trace_now_ns) to the process's trace. */
