@@ -7,18 +7,12 @@
 #include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "codegen/codegen.h"
 
 #define REPS 5
 #define MIN_REP_SECONDS 0.02
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* ---- the FMA peak --------------------------------------------------------------------- */
 
@@ -48,8 +42,7 @@ __attribute__((target("avx512f"))) static double fma_peak_once(void) {
 static double fma_peak(void) {
     double r[REPS];
     for (int i = 0; i < REPS; i++) r[i] = fma_peak_once();
-    qsort(r, REPS, sizeof r[0], cmp_double);
-    return r[REPS / 2];
+    return dc_median(r, REPS);
 }
 
 /* ---- kernels under test --------------------------------------------------------------- */
@@ -122,8 +115,7 @@ static double measure(bench *b, bool (*run)(bench *, char *, size_t), char *err,
         for (int j = 0; j < n; j++) run(b, err, len);
         r[i] = b->flops * n / (dc_seconds() - t0) * 1e-9;
     }
-    qsort(r, REPS, sizeof r[0], cmp_double);
-    return r[REPS / 2];
+    return dc_median(r, REPS);
 }
 
 /* ---- the CNN's shapes ----------------------------------------------------------------- */

@@ -33,16 +33,6 @@
 #define TRIAD_N ((int64_t)1 << 25) /* 3 arrays of 128 MiB: far beyond L3 */
 #define MAX_PARAMS 32
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
-
 static void die(const char *what, const char *msg) {
     fprintf(stderr, "fusion: %s: %s\n", what, msg);
     exit(1);
@@ -69,7 +59,7 @@ static double triad_gbs(double *best) {
     }
     if (a[TRIAD_N / 3] == -1.0f) printf(" "); /* keeps the stores alive */
     free(a), free(b), free(c);
-    double m = median(r, REPS);
+    double m = dc_median(r, REPS);
     *best = r[REPS - 1];
     return m;
 }
@@ -271,8 +261,8 @@ static void measure(dc_exec *e, const char *what, ms_pair *med, ms_pair *best) {
         r[i] = (dc_seconds() - start) * 1e3 / n;
         k[i] = (double)(jit_ns(e) - k0) * 1e-6 / n;
     }
-    med->run = median(r, REPS);
-    med->kern = median(k, REPS);
+    med->run = dc_median(r, REPS);
+    med->kern = dc_median(k, REPS);
 }
 
 /* Max |a - b| over the output (or, for a graph with state updates, every param) after one run
@@ -543,10 +533,10 @@ int main(int argc, char **argv) {
            cold.compiled ? cold.compile_ms / (double)cold.compiled : 0, cold.jit_load_ms);
     printf("  warm: %.1f ms wall (median of %d, each after dc_jit_shutdown + dc_dnnl_shutdown), %.1f ms loading "
            "%lld kernels from cache, %lld compiled, %lld optimizer runs\n",
-           median(w_wall, REPS), REPS, median(w_load, REPS), (long long)warm.cache_loads, (long long)warm.compiled,
+           dc_median(w_wall, REPS), REPS, dc_median(w_load, REPS), (long long)warm.cache_loads, (long long)warm.compiled,
            (long long)warm.optimizer_runs);
     printf("  warm with oneDNN's primitives kept (only dc_jit_shutdown before each): %.1f ms wall (median of %d)\n",
-           median(k_wall, REPS), REPS);
+           dc_median(k_wall, REPS), REPS);
     printf("\nwall %.0f s\n", dc_seconds() - t_start);
     char err[DC_ERR_LEN];
     if (!dc_kcache_clear(err, sizeof err) || rmdir(cache) != 0) fprintf(stderr, "fusion: cannot remove %s\n", cache);

@@ -3,9 +3,10 @@
  * bump-allocated 64-byte aligned slot per node), initialises the params, lets each step's
  * provider validate it there once (its prepare hook: keep it, fall back to ref, or fail), and
  * copies params by name between executors. A run executes the program's
- * steps in order (calls, or range kernels split statically over the OpenMP threads), times
- * each step (and records it for the Chrome trace when $DISCO_TRACE is set), then applies the
- * graph's state updates (param <- value). With a plan, only
+ * steps in order (calls, or range kernels split statically over the OpenMP threads, each run
+ * of consecutive range kernels in one parallel region with a barrier between steps, calls
+ * outside it), times each step (and records it for the Chrome trace when $DISCO_TRACE is
+ * set), then applies the graph's state updates (param <- value). With a plan, only
  * INPUT, PARAM, output and update values are meaningful after a run (others share slots).
  * INPUT and PARAM values stay in place between runs. Updates are simultaneous: each reads the
  * value of this run, so an update whose value is a param that is itself updated reads it
@@ -33,6 +34,7 @@ struct dc_exec {
     void (*free_ctx)(void *ctx);
     dc_step_time *time;          /* [n_steps] */
     bool tracing;                /* $DISCO_TRACE was set when the executor was made */
+    bool share_regions;          /* consecutive range kernels share a parallel region */
     int tid;                     /* the executor's number in the trace */
     trace_event *events;
     int64_t n_events, cap_events;
@@ -223,6 +225,7 @@ dc_exec *dc_exec_new_program(const dc_graph *g, uint64_t seed, const dc_step *st
     e->seed = seed;
     e->n_steps = n;
     e->free_ctx = free_ctx;
+    e->share_regions = true;
     e->steps = malloc((size_t)(n ? n : 1) * sizeof *e->steps);
     e->time = calloc((size_t)(n ? n : 1), sizeof *e->time);
     if (!e->steps || !e->time) abort(); /* out of memory */
@@ -303,40 +306,30 @@ bool dc_exec_set_input(dc_exec *e, const char *name, const dc_tensor *t, char *e
 
 void dc_exec_set_seed(dc_exec *e, uint64_t seed) { e->seed = seed; }
 
-/* Runs a range kernel over [0, range), split statically over the OpenMP threads unless it is
- * too small to split. */
-static void run_range(const dc_step *s, const dc_tensor *vals) {
-    void *args[DC_STEP_MAX_ARGS];
-    for (int k = 0; k < s->n_args; k++) args[k] = vals[s->args[k]].data;
-    if ((s->work > 0 && s->work < DC_PAR_MIN_WORK) || s->range == 1) {
-        s->kernel(args, 0, s->range);
-        return;
-    }
-#pragma omp parallel
-    {
-        int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-        int64_t begin = s->range * t / nt, end = s->range * (t + 1) / nt;
-        if (begin < end) s->kernel(args, begin, end);
-    }
+/* Whether range kernel step s is split over the threads: not when it is too small. */
+static bool splits(const dc_step *s) { return s->range > 1 && !(s->work > 0 && s->work < DC_PAR_MIN_WORK); }
+
+/* Whether step s's output is zero-filled before it runs: kernels that do not write every
+ * element see a zero-filled output, as they do when called on a fresh tensor, except in
+ * place, where the output is an input the (elementwise) kernel still reads. */
+static bool zero_fills(const dc_exec *e, const dc_step *s) {
+    return !s->writes_all && !e->in_place[s->node];
 }
 
-/* Runs step i: a range kernel or a call. */
-static bool run_step(dc_exec *e, int i, char *err, size_t len) {
-    const dc_step *s = &e->steps[i];
+/* Zero-fills part t of nt of step s's output bytes. */
+static void zero_part(dc_exec *e, const dc_step *s, int64_t t, int64_t nt) {
     dc_tensor *out = &e->vals[s->node];
-    /* kernels that do not write every element see a zero-filled output, as they do when
-     * called on a fresh tensor, except in place, where the output is an input the
-     * (elementwise) kernel still reads */
-    if (!s->writes_all && !e->in_place[s->node]) memset(out->data, 0, value_bytes(&out->type));
-    if (s->kernel) {
-        run_range(s, e->vals);
-        return true;
-    }
-    char msg[DC_ERR_LEN] = "";
-    dc_frame f = { e->g, e->vals, e->seed };
-    if (s->call(s, &f, msg, sizeof msg)) return true;
-    node_error(e->g, s->node, msg, err, len);
-    return false;
+    int64_t bytes = (int64_t)value_bytes(&out->type);
+    int64_t begin = bytes * t / nt, end = bytes * (t + 1) / nt;
+    memset((char *)out->data + begin, 0, (size_t)(end - begin));
+}
+
+/* Runs part t of nt of range kernel step s: [range*t/nt, range*(t+1)/nt). */
+static void run_part(const dc_exec *e, const dc_step *s, int64_t t, int64_t nt) {
+    void *args[DC_STEP_MAX_ARGS];
+    for (int k = 0; k < s->n_args; k++) args[k] = e->vals[s->args[k]].data;
+    int64_t begin = s->range * t / nt, end = s->range * (t + 1) / nt;
+    if (begin < end) s->kernel(args, begin, end);
 }
 
 static void record_event(dc_exec *e, int step, int64_t start, int64_t dur) {
@@ -348,18 +341,91 @@ static void record_event(dc_exec *e, int step, int64_t start, int64_t dur) {
     e->events[e->n_events++] = (trace_event){ step, start, dur };
 }
 
+/* Charges the time since *t0 to step i (and the trace); *t0 becomes now. */
+static void clock_step(dc_exec *e, int i, int64_t *t0) {
+    int64_t now = dc_trace_now_ns(), dt = now - *t0;
+    e->time[i].calls++;
+    e->time[i].ns += dt;
+    if (e->tracing) record_event(e, i, *t0, dt);
+    *t0 = now;
+}
+
+/* Runs the range kernel steps [a, b) on the calling thread when none of them splits; else in
+ * one OpenMP parallel region, where a split step is followed by a barrier and the others run
+ * on thread 0 (the calling thread) alone, with a barrier before the next split step. The
+ * split of each step is the same either way. Thread 0 clocks each step from the end of the
+ * previous one (the first from before the region, the last to after it). */
+static void run_kernels(dc_exec *e, int a, int b) {
+    int64_t t0 = dc_trace_now_ns();
+    bool any_split = false;
+    for (int i = a; i < b && !any_split; i++) any_split = splits(&e->steps[i]);
+    if (!any_split) {
+        for (int i = a; i < b; i++) {
+            if (zero_fills(e, &e->steps[i])) zero_part(e, &e->steps[i], 0, 1);
+            run_part(e, &e->steps[i], 0, 1);
+            clock_step(e, i, &t0);
+        }
+        return;
+    }
+#pragma omp parallel
+    {
+        int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int i = a; i < b; i++) {
+            const dc_step *s = &e->steps[i];
+            bool split = splits(s);
+            if (split) {
+                if (zero_fills(e, s)) {
+                    zero_part(e, s, t, nt);
+#pragma omp barrier
+                }
+                run_part(e, s, t, nt);
+            } else if (t == 0) {
+                if (zero_fills(e, s)) zero_part(e, s, 0, 1);
+                run_part(e, s, 0, 1);
+            }
+            if (i + 1 < b) {
+                if (split || splits(&e->steps[i + 1])) {
+#pragma omp barrier
+                }
+                if (t == 0) clock_step(e, i, &t0);
+            }
+        }
+    }
+    clock_step(e, b - 1, &t0);
+}
+
+/* Runs call step i (outside any parallel region of ours: a call may open its own), timed. */
+static bool run_call(dc_exec *e, int i, char *err, size_t len) {
+    int64_t t0 = dc_trace_now_ns();
+    const dc_step *s = &e->steps[i];
+    if (zero_fills(e, s)) zero_part(e, s, 0, 1);
+    char msg[DC_ERR_LEN] = "";
+    dc_frame f = { e->g, e->vals, e->seed };
+    if (!s->call(s, &f, msg, sizeof msg)) {
+        node_error(e->g, s->node, msg, err, len);
+        return false;
+    }
+    clock_step(e, i, &t0);
+    return true;
+}
+
 bool dc_exec_run(dc_exec *e, char *err, size_t len) {
-    for (int i = 0; i < e->n_steps; i++) {
-        int64_t t0 = dc_trace_now_ns();
-        if (!run_step(e, i, err, len)) return false;
-        int64_t dt = dc_trace_now_ns() - t0;
-        e->time[i].calls++;
-        e->time[i].ns += dt;
-        if (e->tracing) record_event(e, i, t0, dt);
+    for (int i = 0; i < e->n_steps;) {
+        if (e->steps[i].call) {
+            if (!run_call(e, i, err, len)) return false;
+            i++;
+            continue;
+        }
+        int end = i + 1;
+        while (e->share_regions && end < e->n_steps && e->steps[end].kernel) end++;
+        run_kernels(e, i, end);
+        i = end;
     }
     apply_updates(e);
     return true;
 }
+
+void dc_exec_share_regions(dc_exec *e, bool share) { e->share_regions = share; }
 
 const dc_step *dc_exec_steps(const dc_exec *e, int *n) {
     *n = e->n_steps;

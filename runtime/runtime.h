@@ -94,8 +94,8 @@ struct dc_step {
     dc_step_verdict (*prepare)(dc_step *s, const dc_frame *f, char *err, size_t len);
 };
 
-/* Below this many elements of work a range kernel runs on the calling thread: entering an
- * OpenMP parallel region (and its closing barrier) costs more than splitting saves. */
+/* Below this many elements of work a range kernel runs on the calling thread: the barrier
+ * after it (or entering an OpenMP parallel region) costs more than splitting saves. */
 #define DC_PAR_MIN_WORK 32768
 
 /* The ref step of node `node`: dc_ref_eval on a zero-filled (or in-place) output. */
@@ -121,9 +121,16 @@ bool dc_exec_set_input(dc_exec *e, const char *name, const dc_tensor *t, char *e
 void dc_exec_set_seed(dc_exec *e, uint64_t seed);
 /* Runs every step in order, then applies the graph's state updates as if at once. Inputs not
  * set hold zeros. Outputs are zero-filled before a step unless the step writes them all or
- * writes in place (its output slot is an input's, per the memory plan). Errors:
+ * writes in place (its output slot is an input's, per the memory plan). Each run of
+ * consecutive range kernels that has one to split shares one OpenMP parallel region, with a
+ * barrier after each split step (unsplit ones run on the calling thread, its thread 0);
+ * calls run outside it (they may open their own). Errors:
  * "node %3 (conv2d): MESSAGE" (a provider's messages name it: "dnnl conv2d: ..."). */
 bool dc_exec_run(dc_exec *e, char *err, size_t len);
+/* Whether range kernels share parallel regions (the default); false gives each split range
+ * kernel a region of its own, for benchmarks and tests that compare the two. Results are
+ * bitwise the same either way for a thread count. */
+void dc_exec_share_regions(dc_exec *e, bool share);
 /* The program's steps as built (after their prepare hooks). */
 const dc_step *dc_exec_steps(const dc_exec *e, int *n);
 /* How many of the program's steps run on ref; buf gets their ops with counts in program
@@ -173,6 +180,8 @@ bool dc_trace_begin(const char *path, char *err, size_t len);
 /* Seconds of CLOCK_MONOTONIC from an arbitrary origin: the one clock that times runs, stages
  * and benchmarks (elapsed = dc_seconds() - t0). */
 double dc_seconds(void);
+/* The median of v[0..n) (the upper one when n is even), n >= 1; sorts v. */
+double dc_median(double *v, int n);
 /* Nanoseconds of CLOCK_MONOTONIC since the first call in the process: the trace's time axis. */
 int64_t dc_trace_now_ns(void);
 /* Appends one event (times in ns of dc_trace_now_ns) to the process's trace. */

@@ -1,7 +1,7 @@
 /* trace.c — where the time of a program's steps goes: the per-step profile table of
  * `disco run --profile`, the process's Chrome trace ($DISCO_TRACE): events handed over by
- * executors as they are freed, kept as JSON text and written atomically on every flush; and
- * the monotonic clock everything is timed with. */
+ * executors as they are freed, kept as JSON text and written atomically on every flush; the
+ * monotonic clock everything is timed with, and the median benchmarks report. */
 #include "runtime/runtime.h"
 
 #include <stdlib.h>
@@ -54,6 +54,16 @@ double dc_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double dc_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
 }
 
 int64_t dc_trace_now_ns(void) {
