@@ -41,9 +41,13 @@ const char *dc_pipeline(dc_backend b);
  * node on ref with a note. NULL and err when the graph does not verify or a forced
  * provider cannot run a node it claims. The steps can be inspected with dc_exec_steps. */
 dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
-/* Runs the pipeline dc_pipeline(backend) over g (rewriting it in place), then dc_compile: how
- * the models compile their training and inference programs. */
-dc_exec *dc_compile_for(dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
+/* dc_compile with the program's arena in host's scratch when it fits (dc_exec_new_program_in:
+ * its values hold until host runs again); host NULL is dc_compile. */
+dc_exec *dc_compile_in(const dc_graph *g, uint64_t seed, dc_backend backend, dc_exec *host, char *err, size_t len);
+/* Runs the pipeline dc_pipeline(backend) over g (rewriting it in place), then dc_compile_in
+ * (host NULL: an arena of its own): how the models compile their training and inference
+ * programs. */
+dc_exec *dc_compile_for(dc_graph *g, uint64_t seed, dc_backend backend, dc_exec *host, char *err, size_t len);
 
 /* ---- the oneDNN provider ------------------------------------------------------------- */
 

@@ -226,6 +226,10 @@ static bool group_steps(const dc_graph *g, int first, int last, dc_step *steps, 
 }
 
 dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len) {
+    return dc_compile_in(g, seed, backend, NULL, err, len);
+}
+
+dc_exec *dc_compile_in(const dc_graph *g, uint64_t seed, dc_backend backend, dc_exec *host, char *err, size_t len) {
     if ((int)backend < 0 || (int)backend >= N_BACKENDS) {
         snprintf(err, len, "unknown backend %d (choose auto, ref, dnnl or jit)", (int)backend);
         return NULL;
@@ -248,7 +252,7 @@ dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *
                                                                           : dc_ref_step(i);
     }
     /* the executor owns the jit kernels from here on, also when it fails */
-    dc_exec *e = ok ? dc_exec_new_program(g, seed, steps, n, free_jit, err, len) : NULL;
+    dc_exec *e = ok ? dc_exec_new_program_in(g, seed, steps, n, free_jit, host, err, len) : NULL;
     for (int k = 0; !ok && k < n; k++)
         if (steps[k].ctx) free_jit(steps[k].ctx);
     free(steps);

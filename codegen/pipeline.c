@@ -16,7 +16,7 @@ const char *dc_pipeline(dc_backend b) {
                                   : "simplify,cse,dce,fuse-contraction,plan-memory";
 }
 
-dc_exec *dc_compile_for(dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len) {
+dc_exec *dc_compile_for(dc_graph *g, uint64_t seed, dc_backend backend, dc_exec *host, char *err, size_t len) {
     if (!dc_run_pipeline(g, dc_pipeline(backend), &(dc_pass_opts){ 0 }, err, len)) return NULL;
-    return dc_compile(g, seed, backend, err, len);
+    return dc_compile_in(g, seed, backend, host, err, len);
 }

@@ -30,7 +30,7 @@
 #define CLASSES 10
 #define FEATURES 128
 #define GN_GROUPS 8
-#define EVAL_BATCH 500
+#define EVAL_BATCH 250 /* its program fits in the training program's scratch */
 /* steps left out of the reported throughput: the first ones create primitives and caches */
 #define TIMING_WARMUP 5
 
@@ -100,12 +100,13 @@ static bool run(dc_trainer *t, const dc_train_config *c, FILE *progress, int64_t
     return ok;
 }
 
-/* Evaluates the EMA params, then the raw ones, on te with a program of the given backend;
- * saves the raw ones to weights. false and err on failure. */
+/* Evaluates the EMA params, then the raw ones, on te with a program of the given backend
+ * whose arena lies in the training program's scratch (so the process peak is the training
+ * peak); saves the raw ones to weights. false and err on failure. */
 static bool evaluate(dc_trainer *t, dc_backend backend, const dc_dataset *te, const char *weights, double *acc,
                      double *ema, char *err, size_t len) {
     dc_graph *g = dc_fmnist_cnn_graph(EVAL_BATCH);
-    dc_exec *e = dc_compile_for(g, 0, backend, err, len);
+    dc_exec *e = dc_compile_for(g, 0, backend, dc_trainer_exec(t), err, len);
     bool ok = e && dc_trainer_export(t, true, e, err, len) && (*ema = dc_classifier_accuracy(e, te, err, len)) >= 0 &&
               dc_trainer_export(t, false, e, err, len) && (*acc = dc_classifier_accuracy(e, te, err, len)) >= 0 &&
               dc_checkpoint_save(weights, e, NULL, 0, err, len);

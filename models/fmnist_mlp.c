@@ -43,12 +43,13 @@ static dc_graph *eval_graph(int64_t batch) {
     return g;
 }
 
-/* Fraction of ds classified right by the trained params (the EMA or the raw ones); -1 and err
- * on failure. */
+/* Fraction of ds classified right by the trained params (the EMA or the raw ones), with a
+ * program whose arena lies in the training program's scratch when it fits; -1 and err on
+ * failure. */
 static double evaluate(dc_trainer *t, bool use_ema, dc_backend backend, const dc_dataset *ds, char *err,
                        size_t len) {
     dc_graph *g = eval_graph(EVAL_BATCH);
-    dc_exec *e = dc_compile_for(g, 0, backend, err, len);
+    dc_exec *e = dc_compile_for(g, 0, backend, dc_trainer_exec(t), err, len);
     double acc = e && dc_trainer_export(t, use_ema, e, err, len) ? dc_classifier_accuracy(e, ds, err, len) : -1;
     dc_exec_free(e);
     dc_graph_free(g);

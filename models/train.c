@@ -55,7 +55,8 @@ static void report_ref(const dc_exec *e) {
     char ops[512];
     int n, n_ref = dc_exec_ref_summary(e, ops, sizeof ops);
     dc_exec_steps(e, &n);
-    fprintf(stderr, "program: %d steps, %d on ref%s%s\n", n, n_ref, n_ref ? ": " : "", ops);
+    fprintf(stderr, "program: %d steps, arena %.1f MB, %d on ref%s%s\n", n, (double)dc_exec_arena_bytes(e) / 1e6,
+            n_ref, n_ref ? ": " : "", ops);
 }
 
 double dc_lr_at(const dc_train_config *c, int64_t step) {
@@ -161,7 +162,7 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
     if (c->threads > 0) omp_set_num_threads(c->threads);
     dc_jit_stats j0 = dc_jit_get_stats();
     dc_exec *e = build_step(g, c, g->outputs[loss_out], err, len)
-                     ? dc_compile_for(g, c->seed, c->backend, err, len)
+                     ? dc_compile_for(g, c->seed, c->backend, NULL, err, len)
                      : NULL;
     if (!e) {
         dc_graph_free(g);

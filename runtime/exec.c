@@ -25,6 +25,7 @@ struct dc_exec {
     uint64_t seed;
     char *arena;
     size_t arena_bytes;
+    bool borrowed;               /* the arena lies in another executor's scratch */
     dc_tensor *vals;             /* [n_nodes] views into the arena (owned = false) */
     bool *in_place;              /* [n_nodes] the node's slot is one of its inputs' */
     char *stage;                 /* staging copies of update values that are updated params */
@@ -116,8 +117,23 @@ static bool writes_in_place(const dc_exec *e, int i) {
     return false;
 }
 
-/* Allocates the arena and points vals[i] at each node's slot. */
-static bool layout(dc_exec *e, char *err, size_t len) {
+/* Where host's scratch starts: past its INPUT and PARAM values, the only ones its runs need
+ * kept between them (a planned graph puts them first); its arena's end when it has no plan. */
+static size_t scratch_start(const dc_exec *host) {
+    const dc_graph *g = host->g;
+    if (!g->plan_offset) return host->arena_bytes;
+    size_t end = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op != DC_OP_INPUT && g->nodes[i].op != DC_OP_PARAM) continue;
+        size_t e = (size_t)g->plan_offset[i] + slot_bytes(&g->nodes[i].type);
+        if (e > end) end = e;
+    }
+    return end;
+}
+
+/* Allocates the arena (or takes it from host's scratch when it fits) and points vals[i] at
+ * each node's slot. */
+static bool layout(dc_exec *e, dc_exec *host, char *err, size_t len) {
     const dc_graph *g = e->g;
     size_t cnt = (size_t)(g->n_nodes ? g->n_nodes : 1);
     int64_t *offset = malloc(cnt * sizeof *offset);
@@ -132,7 +148,9 @@ static bool layout(dc_exec *e, char *err, size_t len) {
         return false;
     }
     e->arena_bytes = (size_t)top;
-    e->arena = aligned_alloc(64, top ? (size_t)top : 64);
+    size_t start = host ? scratch_start(host) : 0;
+    e->borrowed = host && start <= host->arena_bytes && (size_t)top <= host->arena_bytes - start;
+    e->arena = e->borrowed ? host->arena + start : aligned_alloc(64, top ? (size_t)top : 64);
     if (!e->arena) abort(); /* out of memory */
     memset(e->arena, 0, (size_t)top);
     for (int i = 0; i < g->n_nodes; i++)
@@ -219,6 +237,11 @@ static void free_program(dc_exec *e) {
 
 dc_exec *dc_exec_new_program(const dc_graph *g, uint64_t seed, const dc_step *steps, int n,
                              void (*free_ctx)(void *ctx), char *err, size_t len) {
+    return dc_exec_new_program_in(g, seed, steps, n, free_ctx, NULL, err, len);
+}
+
+dc_exec *dc_exec_new_program_in(const dc_graph *g, uint64_t seed, const dc_step *steps, int n,
+                                void (*free_ctx)(void *ctx), dc_exec *host, char *err, size_t len) {
     dc_exec *e = calloc(1, sizeof *e);
     if (!e) abort(); /* out of memory */
     e->g = g;
@@ -233,7 +256,7 @@ dc_exec *dc_exec_new_program(const dc_graph *g, uint64_t seed, const dc_step *st
     const char *trace = getenv("DISCO_TRACE");
     e->tracing = trace && *trace;
     bool ok = dc_verify(g, err, len) && check_program(g, steps, n, err, len) &&
-              (!e->tracing || dc_trace_begin(trace, err, len)) && layout(e, err, len);
+              (!e->tracing || dc_trace_begin(trace, err, len)) && layout(e, host, err, len);
     if (ok) {
         plan_updates(e);
         for (int i = 0; i < g->n_nodes; i++)
@@ -279,7 +302,7 @@ void dc_exec_free(dc_exec *e) {
     if (e->tracing) flush_trace(e);
     free_program(e);
     free(e->events);
-    free(e->arena);
+    if (!e->borrowed) free(e->arena);
     free(e->vals);
     free(e->in_place);
     free(e->stage);
@@ -513,5 +536,7 @@ bool dc_exec_copy_params(const dc_exec *src, dc_exec *dst, const dc_param_map *m
 }
 
 size_t dc_exec_arena_bytes(const dc_exec *e) { return e->arena_bytes; }
+
+bool dc_exec_borrows_arena(const dc_exec *e) { return e->borrowed; }
 
 const dc_graph *dc_exec_graph(const dc_exec *e) { return e->g; }

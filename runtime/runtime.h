@@ -112,6 +112,16 @@ dc_step dc_ref_step(int node);
  * Chrome trace written (atomically) to that file when an executor is freed (see dc_trace). */
 dc_exec *dc_exec_new_program(const dc_graph *g, uint64_t seed, const dc_step *steps, int n,
                              void (*free_ctx)(void *ctx), char *err, size_t len);
+/* dc_exec_new_program with the arena inside host's scratch (everything past its INPUT and
+ * PARAM values, which a planned graph places first) when it fits there, else an arena of its
+ * own (dc_exec_borrows_arena says which): a program run between the host's runs, as an
+ * evaluation between training steps, then adds nothing to the process's peak memory. A
+ * borrowing executor's values, params included, hold only until the host runs again (copy
+ * params in before each use); host must outlive it; host NULL is dc_exec_new_program. */
+dc_exec *dc_exec_new_program_in(const dc_graph *g, uint64_t seed, const dc_step *steps, int n,
+                                void (*free_ctx)(void *ctx), dc_exec *host, char *err, size_t len);
+/* Whether e's arena lies in another executor's scratch (dc_exec_new_program_in). */
+bool dc_exec_borrows_arena(const dc_exec *e);
 /* The all-ref program: one dc_ref_step per non-source node. */
 dc_exec *dc_exec_new(const dc_graph *g, uint64_t seed, char *err, size_t len);
 void dc_exec_free(dc_exec *e);

@@ -2,13 +2,15 @@
  * params (zeros, ones exact; normal, kaiming, xavier, uniform moments and bounds; same seed
  * and name give the same bits, another seed or name other bits), a multi-op graph against
  * hand values, bitwise equality across thread counts, set_input and run-time errors; copying
- * params by name and prefix between executors (and within one), all or nothing. */
+ * params by name and prefix between executors (and within one), all or nothing; a program
+ * laid out in another's scratch. */
 #include "tests/test.h"
 
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "passes/passes.h"
 #include "runtime/runtime.h"
 #include "tests/op_util.h"
 
@@ -474,4 +476,81 @@ TEST(exec_copy_params_by_name_and_prefix) {
     dc_graph_free(ga);
     dc_graph_free(gb);
     dc_graph_free(gc);
+}
+
+/* The ref program of every non-source node of g, in g's host's scratch when host is given. */
+static dc_exec *ref_program_in(const dc_graph *g, dc_exec *host, char *err, size_t len) {
+    dc_step *steps = malloc((size_t)g->n_nodes * sizeof *steps);
+    if (!steps) abort(); /* out of memory */
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op != DC_OP_INPUT && g->nodes[i].op != DC_OP_PARAM) steps[n++] = dc_ref_step(i);
+    dc_exec *e = dc_exec_new_program_in(g, 3, steps, n, NULL, host, err, len);
+    free(steps);
+    return e;
+}
+
+static dc_graph *planned(const char *text) {
+    char err[DC_ERR_LEN] = "";
+    dc_graph *g = dc_parse(text, strlen(text), "borrow.dcir", err, sizeof err);
+    CHECK_MSG(g && dc_run_pipeline(g, "plan-memory", &(dc_pass_opts){ 0 }, err, sizeof err), "%s", err);
+    return g;
+}
+
+static float first_output(dc_exec *e) { return ((const float *)dc_exec_output(e, 0)->data)[0]; }
+
+/* A program built in a host's scratch (past its inputs and params) computes what one with an
+ * arena of its own computes, leaves the host's params and inputs as they were (the host's
+ * next run gives the same result), and one too big for the scratch gets its own arena. */
+TEST(exec_borrowed_arena_leaves_host_state) {
+    dc_graph *hg = planned("graph @host(%x: f32[64,64]) -> (f32[]) {\n"
+                           "  %0 = param \"w\" : f32[64,64] init=normal(1)\n"
+                           "  %1 = mul %x, %0 : f32[64,64]\n  %2 = tanh %1 : f32[64,64]\n"
+                           "  %3 = add %2, %x : f32[64,64]\n  %4 = exp %3 : f32[64,64]\n"
+                           "  %5 = sum %4 {axes=[], keepdims=false} : f32[]\n  return %5\n}\n");
+    static const char *guest_fmt = "graph @guest(%%x: f32[%d,16]) -> (f32[%d,16]) {\n"
+                                   "  %%0 = param \"v\" : f32[%d,16] init=normal(1)\n"
+                                   "  %%1 = exp %%x : f32[%d,16]\n  %%2 = mul %%1, %%0 : f32[%d,16]\n"
+                                   "  %%3 = add %%2, %%x : f32[%d,16]\n  return %%3\n}\n";
+    char small[512], big[512], err[DC_ERR_LEN] = "";
+    snprintf(small, sizeof small, guest_fmt, 8, 8, 8, 8, 8, 8);
+    snprintf(big, sizeof big, guest_fmt, 4096, 4096, 4096, 4096, 4096, 4096);
+    dc_graph *sg = planned(small), *bg = planned(big);
+    dc_exec *host = hg ? ref_program_in(hg, NULL, err, sizeof err) : NULL;
+    float before = 0, w0 = 0;
+    if (host) { /* the host has run before its guests are built (they live until it runs again) */
+        dc_tensor *hx = dc_exec_value(host, dc_graph_input(hg, 0));
+        for (int64_t i = 0; i < 64 * 64; i++) ((float *)hx->data)[i] = 0.01f * (float)(i % 97) - 0.4f;
+        CHECK(dc_exec_run(host, err, sizeof err));
+        before = first_output(host);
+        w0 = ((const float *)dc_exec_param(host, "w")->data)[5];
+    }
+    dc_exec *alone = sg ? ref_program_in(sg, NULL, err, sizeof err) : NULL;
+    dc_exec *guest = sg && host ? ref_program_in(sg, host, err, sizeof err) : NULL;
+    dc_exec *large = bg && host ? ref_program_in(bg, host, err, sizeof err) : NULL;
+    CHECK_MSG(host && alone && guest && large, "%s", err);
+    if (host && alone && guest && large) {
+        CHECK(dc_exec_borrows_arena(guest) && !dc_exec_borrows_arena(alone) && !dc_exec_borrows_arena(large));
+        dc_exec *gs[3] = { alone, guest, large };
+        for (int k = 0; k < 3; k++) {
+            const dc_graph *g = k == 2 ? bg : sg;
+            dc_tensor *x = dc_exec_value(gs[k], dc_graph_input(g, 0));
+            for (int64_t i = 0; i < dc_numel(&x->type.shape); i++) ((float *)x->data)[i] = 0.02f * (float)(i % 31) - 0.3f;
+            CHECK(dc_exec_run(gs[k], err, sizeof err));
+        }
+        CHECK(memcmp(dc_exec_output(guest, 0)->data, dc_exec_output(alone, 0)->data, 8 * 16 * sizeof(float)) == 0);
+        CHECK(memcmp(dc_exec_output(large, 0)->data, dc_exec_output(alone, 0)->data, 8 * 16 * sizeof(float)) == 0);
+        float x0 = -0.3f, v0 = ((const float *)dc_exec_param(alone, "v")->data)[0];
+        CHECK_NEAR(first_output(guest), expf(x0) * v0 + x0, 1e-6, 1e-6);
+        CHECK_NEAR(((const float *)dc_exec_param(host, "w")->data)[5], w0, 0, 0);
+        CHECK(dc_exec_run(host, err, sizeof err));
+        CHECK_NEAR(first_output(host), before, 0, 0);
+    }
+    dc_exec_free(large);
+    dc_exec_free(guest);
+    dc_exec_free(alone);
+    dc_exec_free(host);
+    dc_graph_free(hg);
+    dc_graph_free(sg);
+    dc_graph_free(bg);
 }

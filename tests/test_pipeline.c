@@ -72,7 +72,7 @@ TEST(pipeline_computes_what_the_graph_says) {
             char err[DC_ERR_LEN] = "", what[160];
             snprintf(what, sizeof what, "%s backend %d", goldens[i], b);
             dc_exec *want = plain ? dc_compile(plain, 7, DC_BACKEND_REF, err, sizeof err) : NULL;
-            dc_exec *got = piped ? dc_compile_for(piped, 7, backends[b], err, sizeof err) : NULL;
+            dc_exec *got = piped ? dc_compile_for(piped, 7, backends[b], NULL, err, sizeof err) : NULL;
             CHECK_MSG(want && got, "%s: %s", what, err);
             if (want && got) {
                 CHECK(piped->plan_offset != NULL);

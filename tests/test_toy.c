@@ -231,7 +231,7 @@ TEST(toy_guidance_zero_is_conditional_sampling) {
     CHECK_MSG(m, "%s", err);
     dc_toy_sampler *s = m ? dc_toy_sampler_new(m, N, DC_BACKEND_AUTO, err, sizeof err) : NULL;
     dc_graph *g = m ? dc_toy_denoise_graph(&dc_toy_model_setup(m)->model, N) : NULL;
-    dc_exec *e = g ? dc_compile_for(g, 0, DC_BACKEND_AUTO, err, sizeof err) : NULL;
+    dc_exec *e = g ? dc_compile_for(g, 0, DC_BACKEND_AUTO, NULL, err, sizeof err) : NULL;
     if (!s || !e || !dc_toy_model_export(m, e, err, sizeof err)) {
         CHECK_MSG(false, "%s", err);
     } else {

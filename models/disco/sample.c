@@ -53,7 +53,7 @@ static dc_exec *compile_with_params(const dc_toy_model *m, dc_graph *g, dc_backe
         snprintf(err, len, "toy: %s", dc_graph_error(g));
         return NULL;
     }
-    dc_exec *e = dc_compile_for(g, 0, backend, err, len);
+    dc_exec *e = dc_compile_for(g, 0, backend, NULL, err, len);
     if (e && !dc_toy_model_export(m, e, err, len)) {
         dc_exec_free(e);
         return NULL;

@@ -220,7 +220,7 @@ static bool train_prior(const dc_toy_setup *s, const float *xy, dc_exec *bundle,
                         size_t len) {
     double t0 = dc_seconds();
     dc_graph *g = dc_toy_encode_graph(&s->model, DC_TOY_TRAIN_N);
-    dc_exec *e = dc_compile_for(g, 0, s->train.backend, err, len);
+    dc_exec *e = dc_compile_for(g, 0, s->train.backend, NULL, err, len);
     dc_tensor *y = dc_tensor_new(&(dc_type){ DC_F32, { 2, { DC_TOY_TRAIN_N, 2 } } });
     memcpy(y->data, xy, (size_t)DC_TOY_TRAIN_N * 2 * sizeof(float));
     bool ok = e && dc_exec_copy_params(bundle, e, &(dc_param_map){ .need_all = true }, err, len) &&
