@@ -166,7 +166,7 @@ bool dc_kcache_clear(char *err, size_t len);
  * Not thread-safe: one caller thread (the kernels themselves run on any threads). */
 #include "codegen/kir.h"
 
-#define DC_JIT_CODEGEN_VERSION 3 /* 2: the formulas of ops.def; 3: block layouts, hoisted loads */
+#define DC_JIT_CODEGEN_VERSION 4 /* 2: the formulas of ops.def; 3: block layouts, hoisted loads; 4: fused multiply-adds in exp, log; stashes */
 
 typedef struct {
     const char *cpu;       /* NULL: $DISCO_CPU, else the host's (LLVMGetHostCPUName) */

@@ -42,11 +42,15 @@ typedef struct {
     LLVMValueRef *results, *accs; /* allocas per reduction: result and accumulator vectors */
     LLVMValueRef *memo;           /* per body: value of each expression, or NULL */
     LLVMValueRef *hoisted;        /* per phase: loads evaluated before its inner loops, or NULL */
+    int *stash_phase;             /* [n_exprs] the phase that computes and stashes it, or -1 */
+    LLVMValueRef *stash;          /* [n_exprs] its stash: one vector per body of a row pass */
+    int phase;                    /* the phase being emitted */
 } kx;
 
 /* One emission of the loop body: position j along the vector axis, w lanes, mask (NULL when
- * every lane is live); row: a per-row evaluation (every inner index 0). */
-typedef struct { LLVMValueRef j; int w; LLVMValueRef mask; bool row; } body;
+ * every lane is live); row: a per-row evaluation (every inner index 0); slot: the body's index
+ * among the bodies of a pass over the inner space (NULL: no stash). */
+typedef struct { LLVMValueRef j; int w; LLVMValueRef mask; bool row; LLVMValueRef slot; } body;
 
 typedef struct { LLVMValueRef var; LLVMBasicBlockRef head, exit; } loop;
 
@@ -339,6 +343,10 @@ static LLVMValueRef emit_op(kx *c, const body *bd, const dc_kir_expr *e) {
 static LLVMValueRef value_of(kx *c, const body *bd, int i) {
     if (c->memo[i]) return c->memo[i];
     if (c->hoisted && c->hoisted[i]) return c->memo[i] = c->hoisted[i];
+    bool stashed = c->stash_phase && c->stash_phase[i] >= 0 && bd->slot;
+    LLVMTypeRef vt = dc_lx_type(elem_type(c, c->k->exprs[i].dtype), bd->w);
+    LLVMValueRef at = stashed ? LLVMBuildGEP2(c->x->b, vt, c->stash[i], (LLVMValueRef[]){ bd->slot }, 1, "") : NULL;
+    if (stashed && c->phase > c->stash_phase[i]) return c->memo[i] = LLVMBuildLoad2(c->x->b, vt, at, "");
     const dc_kir_expr *e = &c->k->exprs[i];
     dc_lx *x = c->x;
     LLVMValueRef v = NULL;
@@ -357,6 +365,7 @@ static LLVMValueRef value_of(kx *c, const body *bd, int i) {
         break;
     case DC_KIR_OP: v = emit_op(c, bd, e); break;
     }
+    if (stashed && c->phase == c->stash_phase[i]) LLVMBuildStore(c->x->b, v, at);
     c->memo[i] = v;
     return v;
 }
@@ -387,6 +396,7 @@ static void emit_body(kx *c, const body *bd, int p0, int p1) {
     LLVMValueRef *staged = calloc((size_t)k->n_stores + 1, sizeof *staged);
     if (!staged) abort(); /* out of memory */
     for (int p = p0; p < p1; p++) {
+        c->phase = p;
         for (int i = 0; i < k->n_exprs; i++) c->memo[i] = NULL;
         for (int r = 0; r < k->n_reduces; r++)
             if (k->reduces[r].phase == p) value_of(c, bd, k->reduces[r].expr);
@@ -406,15 +416,24 @@ static void emit_body(kx *c, const body *bd, int p0, int p1) {
     free(staged);
 }
 
-/* The vector loop over [j0, jn) along the vector axis, running phases [p0, p1). */
-static void emit_vloop(kx *c, LLVMValueRef jvar, LLVMValueRef j0, LLVMValueRef jn, int p0, int p1) {
+/* The slot of the rows-layout body at inner row t and position j (NULL without t: runs). */
+static LLVMValueRef slot_of(kx *c, LLVMValueRef t, LLVMValueRef j) {
+    if (!t) return NULL;
+    int64_t per_row = (c->k->inner[c->vaxis] + c->x->lanes - 1) / c->x->lanes;
+    return LLVMBuildAdd(c->x->b, LLVMBuildMul(c->x->b, t, i64c(c, per_row), ""),
+                        LLVMBuildUDiv(c->x->b, j, i64c(c, c->x->lanes), ""), "");
+}
+
+/* The vector loop over [j0, jn) along the vector axis at inner row t (NULL: runs), running
+ * phases [p0, p1). */
+static void emit_vloop(kx *c, LLVMValueRef jvar, LLVMValueRef t, LLVMValueRef j0, LLVMValueRef jn, int p0, int p1) {
     dc_lx *x = c->x;
     int w = x->lanes;
     loop l;
     loop_open(c, &l, jvar, j0);
     LLVMValueRef j = load_var(c, jvar);
     loop_test(c, &l, LLVMBuildICmp(x->b, LLVMIntSLE, LLVMBuildAdd(x->b, j, i64c(c, w), ""), jn, ""));
-    emit_body(c, &(body){ load_var(c, jvar), w, NULL, false }, p0, p1);
+    emit_body(c, &(body){ load_var(c, jvar), w, NULL, false, slot_of(c, t, load_var(c, jvar)) }, p0, p1);
     loop_close(c, &l, i64c(c, w));
     if (w == 1) return;
     j = load_var(c, jvar);
@@ -424,7 +443,7 @@ static void emit_vloop(kx *c, LLVMValueRef jvar, LLVMValueRef j0, LLVMValueRef j
     LLVMPositionBuilderAtEnd(x->b, tail);
     LLVMValueRef pos = LLVMBuildAdd(x->b, dc_lx_iota64(x, w), dc_lx_splat(x, j, w), "");
     LLVMValueRef mask = LLVMBuildICmp(x->b, LLVMIntSLT, pos, dc_lx_splat(x, jn, w), "");
-    emit_body(c, &(body){ j, w, mask, false }, p0, p1);
+    emit_body(c, &(body){ j, w, mask, false, slot_of(c, t, j) }, p0, p1);
     LLVMBuildBr(x->b, done);
     LLVMPositionBuilderAtEnd(x->b, done);
 }
@@ -449,7 +468,7 @@ static void finish_reduce(kx *c, int r) {
 static void hoist_loads(kx *c, int p, LLVMValueRef mask) {
     const dc_kir *k = c->k;
     for (int i = 0; i < k->n_exprs; i++) c->memo[i] = c->hoisted[i] = NULL;
-    body bd = { i64c(c, 0), c->x->lanes, mask, false };
+    body bd = { i64c(c, 0), c->x->lanes, mask, false, NULL };
     for (int i = 0; i < k->n_exprs; i++) {
         const dc_kir_expr *e = &k->exprs[i];
         if (e->kind != DC_KIR_LOAD || !inner_free(&e->map)) continue;
@@ -484,14 +503,15 @@ static void emit_inner(kx *c, int p, LLVMValueRef mask, LLVMValueRef tvar, LLVMV
     loop_test(c, &lt, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, tvar), i64c(c, rows), ""));
     unflatten(c, load_var(c, tvar), c->vaxis, k->inner, c->iidx);
     if (!c->L) {
-        emit_vloop(c, jvar, i64c(c, 0), i64c(c, len), p, p + 1);
+        emit_vloop(c, jvar, load_var(c, tvar), i64c(c, 0), i64c(c, len), p, p + 1);
     } else if (c->L == len) {
-        emit_body(c, &(body){ i64c(c, 0), x->lanes, mask, false }, p, p + 1);
+        emit_body(c, &(body){ i64c(c, 0), x->lanes, mask, false, load_var(c, tvar) }, p, p + 1);
     } else {
         loop lj;
         loop_open(c, &lj, jvar, i64c(c, 0));
         loop_test(c, &lj, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, jvar), i64c(c, len), ""));
-        emit_body(c, &(body){ load_var(c, jvar), x->lanes, mask, false }, p, p + 1);
+        LLVMValueRef slot = LLVMBuildAdd(x->b, LLVMBuildMul(x->b, load_var(c, tvar), i64c(c, len), ""), load_var(c, jvar), "");
+        emit_body(c, &(body){ load_var(c, jvar), x->lanes, mask, false, slot }, p, p + 1);
         loop_close(c, &lj, i64c(c, 1));
     }
     loop_close(c, &lt, i64c(c, 1));
@@ -510,7 +530,7 @@ static void emit_rows(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef 
     unflatten(c, load_var(c, ovar), k->outer_rank, k->outer, c->oidx);
     for (int p = 0; p < k->n_phases; p++) {
         for (int d = 0; d < DC_MAX_RANK; d++) c->iidx[d] = NULL;
-        if (k->phases[p].per_row) emit_body(c, &(body){ i64c(c, 0), 1, NULL, true }, p, p + 1);
+        if (k->phases[p].per_row) emit_body(c, &(body){ i64c(c, 0), 1, NULL, true, NULL }, p, p + 1);
         else emit_inner(c, p, NULL, tvar, jvar);
     }
     loop_close(c, &lo, i64c(c, 1));
@@ -544,7 +564,7 @@ static void emit_blocks(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRe
     LLVMValueRef firsts = LLVMBuildAnd(b, live, LLVMConstVector(first, (unsigned)w), "");
     for (int p = 0; p < k->n_phases; p++) {
         for (int d = 0; d < DC_MAX_RANK; d++) c->iidx[d] = NULL;
-        if (k->phases[p].per_row) emit_body(c, &(body){ i64c(c, 0), w, firsts, true }, p, p + 1);
+        if (k->phases[p].per_row) emit_body(c, &(body){ i64c(c, 0), w, firsts, true, NULL }, p, p + 1);
         else emit_inner(c, p, live, tvar, jvar);
     }
     loop_close(c, &lo, seg);
@@ -566,7 +586,7 @@ static void emit_runs(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef 
     LLVMValueRef room = LLVMBuildSub(b, i64c(c, len), j0, ""), left = LLVMBuildSub(b, end, o, "");
     LLVMValueRef seg = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, room, left, ""), room, left, "");
     if (c->vaxis > 0) unflatten(c, q, c->vaxis, k->outer, c->oidx);
-    emit_vloop(c, jvar, j0, LLVMBuildAdd(b, j0, seg, ""), 0, k->n_phases);
+    emit_vloop(c, jvar, NULL, j0, LLVMBuildAdd(b, j0, seg, ""), 0, k->n_phases);
     loop_close(c, &lo, seg);
 }
 
@@ -607,6 +627,90 @@ static int choose_layout(kx *c) {
     return best;
 }
 
+/* ---- stashes ------------------------------------------------------------------------ */
+
+/* at most this many bytes of stashes per kernel (they live on each thread's stack) */
+#define STASH_BYTES (192 * 1024)
+
+/* Marks in need[] the expressions phase p evaluates (from its reductions and stores), not
+ * looking below expressions it takes from a stash of an earlier phase. */
+static void phase_needs(const kx *c, int p, bool *need) {
+    const dc_kir *k = c->k;
+    for (int i = 0; i < k->n_exprs; i++) need[i] = false;
+    for (int r = 0; r < k->n_reduces; r++)
+        if (k->reduces[r].phase == p) need[k->reduces[r].expr] = true;
+    for (int s = 0; s < k->n_stores; s++)
+        if (k->stores[s].phase == p) need[k->stores[s].expr] = true;
+    for (int i = k->n_exprs - 1; i >= 0; i--) {
+        if (!need[i] || (c->stash_phase[i] >= 0 && c->stash_phase[i] < p)) continue;
+        for (int a = 0; a < 3; a++)
+            if (k->exprs[i].arg[a] >= 0) need[k->exprs[i].arg[a]] = true;
+    }
+}
+
+/* Whether expression i reads, below it, a buffer that phases [p0, p1) store to. */
+static bool reads_stored(const dc_kir *k, int i, int p0, int p1) {
+    const dc_kir_expr *e = &k->exprs[i];
+    if (e->kind == DC_KIR_LOAD) {
+        for (int s = 0; s < k->n_stores; s++)
+            if (k->stores[s].buf == e->buf && k->stores[s].phase >= p0 && k->stores[s].phase < p1) return true;
+        return false;
+    }
+    for (int a = 0; a < 3; a++)
+        if (e->arg[a] >= 0 && reads_stored(k, e->arg[a], p0, p1)) return true;
+    return false;
+}
+
+/* The OP expressions below expression i, i included (at least: it stops counting at 2). */
+static int op_count(const dc_kir *k, int i) {
+    if (k->exprs[i].kind != DC_KIR_OP) return 0;
+    int n = 1;
+    for (int a = 0; a < 3 && n < 2; a++)
+        if (k->exprs[i].arg[a] >= 0) n += op_count(k, k->exprs[i].arg[a]);
+    return n;
+}
+
+/* Which expressions a later pass over the inner space takes from a stash filled by an earlier
+ * one instead of computing again (softmax's exp, a norm backward's activation derivative):
+ * those of two or more operations that several non-per-row phases evaluate and whose loads no
+ * phase in between stores to, largest first, within STASH_BYTES. Stash slots: one vector per
+ * body of a pass, allocas in the entry block. */
+static void plan_stashes(kx *c) {
+    const dc_kir *k = c->k;
+    int64_t slots = 1;
+    for (int d = 0; d < c->vaxis; d++) slots *= k->inner[d];
+    int64_t len = k->inner[c->vaxis];
+    slots *= !c->L ? (len + c->x->lanes - 1) / c->x->lanes : c->L == len ? 1 : len;
+    int64_t bytes = slots * c->x->lanes * 4, used = 0;
+    bool *need = malloc((size_t)k->n_exprs + 1);
+    int *first = malloc(((size_t)k->n_exprs + 1) * sizeof *first);
+    if (!need || !first) abort(); /* out of memory */
+    for (int i = 0; i < k->n_exprs; i++) c->stash_phase[i] = first[i] = -1;
+    for (int p = 0; p < k->n_phases; p++) {
+        if (k->phases[p].per_row) continue;
+        phase_needs(c, p, need);
+        for (int i = k->n_exprs - 1; i >= 0; i--) {
+            if (!need[i]) continue;
+            if (first[i] < 0) {
+                first[i] = p;
+                continue;
+            }
+            if (c->stash_phase[i] >= 0 || used + bytes > STASH_BYTES || op_count(k, i) < 2 ||
+                reads_stored(k, i, first[i], p))
+                continue;
+            c->stash_phase[i] = first[i];
+            used += bytes;
+            phase_needs(c, p, need); /* what is below i is no longer needed here */
+        }
+    }
+    for (int i = 0; i < k->n_exprs; i++)
+        if (c->stash_phase[i] >= 0)
+            c->stash[i] = LLVMBuildArrayAlloca(c->x->b, dc_lx_type(elem_type(c, k->exprs[i].dtype), c->x->lanes),
+                                               i64c(c, slots), "");
+    free(need);
+    free(first);
+}
+
 static LLVMValueRef entry_alloca(kx *c, LLVMTypeRef t) { return LLVMBuildAlloca(c->x->b, t, ""); }
 
 void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
@@ -624,8 +728,15 @@ void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
     c.accs = calloc((size_t)k->n_reduces + 1, sizeof *c.accs);
     c.memo = calloc((size_t)k->n_exprs + 1, sizeof *c.memo);
     c.hoisted = calloc((size_t)k->n_exprs + 1, sizeof *c.hoisted);
-    if (!c.results || !c.accs || !c.memo || !c.hoisted) abort(); /* out of memory */
-    if (c.vec_inner) c.L = choose_layout(&c);
+    c.stash_phase = calloc((size_t)k->n_exprs + 1, sizeof *c.stash_phase);
+    c.stash = calloc((size_t)k->n_exprs + 1, sizeof *c.stash);
+    if (!c.results || !c.accs || !c.memo || !c.hoisted || !c.stash_phase || !c.stash) abort(); /* out of memory */
+    if (c.vec_inner) {
+        c.L = choose_layout(&c);
+        plan_stashes(&c);
+    } else {
+        for (int i = 0; i < k->n_exprs; i++) c.stash_phase[i] = -1;
+    }
     for (int r = 0; r < k->n_reduces; r++) {
         LLVMTypeRef vt = dc_lx_type(elem_type(&c, k->exprs[k->reduces[r].expr].dtype), x->lanes);
         c.results[r] = entry_alloca(&c, vt);
@@ -648,4 +759,6 @@ void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
     free(c.accs);
     free(c.memo);
     free(c.hoisted);
+    free(c.stash_phase);
+    free(c.stash);
 }
