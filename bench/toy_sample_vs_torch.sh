@@ -63,25 +63,7 @@ echo "toy sampling (width 256): $N points, $HEUN_STEPS Heun steps, $THREADS thre
     "ODE seconds"
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 cols="disco-disco disco-default disco-tuned edm-disco edm-default edm-tuned"
-printf '%-9s' run
-for c in $cols; do printf ' %14s' "$c"; done
-echo
-i=1
-while [ "$i" -le "$RUNS" ]; do
-    printf '%-9s' "$i"
-    for c in $cols; do
-        m=${c%-*} who=${c##*-}
-        if [ "$who" = disco ]; then v=$(disco_run "$m"); else v=$(torch_run "$m" "$who"); fi
-        [ -n "$v" ] || die "$c printed no ODE time"
-        echo "$v" >>"$tmp/$c"
-        printf ' %14s' "$v"
-    done
-    echo
-    i=$((i + 1))
-done
-printf '%-9s' median
-for c in $cols; do printf ' %14s' "$(median <"$tmp/$c")"; done
-echo
+run_table "$RUNS" "$cols"
 printf '%-9s' points/s
 for c in $cols; do printf ' %14s' "$(awk -v n="$N" -v s="$(median <"$tmp/$c")" 'BEGIN { printf "%.0f", n / s }')"; done
 echo
