@@ -1,5 +1,6 @@
 # torch_env.sh — sourced by the *_vs_torch.sh benchmarks: the PyTorch configurations every
-# comparison runs, interleaved with disco, and the median of a column.
+# comparison runs, interleaved with disco, the median of a column, and the table of interleaved
+# runs of the toy benchmarks.
 #   default: PyTorch as installed (glibc malloc returns freed memory to the system, and the
 #            page faults of getting it back dominate PyTorch's CPU time here);
 #   tuned:   the allocator keeps its memory (glibc's MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_
@@ -28,3 +29,28 @@ torch_py() {
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# run_table RUNS COLUMNS: RUNS rounds over the columns, each MODEL-disco (the caller's
+# `disco_run MODEL`) or MODEL-CONFIG (the caller's `torch_run MODEL CONFIG`), which print one
+# number; prints a row per round and the medians, and keeps each column's numbers in $tmp/COLUMN
+run_table() {
+    printf '%-9s' run
+    for c in $2; do printf ' %14s' "$c"; done
+    echo
+    i=1
+    while [ "$i" -le "$1" ]; do
+        printf '%-9s' "$i"
+        for c in $2; do
+            m=${c%-*} who=${c##*-}
+            if [ "$who" = disco ]; then v=$(disco_run "$m"); else v=$(torch_run "$m" "$who"); fi
+            [ -n "$v" ] || { echo "run_table: $c printed no number" >&2; exit 2; }
+            echo "$v" >>"$tmp/$c"
+            printf ' %14s' "$v"
+        done
+        echo
+        i=$((i + 1))
+    done
+    printf '%-9s' median
+    for c in $2; do printf ' %14s' "$(median <"$tmp/$c")"; done
+    echo
+}

@@ -48,25 +48,7 @@ torch_run() {
 echo "toy training (width 256, batch 512), $STEPS steps timed, $THREADS threads, backend $BACKEND, $RUNS runs"
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 cols="disco-disco disco-default disco-tuned edm-disco edm-default edm-tuned"
-printf '%-7s' run
-for c in $cols; do printf ' %14s' "$c"; done
-echo
-i=1
-while [ "$i" -le "$RUNS" ]; do
-    printf '%-7s' "$i"
-    for c in $cols; do
-        m=${c%-*} who=${c##*-}
-        if [ "$who" = disco ]; then v=$(disco_run "$m"); else v=$(torch_run "$m" "$who"); fi
-        [ -n "$v" ] || die "$c printed no throughput"
-        echo "$v" >>"$tmp/$c"
-        printf ' %14s' "$v"
-    done
-    echo
-    i=$((i + 1))
-done
-printf '%-7s' median
-for c in $cols; do printf ' %14s' "$(median <"$tmp/$c")"; done
-echo
+run_table "$RUNS" "$cols"
 for m in disco edm; do
     D=$(median <"$tmp/$m-disco") T0=$(median <"$tmp/$m-default") T1=$(median <"$tmp/$m-tuned")
     awk -v m="$m" -v d="$D" -v t0="$T0" -v t1="$T1" 'BEGIN {

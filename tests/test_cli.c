@@ -160,7 +160,7 @@ TEST(cli_every_command_one_parser) {
 }
 
 /* `disco train toy` goes through the model registry like the other models, with its own
- * options; `disco sample toy` reads the model file it writes. */
+ * options; `disco sample toy` reads the model file it writes and prints how long sampling took. */
 TEST(cli_train_toy_through_registry) {
     char dir[] = "/tmp/disco_cli_toyXXXXXX", ckpt[128], npy[128];
     CHECK(mkdtemp(dir) != NULL);
@@ -173,6 +173,15 @@ TEST(cli_train_toy_through_registry) {
     run_free(&r);
     r = run_disco((const char *[]){ "sample", "toy", "--ckpt", ckpt, "--n", "16", "--out", npy, NULL });
     CHECK_MSG(r.status == 0, "disco sample toy: status %d: %s", r.status, r.err ? r.err : "");
+    /* the sampling's own time apart from compiling: prior + ODE within the total (each printed
+     * to 0.0005 s), 2 * 50 - 1 denoiser calls for the default 50 Heun steps */
+    double total = -1, prior = -1, ode = -1;
+    long long calls = -1;
+    const char *line = r.out ? strstr(r.out, "sampled 16 points in ") : NULL;
+    CHECK_MSG(line && sscanf(line, "sampled 16 points in %lf s: prior %lf s, ODE %lf s (%lld denoiser calls)",
+                             &total, &prior, &ode, &calls) == 4, "no timing line in: %s", r.out ? r.out : "");
+    CHECK_MSG(total > 0 && ode > 0 && prior >= 0 && prior + ode <= total + 0.0015 && calls == 99,
+              "implausible timing: total %g, prior %g, ODE %g, %lld calls", total, prior, ode, calls);
     run_free(&r);
     char err[DC_ERR_LEN];
     dc_tensor *t = dc_npy_read(npy, err, sizeof err);

@@ -3,7 +3,9 @@
  * (host finite differences with the same Gumbel noise, recomputed from the RNG); the null-
  * embedding rate; a short training run lowers the loss; a trained model file round-trips and
  * guidance w = 0 is bitwise the plain conditional sampler of an independent callback, w != 0
- * follows D_cond + w (D_cond - D_null); `disco sample/eval/train toy` error paths. */
+ * follows D_cond + w (D_cond - D_null), and the sampler counts 2 steps - 1 denoiser runs per
+ * generation (twice that when guided) and times its prior and ODE; `disco sample/eval/train
+ * toy` error paths. */
 #include "tests/test.h"
 
 #include <stdlib.h>
@@ -241,6 +243,9 @@ TEST(toy_guidance_zero_is_conditional_sampling) {
         o.heun_steps = STEPS, o.seed = 4;
         CHECK(dc_toy_generate(s, &o, a, codes, NULL, err, sizeof err));
         for (int i = 0; i < N; i++) CHECK(codes[i] >= 0 && codes[i] < 8);
+        const dc_toy_sample_times *t = dc_toy_sampler_times(s);
+        CHECK_EQ_INT(t->denoiser_calls, 2 * STEPS - 1);
+        CHECK(t->prior_s > 0 && t->ode_s > 0);
         cond_ctx cc = { e, codes, N, 0 };
         dc_sampler_opts so = dc_sampler_defaults();
         so.steps = STEPS;
@@ -251,6 +256,8 @@ TEST(toy_guidance_zero_is_conditional_sampling) {
         /* w = 1.5 at one call: D_cond + w (D_cond - D_null) from the independent program */
         o.guidance = 1.5f;
         CHECK(dc_toy_generate_from(s, &o, codes, a, NULL, err, sizeof err));
+        CHECK_EQ_INT(t->denoiser_calls, 2 * (2 * STEPS - 1));   /* a null pass per call */
+        CHECK(t->prior_s == 0 && t->ode_s > 0);
         CHECK(dc_toy_denoise(s, x0, 2.0f, dg, N, 2, err, sizeof err));
         CHECK(cond_denoise(&cc, x0, 2.0f, dc, N, 2, err, sizeof err));
         cc.drop = 1;

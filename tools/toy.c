@@ -44,8 +44,10 @@ static int cmd_sample(int argc, char **argv) {
     dc_tensor *pts = dc_tensor_new(&(dc_type){ DC_F32, { 2, { n, 2 } } });
     dc_tensor *codes = lat ? dc_tensor_new(&(dc_type){ DC_I32, { 2, { n, lat } } }) : NULL;
     dc_toy_sampler *s = dc_toy_sampler_new(m, n, (dc_backend)a.backend, err, sizeof err);
-    bool ok = s && dc_toy_generate(s, &a.so, pts->data, codes ? codes->data : NULL, NULL, err, sizeof err) &&
-              dc_npy_write(a.out, pts, err, sizeof err);
+    double t0 = dc_seconds();
+    bool ok = s && dc_toy_generate(s, &a.so, pts->data, codes ? codes->data : NULL, NULL, err, sizeof err);
+    double total_s = dc_seconds() - t0;
+    ok = ok && dc_npy_write(a.out, pts, err, sizeof err);
     if (ok && a.codes_out) {
         if (codes) ok = dc_npy_write(a.codes_out, codes, err, sizeof err);
         else snprintf(err, sizeof err, "--codes-out: the baseline has no latent codes"), ok = false;
@@ -54,6 +56,9 @@ static int cmd_sample(int argc, char **argv) {
         char ops[600];
         int n_ref = dc_toy_sampler_ref_summary(s, ops, sizeof ops);
         fprintf(stderr, "sampler: %d steps on ref%s%s\n", n_ref, n_ref ? ": " : "", ops);
+        const dc_toy_sample_times *t = dc_toy_sampler_times(s);
+        printf("sampled %lld points in %.3f s: prior %.3f s, ODE %.3f s (%lld denoiser calls)\n", (long long)n,
+               total_s, t->prior_s, t->ode_s, (long long)t->denoiser_calls);
         printf("wrote %lld points (%d Heun steps, guidance %g) to %s\n", (long long)n, a.so.heun_steps,
                (double)a.so.guidance, a.out);
     }
@@ -150,7 +155,9 @@ const dc_command dc_cmd_sample = {
     .name = "sample", .fn = cmd_sample, .summary = "sample a trained toy model to .npy", .args = "toy",
     .arg_what = "model", .options = sample_options,
     .about = "Draws latent codes from the model's prior, then integrates the EDM probability-flow ODE\n"
-             "with Heun's method conditioned on them, and writes the points as float32 [n,2] .npy.\n",
+             "with Heun's method conditioned on them, and writes the points as float32 [n,2] .npy.\n"
+             "Prints how long sampling took apart from compiling: the total, drawing the codes (prior)\n"
+             "and the integration (ODE), and how many times the denoiser ran.\n",
 };
 
 static const dc_opt eval_options[] = {

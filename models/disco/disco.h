@@ -397,6 +397,15 @@ bool dc_toy_generate(dc_toy_sampler *s, const dc_toy_sample_opts *o, float *pts,
 /* The same ODE from given codes [n,m] (ignored for the baseline). */
 bool dc_toy_generate_from(dc_toy_sampler *s, const dc_toy_sample_opts *o, const int32_t *codes,
                           float *pts, float *traj, char *err, size_t len);
+/* Wall times of the sampler's last dc_toy_generate / dc_toy_generate_from: prior_s drawing the
+ * codes (0 for the baseline and for dc_toy_generate_from), ode_s the initial noise and the
+ * Heun integration; denoiser_calls the runs of the denoiser program in it (2 steps - 1 for
+ * Heun, twice that under guidance w != 0). */
+typedef struct {
+    double prior_s, ode_s;
+    int64_t denoiser_calls;
+} dc_toy_sample_times;
+const dc_toy_sample_times *dc_toy_sampler_times(const dc_toy_sampler *s);
 /* The denoiser callback (dc_denoise_fn) of s with its current codes and guidance (set by the
  * last dc_toy_generate*), for the curvature and Jacobian probes. */
 bool dc_toy_denoise(void *sampler, const float *x, float sigma, float *d_out, int64_t n,

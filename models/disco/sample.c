@@ -22,6 +22,8 @@ struct dc_toy_sampler {
     dc_tensor *codes, *drop;        /* i32 [n,m], [n,1] (NULL for the baseline) */
     float *d_null;                  /* [n,2] the null pass of a guided call */
     float guidance;
+    dc_toy_sample_times times;      /* of the last generation */
+    int64_t den_runs;               /* runs of the denoiser program so far */
 };
 
 void dc_toy_sampler_free(dc_toy_sampler *s) {
@@ -96,8 +98,13 @@ dc_toy_sample_opts dc_toy_sample_defaults(void) {
     return (dc_toy_sample_opts){ .heun_steps = 50, .guidance = 0.0f, .temperature = 1.0f, .seed = 0 };
 }
 
+const dc_toy_sample_times *dc_toy_sampler_times(const dc_toy_sampler *s) {
+    return &s->times;
+}
+
 /* One run of the denoiser program with drop = null (0 or 1) for every point; out [n,2]. */
 static bool run_denoiser(dc_toy_sampler *s, int null, float *out, char *err, size_t len) {
+    s->den_runs++;
     if (s->drop) {
         int32_t *d = s->drop->data;
         for (int64_t i = 0; i < s->n; i++) d[i] = null;
@@ -149,14 +156,19 @@ bool dc_toy_generate_from(dc_toy_sampler *s, const dc_toy_sample_opts *o, const 
     so.kind = DC_SAMPLER_HEUN;
     so.steps = o->heun_steps;
     so.trajectory = traj;
+    int64_t runs0 = s->den_runs;
+    double t0 = dc_seconds();
     dc_edm_initial_noise(o->seed + 1, so.sigma_max, s->n, 2, pts);
-    return dc_edm_sample(&so, dc_toy_denoise, s, pts, s->n, 2, err, len);
+    bool ok = dc_edm_sample(&so, dc_toy_denoise, s, pts, s->n, 2, err, len);
+    s->times = (dc_toy_sample_times){ .ode_s = dc_seconds() - t0, .denoiser_calls = s->den_runs - runs0 };
+    return ok;
 }
 
 bool dc_toy_generate(dc_toy_sampler *s, const dc_toy_sample_opts *o, float *pts, int32_t *codes, float *traj,
                      char *err, size_t len) {
     if (!opts_ok(o, err, len)) return false;
     int32_t *drawn = NULL;
+    double t0 = dc_seconds();
     if (s->prior) {
         drawn = malloc((size_t)s->n * (size_t)s->setup.model.m * sizeof *drawn);
         if (!drawn) abort(); /* out of memory */
@@ -166,7 +178,9 @@ bool dc_toy_generate(dc_toy_sampler *s, const dc_toy_sample_opts *o, float *pts,
         }
         if (codes) memcpy(codes, drawn, (size_t)s->n * (size_t)s->setup.model.m * sizeof *codes);
     }
+    double prior_s = dc_seconds() - t0;
     bool ok = dc_toy_generate_from(s, o, drawn, pts, traj, err, len);
+    s->times.prior_s = prior_s;
     free(drawn);
     return ok;
 }
