@@ -3,9 +3,9 @@
  * Candidates: nodes of groupable ops (dc_op_groupable) that form a legal group on their own.
  * The row-kernel rule: a group has a view (dc_loop_view), R = n*groups rows split across
  *   threads and C = s*k inner positions per row. Its row ops fix the view: sum, mean, max and
- *   logsumexp over the trailing axes of x (rows: the leading dims) or over its leading axes
- *   (n = 1, s = the reduced dims, groups = the kept dims, k = 1: a row is one kept element,
- *   as a bias gradient's column), softmax, log_softmax,
+ *   logsumexp over the trailing axes of x (rows: the leading dims) or over any other run of
+ *   consecutive axes (n = the dims before it, s = the reduced dims, groups = the dims after it,
+ *   k = 1: a row is one kept element, as a bias gradient's column), softmax, log_softmax,
  *   softmax_bwd and layer_norm over the last axis, group_norm of x [N, ..., C] with G groups
  *   (n = N, s = the positions, groups = G, k = C/G: a row is one (sample, group)); all row ops
  *   of a group must give the same view. A group without row ops has R = the element count
@@ -124,7 +124,7 @@ static bool reduces_rows(dc_op op) {
 }
 
 /* The view row op n imposes (its row description's rows); false if it does not reduce along
- * trailing axes or (sum, mean, max, logsumexp) leading axes. */
+ * trailing axes or (sum, mean, max, logsumexp) another run of consecutive axes. */
 static bool row_op_view(const dc_graph *g, const dc_node *n, dc_loop_view *v) {
     const dc_shape *x = &g->nodes[n->in[0]].type.shape;
     int d = x->rank;
@@ -132,14 +132,16 @@ static bool row_op_view(const dc_graph *g, const dc_node *n, dc_loop_view *v) {
     case DC_ROWS_AXES: {
         const dc_ints *a = &n->attr.reduce.axes;
         int m = a->n ? a->n : d;
-        bool trailing = true, leading = true;
+        int lo = a->n ? (int)a->v[0] : 0;
+        bool trailing = true, run = true;
         for (int i = 0; i < a->n; i++) {
             trailing = trailing && a->v[i] == d - m + i;
-            leading = leading && a->v[i] == i;
+            run = run && a->v[i] == lo + i;
         }
         if (trailing) *v = plain_view(dims_product(x, 0, d - m), dims_product(x, d - m, d));
-        else if (leading) *v = (dc_loop_view){ 1, dims_product(x, 0, m), dims_product(x, m, d), 1 };
-        return trailing || leading;
+        else if (run)
+            *v = (dc_loop_view){ dims_product(x, 0, lo), dims_product(x, lo, lo + m), dims_product(x, lo + m, d), 1 };
+        return trailing || run;
     }
     case DC_ROWS_AXIS:
         if (n->attr.axis.axis != d - 1) return false;
