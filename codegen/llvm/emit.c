@@ -23,7 +23,9 @@
  * i ^ h, h = half the row's lanes down to 1) — a fixed order that leaves every lane of a row
  * the same result, which its later phases read lane by lane. A per-row phase runs once per
  * row (a block: once per block, each lane at its row's inner index 0; the first lane of each
- * row stores). */
+ * row stores). A value of two or more operations that a later pass over the same rows would
+ * compute again (softmax's exp) is stashed by the first pass that computes it, one vector per
+ * body in a buffer on the thread's stack, and loaded by the later ones (plan_stashes). */
 #include "codegen/llvm/llvm_internal.h"
 
 #include <math.h>
