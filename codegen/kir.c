@@ -122,6 +122,12 @@ static dc_kir_expr blank(dc_kir_kind kind, dc_dtype dtype) {
                           .result = -1, .after = -1 };
 }
 
+bool dc_kir_map_inner_free(const dc_kir_map *m) {
+    for (int d = 0; d < DC_MAX_RANK; d++)
+        if (m->inner[d]) return false;
+    return true;
+}
+
 int dc_kir_load(dc_kir *k, int buf, dc_kir_map map) {
     if (k->err[0]) return -1;
     if (buf < 0 || buf >= k->n_bufs) return fail(k, "load from undeclared buffer %d", buf);

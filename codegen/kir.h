@@ -117,6 +117,9 @@ int dc_kir_buffer_add(dc_kir *k, dc_dtype dtype, int64_t numel, bool written);
  * rank entries; either may be NULL (all 0). */
 dc_kir_map dc_kir_map_make(const dc_kir *k, int64_t offset, const int64_t *outer, const int64_t *inner);
 
+/* Whether map m does not move with the inner index (every inner stride 0). */
+bool dc_kir_map_inner_free(const dc_kir_map *m);
+
 int dc_kir_load(dc_kir *k, int buf, dc_kir_map map);
 int dc_kir_const_f32(dc_kir *k, float v);
 int dc_kir_const_i32(dc_kir *k, int32_t v);

@@ -123,15 +123,9 @@ static void map_axpy(dc_kir_map *y, int64_t a, const dc_kir_map *x) {
     }
 }
 
-static bool inner_free(const dc_kir_map *m) {
-    for (int d = 0; d < DC_MAX_RANK; d++)
-        if (m->inner[d]) return false;
-    return true;
-}
-
 static bool coords_inner_free(const coords *x) {
     for (int d = 0; d < x->rank; d++)
-        if (!inner_free(&x->c[d])) return false;
+        if (!dc_kir_map_inner_free(&x->c[d])) return false;
     return true;
 }
 

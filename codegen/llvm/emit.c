@@ -109,12 +109,6 @@ static int64_t lane_offset(const kx *c, bool row, const dc_kir_map *m, int l) {
     return l / c->L * m->outer[c->oaxis] + (row ? 0 : l % c->L * m->inner[c->vaxis]);
 }
 
-static bool inner_free(const dc_kir_map *m) {
-    for (int d = 0; d < DC_MAX_RANK; d++)
-        if (m->inner[d]) return false;
-    return true;
-}
-
 typedef enum { ACC_SCALAR, ACC_VECTOR, ACC_GATHER } access;
 
 /* How map m is accessed by w lanes: every lane at lane 0's element, lane i at element i, or
@@ -473,7 +467,7 @@ static void hoist_loads(kx *c, int p, LLVMValueRef mask) {
     body bd = { i64c(c, 0), c->x->lanes, mask, false, NULL };
     for (int i = 0; i < k->n_exprs; i++) {
         const dc_kir_expr *e = &k->exprs[i];
-        if (e->kind != DC_KIR_LOAD || !inner_free(&e->map)) continue;
+        if (e->kind != DC_KIR_LOAD || !dc_kir_map_inner_free(&e->map)) continue;
         bool stored = false;
         for (int t = 0; t < k->n_stores; t++) stored = stored || (k->stores[t].phase == p && k->stores[t].buf == e->buf);
         if (!stored) c->hoisted[i] = value_of(c, &bd, i);
@@ -605,7 +599,7 @@ static double layout_cost(kx *c, int L) {
     else bodies = outer / olast * ceil(olast / (w / L)) * inner * (L == 1 ? len : 1);
     double per_body = 0;
     for (int i = 0; i < k->n_exprs; i++)
-        if (k->exprs[i].kind == DC_KIR_LOAD && !inner_free(&k->exprs[i].map))
+        if (k->exprs[i].kind == DC_KIR_LOAD && !dc_kir_map_inner_free(&k->exprs[i].map))
             per_body += access_of(c, false, &k->exprs[i].map, w) == ACC_GATHER ? w : 1;
     for (int s = 0; s < k->n_stores; s++)
         if (!k->phases[k->stores[s].phase].per_row)
@@ -650,16 +644,10 @@ static void phase_needs(const kx *c, int p, bool *need) {
     }
 }
 
-/* Whether expression i reads, below it, a buffer that phases [p0, p1) store to. */
-static bool reads_stored(const dc_kir *k, int i, int p0, int p1) {
-    const dc_kir_expr *e = &k->exprs[i];
-    if (e->kind == DC_KIR_LOAD) {
-        for (int s = 0; s < k->n_stores; s++)
-            if (k->stores[s].buf == e->buf && k->stores[s].phase >= p0 && k->stores[s].phase < p1) return true;
-        return false;
-    }
-    for (int a = 0; a < 3; a++)
-        if (e->arg[a] >= 0 && reads_stored(k, e->arg[a], p0, p1)) return true;
+/* Whether any of the buffers in mask (bit b: buffer b) is stored by phases [p0, p1). */
+static bool stored_in(const dc_kir *k, uint32_t mask, int p0, int p1) {
+    for (int s = 0; s < k->n_stores; s++)
+        if ((mask >> k->stores[s].buf & 1) && k->stores[s].phase >= p0 && k->stores[s].phase < p1) return true;
     return false;
 }
 
@@ -686,8 +674,15 @@ static void plan_stashes(kx *c) {
     int64_t bytes = slots * c->x->lanes * 4, used = 0;
     bool *need = malloc((size_t)k->n_exprs + 1);
     int *first = malloc(((size_t)k->n_exprs + 1) * sizeof *first);
-    if (!need || !first) abort(); /* out of memory */
-    for (int i = 0; i < k->n_exprs; i++) c->stash_phase[i] = first[i] = -1;
+    uint32_t *loads = malloc(((size_t)k->n_exprs + 1) * sizeof *loads); /* the buffers each reads, below it */
+    if (!need || !first || !loads) abort(); /* out of memory */
+    for (int i = 0; i < k->n_exprs; i++) {
+        const dc_kir_expr *e = &k->exprs[i];
+        c->stash_phase[i] = first[i] = -1;
+        loads[i] = e->kind == DC_KIR_LOAD ? (uint32_t)1 << e->buf : 0;
+        for (int a = 0; a < 3; a++)
+            if (e->arg[a] >= 0) loads[i] |= loads[e->arg[a]];
+    }
     for (int p = 0; p < k->n_phases; p++) {
         if (k->phases[p].per_row) continue;
         phase_needs(c, p, need);
@@ -698,7 +693,7 @@ static void plan_stashes(kx *c) {
                 continue;
             }
             if (c->stash_phase[i] >= 0 || used + bytes > STASH_BYTES || op_count(k, i) < 2 ||
-                reads_stored(k, i, first[i], p))
+                stored_in(k, loads[i], first[i], p))
                 continue;
             c->stash_phase[i] = first[i];
             used += bytes;
@@ -711,6 +706,7 @@ static void plan_stashes(kx *c) {
                                                i64c(c, slots), "");
     free(need);
     free(first);
+    free(loads);
 }
 
 static LLVMValueRef entry_alloca(kx *c, LLVMTypeRef t) { return LLVMBuildAlloca(c->x->b, t, ""); }
