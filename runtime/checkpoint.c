@@ -321,18 +321,35 @@ static bool read_file(ckpt_reader *r) {
     return ok;
 }
 
+/* Reads and verifies the whole file (header, checksum, tensor table) and that its meta blob is
+ * meta_len bytes. */
+static bool read_verified(ckpt_reader *r, size_t meta_len) {
+    bool ok = read_file(r);
+    if (ok && dc_le_get_u64(r->buf + r->size - 8) != XXH3_64bits(r->buf, r->size - 8))
+        ok = fail(r, "bad checksum");
+    if (ok && r->meta_len != meta_len)
+        ok = fail(r, "meta is %" PRIu64 " bytes, the caller expects %zu", r->meta_len, meta_len);
+    return ok && parse_table(r);
+}
+
+static const unsigned char *meta_of(const ckpt_reader *r) { return r->buf + HEADER_BYTES + r->table_bytes; }
+
+bool dc_checkpoint_read_meta(const char *path, void *meta, size_t meta_len, char *err, size_t len) {
+    ckpt_reader r = { .path = path, .err = err, .len = len };
+    bool ok = read_verified(&r, meta_len);
+    if (ok && meta_len) memcpy(meta, meta_of(&r), meta_len);
+    free(r.entries);
+    free(r.buf);
+    return ok;
+}
+
 bool dc_checkpoint_load(const char *path, dc_exec *e, void *meta, size_t meta_len,
                         char *err, size_t len) {
     ckpt_reader r = { .path = path, .err = err, .len = len };
     const dc_graph *g = dc_exec_graph(e);
-    bool ok = read_file(&r);
-    if (ok && dc_le_get_u64(r.buf + r.size - 8) != XXH3_64bits(r.buf, r.size - 8))
-        ok = fail(&r, "bad checksum");
-    if (ok && r.meta_len != meta_len)
-        ok = fail(&r, "meta is %" PRIu64 " bytes, the caller expects %zu", r.meta_len, meta_len);
-    ok = ok && parse_table(&r) && match_graph(&r, g);
+    bool ok = read_verified(&r, meta_len) && match_graph(&r, g);
     if (ok) {
-        if (meta_len) memcpy(meta, r.buf + HEADER_BYTES + r.table_bytes, meta_len);
+        if (meta_len) memcpy(meta, meta_of(&r), meta_len);
         for (int i = 0; i < g->n_nodes; i++) {
             if (g->nodes[i].op != DC_OP_PARAM) continue;
             const ckpt_entry *x = find_entry(&r, g->nodes[i].name);

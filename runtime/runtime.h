@@ -233,6 +233,10 @@ bool dc_checkpoint_save(const char *path, dc_exec *e, const void *meta, size_t m
  * has f32[4,4]". meta may be NULL only when meta_len is 0. */
 bool dc_checkpoint_load(const char *path, dc_exec *e, void *meta, size_t meta_len,
                         char *err, size_t len);
+/* Only the meta blob of PATH (meta_len bytes) into meta, with the same checks of the whole
+ * file as dc_checkpoint_load (so a model file's settings can be read before its graph is
+ * built). */
+bool dc_checkpoint_read_meta(const char *path, void *meta, size_t meta_len, char *err, size_t len);
 
 /* A progress display for long loops. On a terminal (isatty(fileno(f))): one line redrawn
  * with \r at most ~10 times a second, `what [#####.....] step/total loss 0.1234 12.3 it/s

@@ -2,7 +2,8 @@
  * (magic, version, XXH3 checksum recomputed here), every single-byte corruption and every
  * truncation at sampled positions refused with the right message and the params untouched,
  * the mismatch messages (missing, extra, shape, dtype, meta, magic, version), and a child
- * killed with SIGKILL while writing: the last complete checkpoint still loads. Files live in a
+ * killed with SIGKILL while writing: the last complete checkpoint still loads. Reading only the
+ * meta (dc_checkpoint_read_meta) gives the same meta and refuses the same files alike. Files live in a
  * mkdtemp directory that is removed at the end. */
 #include "tests/test.h"
 
@@ -110,6 +111,8 @@ static void reseal(unsigned char *b, size_t n) {
 }
 
 /* Loads path into m expecting failure with "ckpt: PATH: " + want; params must be unchanged. */
+/* Loading path into m fails with want and changes nothing; when the file itself is at fault
+ * (not the graph), reading only its meta fails with the same message. */
 static void expect_refused(model *m, const char *path, const char *want, const char *what) {
     char err[DC_ERR_LEN], prefix[300];
     size_t n;
@@ -122,6 +125,12 @@ static void expect_refused(model *m, const char *path, const char *want, const c
               "%s: message '%s' lacks '%s'", what, err, want);
     CHECK_MSG(same_params(m, before, n), "%s: params changed", what);
     CHECK_MSG(meta.step == -1 && meta.pos == -1, "%s: meta changed", what);
+    bool graph_fault = strstr(want, "tensor '") != NULL;
+    char err2[DC_ERR_LEN];
+    ok = dc_checkpoint_read_meta(path, &meta, sizeof meta, err2, sizeof err2);
+    CHECK_MSG(graph_fault || (!ok && strcmp(err, err2) == 0), "%s: read_meta says '%s', load said '%s'", what,
+              ok ? "ok" : err2, err);
+    CHECK_MSG(graph_fault || (meta.step == -1 && meta.pos == -1), "%s: meta changed by read_meta", what);
     free(before);
 }
 
@@ -152,6 +161,9 @@ TEST(checkpoint_round_trip_bitwise) {
         CHECK(same_params(&b, want, sn));
         CHECK_EQ_INT(meta.step, 123);
         CHECK_EQ_INT(meta.pos, 456);
+        meta_t only = { 0, 0 };
+        CHECK_MSG(dc_checkpoint_read_meta(path, &only, sizeof only, err, sizeof err), "%s", err);
+        CHECK(only.step == 123 && only.pos == 456);
         /* a checkpoint without meta */
         CHECK(dc_checkpoint_save(path, a.e, NULL, 0, err, sizeof err));
         CHECK_MSG(dc_checkpoint_load(path, b.e, NULL, 0, err, sizeof err), "%s", err);

@@ -286,25 +286,15 @@ struct dc_toy_model {
     dc_exec *e;
 };
 
-/* Reads the meta blob of a checkpoint file without trusting it: the header's meta length and
- * table size, bounded by the file's size (checkpoint.c's layout: a 64-byte header with
- * u64 table_bytes at 16 and u64 meta_len at 24, the table from 64, then the meta). The full
- * dc_checkpoint_load afterwards verifies the checksum and that the meta is the same. */
+/* The meta of a model file, verified with the whole file; errors say what is wrong with it. */
 static bool peek_meta(const char *path, model_meta *m, char *err, size_t len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, len, "toy: cannot open %s: %s", path, strerror(errno));
-        return false;
+    char why[DC_ERR_LEN];
+    if (dc_checkpoint_read_meta(path, m, sizeof *m, why, sizeof why)) {
+        if (m->format == MODEL_FORMAT) return true;
+        snprintf(why, sizeof why, "a checkpoint of something else");
     }
-    unsigned char h[64];
-    uint64_t table = 0, mlen = 0;
-    bool ok = fread(h, 1, sizeof h, f) == sizeof h && memcmp(h, "DISCOCKP", 8) == 0;
-    for (int i = 0; ok && i < 8; i++) table |= (uint64_t)h[16 + i] << (8 * i), mlen |= (uint64_t)h[24 + i] << (8 * i);
-    ok = ok && mlen == sizeof *m && table < (1ULL << 40) && fseek(f, (long)(64 + table), SEEK_SET) == 0 &&
-         fread(m, 1, sizeof *m, f) == sizeof *m && m->format == MODEL_FORMAT;
-    fclose(f);
-    if (!ok) snprintf(err, len, "toy: %s is not a toy model file of `disco train toy` (or it is damaged)", path);
-    return ok;
+    snprintf(err, len, "toy: %s is not a model file of `disco train toy` (%s)", path, why);
+    return false;
 }
 
 /* The setup of a meta, checked as a fresh one would be. */
