@@ -46,8 +46,8 @@ TEST(prior_learns_a_markov_chain) {
     dc_exec *e = dc_compile(g, 0, DC_BACKEND_AUTO, err, sizeof err);
     CHECK_MSG(e, "%s", err);
     double loss = 0;
-    bool ok = e && dc_prior_train(&pc, &tc, codes, TRAIN_N, e, &loss, err, sizeof err) &&
-              dc_prior_sample(e, &pc, 1.0f, 9, sampled, err, sizeof err);
+    bool ok = e && dc_prior_train(&pc, &tc, codes, NULL, TRAIN_N, e, &loss, err, sizeof err) &&
+              dc_prior_sample(e, &pc, 1.0f, 9, NULL, sampled, err, sizeof err);
     CHECK_MSG(ok, "%s", err);
     if (ok) {
         /* the chain's entropy per sequence / M is the loss floor: about 0.78 nats */
@@ -112,5 +112,48 @@ TEST(prior_rejects_bad_configs_and_codes) {
     c = small_prior();
     int32_t codes[2 * M] = { 0, 1, 2, 0, 1, 3, 0, 0 };   /* 3 is outside [0, K) */
     dc_train_config tc = { .steps = 1, .batch = 2, .lr = 1e-3, .b1 = 0.9f, .b2 = 0.999f, .eps = 1e-8f };
-    CHECK(!dc_prior_train(&c, &tc, codes, 2, NULL, NULL, err, sizeof err) && strstr(err, "outside"));
+    CHECK(!dc_prior_train(&c, &tc, codes, NULL, 2, NULL, NULL, err, sizeof err) && strstr(err, "outside"));
+}
+
+/* A class-conditional prior: the class is the first token, and the codes are a function of
+ * it, code i = (class + i) % K; sampled sequences must follow their class. */
+TEST(prior_starts_from_the_class) {
+    enum { CLASSES = 3, N = 1536, S = 300 };
+    int32_t *codes = malloc(N * M * sizeof *codes), *cls = malloc(N * sizeof *cls);
+    int32_t *sampled = malloc(S * M * sizeof *sampled), *want = malloc(S * sizeof *want);
+    for (int n = 0; n < N; n++) {
+        cls[n] = n % CLASSES;
+        for (int i = 0; i < M; i++) codes[n * M + i] = (cls[n] + i) % K;
+    }
+    for (int b = 0; b < S; b++) want[b] = (b * 7) % CLASSES;
+    dc_prior_config pc = small_prior();
+    pc.classes = CLASSES;
+    dc_train_config tc = { .steps = 150, .batch = 128, .warmup = 10, .lr = 3e-3, .min_lr_ratio = 0.1, .b1 = 0.9f,
+                           .b2 = 0.999f, .eps = 1e-8f, .clip_norm = 1.0f, .seed = 2 };
+    dc_graph *g = dc_prior_sample_graph(&pc, S);
+    char err[DC_ERR_LEN];
+    dc_exec *e = dc_compile(g, 0, DC_BACKEND_AUTO, err, sizeof err);
+    CHECK_MSG(e, "%s", err);
+    bool ok = e && dc_prior_train(&pc, &tc, codes, cls, N, e, NULL, err, sizeof err) &&
+              dc_prior_sample(e, &pc, 1.0f, 3, want, sampled, err, sizeof err);
+    CHECK_MSG(ok, "%s", err);
+    int exact = 0;
+    for (int b = 0; ok && b < S; b++) {
+        bool same = true;
+        for (int i = 0; i < M; i++) same = same && sampled[b * M + i] == (want[b] + i) % K;
+        exact += same;
+    }
+    CHECK_MSG(!ok || exact >= S * 95 / 100, "%d of %d sequences follow their class", exact, S);
+    /* the classes are checked: missing, out of range, or given to a prior without classes */
+    CHECK(!dc_prior_train(&pc, &tc, codes, NULL, N, e, NULL, err, sizeof err) && strstr(err, "needs the classes"));
+    cls[5] = CLASSES;
+    CHECK(!dc_prior_train(&pc, &tc, codes, cls, N, e, NULL, err, sizeof err) && strstr(err, "class 3 of example 5"));
+    pc.classes = 0;
+    CHECK(!dc_prior_train(&pc, &tc, codes, cls, N, e, NULL, err, sizeof err) && strstr(err, "without classes"));
+    dc_exec_free(e);
+    dc_graph_free(g);
+    free(codes);
+    free(cls);
+    free(sampled);
+    free(want);
 }

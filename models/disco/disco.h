@@ -286,6 +286,8 @@ typedef struct {
 typedef struct {
     int m, k;
     int d_model, heads, layers; /* defaults 64, 4, 2 */
+    int classes;                /* 0: one start token (id k); C > 0: class-conditional, the start
+                                 * token of an example of class c is id k + c */
 } dc_prior_config;
 
 dc_toy_config dc_toy_config_defaults(void);
@@ -320,22 +322,24 @@ dc_graph *dc_toy_encode_graph(const dc_toy_config *c, int64_t batch);
 
 /* ---- the prior (prior.c); params under prior.* --------------------------------------- */
 
-/* tokens i32 [B,m] (start token k, then the codes shifted right) -> logits [B,m,k] */
+/* tokens i32 [B,m] (the start token, then the codes shifted right) -> logits [B,m,k] */
 dc_t dc_prior_logits(dc_graph *g, dc_t tokens, const dc_prior_config *c);
 /* inputs "tokens", "codes" i32[B,m]; output "loss" (next-code cross-entropy) */
 dc_graph *dc_prior_train_graph(const dc_prior_config *c, int64_t batch);
 /* input "tokens" i32[B,m]; output "logits" f32[B,m,k] */
 dc_graph *dc_prior_sample_graph(const dc_prior_config *c, int64_t batch);
-/* Trains the prior on codes [n,m] with the shared trainer (tc: steps, batch, lr, seed, ...)
+/* Trains the prior on codes [n,m] (and, for a class-conditional prior, their examples' classes
+ * [n]; NULL otherwise) with the shared trainer (tc: steps, batch, lr, seed, ...)
  * and copies the trained prior.* params into dst (its other params are left alone);
  * final_loss (may be NULL) gets the mean batch loss of the last tenth of the steps. */
 bool dc_prior_train(const dc_prior_config *pc, const dc_train_config *tc, const int32_t *codes,
-                    int64_t n, dc_exec *dst, double *final_loss, char *err, size_t len);
+                    const int32_t *classes, int64_t n, dc_exec *dst, double *final_loss, char *err, size_t len);
 /* Draws codes [B,m] (B = the program's batch) one position at a time from softmax(logits /
- * temperature), position i of row b with dc_rng_uniform01(seed, i, b). e runs
+ * temperature), position i of row b with dc_rng_uniform01(seed, i, b); row b of a
+ * class-conditional prior starts from the class classes[b] (NULL otherwise). e runs
  * dc_prior_sample_graph. */
 bool dc_prior_sample(dc_exec *e, const dc_prior_config *c, float temperature, uint64_t seed,
-                     int32_t *codes, char *err, size_t len);
+                     const int32_t *classes, int32_t *codes, char *err, size_t len);
 
 /* ---- training and checkpoints (toy_model.c) ------------------------------------------- */
 

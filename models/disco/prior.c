@@ -2,8 +2,9 @@
  * pre-norm causal transformer (token + position embeddings, masked multi-head self-attention
  * written with matmul/softmax and an iota causal mask, GELU MLP, layer norms), trained with
  * next-code cross-entropy through the shared trainer, and sampled code by code on the host
- * with a temperature. Position i reads token i, which is a start token (id k) at i = 0 and
- * code i-1 after, and predicts code i. */
+ * with a temperature. Position i reads token i, which is a start token at i = 0 (id k, or
+ * k + c for an example of class c when the prior is class-conditional) and code i-1 after,
+ * and predicts code i. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,8 @@ dc_t dc_prior_logits(dc_graph *g, dc_t tokens, const dc_prior_config *c) {
     int64_t batch = tt && tt->shape.rank == 2 ? tt->shape.dim[0] : 1, m = c->m, d = c->d_model;
     dc_t logits = DC_NONE;
     DC_SCOPE(g, "prior") {
-        dc_t tok = dc_param(g, "tok", 2, ((int64_t[]){ c->k + 1, d }), .init = DC_INIT_NORMAL, .a = 0.1f);
+        int64_t vocab = c->k + (c->classes > 0 ? c->classes : 1);
+        dc_t tok = dc_param(g, "tok", 2, ((int64_t[]){ vocab, d }), .init = DC_INIT_NORMAL, .a = 0.1f);
         dc_t pos = dc_param(g, "pos", 2, ((int64_t[]){ m, d }), .init = DC_INIT_NORMAL, .a = 0.1f);
         dc_t h = dc_add(g, dc_gather(g, tok, tokens), pos);                         /* [B,m,d] */
         for (int l = 0; l < c->layers; l++) {
@@ -83,6 +85,7 @@ bool dc_prior_config_ok(const dc_prior_config *c, char *err, size_t len) {
     else if (c->d_model < 1 || c->heads < 1 || c->d_model % c->heads != 0)
         bad = "the width must be a positive multiple of the number of heads";
     else if (c->layers < 1) bad = "the prior needs at least one layer";
+    else if (c->classes < 0 || c->classes > 1000) bad = "the number of classes must be in [0, 1000]";
     if (bad) snprintf(err, len, "prior: %s", bad);
     return !bad;
 }
@@ -102,39 +105,60 @@ dc_graph *dc_prior_sample_graph(const dc_prior_config *c, int64_t batch) {
     return g;
 }
 
-/* row r of codes [n,m] shifted right behind the start token k, into tokens [m] */
-static void shift_codes(const int32_t *codes, int m, int k, int32_t *tokens) {
-    tokens[0] = k;
+/* The start token of an example of class cls (ignored unless the prior has classes). */
+static int32_t start_token(const dc_prior_config *c, int32_t cls) { return c->k + (c->classes > 0 ? cls : 0); }
+
+/* a row of codes [m] shifted right behind the start token, into tokens [m] */
+static void shift_codes(const int32_t *codes, int m, int32_t start, int32_t *tokens) {
+    tokens[0] = start;
     for (int i = 1; i < m; i++) tokens[i] = codes[i - 1];
 }
 
 typedef struct {
+    const dc_prior_config *c;
     const int32_t *codes;   /* [n,m] */
-    int m, k;
+    const int32_t *classes; /* [n] or NULL */
     dc_tensor *tokens, *targets;  /* i32 [B,m] staging */
 } prior_feeder;
 
 static bool prior_feed(void *ctx, dc_exec *e, const int64_t *idx, int64_t batch, char *err, size_t len) {
     prior_feeder *f = ctx;
     int32_t *tok = f->tokens->data, *tgt = f->targets->data;
+    int m = f->c->m;
     for (int64_t b = 0; b < batch; b++) {
-        const int32_t *row = f->codes + idx[b] * f->m;
-        shift_codes(row, f->m, f->k, tok + b * f->m);
-        memcpy(tgt + b * f->m, row, (size_t)f->m * sizeof *tgt);
+        const int32_t *row = f->codes + idx[b] * m;
+        shift_codes(row, m, start_token(f->c, f->classes ? f->classes[idx[b]] : 0), tok + b * m);
+        memcpy(tgt + b * m, row, (size_t)m * sizeof *tgt);
     }
     return dc_exec_set_input(e, "tokens", f->tokens, err, len) && dc_exec_set_input(e, "codes", f->targets, err, len);
 }
 
-bool dc_prior_train(const dc_prior_config *pc, const dc_train_config *tc, const int32_t *codes, int64_t n,
-                    dc_exec *dst, double *final_loss, char *err, size_t len) {
-    if (!dc_prior_config_ok(pc, err, len)) return false;
+/* false and err unless the start classes of n examples are in range (or the prior has none) */
+static bool classes_ok(const dc_prior_config *c, const int32_t *classes, int64_t n, char *err, size_t len) {
+    if ((c->classes > 0) != (classes != NULL)) {
+        snprintf(err, len, "prior: %s", c->classes > 0 ? "a class-conditional prior needs the classes"
+                                                       : "classes given to a prior without classes");
+        return false;
+    }
+    for (int64_t i = 0; classes && i < n; i++)
+        if (classes[i] < 0 || classes[i] >= c->classes) {
+            snprintf(err, len, "prior: class %d of example %lld is outside [0, %d)", classes[i], (long long)i,
+                     c->classes);
+            return false;
+        }
+    return true;
+}
+
+bool dc_prior_train(const dc_prior_config *pc, const dc_train_config *tc, const int32_t *codes,
+                    const int32_t *classes, int64_t n, dc_exec *dst, double *final_loss, char *err, size_t len) {
+    if (!dc_prior_config_ok(pc, err, len) || !classes_ok(pc, classes, n, err, len)) return false;
     for (int64_t i = 0; i < n * pc->m; i++)
         if (codes[i] < 0 || codes[i] >= pc->k) {
             snprintf(err, len, "prior: code %d at %lld is outside [0, %d)", codes[i], (long long)i, pc->k);
             return false;
         }
     dc_type bt = { DC_I32, { 2, { tc->batch, pc->m } } };
-    prior_feeder f = { codes, pc->m, pc->k, dc_tensor_new(&bt), dc_tensor_new(&bt) };
+    prior_feeder f = { pc, codes, classes, dc_tensor_new(&bt), dc_tensor_new(&bt) };
     dc_train_data d = { n, prior_feed, &f };
     dc_trainer *t = dc_trainer_new(dc_prior_train_graph(pc, tc->batch), tc, &d, err, len);
     float *losses = t ? malloc((size_t)tc->steps * sizeof *losses) : NULL;
@@ -162,8 +186,8 @@ static int32_t draw_code(const float *logits, int k, float temperature, float u)
     return k - 1;
 }
 
-bool dc_prior_sample(dc_exec *e, const dc_prior_config *c, float temperature, uint64_t seed, int32_t *codes,
-                     char *err, size_t len) {
+bool dc_prior_sample(dc_exec *e, const dc_prior_config *c, float temperature, uint64_t seed,
+                     const int32_t *classes, int32_t *codes, char *err, size_t len) {
     const dc_graph *g = dc_exec_graph(e);
     int in = dc_graph_find_input(g, "tokens");
     if (in < 0 || g->nodes[in].type.shape.rank != 2 || g->nodes[in].type.shape.dim[1] != c->m) {
@@ -175,9 +199,10 @@ bool dc_prior_sample(dc_exec *e, const dc_prior_config *c, float temperature, ui
         return false;
     }
     int64_t n = g->nodes[in].type.shape.dim[0];
+    if (!classes_ok(c, classes, n, err, len)) return false;
     dc_tensor *tok = dc_tensor_new(&g->nodes[in].type);
     int32_t *tv = tok->data;
-    for (int64_t b = 0; b < n; b++) tv[b * c->m] = c->k;
+    for (int64_t b = 0; b < n; b++) tv[b * c->m] = start_token(c, classes ? classes[b] : 0);
     bool ok = true;
     for (int i = 0; ok && i < c->m; i++) {
         ok = dc_exec_set_input(e, "tokens", tok, err, len) && dc_exec_run(e, err, len);

@@ -172,7 +172,7 @@ bool dc_toy_generate(dc_toy_sampler *s, const dc_toy_sample_opts *o, float *pts,
     if (s->prior) {
         drawn = malloc((size_t)s->n * (size_t)s->setup.model.m * sizeof *drawn);
         if (!drawn) abort(); /* out of memory */
-        if (!dc_prior_sample(s->prior, &s->setup.prior, o->temperature, o->seed, drawn, err, len)) {
+        if (!dc_prior_sample(s->prior, &s->setup.prior, o->temperature, o->seed, NULL, drawn, err, len)) {
             free(drawn);
             return false;
         }

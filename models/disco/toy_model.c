@@ -225,7 +225,7 @@ static bool train_prior(const dc_toy_setup *s, const float *xy, dc_exec *bundle,
     memcpy(y->data, xy, (size_t)DC_TOY_TRAIN_N * 2 * sizeof(float));
     bool ok = e && dc_exec_copy_params(bundle, e, &(dc_param_map){ .need_all = true }, err, len) &&
               dc_exec_set_input(e, "y", y, err, len) && dc_exec_run(e, err, len) &&
-              dc_prior_train(&s->prior, &s->prior_train, dc_exec_output(e, 0)->data, DC_TOY_TRAIN_N, bundle,
+              dc_prior_train(&s->prior, &s->prior_train, dc_exec_output(e, 0)->data, NULL, DC_TOY_TRAIN_N, bundle,
                              &r->prior_loss, err, len);
     r->prior_s = dc_seconds() - t0;
     dc_tensor_free(y);
