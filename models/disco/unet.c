@@ -21,7 +21,7 @@
  * and nearest upsampling: the concatenations stay narrow. The attention output
  * projections start at zero, so each attention starts as the identity.
  *
- * Size at ch 32, emb 128, heads 4, lat_d 64, m 8: 770k params with latents (703k without),
+ * Size at ch 32, emb 128, heads 4, lat_d 64, m 8: 769k params with latents (702k without),
  * and one image's forward pass takes 202 MFLOP with latents (195 without), counted from the
  * built graph's convolutions and matmuls at 2 FLOP a multiply-add: the 28x28 convolutions 76
  * of them, the 14x14 self-attention 16, a cross-attention 1 to 4.
