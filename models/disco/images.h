@@ -23,6 +23,7 @@
 #define DC_IMG_CLASSES 10
 #define DC_IMG_MAX_LATENTS 32
 #define DC_IMG_MAX_CODES 512
+#define DC_IMG_GROUPS 8         /* group-norm groups of the U-Net: ch must be a multiple */
 
 typedef struct {
     bool baseline;          /* EDM: no encoder and no latents (the U-Net has no cross-attention) */
