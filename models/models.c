@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-static const dc_model *const table[] = { &dc_model_fmnist_mlp, &dc_model_fmnist_cnn, &dc_model_toy };
+static const dc_model *const table[] = { &dc_model_fmnist_mlp, &dc_model_fmnist_cnn, &dc_model_toy, &dc_model_fmnist_disco };
 
 const dc_model *const *dc_models(int *n) {
     *n = (int)(sizeof table / sizeof table[0]);

@@ -47,6 +47,7 @@ void dc_model_defaults(const dc_model *m, dc_train_config *c, void *options);
 extern const dc_model dc_model_fmnist_mlp;
 extern const dc_model dc_model_fmnist_cnn;
 extern const dc_model dc_model_toy;         /* models/toy.c: DisCo-Diff on 8 Gaussians */
+extern const dc_model dc_model_fmnist_disco; /* models/fmnist_disco.c: DisCo-Diff on Fashion-MNIST */
 
 /* fmnist-cnn's classifier for reuse (e.g. the penultimate features of a Frechet distance):
  * input x f32[B,28,28,1] (pixels in [0, 1]), outputs "logits" f32[B,10] and "features"

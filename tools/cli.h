@@ -15,7 +15,7 @@
 
 #define EXIT_USAGE 2
 
-typedef struct {
+typedef struct dc_command {
     const char *name;
     int (*fn)(int argc, char **argv);   /* argv[0] is the command name */
     const char *summary;                /* one line, in `disco --help` */
@@ -25,10 +25,14 @@ typedef struct {
     const char *about;                  /* what the command does: between usage and options */
     const char *notes;                  /* after the options (may be NULL) */
     void (*more_help)(FILE *f);         /* prints more after the options (may be NULL) */
+    /* the same command for other models, NULL-terminated (NULL: none): `disco NAME MODEL ...`
+     * runs the variant whose .args is MODEL */
+    const struct dc_command *const *variants;
 } dc_command;
 
 extern const dc_command dc_cmd_opt, dc_cmd_run, dc_cmd_train, dc_cmd_cache;
 extern const dc_command dc_cmd_sample, dc_cmd_eval;   /* tools/toy.c */
+extern const dc_command dc_cmd_sample_images;         /* tools/images.c */
 extern const dc_command dc_cmd_demo;                  /* tools/demo.c */
 
 /* Prints "disco CMD: MESSAGE" and a pointer to --help; returns EXIT_USAGE. */

@@ -12,9 +12,14 @@ static const dc_command *const commands[] = { &dc_cmd_opt, &dc_cmd_run, &dc_cmd_
 
 static bool is_help(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
 
-static const dc_command *find_command(const char *name) {
-    for (int i = 0; i < N_COMMANDS; i++)
-        if (strcmp(commands[i]->name, name) == 0) return commands[i];
+/* The command NAME, or its variant for the model argv[0] when it has one. */
+static const dc_command *find_command(const char *name, int argc, char **argv) {
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(commands[i]->name, name) != 0) continue;
+        for (const dc_command *const *v = commands[i]->variants; v && *v && argc > 0; v++)
+            if (strcmp((*v)->args, argv[0]) == 0) return *v;
+        return commands[i];
+    }
     return NULL;
 }
 
@@ -31,12 +36,12 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
-        const dc_command *c = argc > 2 ? find_command(argv[2]) : NULL;
+        const dc_command *c = argc > 2 ? find_command(argv[2], argc - 3, argv + 3) : NULL;
         if (c) dc_cli_help(c, stdout);
         else print_help(stdout);
         return 0;
     }
-    const dc_command *c = find_command(argv[1]);
+    const dc_command *c = find_command(argv[1], argc - 2, argv + 2);
     if (!c) {
         fprintf(stderr, "disco: unknown command '%s'\n", argv[1]);
         print_help(stderr);

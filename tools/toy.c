@@ -12,7 +12,7 @@
 /* The model argument (only "toy"), --threads and --backend; 0 or EXIT_USAGE. */
 static int toy_runtime(const char *cmd, const char *model, int threads, int *backend) {
     if (!model || strcmp(model, "toy") != 0)
-        return dc_usage_error(cmd, "the only model is 'toy' (got '%s')", model ? model : "");
+        return dc_usage_error(cmd, "the models are 'toy' and 'fmnist-disco' (got '%s')", model ? model : "");
     if (threads > 0) omp_set_num_threads(threads);
     return dc_cli_backend(cmd, backend, DC_BACKEND_AUTO) ? 0 : EXIT_USAGE;
 }
@@ -152,12 +152,13 @@ static const dc_opt sample_options[] = {
 };
 
 const dc_command dc_cmd_sample = {
-    .name = "sample", .fn = cmd_sample, .summary = "sample a trained toy model to .npy", .args = "toy",
-    .arg_what = "model", .options = sample_options,
+    .name = "sample", .fn = cmd_sample, .summary = "sample a trained model (toy, fmnist-disco)", .args = "toy",
+    .arg_what = "model", .options = sample_options, .variants = (const dc_command *const[]){ &dc_cmd_sample_images, NULL },
     .about = "Draws latent codes from the model's prior, then integrates the EDM probability-flow ODE\n"
              "with Heun's method conditioned on them, and writes the points as float32 [n,2] .npy.\n"
              "Prints how long sampling took apart from compiling: the total, drawing the codes (prior)\n"
-             "and the integration (ODE), and how many times the denoiser ran.\n",
+             "and the integration (ODE), and how many times the denoiser ran.\n"
+             "`disco sample fmnist-disco --help` describes sampling the image model.\n",
 };
 
 static const dc_opt eval_options[] = {

@@ -240,6 +240,12 @@ typedef struct {
 bool dc_plot_lines(const char *path, const dc_plot_series *series, int n_series, bool log_x,
                    int width, int height, char *err, size_t len);
 
+/* A grid of rows x cols grayscale images (images [rows*cols, side*side], row-major, values in
+ * [-1, 1] mapped to black..white, clamped; NaN black), each scaled up by `scale` (nearest), on
+ * white with 2-pixel gaps. */
+bool dc_plot_image_grid(const char *path, const float *images, int side, int rows, int cols, int scale,
+                        char *err, size_t len);
+
 /* ======== end of EDM, toy data, metrics, plots ======================================== */
 
 /* ======== the DisCo-Diff toy model (toy_model.c), its prior (prior.c), sampling (sample.c) ==

@@ -16,7 +16,8 @@
 #ifndef DC_MODELS_DISCO_IMAGES_H
 #define DC_MODELS_DISCO_IMAGES_H
 
-#include "frontend/dsl.h"
+#include "models/data/data.h"
+#include "models/disco/disco.h"
 
 #define DC_IMG_SIDE 28
 #define DC_IMG_PIXELS (DC_IMG_SIDE * DC_IMG_SIDE)
@@ -58,13 +59,93 @@ dc_t dc_img_vit(dc_graph *g, dc_t y, const dc_img_config *c);
 
 /* ---- graphs (images.c) ---------------------------------------------------------------- */
 
-/* Training: inputs "y" f32[B,28,28,1], "label" i32[B]; output "loss" (the EDM loss) and, with
+/* Training: inputs "x" f32[B,28,28,1] (pixels in [0, 1], as dc_image_feed gives them; the
+ * graph maps them to [-1, 1]) and "y" i32[B] (classes); output "loss" (the EDM loss) and, with
  * latents, "drop_rate". Sigmas, noise, Gumbel noise and latent dropout are random ops. */
 dc_graph *dc_img_train_graph(const dc_img_config *c, int64_t batch);
 /* Denoising: inputs "x" f32[B,28,28,1], "sigma" f32[B,1], "label" i32[B] and, with latents,
  * "codes" i32[B,m] (k = the null code); output "denoised" f32[B,28,28,1]. */
 dc_graph *dc_img_denoise_graph(const dc_img_config *c, int64_t batch);
-/* Encoding: input "y" f32[B,28,28,1]; output "codes" i32[B,m] = argmax of the ViT's logits. */
+/* Encoding: input "x" f32[B,28,28,1] (pixels in [0, 1]); output "codes" i32[B,m] = argmax of
+ * the ViT's logits. */
 dc_graph *dc_img_encode_graph(const dc_img_config *c, int64_t batch);
+
+/* ---- training (images.c) ------------------------------------------------------------- */
+
+typedef struct {
+    dc_img_config model;
+    dc_prior_config prior;          /* classes = 10: the class is the prior's first token */
+    dc_train_config train;          /* encoder + U-Net (or the baseline's U-Net) */
+    dc_train_config prior_train;
+} dc_img_setup;
+
+/* The defaults of `disco train fmnist-disco` (docs/images.md says why these). */
+dc_img_setup dc_img_setup_defaults(void);
+/* --quick: the same path with tiny networks and a few steps (a test of the plumbing). */
+void dc_img_setup_quick(dc_img_setup *s);
+
+typedef struct {
+    double loss, prior_loss;        /* mean batch loss of the last tenth of each stage's steps */
+    double train_s, prior_s;        /* wall time of each stage */
+    double images_per_s;            /* training images/s over the stage-1 steps run here */
+    int64_t params, prior_params;   /* trainable values of the U-Net (+ encoder) and of the prior */
+} dc_img_report;
+
+/* Stage 1 (encoder + U-Net jointly, or the baseline's U-Net) on ds, checkpointed to ckpt
+ * (resumed from resume when not NULL); with latents stage 2 (the prior on the codes the EMA
+ * encoder gives the training images, with their classes); then the model file at path: the EMA
+ * params of every network and the setup as meta. */
+bool dc_img_train(const dc_img_setup *s, const dc_dataset *ds, const char *ckpt, const char *resume,
+                  const char *path, dc_img_report *r, char *err, size_t len);
+
+/* A trained model loaded from a file of dc_img_train (errors name the file and what is wrong:
+ * not a model file, damaged, settings out of range). */
+typedef struct dc_img_model dc_img_model;
+dc_img_model *dc_img_load(const char *path, char *err, size_t len);
+void dc_img_model_free(dc_img_model *m);
+const dc_img_setup *dc_img_model_setup(const dc_img_model *m);
+/* Copies into every param of dst the model's param of the same name and type. */
+bool dc_img_model_export(const dc_img_model *m, dc_exec *dst, char *err, size_t len);
+
+/* ---- metrics (frechet.c) --------------------------------------------------------------- */
+
+/* The Frechet distance as FID reports it (its square, d^2 = |mu_a - mu_b|^2 + tr(S_a + S_b -
+ * 2 (S_a^1/2 S_b S_a^1/2)^1/2), S the covariances divided by n - 1) between feature sets a
+ * [na,d] and b [nb,d]; -1 and err unless d in [1, 4096], na, nb >= 2 and every value finite. */
+double dc_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb, int d, char *err, size_t len);
+
+/* ---- sampling (img_sample.c) ----------------------------------------------------------- */
+
+typedef struct {
+    dc_sampler_kind sampler;    /* Heun (default), Euler, or churn (EDM's stochastic sampler with
+                                 * S_churn 40, S_tmin 0.05, S_tmax 50, S_noise 1.003) */
+    int steps;                  /* N on the EDM schedule (default 18) */
+    float guidance;             /* w on the latents (default 0: conditional sampling) */
+    float temperature;          /* of the prior (default 1) */
+    uint64_t seed;              /* codes from seed (per chunk of the batch), initial noise from
+                                 * seed + 1, churn noise from seed + 2 */
+} dc_img_sample_opts;
+dc_img_sample_opts dc_img_sample_defaults(void);
+
+/* Compiled programs for chunks of `batch` images: the denoiser and, with latents, the prior. */
+typedef struct dc_img_sampler dc_img_sampler;
+dc_img_sampler *dc_img_sampler_new(const dc_img_model *m, int64_t batch, dc_backend backend, char *err,
+                                   size_t len);
+void dc_img_sampler_free(dc_img_sampler *s);
+/* How many steps of the sampler's programs run on ref, and their ops into buf. */
+int dc_img_sampler_ref_summary(const dc_img_sampler *s, char *buf, size_t len);
+
+/* n images [n,784] in model space (about [-1, 1]) of the classes labels [n]: with latents, codes
+ * [n,m] as given, or drawn from the prior when codes is NULL (codes_out, may be NULL, receives
+ * them); then the sampler over all n at once. */
+bool dc_img_generate(dc_img_sampler *s, const dc_img_sample_opts *o, int64_t n, const int32_t *labels,
+                     const int32_t *codes, float *images, int32_t *codes_out, char *err, size_t len);
+/* Of the last dc_img_generate: wall times of drawing the codes and of the ODE, and the denoiser
+ * evaluations per image (NFE: 2N - 1 for Heun, twice that under guidance). */
+typedef struct {
+    double prior_s, ode_s;
+    int64_t nfe;
+} dc_img_sample_times;
+const dc_img_sample_times *dc_img_sampler_times(const dc_img_sampler *s);
 
 #endif

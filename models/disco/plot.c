@@ -13,6 +13,7 @@
 #define MARGIN 16           /* pixels between the image edge and a panel's frame */
 #define MIN_SIZE 64
 #define MAX_SIZE 8192
+#define GRID_GAP 2          /* pixels between the images of a grid */
 #define DASH 6              /* pixels on, then off, of a dashed line */
 #define FRAME_RGB 0x000000u
 #define TICK_LEN 4
@@ -295,5 +296,34 @@ bool dc_plot_lines(const char *path, const dc_plot_series *series, int n_series,
         for (int i = 0; i < series[k].n && !series[k].dashed; i++)
             dot(&c, &p, log_x ? log10(series[k].x[i]) : series[k].x[i], series[k].y[i], series[k].rgb);
     }
+    return write_png(path, &c, err, len);
+}
+
+/* ---- image grids ---------------------------------------------------------------------- */
+
+bool dc_plot_image_grid(const char *path, const float *images, int side, int rows, int cols, int scale,
+                        char *err, size_t len) {
+    if (side < 1 || rows < 1 || cols < 1 || scale < 1 || !images) {
+        snprintf(err, len, "image grid: bad layout (side %d, %d x %d, scale %d)", side, rows, cols, scale);
+        return false;
+    }
+    int cell = side * scale + GRID_GAP;
+    int64_t w = (int64_t)cols * cell + GRID_GAP, h = (int64_t)rows * cell + GRID_GAP;
+    if (w > MAX_SIZE || h > MAX_SIZE) {
+        snprintf(err, len, "image grid: %lldx%lld pixels is over %d a side", (long long)w, (long long)h, MAX_SIZE);
+        return false;
+    }
+    canvas c = canvas_new((int)w, (int)h);
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < cols; q++) {
+            const float *img = images + ((int64_t)r * cols + q) * side * side;
+            for (int y = 0; y < side * scale; y++)
+                for (int x = 0; x < side * scale; x++) {
+                    float v = img[(y / scale) * side + x / scale];
+                    float g = isfinite(v) ? (v + 1.0f) * 127.5f : 0.0f;
+                    uint32_t k = (uint32_t)lrintf(g < 0 ? 0 : g > 255 ? 255 : g);
+                    put(&c, GRID_GAP + q * cell + x, GRID_GAP + r * cell + y, k << 16 | k << 8 | k);
+                }
+        }
     return write_png(path, &c, err, len);
 }
