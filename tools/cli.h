@@ -32,7 +32,7 @@ typedef struct dc_command {
 
 extern const dc_command dc_cmd_opt, dc_cmd_run, dc_cmd_train, dc_cmd_cache;
 extern const dc_command dc_cmd_sample, dc_cmd_eval;   /* tools/toy.c */
-extern const dc_command dc_cmd_sample_images;         /* tools/images.c */
+extern const dc_command dc_cmd_sample_images, dc_cmd_eval_images;   /* tools/images.c */
 extern const dc_command dc_cmd_demo;                  /* tools/demo.c */
 
 /* Prints "disco CMD: MESSAGE" and a pointer to --help; returns EXIT_USAGE. */

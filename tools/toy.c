@@ -178,8 +178,8 @@ static const dc_opt eval_options[] = {
 };
 
 const dc_command dc_cmd_eval = {
-    .name = "eval", .fn = cmd_eval, .summary = "metrics of trained toy models as JSON", .args = "toy",
-    .arg_what = "model", .options = eval_options,
+    .name = "eval", .fn = cmd_eval, .summary = "metrics of trained models (toy, fmnist-disco)", .args = "toy",
+    .arg_what = "model", .options = eval_options, .variants = (const dc_command *const[]){ &dc_cmd_eval_images, NULL },
     .about = "Samples each model (n points, Heun) and prints one JSON object: n, heun_steps, w2_floor,\n"
              "and per model (\"disco\" or \"edm\") w2 (exact W2 against n fresh data points), w2_floor,\n"
              "w2_<steps> for the extra step counts, w2_within, mode_tv, coverage, off_mode, purity\n"

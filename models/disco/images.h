@@ -124,6 +124,7 @@ typedef struct {
     float temperature;          /* of the prior (default 1) */
     uint64_t seed;              /* codes from seed (per chunk of the batch), initial noise from
                                  * seed + 1, churn noise from seed + 2 */
+    float *trajectory;          /* NULL, or [(steps+1) * n * 784]: the states x_0 .. x_N */
 } dc_img_sample_opts;
 dc_img_sample_opts dc_img_sample_defaults(void);
 
@@ -147,5 +148,57 @@ typedef struct {
     int64_t nfe;
 } dc_img_sample_times;
 const dc_img_sample_times *dc_img_sampler_times(const dc_img_sampler *s);
+/* The denoiser callback (dc_denoise_fn) of a sampler with the classes, codes and guidance of
+ * its last dc_img_generate, for the curvature probes: x [n,784] of that generation's n. */
+bool dc_img_denoise(void *sampler, const float *x, float sigma, float *d_out, int64_t n, int64_t dim, char *err,
+                    size_t len);
+
+/* ---- evaluation (img_eval.c) ------------------------------------------------------------ */
+
+/* fmnist-cnn's feature program (its penultimate 128-d activations, dc_fmnist_cnn_graph) with
+ * the weights file of `disco train fmnist-cnn`. */
+typedef struct dc_img_features dc_img_features;
+dc_img_features *dc_img_features_new(const char *weights, int64_t batch, dc_backend backend, char *err, size_t len);
+void dc_img_features_free(dc_img_features *f);
+/* images [n,784] (model space [-1, 1] when model_space, else pixels in [0, 1]; clamped) ->
+ * feats [n,128] and the predicted classes pred [n] (may be NULL). */
+bool dc_img_features_run(dc_img_features *f, const float *images, int64_t n, bool model_space, float *feats,
+                         int32_t *pred, char *err, size_t len);
+
+#define DC_IMG_MAX_STEP_COUNTS 8
+#define DC_IMG_MAX_GUIDANCES 4
+typedef struct {
+    int64_t n;                  /* samples per figure (5000), classes i mod 10 */
+    int n_steps, steps[DC_IMG_MAX_STEP_COUNTS];         /* Heun step counts (5, 10, 18, 35) */
+    int n_guidance;
+    float guidance[DC_IMG_MAX_GUIDANCES];                /* DisCo-Diff's (0, 1, 2) */
+    float main_guidance;        /* the samples kept: the last step count at this guidance (1) */
+    int64_t curv_n;             /* images whose trajectories give the curvature (200; 0: none) */
+    int64_t batch;              /* of the programs (250) */
+    uint64_t seed;
+} dc_img_eval_opts;
+dc_img_eval_opts dc_img_eval_defaults(void);
+
+typedef struct {
+    bool baseline;
+    int n_steps, n_guidance;    /* the baseline has one "guidance", 0 */
+    int steps[DC_IMG_MAX_STEP_COUNTS];
+    float guidance[DC_IMG_MAX_GUIDANCES];
+    int64_t nfe[DC_IMG_MAX_STEP_COUNTS][DC_IMG_MAX_GUIDANCES];
+    double fd[DC_IMG_MAX_STEP_COUNTS][DC_IMG_MAX_GUIDANCES];         /* to the test set */
+    double agreement[DC_IMG_MAX_STEP_COUNTS][DC_IMG_MAX_GUIDANCES];  /* fmnist-cnn class == condition */
+    double curv[DC_SIGMA_BANDS];    /* mean ODE curvature per sigma band (dc_ode_curvature) */
+    int codes_used_min;             /* DisCo-Diff, on the test images: the fewest codes in use of a latent */
+    double codes_used_mean, code_class_mi;  /* mean over latents; MI in bits */
+} dc_img_metrics;
+
+/* Samples n images per step count (and guidance) from m, their features against the test
+ * set's test_feats [n_test,128]; the curvature from Heun trajectories at the last step count
+ * (conditional); with latents, the usage of the codes the encoder gives test's images.
+ * samples [n,784] and labels [n] (may be NULL) receive the images at the last step count and
+ * main_guidance. */
+bool dc_img_evaluate(const dc_img_model *m, dc_img_features *f, const float *test_feats, int64_t n_test,
+                     const dc_dataset *test, const dc_img_eval_opts *o, dc_backend backend, dc_img_metrics *out,
+                     float *samples, int32_t *labels, char *err, size_t len);
 
 #endif

@@ -18,7 +18,7 @@ struct dc_img_sampler {
     dc_tensor *codes;               /* i32 [B,m] (NULL for the baseline) */
     /* the generation under way */
     int64_t n;
-    const int32_t *labels, *all_codes;  /* [n], [n,m] */
+    int32_t *labels, *all_codes;    /* [n], [n,m] (NULL for the baseline): copies */
     float guidance;
     float *d_null;                  /* [n,784]: the null pass of a guided call */
     int64_t den_runs;               /* runs of the denoiser program so far */
@@ -35,6 +35,8 @@ void dc_img_sampler_free(dc_img_sampler *s) {
     dc_tensor_free(s->sigma);
     dc_tensor_free(s->label);
     dc_tensor_free(s->codes);
+    free(s->labels);
+    free(s->all_codes);
     free(s->d_null);
     free(s);
 }
@@ -131,8 +133,7 @@ static bool denoise_all(dc_img_sampler *s, const float *x, float sigma, bool nul
     return true;
 }
 
-/* the sampler's dc_denoise_fn */
-static bool denoise(void *sampler, const float *x, float sigma, float *d_out, int64_t n, int64_t dim, char *err,
+bool dc_img_denoise(void *sampler, const float *x, float sigma, float *d_out, int64_t n, int64_t dim, char *err,
                     size_t len) {
     dc_img_sampler *s = sampler;
     if (n != s->n || dim != DC_IMG_PIXELS) {
@@ -197,19 +198,26 @@ bool dc_img_generate(dc_img_sampler *s, const dc_img_sample_opts *o, int64_t n, 
     }
     double t1 = dc_seconds();
     if (ok && !c->baseline && codes_out) memcpy(codes_out, codes, (size_t)(n * c->m) * sizeof *codes_out);
-    s->n = n, s->labels = labels, s->all_codes = codes, s->guidance = o->guidance;
+    s->n = n, s->guidance = o->guidance;
+    free(s->labels);
+    free(s->all_codes);
+    s->labels = malloc((size_t)n * sizeof *s->labels);
+    s->all_codes = c->baseline ? NULL : malloc((size_t)(n * c->m) * sizeof *s->all_codes);
+    if (!s->labels || (!c->baseline && !s->all_codes)) abort(); /* out of memory */
+    memcpy(s->labels, labels, (size_t)n * sizeof *labels);
+    if (ok && s->all_codes) memcpy(s->all_codes, codes, (size_t)(n * c->m) * sizeof *codes);
     free(s->d_null);
     s->d_null = o->guidance != 0.0f && !c->baseline ? malloc((size_t)(n * DC_IMG_PIXELS) * sizeof *s->d_null) : NULL;
     if (o->guidance != 0.0f && !c->baseline && !s->d_null) abort(); /* out of memory */
     dc_sampler_opts so = sampler_opts(o);
+    so.trajectory = o->trajectory;
     int64_t runs0 = s->den_runs, chunks = (n + s->batch - 1) / s->batch;
     if (ok) {
         dc_edm_initial_noise(o->seed + 1, so.sigma_max, n, DC_IMG_PIXELS, images);
-        ok = dc_edm_sample(&so, denoise, s, images, n, DC_IMG_PIXELS, err, len);
+        ok = dc_edm_sample(&so, dc_img_denoise, s, images, n, DC_IMG_PIXELS, err, len);
     }
     s->times = (dc_img_sample_times){ .prior_s = t1 - t0, .ode_s = dc_seconds() - t1,
                                       .nfe = (s->den_runs - runs0) / chunks };
-    s->all_codes = NULL;
     free(drawn);
     return ok;
 }
