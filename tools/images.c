@@ -198,6 +198,7 @@ typedef struct {
     double floor;
     const dc_img_metrics *mt[2];
     const char *names[2];
+    dc_img_report reports[2];
 } metrics_doc;
 
 static bool write_metrics(FILE *f, void *ctx) {
@@ -223,6 +224,14 @@ static bool write_metrics(FILE *f, void *ctx) {
             fprintf(f, ", \"curv_%s\": ", bands[b]);
             json_number(f, m->curv[b]);
         }
+        const dc_img_report *r = &d->reports[k];
+        fprintf(f, ", \"params\": %lld, \"prior_params\": %lld, \"train_s\": ", (long long)r->params,
+                (long long)r->prior_params);
+        json_number(f, r->train_s);
+        fputs(", \"train_images_per_s\": ", f);
+        json_number(f, r->images_per_s);
+        fputs(", \"prior_s\": ", f);
+        json_number(f, r->prior_s);
         if (!m->baseline) {
             fprintf(f, ", \"codes_used_min\": %d, \"codes_used_mean\": ", m->codes_used_min);
             json_number(f, m->codes_used_mean);
@@ -233,6 +242,18 @@ static bool write_metrics(FILE *f, void *ctx) {
     }
     fputs("}\n", f);
     return !ferror(f);
+}
+
+/* What the training of each model reported (from its model file). */
+static void print_training(const metrics_doc *d) {
+    printf("\n%-8s %10s %12s %9s %12s %12s %9s\n", "model", "params", "prior params", "train s", "train img/s",
+           "loss", "prior s");
+    for (int k = 0; k < 2; k++)
+        if (d->mt[k]) {
+            const dc_img_report *r = &d->reports[k];
+            printf("%-8s %10lld %12lld %9.0f %12.1f %12.4f %9.0f\n", d->names[k], (long long)r->params,
+                   (long long)r->prior_params, r->train_s, r->images_per_s, r->loss, r->prior_s);
+        }
 }
 
 static void print_table(const metrics_doc *d) {
@@ -263,10 +284,42 @@ static void print_table(const metrics_doc *d) {
 
 /* Evaluates the model file path into *mt, writing DIR/samples_NAME.npy, labels_NAME.npy and
  * grid_NAME.png of the main samples; name receives "disco" or "edm". */
+/* DisCo-Diff's latents one at a time: one class and one initial noise, codes drawn once from
+ * the prior; row i of DIR/grid_latents.png sets latent i to each of the k codes in turn. */
+static bool latents_grid(const eval_args *a, const dc_img_model *m, char *err, size_t len) {
+    const dc_img_config *c = &dc_img_model_setup(m)->model;
+    int64_t n = (int64_t)c->m * c->k;
+    float *img = malloc((size_t)(n * DC_IMG_PIXELS) * sizeof *img);
+    int32_t *labels = calloc((size_t)n, sizeof *labels), *codes = malloc((size_t)(n * c->m) * sizeof *codes);
+    int32_t *base = malloc((size_t)c->m * sizeof *base);
+    if (!img || !labels || !codes || !base) abort(); /* out of memory */
+    dc_img_sample_opts so = dc_img_sample_defaults();
+    so.steps = a->eo.steps[a->eo.n_steps - 1], so.seed = a->eo.seed + 7, so.same_noise = true;
+    dc_img_sampler *s = dc_img_sampler_new(m, a->eo.batch < n ? a->eo.batch : n, (dc_backend)a->backend, err, len);
+    so.steps = 1;
+    bool ok = s && dc_img_generate(s, &so, 1, labels, NULL, img, base, err, len);
+    so.steps = a->eo.steps[a->eo.n_steps - 1];
+    for (int64_t i = 0; i < c->m; i++)
+        for (int64_t j = 0; j < c->k; j++) {
+            int32_t *row = codes + (i * c->k + j) * c->m;
+            memcpy(row, base, (size_t)c->m * sizeof *row);
+            row[i] = (int32_t)j;
+        }
+    char out[4096];
+    ok = ok && dc_img_generate(s, &so, n, labels, codes, img, NULL, err, len) &&
+         dc_train_out_path(a->out, "grid_latents.png", out, sizeof out, err, len) &&
+         dc_plot_image_grid(out, img, DC_IMG_SIDE, c->m, c->k, 2, err, len);
+    dc_img_sampler_free(s);
+    free(img), free(labels), free(codes), free(base);
+    return ok;
+}
+
 static bool eval_one(const eval_args *a, const char *path, dc_img_features *f, const float *test_feats,
-                     const dc_dataset *test, dc_img_metrics *mt, const char **name, char *err, size_t len) {
+                     const dc_dataset *test, dc_img_metrics *mt, dc_img_report *rep, const char **name, char *err,
+                     size_t len) {
     dc_img_model *m = dc_img_load(path, err, len);
     if (!m) return false;
+    *rep = *dc_img_model_report(m);
     *name = dc_img_model_setup(m)->model.baseline ? "edm" : "disco";
     int64_t n = a->eo.n;
     dc_tensor *x = dc_tensor_new(&(dc_type){ DC_F32, { 4, { n, DC_IMG_SIDE, DC_IMG_SIDE, 1 } } });
@@ -292,6 +345,7 @@ static bool eval_one(const eval_args *a, const char *path, dc_img_features *f, c
     ok = ok && dc_train_out_path(a->out, file, out, sizeof out, err, len) &&
          dc_plot_image_grid(out, grid, DC_IMG_SIDE, 10, 10, 2, err, len);
     free(grid);
+    ok = ok && (dc_img_model_setup(m)->model.baseline || latents_grid(a, m, err, len));
     dc_tensor_free(x);
     dc_tensor_free(y);
     dc_img_model_free(m);
@@ -328,7 +382,7 @@ static int cmd_eval(int argc, char **argv) {
     const char *paths[2] = { a.ckpt, a.baseline_ckpt };
     for (int k = 0; ok && k < 2; k++)
         if (paths[k]) {
-            ok = eval_one(&a, paths[k], f, test_feats, &test, &mt[k], &doc.names[k], err, sizeof err);
+            ok = eval_one(&a, paths[k], f, test_feats, &test, &mt[k], &doc.reports[k], &doc.names[k], err, sizeof err);
             doc.mt[k] = ok ? &mt[k] : NULL;
         }
     char path[4096];
@@ -336,6 +390,7 @@ static int cmd_eval(int argc, char **argv) {
          dc_file_write_atomic(path, write_metrics, &doc, err, sizeof err);
     if (ok) {
         print_table(&doc);
+        print_training(&doc);
         printf("\nwrote %s/metrics.json, samples_*.npy, labels_*.npy, grid_*.png\n", a.out);
     }
     dc_img_features_free(f);

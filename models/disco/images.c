@@ -226,6 +226,9 @@ typedef struct {
     int64_t prior_d, prior_heads, prior_layers;
     int64_t steps, batch, prior_steps;
     uint64_t seed;
+    /* what the training reported */
+    double loss, prior_loss, train_s, prior_s, images_per_s;
+    int64_t params, prior_params;
 } model_meta;
 
 static model_meta meta_of(const dc_img_setup *s) {
@@ -258,9 +261,13 @@ bool dc_img_train(const dc_img_setup *s, const dc_dataset *ds, const char *ckpt,
     if (dc_graph_failed(bg)) snprintf(err, len, "fmnist-disco: %s", dc_graph_error(bg));
     model_meta meta = meta_of(&su);
     bool ok = bundle && train_denoiser(&su, ds, ckpt, resume, bundle, r, err, len) &&
-              (su.model.baseline || train_prior(&su, ds, bundle, r, err, len)) &&
-              dc_checkpoint_save(path, bundle, &meta, sizeof meta, err, len);
-    if (bundle && !su.model.baseline) r->prior_params = param_count(bg) - r->params;
+              (su.model.baseline || train_prior(&su, ds, bundle, r, err, len));
+    if (ok) {
+        if (!su.model.baseline) r->prior_params = param_count(bg) - r->params;
+        meta.loss = r->loss, meta.prior_loss = r->prior_loss, meta.train_s = r->train_s, meta.prior_s = r->prior_s;
+        meta.images_per_s = r->images_per_s, meta.params = r->params, meta.prior_params = r->prior_params;
+        ok = dc_checkpoint_save(path, bundle, &meta, sizeof meta, err, len);
+    }
     dc_exec_free(bundle);
     dc_graph_free(bg);
     return ok;
@@ -270,6 +277,7 @@ bool dc_img_train(const dc_img_setup *s, const dc_dataset *ds, const char *ckpt,
 
 struct dc_img_model {
     dc_img_setup setup;
+    dc_img_report report;
     dc_graph *g;
     dc_exec *e;
 };
@@ -315,6 +323,9 @@ dc_img_model *dc_img_load(const char *path, char *err, size_t len) {
     dc_img_model *m = calloc(1, sizeof *m);
     if (!m) abort(); /* out of memory */
     m->setup = s;
+    m->report = (dc_img_report){ .loss = peek.loss, .prior_loss = peek.prior_loss, .train_s = peek.train_s,
+                                 .prior_s = peek.prior_s, .images_per_s = peek.images_per_s, .params = peek.params,
+                                 .prior_params = peek.prior_params };
     m->g = bundle_graph(&s);
     m->e = dc_graph_failed(m->g) ? NULL : dc_exec_new(m->g, 0, err, len);
     bool ok = m->e && dc_checkpoint_load(path, m->e, &meta, sizeof meta, err, len);
@@ -337,6 +348,8 @@ void dc_img_model_free(dc_img_model *m) {
 }
 
 const dc_img_setup *dc_img_model_setup(const dc_img_model *m) { return &m->setup; }
+
+const dc_img_report *dc_img_model_report(const dc_img_model *m) { return &m->report; }
 
 bool dc_img_model_export(const dc_img_model *m, dc_exec *dst, char *err, size_t len) {
     return dc_exec_copy_params(m->e, dst, &(dc_param_map){ .need_all = true }, err, len);

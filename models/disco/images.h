@@ -104,6 +104,8 @@ typedef struct dc_img_model dc_img_model;
 dc_img_model *dc_img_load(const char *path, char *err, size_t len);
 void dc_img_model_free(dc_img_model *m);
 const dc_img_setup *dc_img_model_setup(const dc_img_model *m);
+/* What its training reported (stored in the model file). */
+const dc_img_report *dc_img_model_report(const dc_img_model *m);
 /* Copies into every param of dst the model's param of the same name and type. */
 bool dc_img_model_export(const dc_img_model *m, dc_exec *dst, char *err, size_t len);
 
@@ -125,6 +127,7 @@ typedef struct {
     uint64_t seed;              /* codes from seed (per chunk of the batch), initial noise from
                                  * seed + 1, churn noise from seed + 2 */
     float *trajectory;          /* NULL, or [(steps+1) * n * 784]: the states x_0 .. x_N */
+    bool same_noise;            /* every image starts from image 0's initial noise */
 } dc_img_sample_opts;
 dc_img_sample_opts dc_img_sample_defaults(void);
 

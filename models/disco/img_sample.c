@@ -213,7 +213,9 @@ bool dc_img_generate(dc_img_sampler *s, const dc_img_sample_opts *o, int64_t n, 
     so.trajectory = o->trajectory;
     int64_t runs0 = s->den_runs, chunks = (n + s->batch - 1) / s->batch;
     if (ok) {
-        dc_edm_initial_noise(o->seed + 1, so.sigma_max, n, DC_IMG_PIXELS, images);
+        dc_edm_initial_noise(o->seed + 1, so.sigma_max, o->same_noise ? 1 : n, DC_IMG_PIXELS, images);
+        for (int64_t i = 1; o->same_noise && i < n; i++)
+            memcpy(images + i * DC_IMG_PIXELS, images, DC_IMG_PIXELS * sizeof *images);
         ok = dc_edm_sample(&so, dc_img_denoise, s, images, n, DC_IMG_PIXELS, err, len);
     }
     s->times = (dc_img_sample_times){ .prior_s = t1 - t0, .ode_s = dc_seconds() - t1,
