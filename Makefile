@@ -36,7 +36,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test demo bench clean
+.PHONY: all deps test demo demo-images bench clean
 .SECONDARY:
 
 all: $(BUILD)/libdisco.a $(BUILD)/disco
@@ -72,6 +72,11 @@ test: $(BUILD)/run_tests $(BUILD)/disco
 # out/demo/metrics.json, samples_*.npy and the PNGs
 demo: all
 	./$(BUILD)/disco demo --out out/demo
+
+# DisCo-Diff on Fashion-MNIST end to end (tools/demo_images.sh, docs/images.md): trains EDM and
+# DisCo-Diff, evaluates them, writes out/images/; QUICK=1 for the plumbing in a minute
+demo-images: all
+	DISCO=$(BUILD)/disco sh tools/demo_images.sh
 
 clean:
 	rm -rf build

@@ -78,7 +78,7 @@ static const dc_opt options[] = {
                "1: every cross-attention reads all latents; 2: group-hierarchical\n"
                "latents, the first half read at 7x7, the second at 14x14 (default 1)"),
     DC_OPT_INT("--channels", "C", options_t, s.model.ch, 8, 1024,
-               "U-Net channels at 28x28 (2C at 14x14 and 7x7; default 32)"),
+               "U-Net channels at 28x28 (2C at 14x14 and 7x7; default 16)"),
     DC_OPT_POS("--tau", "T", options_t, s.model.tau, 1e30, "Gumbel-softmax temperature in training (default 1)"),
     DC_OPT_INT("--prior-steps", "N", options_t, s.prior_train.steps, 1, 10000000,
                "training steps of the prior (default 2000)"),

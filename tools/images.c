@@ -210,14 +210,17 @@ static bool write_metrics(FILE *f, void *ctx) {
         const dc_img_metrics *m = d->mt[k];
         if (!m) continue;
         fprintf(f, ",\n \"%s\": {\"runs\": [", d->names[k]);
+        bool first = true;
         for (int s = 0; s < m->n_steps; s++)
             for (int g = 0; g < m->n_guidance; g++) {
-                fprintf(f, "%s\n   {\"steps\": %d, \"nfe\": %lld, \"guidance\": %g, \"fd\": ", s + g ? "," : "",
+                if (isnan(m->fd[s][g])) continue;
+                fprintf(f, "%s\n   {\"steps\": %d, \"nfe\": %lld, \"guidance\": %g, \"fd\": ", first ? "" : ",",
                         m->steps[s], (long long)m->nfe[s][g], (double)m->guidance[g]);
                 json_number(f, m->fd[s][g]);
                 fputs(", \"agreement\": ", f);
                 json_number(f, m->agreement[s][g]);
                 fputc('}', f);
+                first = false;
             }
         fputs("]", f);
         for (int b = 0; b < DC_SIGMA_BANDS; b++) {
@@ -264,6 +267,7 @@ static void print_table(const metrics_doc *d) {
         const dc_img_metrics *m = d->mt[k];
         for (int s = 0; m && s < m->n_steps; s++)
             for (int g = 0; g < m->n_guidance; g++) {
+                if (isnan(m->fd[s][g])) continue;
                 char name[32];
                 snprintf(name, sizeof name, m->baseline ? "%s" : "%s w=%g", d->names[k], (double)m->guidance[g]);
                 printf("%-14s %6d %5lld %9.3f %10.3f\n", name, m->steps[s], (long long)m->nfe[s][g], m->fd[s][g],
@@ -413,6 +417,9 @@ static const dc_opt eval_options[] = {
     DC_OPT_FN("--guidance", "LIST", eval_args, eo, parse_guidance, "DisCo-Diff's guidance scales (default 0,1,2)"),
     DC_OPT_NUM("--main-guidance", "W", eval_args, eo.main_guidance, -100, 100,
                "the guidance of the samples written (default 1)"),
+    DC_OPT_INT("--guidance-steps", "N", eval_args, eo.guidance_steps, 0, 100000,
+               "the guidance scales other than --main-guidance only at N steps (default 0: at\n"
+               "every step count)"),
     DC_OPT_INT("--curv-n", "N", eval_args, eo.curv_n, 0, 60000, "images for the curvature (default 200; 0: none)"),
     DC_OPT_INT("--batch", "B", eval_args, eo.batch, 1, 65536, "images per program run (default 250)"),
     DC_OPT_U64("--seed", "S", eval_args, eo.seed, "sampling seed; the floor's subset from S+1000 (default 0)"),

@@ -14,7 +14,7 @@
 
 dc_img_config dc_img_config_defaults(void) {
     return (dc_img_config){ .m = 8, .k = 16, .latent_groups = 1, .tau = 1.0f, .sigma_data = DC_EDM_SIGMA_DATA,
-                            .null_prob = 0.1f, .ch = 32, .emb = 128, .heads = 4, .lat_d = 64, .lat_layers = 2,
+                            .null_prob = 0.1f, .ch = 16, .emb = 128, .heads = 4, .lat_d = 64, .lat_layers = 2,
                             .vit_d = 64, .vit_layers = 2, .vit_patch = 4 };
 }
 
@@ -118,7 +118,7 @@ dc_img_setup dc_img_setup_defaults(void) {
     dc_img_setup s = { .model = dc_img_config_defaults() };
     s.prior = dc_prior_config_defaults(s.model.m, s.model.k);
     s.prior.classes = DC_IMG_CLASSES;
-    s.train = (dc_train_config){ .steps = 2000, .batch = 128, .warmup = 200, .lr = 1e-3, .min_lr_ratio = 0.1,
+    s.train = (dc_train_config){ .steps = 2500, .batch = 128, .warmup = 200, .lr = 1e-3, .min_lr_ratio = 0.1,
                                  .b1 = 0.9f, .b2 = 0.999f, .eps = 1e-8f, .clip_norm = 1.0f, .ema_decay = 0.999f,
                                  .seed = 0, .ckpt_every = 500 };
     s.prior_train = (dc_train_config){ .steps = 2000, .batch = 256, .warmup = 100, .lr = 1e-3, .min_lr_ratio = 0.1,

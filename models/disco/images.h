@@ -176,6 +176,7 @@ typedef struct {
     int n_guidance;
     float guidance[DC_IMG_MAX_GUIDANCES];                /* DisCo-Diff's (0, 1, 2) */
     float main_guidance;        /* the samples kept: the last step count at this guidance (1) */
+    int guidance_steps;         /* the other guidance scales only at this step count (0: at every one) */
     int64_t curv_n;             /* images whose trajectories give the curvature (200; 0: none) */
     int64_t batch;              /* of the programs (250) */
     uint64_t seed;
@@ -184,7 +185,7 @@ dc_img_eval_opts dc_img_eval_defaults(void);
 
 typedef struct {
     bool baseline;
-    int n_steps, n_guidance;    /* the baseline has one "guidance", 0 */
+    int n_steps, n_guidance;    /* the baseline has one "guidance", 0; fd NaN where not run */
     int steps[DC_IMG_MAX_STEP_COUNTS];
     float guidance[DC_IMG_MAX_GUIDANCES];
     int64_t nfe[DC_IMG_MAX_STEP_COUNTS][DC_IMG_MAX_GUIDANCES];

@@ -154,12 +154,15 @@ bool dc_img_evaluate(const dc_img_model *m, dc_img_features *f, const float *tes
         for (int gi = 0; ok && gi < n_g; gi++) {
             dc_img_sample_opts so = dc_img_sample_defaults();
             so.steps = o->steps[si], so.guidance = c->baseline ? 0.0f : o->guidance[gi], so.seed = o->seed;
+            out->steps[si] = so.steps, out->guidance[gi] = so.guidance;
+            out->fd[si][gi] = out->agreement[si][gi] = NAN;
+            if (!c->baseline && so.guidance != o->main_guidance && o->guidance_steps && so.steps != o->guidance_steps)
+                continue;
             ok = dc_img_generate(s, &so, n, lab, NULL, img, NULL, err, len) &&
                  dc_img_features_run(f, img, n, true, feat, pred, err, len);
             if (!ok) break;
             int64_t agree = 0;
             for (int64_t i = 0; i < n; i++) agree += pred[i] == lab[i];
-            out->steps[si] = so.steps, out->guidance[gi] = so.guidance;
             out->nfe[si][gi] = dc_img_sampler_times(s)->nfe;
             out->agreement[si][gi] = (double)agree / (double)n;
             out->fd[si][gi] = dc_frechet_distance(feat, n, test_feats, n_test, FEATURES, err, len);
