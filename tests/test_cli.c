@@ -140,6 +140,11 @@ TEST(cli_every_command_one_parser) {
         { "eval", "toy", "--ckpt", "x", "--w2-steps=5,0" },
         { "demo", "--backend=nope", NULL },
         { "opt", "--dot=1", "tests/ir/mlp.dcir", NULL },
+        { "sample", "fmnist-disco", "--ckpt", "m", "--class=10" },
+        { "sample", "fmnist-disco", "--ckpt", "m", "--sampler=ddim" },
+        { "eval", "fmnist-disco", "--ckpt", "m", "--steps=5,x" },
+        { "train", "fmnist-disco", "--groups=3", NULL },
+        { "sample", "fmnist", "--ckpt", "m", NULL },
     };
     const char *expect[] = {
         "disco train: --steps takes a positive integer, got '0'",
@@ -151,11 +156,26 @@ TEST(cli_every_command_one_parser) {
         "disco eval: --w2-steps takes up to 8 comma-separated step counts from 1 to 100000, got '5,0'",
         "disco demo: --backend takes auto, ref, dnnl or jit, got 'nope'",
         "disco opt: option '--dot' takes no value",
+        "disco sample: --class takes an integer from 0 to 9, got '10'",
+        "disco sample: --sampler takes euler, heun or churn, got 'ddim'",
+        "disco eval: --steps takes up to 8 comma-separated numbers from 1 to 100000, got '5,x'",
+        "disco train: --groups takes an integer from 1 to 2, got '3'",
+        "disco sample: the models are 'toy' and 'fmnist-disco' (got 'fmnist')",
     };
     for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) expect_usage_error(bad[i], expect[i]);
     run_result r = run_disco((const char *[]){ "train", "--help", NULL });
     CHECK(r.out && strstr(r.out, "fmnist-mlp") && strstr(r.out, "  toy\n") && strstr(r.out, "--latents M") &&
-          strstr(r.out, "--prior-steps N"));
+          strstr(r.out, "--prior-steps N") && strstr(r.out, "  fmnist-disco\n"));
+    run_free(&r);
+    /* the image model's own sample and eval pages */
+    r = run_disco((const char *[]){ "sample", "fmnist-disco", "--help", NULL });
+    CHECK(r.out && strncmp(r.out, "usage: disco sample fmnist-disco", 32) == 0 && strstr(r.out, "--guidance W"));
+    run_free(&r);
+    r = run_disco((const char *[]){ "eval", "fmnist-disco", "--help", NULL });
+    CHECK(r.out && strncmp(r.out, "usage: disco eval fmnist-disco", 30) == 0 && strstr(r.out, "--guidance-steps N"));
+    run_free(&r);
+    r = run_disco((const char *[]){ "sample", "fmnist-disco", "--ckpt", "/nonexistent.model", NULL });
+    CHECK(r.status == 1 && r.err && strstr(r.err, "/nonexistent.model") && strstr(r.err, "cannot open"));
     run_free(&r);
 }
 
