@@ -37,6 +37,11 @@ dc_edm_precond dc_edm_precond_graph(dc_graph *g, dc_t sigma, float sigma_data);
  * output (x's shape). ctx is the caller's (e.g. the latents' embedding). */
 typedef dc_t (*dc_edm_net_fn)(void *ctx, dc_graph *g, dc_t x_in, dc_t c_noise);
 
+/* Fourier features of c_noise [B,1] -> [B,2F]: sin and cos of c_noise times F geometric
+ * frequencies from 1 to 32 (c_noise = ln(sigma)/4 lies in about [-1.6, 1.1]: these resolve it
+ * finely without aliasing over that range). F >= 2. */
+dc_t dc_edm_noise_features(dc_graph *g, dc_t c_noise, int64_t freqs);
+
 /* D = c_skip * x + c_out * f_out, with f_out = F(c_in * x, c_noise) built by the caller. */
 dc_t dc_edm_denoised(dc_graph *g, const dc_edm_precond *p, dc_t x, dc_t f_out);
 /* The whole preconditioned denoiser D(x; sigma) = c_skip x + c_out F(c_in x, c_noise). */

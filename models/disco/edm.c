@@ -41,6 +41,15 @@ dc_edm_precond dc_edm_precond_graph(dc_graph *g, dc_t sigma, float sigma_data) {
     return p;
 }
 
+#define NOISE_FREQ_MAX 32.0f
+
+dc_t dc_edm_noise_features(dc_graph *g, dc_t c_noise, int64_t freqs) {
+    dc_t j = dc_iota(g, 0, 1, &freqs);                                                /* [F] */
+    dc_t freq = dc_exp(g, dc_mul_scalar(g, j, logf(NOISE_FREQ_MAX) / (float)(freqs - 1)));
+    dc_t arg = dc_mul(g, c_noise, freq);                                              /* [B,F] */
+    return dc_concat(g, 1, dc_sin(g, arg), dc_cos(g, arg));                           /* [B,2F] */
+}
+
 /* D(x; s) = c_skip(s) x + c_out(s) F(c_in(s) x; c_noise(s)), EDM Eq. 7 */
 dc_t dc_edm_denoised(dc_graph *g, const dc_edm_precond *p, dc_t x, dc_t f_out) {
     int r = rank_of(g, x);

@@ -11,9 +11,6 @@
 #include "models/disco/disco.h"
 
 #define MODEL_FORMAT 0x314c444f4d594f54ULL   /* "TOYMODL1" */
-/* c_noise = ln(sigma)/4 lies in about [-1.6, 1.1]: frequencies 1 .. 32 resolve it finely
- * without aliasing over that range */
-#define NOISE_FREQ_MAX 32.0f
 
 dc_toy_config dc_toy_config_defaults(void) {
     return (dc_toy_config){ .m = 1, .k = 8, .tau = 1.0f, .sigma_data = DC_EDM_SIGMA_DATA, .null_prob = 0.1f,
@@ -78,15 +75,6 @@ typedef struct {
     dc_t emb;                   /* [B,W] or DC_NONE */
 } net_ctx;
 
-/* c_noise [B,1] -> [B,2F]: sin and cos of c_noise times F geometric frequencies 1 .. 32 */
-static dc_t noise_features(dc_graph *g, dc_t c_noise) {
-    int64_t f = DC_TOY_NOISE_FREQS;
-    dc_t j = dc_iota(g, 0, 1, &f);                                                    /* [F] */
-    dc_t freq = dc_exp(g, dc_mul_scalar(g, j, logf(NOISE_FREQ_MAX) / (float)(f - 1)));
-    dc_t arg = dc_mul(g, c_noise, freq);                                              /* [B,F] */
-    return dc_concat(g, 1, dc_sin(g, arg), dc_cos(g, arg));                           /* [B,2F] */
-}
-
 /* F(c_in x, c_noise): 4 linear layers of width W with SiLU; the latents' embedding is added to
  * the first layer's output */
 static dc_t toy_net(void *ctx, dc_graph *g, dc_t x_in, dc_t c_noise) {
@@ -94,7 +82,7 @@ static dc_t toy_net(void *ctx, dc_graph *g, dc_t x_in, dc_t c_noise) {
     int64_t w = n->c->width;
     dc_t h = DC_NONE;
     DC_SCOPE(g, "den") {
-        dc_t in = dc_concat(g, 1, x_in, noise_features(g, c_noise));                  /* [B,2+2F] */
+        dc_t in = dc_concat(g, 1, x_in, dc_edm_noise_features(g, c_noise, DC_TOY_NOISE_FREQS));                  /* [B,2+2F] */
         h = dc_linear(g, in, w, .name = "l0");                                        /* [B,W] */
         if (n->emb.id >= 0) h = dc_add(g, h, n->emb);
         h = dc_silu(g, h);

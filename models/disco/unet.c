@@ -34,18 +34,11 @@
 
 #include "models/disco/img_layers.h"
 
-/* c_noise = ln(sigma)/4 lies in about [-1.6, 1.1]: frequencies 1 .. 32 resolve it finely
- * without aliasing over that range */
 #define NOISE_FREQS 32
-#define NOISE_FREQ_MAX 32.0f
 
 /* c_noise [B,1], labels [B] -> e [B,E]: params emb0, emb1 and the class table */
 static dc_t embedding(dc_graph *g, dc_t c_noise, dc_t labels, const dc_img_config *c) {
-    int64_t f = NOISE_FREQS;
-    dc_t j = dc_iota(g, 0, 1, &f);                                                      /* [F] */
-    dc_t freq = dc_exp(g, dc_mul_scalar(g, j, logf(NOISE_FREQ_MAX) / (float)(f - 1)));
-    dc_t arg = dc_mul(g, c_noise, freq);                                                /* [B,F] */
-    dc_t e = dc_concat(g, 1, dc_sin(g, arg), dc_cos(g, arg));                           /* [B,2F] */
+    dc_t e = dc_edm_noise_features(g, c_noise, NOISE_FREQS);                            /* [B,2F] */
     e = dc_silu(g, dc_linear(g, e, c->emb, .name = "emb0"));                            /* [B,E] */
     e = dc_linear(g, e, c->emb, .name = "emb1");
     dc_t table = dc_param(g, "class", 2, ((int64_t[]){ DC_IMG_CLASSES, c->emb }), .init = DC_INIT_NORMAL, .a = 1.0f);
