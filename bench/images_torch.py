@@ -67,21 +67,18 @@ class Registry:
         self.params[name] = (p, kind)
         return p
 
+    # per kind, the torch layout's axes as axes of disco's
+    AXES = {"linear": (1, 0), "conv": (3, 2, 0, 1)}
+
     @staticmethod
     def to_torch(kind, a):
-        if kind == "linear":
-            return a.T
-        if kind == "conv":
-            return a.transpose(3, 2, 0, 1)
-        return a
+        """a disco value (numpy) in the torch layout"""
+        return a.transpose(Registry.AXES[kind]) if kind in Registry.AXES else a
 
     @staticmethod
     def to_disco(kind, t):
-        if kind == "linear":
-            return t.T
-        if kind == "conv":
-            return t.permute(2, 3, 1, 0)
-        return t
+        """a torch tensor in disco's layout"""
+        return t.permute(*np.argsort(Registry.AXES[kind]).tolist()) if kind in Registry.AXES else t
 
 
 def param(reg, name, shape, kind, init):
