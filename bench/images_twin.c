@@ -35,7 +35,7 @@
 #define PERTURB 0.1f            /* width of the params' uniform noise */
 #define STREAM_NOISE 1
 #define STREAM_GUMBEL 2
-#define STREAM_PERTURB 3
+#define STREAM_PERTURB 16     /* + the param's index */
 
 typedef struct {
     const char *dir, *data, *backend_name;
@@ -207,7 +207,7 @@ int main(int argc, char **argv) {
         if (!p) die(ps[i].name, "the compiled program lost this param");
         float *v = p->data;
         for (int64_t j = 0; j < dc_numel(&p->type.shape); j++)
-            v[j] += PERTURB * (dc_rng_uniform01(a.seed, STREAM_PERTURB, (uint64_t)(i * 100000000LL + j)) - 0.5f);
+            v[j] += PERTURB * (dc_rng_uniform01(a.seed, STREAM_PERTURB + (uint64_t)i, (uint64_t)j) - 0.5f);
         write_npy(a.dir, "param", ps[i].name, p);
     }
     for (int i = 0; i < n_in; i++) {
