@@ -313,6 +313,9 @@ dc_t dc_toy_encoder(dc_graph *g, dc_t y, const dc_toy_config *c);
 /* Gumbel-softmax straight-through: logits [B,m,k] -> z [B,m,k], one-hot forward, the
  * gradient of soft = softmax((logits + gumbel) / tau, -1) backward. */
 dc_t dc_toy_gumbel_st(dc_graph *g, dc_t logits, float tau);
+/* The same with the Gumbel noise given: gumbel has logits' shape (dc_toy_gumbel_st draws it
+ * with dc_gumbel; a parity check feeds it as an input). */
+dc_t dc_gumbel_st_with(dc_graph *g, dc_t logits, dc_t gumbel, float tau);
 /* z [B,m,k] (one-hot or soft) -> the latents' embedding [B,W] (lat.proj, no bias) */
 dc_t dc_toy_latent_embedding(dc_graph *g, dc_t z, const dc_toy_config *c);
 /* emb [B,W] -> per example the null embedding lat.null [W] where drop [B,1] (i32) is 1 */

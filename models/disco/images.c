@@ -3,7 +3,9 @@
  * ViT(y) [B,m,k]; Gumbel-softmax straight-through one-hot z [B,m,k]; per example, with
  * probability null_prob every latent becomes the null code (z1 [B,m,k+1]); latent tokens;
  * the EDM-preconditioned U-Net conditioned on them and on the class; the EDM loss. The
- * baseline is the same U-Net without latents. */
+ * baseline is the same U-Net without latents. The loss graph is the training graph's loss
+ * with its random draws (sigma, noise, Gumbel noise, dropout) as inputs: one function builds
+ * both, for a parity check against another implementation (bench/images_twin.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,25 +68,60 @@ static dc_t denoiser(dc_graph *g, dc_t x, dc_t sigma, dc_t labels, dc_t lat, con
 /* pixels x01 in [0, 1] -> [-1, 1] */
 static dc_t model_space(dc_graph *g, dc_t x01) { return dc_add_scalar(g, dc_mul_scalar(g, x01, 2.0f), -1.0f); }
 
+/* A batch's draws: sigma [B,1], noise [B,28,28,1] (standard normal) and, with latents, gumbel
+ * [B,m,k] (standard Gumbel) and drop f32 [B,1,1] (1: every latent of the example is the null
+ * code). The training graph draws them with random ops, the loss graph takes them as inputs. */
+typedef struct {
+    dc_t sigma, noise, gumbel, drop;
+} batch_draws;
+
+/* The EDM loss of pixels x01 [B,28,28,1] in [0, 1] of the classes labels [B] under draws d */
+static dc_t batch_loss(dc_graph *g, const dc_img_config *c, int64_t batch, dc_t x01, dc_t labels,
+                       const batch_draws *d) {
+    dc_t y = model_space(g, x01);                                                     /* [B,28,28,1] */
+    dc_t s = dc_reshape(g, d->sigma, 4, ((int64_t[]){ batch, 1, 1, 1 }));
+    dc_t x = dc_add(g, y, dc_mul(g, s, d->noise));                                    /* y + sigma n */
+    dc_t lat = DC_NONE;
+    if (!c->baseline) {
+        dc_t z = dc_gumbel_st_with(g, dc_img_vit(g, y, c), d->gumbel, c->tau);        /* [B,m,k] */
+        dc_t keep = dc_sub(g, dc_scalar(g, 1.0f), d->drop);                           /* [B,1,1] */
+        dc_t null = dc_broadcast_to(g, d->drop, 3, ((int64_t[]){ batch, c->m, 1 }));
+        dc_t z1 = dc_concat(g, 2, dc_mul(g, z, keep), null);                          /* [B,m,k+1] */
+        lat = dc_img_latent_tokens(g, z1, c);                                         /* [B,m,lat_d] */
+    }
+    return dc_edm_loss(g, denoiser(g, x, d->sigma, labels, lat, c), y, d->sigma, c->sigma_data);
+}
+
 dc_graph *dc_img_train_graph(const dc_img_config *c, int64_t batch) {
     dc_graph *g = dc_graph_new(c->baseline ? "fmnist_edm_train" : "fmnist_disco_train");
     dc_t x01 = dc_input(g, "x", DC_F32, 4, IMAGE_DIMS(batch));
     dc_t labels = dc_input(g, "y", DC_I32, 1, ((int64_t[]){ batch }));
-    dc_t y = model_space(g, x01);                                                     /* [B,28,28,1] */
-    dc_t sigma = dc_edm_sample_sigma(g, batch, DC_EDM_P_MEAN, DC_EDM_P_STD);          /* [B,1] */
-    dc_t x = dc_edm_add_noise(g, y, sigma);                                           /* [B,28,28,1] */
-    dc_t lat = DC_NONE;
+    /* one statement per draw: the random ops' streams follow their order */
+    batch_draws d = { DC_NONE, DC_NONE, DC_NONE, DC_NONE };
+    d.sigma = dc_edm_sample_sigma(g, batch, DC_EDM_P_MEAN, DC_EDM_P_STD);
+    d.noise = dc_normal(g, 4, IMAGE_DIMS(batch));
     if (!c->baseline) {
-        dc_t z = dc_toy_gumbel_st(g, dc_img_vit(g, y, c), c->tau);                    /* [B,m,k] */
-        dc_t u = dc_uniform(g, 3, ((int64_t[]){ batch, 1, 1 }));                      /* [B,1,1] */
-        dc_t drop = dc_lt(g, u, dc_scalar(g, c->null_prob));                          /* i32 [B,1,1] */
-        dc_t keep = dc_sub(g, dc_scalar(g, 1.0f), dc_cast(g, drop, DC_F32));          /* [B,1,1] */
-        dc_t null = dc_broadcast_to(g, dc_cast(g, drop, DC_F32), 3, ((int64_t[]){ batch, c->m, 1 }));
-        dc_t z1 = dc_concat(g, 2, dc_mul(g, z, keep), null);                          /* [B,m,k+1] */
-        lat = dc_img_latent_tokens(g, z1, c);                                         /* [B,m,lat_d] */
-        dc_output(g, dc_mean(g, dc_cast(g, drop, DC_F32)), "drop_rate");
+        d.gumbel = dc_gumbel(g, 3, ((int64_t[]){ batch, c->m, c->k }));
+        dc_t u = dc_uniform(g, 3, ((int64_t[]){ batch, 1, 1 }));
+        d.drop = dc_cast(g, dc_lt(g, u, dc_scalar(g, c->null_prob)), DC_F32);
+        dc_output(g, dc_mean(g, d.drop), "drop_rate");
     }
-    dc_output(g, dc_edm_loss(g, denoiser(g, x, sigma, labels, lat, c), y, sigma, c->sigma_data), "loss");
+    dc_output(g, batch_loss(g, c, batch, x01, labels, &d), "loss");
+    return g;
+}
+
+dc_graph *dc_img_loss_graph(const dc_img_config *c, int64_t batch) {
+    dc_graph *g = dc_graph_new(c->baseline ? "fmnist_edm_loss" : "fmnist_disco_loss");
+    dc_t x01 = dc_input(g, "x", DC_F32, 4, IMAGE_DIMS(batch));
+    dc_t labels = dc_input(g, "y", DC_I32, 1, ((int64_t[]){ batch }));
+    batch_draws d = { DC_NONE, DC_NONE, DC_NONE, DC_NONE };
+    d.sigma = dc_input(g, "sigma", DC_F32, 2, ((int64_t[]){ batch, 1 }));
+    d.noise = dc_input(g, "noise", DC_F32, 4, IMAGE_DIMS(batch));
+    if (!c->baseline) {
+        d.gumbel = dc_input(g, "gumbel", DC_F32, 3, ((int64_t[]){ batch, c->m, c->k }));
+        d.drop = dc_input(g, "drop", DC_F32, 3, ((int64_t[]){ batch, 1, 1 }));
+    }
+    dc_output(g, batch_loss(g, c, batch, x01, labels, &d), "loss");
     return g;
 }
 

@@ -63,6 +63,12 @@ dc_t dc_img_vit(dc_graph *g, dc_t y, const dc_img_config *c);
  * graph maps them to [-1, 1]) and "y" i32[B] (classes); output "loss" (the EDM loss) and, with
  * latents, "drop_rate". Sigmas, noise, Gumbel noise and latent dropout are random ops. */
 dc_graph *dc_img_train_graph(const dc_img_config *c, int64_t batch);
+/* The training graph's loss with its draws as inputs (the same function builds both): "x" and
+ * "y" as above, "sigma" f32[B,1], "noise" f32[B,28,28,1] (standard normal: the noisy image is
+ * y + sigma noise) and, with latents, "gumbel" f32[B,m,k] (added to the ViT's logits before
+ * the Gumbel-softmax) and "drop" f32[B,1,1] (1: the example's latents are all the null code,
+ * else 0); output "loss". */
+dc_graph *dc_img_loss_graph(const dc_img_config *c, int64_t batch);
 /* Denoising: inputs "x" f32[B,28,28,1], "sigma" f32[B,1], "label" i32[B] and, with latents,
  * "codes" i32[B,m] (k = the null code); output "denoised" f32[B,28,28,1]. */
 dc_graph *dc_img_denoise_graph(const dc_img_config *c, int64_t batch);

@@ -48,8 +48,14 @@ dc_t dc_toy_encoder(dc_graph *g, dc_t y, const dc_toy_config *c) {
 dc_t dc_toy_gumbel_st(dc_graph *g, dc_t logits, float tau) {
     const dc_type *t = dc_type_of(g, logits);
     if (!t) return dc_add(g, logits, logits);   /* records the invalid handle */
+    return dc_gumbel_st_with(g, logits, dc_gumbel(g, t->shape.rank, t->shape.dim), tau);
+}
+
+dc_t dc_gumbel_st_with(dc_graph *g, dc_t logits, dc_t gumbel, float tau) {
+    const dc_type *t = dc_type_of(g, logits);
+    if (!t) return dc_add(g, logits, gumbel);   /* records the invalid handle */
     dc_shape s = t->shape;
-    dc_t noisy = dc_add(g, logits, dc_gumbel(g, s.rank, s.dim));
+    dc_t noisy = dc_add(g, logits, gumbel);
     dc_t soft = dc_softmax(g, dc_mul_scalar(g, noisy, 1.0f / tau), -1);              /* [B,m,k] */
     dc_t hard = dc_one_hot(g, dc_argmax(g, soft, -1), s.dim[s.rank - 1]);            /* [B,m,k] */
     return dc_straight_through(g, hard, soft);
