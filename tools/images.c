@@ -185,7 +185,9 @@ static bool cnn_weights(const char *dir, const char *data_dir, dc_backend backen
     c.backend = backend;
     printf("fmnist-cnn: %s is missing; training it (about a minute)\n", path);
     fflush(stdout);
-    return m->train(&c, &(dc_train_request){ .out_dir = dir, .data_dir = data_dir, .out = stdout }, err, len);
+    bool ok = m->train(&c, &(dc_train_request){ .out_dir = dir, .data_dir = data_dir, .out = stdout }, err, len);
+    fflush(stdout);
+    return ok;
 }
 
 static void json_number(FILE *f, double v) {
@@ -333,6 +335,7 @@ static bool eval_one(const eval_args *a, const char *path, dc_img_features *f, c
     bool ok = dc_img_evaluate(m, f, test_feats, test->n, test, &a->eo, (dc_backend)a->backend, mt, x->data, y->data,
                               err, len);
     if (ok) printf("%s: evaluated in %.1f s\n", *name, dc_seconds() - t0);
+    fflush(stdout);
     snprintf(file, sizeof file, "samples_%s.npy", *name);
     ok = ok && dc_train_out_path(a->out, file, out, sizeof out, err, len) && dc_npy_write(out, x, err, len);
     snprintf(file, sizeof file, "labels_%s.npy", *name);
@@ -358,6 +361,7 @@ static bool eval_one(const eval_args *a, const char *path, dc_img_features *f, c
 
 static int cmd_eval(int argc, char **argv) {
     eval_args a = { .cnn_dir = "runs", .out = "eval", .backend = -1, .eo = dc_img_eval_defaults() };
+    a.eo.progress = stdout;
     int st = dc_cli_parse(&dc_cmd_eval_images, &a, argc, argv, &a.model);
     if (st) return st;
     if (a.threads > 0) omp_set_num_threads(a.threads);

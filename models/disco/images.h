@@ -186,6 +186,7 @@ typedef struct {
     int64_t curv_n;             /* images whose trajectories give the curvature (200; 0: none) */
     int64_t batch;              /* of the programs (250) */
     uint64_t seed;
+    FILE *progress;             /* a line per figure as it is measured (NULL: none) */
 } dc_img_eval_opts;
 dc_img_eval_opts dc_img_eval_defaults(void);
 

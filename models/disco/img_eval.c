@@ -158,6 +158,7 @@ bool dc_img_evaluate(const dc_img_model *m, dc_img_features *f, const float *tes
             out->fd[si][gi] = out->agreement[si][gi] = NAN;
             if (!c->baseline && so.guidance != o->main_guidance && o->guidance_steps && so.steps != o->guidance_steps)
                 continue;
+            double t0 = dc_seconds();
             ok = dc_img_generate(s, &so, n, lab, NULL, img, NULL, err, len) &&
                  dc_img_features_run(f, img, n, true, feat, pred, err, len);
             if (!ok) break;
@@ -167,6 +168,12 @@ bool dc_img_evaluate(const dc_img_model *m, dc_img_features *f, const float *tes
             out->agreement[si][gi] = (double)agree / (double)n;
             out->fd[si][gi] = dc_frechet_distance(feat, n, test_feats, n_test, FEATURES, err, len);
             ok = out->fd[si][gi] >= 0;
+            if (ok && o->progress) {
+                fprintf(o->progress, "  %s, %d Heun steps (NFE %lld), guidance %g: FD %.3f, agreement %.3f (%lld images, "
+                        "%.0f s)\n", c->baseline ? "EDM" : "DisCo-Diff", so.steps, (long long)out->nfe[si][gi],
+                        (double)so.guidance, out->fd[si][gi], out->agreement[si][gi], (long long)n, dc_seconds() - t0);
+                fflush(o->progress);
+            }
             if (ok && samples && so.steps == main_steps && (c->baseline || so.guidance == o->main_guidance)) {
                 memcpy(samples, img, (size_t)(n * DC_IMG_PIXELS) * sizeof *img);
                 memcpy(labels, lab, (size_t)n * sizeof *lab);
