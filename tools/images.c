@@ -290,33 +290,48 @@ static void print_table(const metrics_doc *d) {
 
 /* Evaluates the model file path into *mt, writing DIR/samples_NAME.npy, labels_NAME.npy and
  * grid_NAME.png of the main samples; name receives "disco" or "edm". */
-/* DisCo-Diff's latents one at a time: one class and one initial noise, codes drawn once from
- * the prior; row i of DIR/grid_latents.png sets latent i to each of the k codes in turn. */
-static bool latents_grid(const eval_args *a, const dc_img_model *m, char *err, size_t len) {
+#define GROUP_DRAWS 10
+
+/* DisCo-Diff's latents one at a time, for one class (0) and one initial noise, from codes drawn
+ * from the prior (draw 0 is the base): row i of DIR/grid_latents.png sets latent i to each of
+ * the k codes in turn; with hierarchical latents, row g of DIR/grid_groups.png replaces group
+ * g's latents (g = 0: those read at 7x7, 1: at 14x14) by those of draws 0 .. 9. */
+static bool latents_grids(const eval_args *a, const dc_img_model *m, char *err, size_t len) {
     const dc_img_config *c = &dc_img_model_setup(m)->model;
-    int64_t n = (int64_t)c->m * c->k;
+    int64_t n = (int64_t)c->m * (c->k > GROUP_DRAWS ? c->k : GROUP_DRAWS);
     float *img = malloc((size_t)(n * DC_IMG_PIXELS) * sizeof *img);
     int32_t *labels = calloc((size_t)n, sizeof *labels), *codes = malloc((size_t)(n * c->m) * sizeof *codes);
-    int32_t *base = malloc((size_t)c->m * sizeof *base);
-    if (!img || !labels || !codes || !base) abort(); /* out of memory */
+    int32_t *draws = malloc((size_t)(GROUP_DRAWS * c->m) * sizeof *draws);
+    if (!img || !labels || !codes || !draws) abort(); /* out of memory */
     dc_img_sample_opts so = dc_img_sample_defaults();
-    so.steps = a->eo.steps[a->eo.n_steps - 1], so.seed = a->eo.seed + 7, so.same_noise = true;
+    so.seed = a->eo.seed + 7, so.same_noise = true, so.steps = 1;
     dc_img_sampler *s = dc_img_sampler_new(m, a->eo.batch < n ? a->eo.batch : n, (dc_backend)a->backend, err, len);
-    so.steps = 1;
-    bool ok = s && dc_img_generate(s, &so, 1, labels, NULL, img, base, err, len);
+    bool ok = s && dc_img_generate(s, &so, GROUP_DRAWS, labels, NULL, img, draws, err, len);
     so.steps = a->eo.steps[a->eo.n_steps - 1];
     for (int64_t i = 0; i < c->m; i++)
         for (int64_t j = 0; j < c->k; j++) {
             int32_t *row = codes + (i * c->k + j) * c->m;
-            memcpy(row, base, (size_t)c->m * sizeof *row);
+            memcpy(row, draws, (size_t)c->m * sizeof *row);
             row[i] = (int32_t)j;
         }
     char out[4096];
-    ok = ok && dc_img_generate(s, &so, n, labels, codes, img, NULL, err, len) &&
+    ok = ok && dc_img_generate(s, &so, (int64_t)c->m * c->k, labels, codes, img, NULL, err, len) &&
          dc_train_out_path(a->out, "grid_latents.png", out, sizeof out, err, len) &&
          dc_plot_image_grid(out, img, DC_IMG_SIDE, c->m, c->k, 2, err, len);
+    if (ok && c->latent_groups == 2) {
+        int half = c->m / 2;
+        for (int g = 0; g < 2; g++)
+            for (int j = 0; j < GROUP_DRAWS; j++) {
+                int32_t *row = codes + (g * GROUP_DRAWS + j) * c->m;
+                memcpy(row, draws, (size_t)c->m * sizeof *row);
+                memcpy(row + g * half, draws + j * c->m + g * half, (size_t)half * sizeof *row);
+            }
+        ok = dc_img_generate(s, &so, 2 * GROUP_DRAWS, labels, codes, img, NULL, err, len) &&
+             dc_train_out_path(a->out, "grid_groups.png", out, sizeof out, err, len) &&
+             dc_plot_image_grid(out, img, DC_IMG_SIDE, 2, GROUP_DRAWS, 2, err, len);
+    }
     dc_img_sampler_free(s);
-    free(img), free(labels), free(codes), free(base);
+    free(img), free(labels), free(codes), free(draws);
     return ok;
 }
 
@@ -352,7 +367,7 @@ static bool eval_one(const eval_args *a, const char *path, dc_img_features *f, c
     ok = ok && dc_train_out_path(a->out, file, out, sizeof out, err, len) &&
          dc_plot_image_grid(out, grid, DC_IMG_SIDE, 10, 10, 2, err, len);
     free(grid);
-    ok = ok && (dc_img_model_setup(m)->model.baseline || latents_grid(a, m, err, len));
+    ok = ok && (dc_img_model_setup(m)->model.baseline || latents_grids(a, m, err, len));
     dc_tensor_free(x);
     dc_tensor_free(y);
     dc_img_model_free(m);
@@ -443,5 +458,7 @@ const dc_command dc_cmd_eval_images = {
              "class of a sample is its conditioning class), the ODE curvature per sigma band, and for\n"
              "DisCo-Diff the codes in use and their mutual information with the class. Writes\n"
              "DIR/metrics.json, the samples of the last step count (at --main-guidance) as\n"
-             "samples_NAME.npy and labels_NAME.npy, and a classes x samples grid_NAME.png.\n",
+             "samples_NAME.npy and labels_NAME.npy, a classes x samples grid_NAME.png, and for\n"
+             "DisCo-Diff grid_latents.png (one class and noise; row i: latent i through its codes)\n"
+             "and, with --groups 2, grid_groups.png (row g: group g's latents from 10 prior draws).\n",
 };
