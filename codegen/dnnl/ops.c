@@ -157,12 +157,14 @@ static bool matmul_shape(const dc_shape *a, const dc_shape *b, dc_matmul_attr t,
 static bool matmul_named(const char *name, const dc_tensor *a, const dc_tensor *b, dc_matmul_attr t,
                          const dc_epilogue *e, dc_tensor *out, char *err, size_t len) {
     char sa[64], sb[64], so[64];
+    type_s(a, sa, sizeof sa);
+    type_s(b, sb, sizeof sb);
+    type_s(out, so, sizeof so);
     dc_shape want;
     if (!is_f32(a) || !is_f32(b) || !is_f32(out) ||
         !matmul_shape(&a->type.shape, &b->type.shape, t, &want) || !dc_shape_eq(&want, &out->type.shape))
-        return fail(err, len, "dnnl %s: operands %s%s, %s%s do not give the output %s", name,
-                    type_s(a, sa, sizeof sa), t.trans_a ? " (transposed)" : "", type_s(b, sb, sizeof sb),
-                    t.trans_b ? " (transposed)" : "", type_s(out, so, sizeof so));
+        return fail(err, len, "dnnl %s: operands %s%s, %s%s do not give the output %s", name, sa,
+                    t.trans_a ? " (transposed)" : "", sb, t.trans_b ? " (transposed)" : "", so);
     call c;
     dnnl_call_init(&c, CALL_MATMUL, name);
     snprintf(c.what, sizeof c.what, "a %s%s, b %s%s -> %s", sa, t.trans_a ? "^T" : "", sb,
