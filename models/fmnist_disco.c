@@ -80,6 +80,9 @@ static const dc_opt options[] = {
     DC_OPT_INT("--channels", "C", options_t, s.model.ch, 8, 1024,
                "U-Net channels at 28x28 (2C at 14x14 and 7x7; default 16)"),
     DC_OPT_POS("--tau", "T", options_t, s.model.tau, 1e30, "Gumbel-softmax temperature in training (default 1)"),
+    DC_OPT_NUM("--usage", "U", options_t, s.model.usage_weight, 0, 1e30,
+               "adds U * KL(batch-mean code probabilities || uniform) to the loss, the\n"
+               "toy's remedy for unused codes (default 0)"),
     DC_OPT_INT("--prior-steps", "N", options_t, s.prior_train.steps, 1, 10000000,
                "training steps of the prior (default 2000)"),
     { 0 }

@@ -163,6 +163,37 @@ TEST(images_baseline_and_bad_model_files) {
     c = dc_img_config_defaults();
     c.ch = 20;
     CHECK(!dc_img_config_ok(&c, err, sizeof err) && strstr(err, "--channels"));
+    c = dc_img_config_defaults();
+    c.usage_weight = -1;
+    CHECK(!dc_img_config_ok(&c, err, sizeof err) && strstr(err, "--usage"));
     dc_dataset_free(&d);
     remove_paths(&p);
+}
+
+/* dc_code_usage_kl against the hand-computed sum over latents of KL(p_bar || uniform): latent
+ * 0 spread evenly (0), latent 1 with each example on its own code (log 3 + log 1/2), latent 2
+ * with both on one code (log 3), up to the 1e-8 floor inside the log and exp(-50) leaks. */
+TEST(images_code_usage_term) {
+    dc_graph *g = dc_graph_new("usage");
+    dc_t logits = dc_input(g, "logits", DC_F32, 3, ((int64_t[]){ 2, 3, 3 }));
+    dc_output(g, dc_code_usage_kl(g, logits), "usage");
+    char err[DC_ERR_LEN];
+    dc_exec *e = dc_compile(g, 0, DC_BACKEND_AUTO, err, sizeof err);
+    CHECK_MSG(e, "%s", err);
+    dc_tensor *x = dc_tensor_new(&(dc_type){ DC_F32, { 3, { 2, 3, 3 } } });
+    const float v[2][3][3] = { { { 0, 0, 0 }, { 50, 0, 0 }, { 0, 50, 0 } }, { { 0, 0, 0 }, { 0, 50, 0 }, { 0, 50, 0 } } };
+    memcpy(x->data, v, sizeof v);
+    if (e && dc_exec_set_input(e, "logits", x, err, sizeof err) && dc_exec_run(e, err, sizeof err)) {
+        double got = ((const float *)dc_exec_output(e, 0)->data)[0];
+        double want = 0 + (log(3.0) + log(0.5)) + log(3.0);
+        CHECK_MSG(fabs(got - want) < 1e-5, "usage %.7f, by hand %.7f", got, want);
+    }
+    dc_graph *g2 = dc_graph_new("usage_bad");
+    dc_t flat = dc_input(g2, "logits", DC_F32, 2, ((int64_t[]){ 2, 3 }));
+    dc_code_usage_kl(g2, flat);
+    CHECK(dc_graph_failed(g2) && strstr(dc_graph_error(g2), "f32[B,m,k]"));
+    dc_graph_free(g2);
+    dc_tensor_free(x);
+    dc_exec_free(e);
+    dc_graph_free(g);
 }

@@ -308,6 +308,11 @@ bool dc_prior_config_ok(const dc_prior_config *c, char *err, size_t len);
 
 /* ---- graph pieces (toy_model.c); params under enc.*, lat.*, den.* --------------------- */
 
+/* The code-usage term of logits [B,m,k], f32[]: the sum over the m latents of KL(p_bar ||
+ * uniform), p_bar [m,k] the batch mean of softmax(logits): m log k + sum p_bar log(p_bar +
+ * 1e-8). 0 when each latent's codes are used equally over the batch, m log k when each latent
+ * puts all its mass on one code. */
+dc_t dc_code_usage_kl(dc_graph *g, dc_t logits);
 /* y [B,2] -> logits [B,m,k] */
 dc_t dc_toy_encoder(dc_graph *g, dc_t y, const dc_toy_config *c);
 /* Gumbel-softmax straight-through: logits [B,m,k] -> z [B,m,k], one-hot forward, the

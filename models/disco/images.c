@@ -32,6 +32,8 @@ bool dc_img_config_ok(const dc_img_config *c, char *err, size_t len) {
     else if (!(c->tau > 0) || !isfinite(c->tau)) snprintf(bad, sizeof bad, "--tau must be a positive number");
     else if (!(c->sigma_data > 0) || !isfinite(c->sigma_data))
         snprintf(bad, sizeof bad, "--sigma-data must be a positive number");
+    else if (!(c->usage_weight >= 0) || !isfinite(c->usage_weight))
+        snprintf(bad, sizeof bad, "--usage must be a number >= 0");
     else if (!(c->null_prob >= 0 && c->null_prob < 1))
         snprintf(bad, sizeof bad, "the latent dropout rate must be in [0, 1)");
     else if (c->heads < 1) snprintf(bad, sizeof bad, "heads must be >= 1 (got %d)", c->heads);
@@ -81,15 +83,21 @@ static dc_t batch_loss(dc_graph *g, const dc_img_config *c, int64_t batch, dc_t 
     dc_t y = model_space(g, x01);                                                     /* [B,28,28,1] */
     dc_t s = dc_reshape(g, d->sigma, 4, ((int64_t[]){ batch, 1, 1, 1 }));
     dc_t x = dc_add(g, y, dc_mul(g, s, d->noise));                                    /* y + sigma n */
-    dc_t lat = DC_NONE;
+    dc_t lat = DC_NONE, usage = DC_NONE;
     if (!c->baseline) {
-        dc_t z = dc_gumbel_st_with(g, dc_img_vit(g, y, c), d->gumbel, c->tau);        /* [B,m,k] */
+        dc_t logits = dc_img_vit(g, y, c);                                            /* [B,m,k] */
+        dc_t z = dc_gumbel_st_with(g, logits, d->gumbel, c->tau);                     /* [B,m,k] */
+        if (c->usage_weight > 0) {
+            usage = dc_code_usage_kl(g, logits);
+            dc_output(g, usage, "code_usage_kl");
+        }
         dc_t keep = dc_sub(g, dc_scalar(g, 1.0f), d->drop);                           /* [B,1,1] */
         dc_t null = dc_broadcast_to(g, d->drop, 3, ((int64_t[]){ batch, c->m, 1 }));
         dc_t z1 = dc_concat(g, 2, dc_mul(g, z, keep), null);                          /* [B,m,k+1] */
         lat = dc_img_latent_tokens(g, z1, c);                                         /* [B,m,lat_d] */
     }
-    return dc_edm_loss(g, denoiser(g, x, d->sigma, labels, lat, c), y, d->sigma, c->sigma_data);
+    dc_t loss = dc_edm_loss(g, denoiser(g, x, d->sigma, labels, lat, c), y, d->sigma, c->sigma_data);
+    return usage.id >= 0 ? dc_add(g, loss, dc_mul_scalar(g, usage, c->usage_weight)) : loss;
 }
 
 dc_graph *dc_img_train_graph(const dc_img_config *c, int64_t batch) {
@@ -259,7 +267,7 @@ static bool train_prior(const dc_img_setup *s, const dc_dataset *ds, dc_exec *bu
 typedef struct {
     uint64_t format;
     int64_t baseline, m, k, latent_groups, ch, emb, heads, lat_d, lat_layers, vit_d, vit_layers, vit_patch;
-    double tau, sigma_data, null_prob;
+    double tau, sigma_data, null_prob, usage_weight;
     int64_t prior_d, prior_heads, prior_layers;
     int64_t steps, batch, prior_steps;
     uint64_t seed;
@@ -274,7 +282,8 @@ static model_meta meta_of(const dc_img_setup *s) {
                          .latent_groups = c->latent_groups, .ch = c->ch, .emb = c->emb, .heads = c->heads,
                          .lat_d = c->lat_d, .lat_layers = c->lat_layers, .vit_d = c->vit_d,
                          .vit_layers = c->vit_layers, .vit_patch = c->vit_patch, .tau = c->tau,
-                         .sigma_data = c->sigma_data, .null_prob = c->null_prob, .prior_d = s->prior.d_model,
+                         .sigma_data = c->sigma_data, .null_prob = c->null_prob,
+                         .usage_weight = c->usage_weight, .prior_d = s->prior.d_model,
                          .prior_heads = s->prior.heads, .prior_layers = s->prior.layers,
                          .steps = s->train.steps, .batch = s->train.batch, .prior_steps = s->prior_train.steps,
                          .seed = s->train.seed };
@@ -327,7 +336,8 @@ static bool setup_of(const model_meta *m, dc_img_setup *s, char *err, size_t len
                                 .heads = (int)m->heads, .lat_d = (int)m->lat_d, .lat_layers = (int)m->lat_layers,
                                 .vit_d = (int)m->vit_d, .vit_layers = (int)m->vit_layers,
                                 .vit_patch = (int)m->vit_patch, .tau = (float)m->tau,
-                                .sigma_data = (float)m->sigma_data, .null_prob = (float)m->null_prob };
+                                .sigma_data = (float)m->sigma_data, .null_prob = (float)m->null_prob,
+                                .usage_weight = (float)m->usage_weight };
     s->prior = (dc_prior_config){ .m = (int)m->m, .k = (int)m->k, .d_model = (int)m->prior_d,
                                   .heads = (int)m->prior_heads, .layers = (int)m->prior_layers,
                                   .classes = DC_IMG_CLASSES };

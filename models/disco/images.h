@@ -33,6 +33,7 @@ typedef struct {
     float tau;              /* Gumbel-softmax temperature in training (1) */
     float sigma_data;       /* EDM sigma_data (0.5) */
     float null_prob;        /* latent dropout: share of examples trained on the null code (0.1) */
+    float usage_weight;     /* u: adds u * dc_code_usage_kl(encoder logits) to the loss (0: none) */
     int ch;                 /* U-Net channels at 28x28; 2 ch at 14x14 and 7x7 */
     int emb;                /* width of the noise + class embedding */
     int heads;              /* heads of every attention (U-Net, latent transformer, ViT) */

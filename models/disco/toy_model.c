@@ -45,6 +45,19 @@ dc_t dc_toy_encoder(dc_graph *g, dc_t y, const dc_toy_config *c) {
     return h;
 }
 
+dc_t dc_code_usage_kl(dc_graph *g, dc_t logits) {
+    const dc_type *t = dc_type_of(g, logits);
+    if (!t || t->shape.rank != 3) {
+        dc_fail_at(g, __FILE__, __LINE__, "code usage", "logits must be f32[B,m,k]");
+        return DC_NONE;
+    }
+    int64_t m = t->shape.dim[1], k = t->shape.dim[2];
+    /* sum over latents of KL(p_bar || uniform) = m log k + sum p_bar log p_bar */
+    dc_t p_bar = dc_mean(g, dc_softmax(g, logits, -1), .axes = { 1, { 0 } });          /* [m,k] */
+    dc_t neg_h = dc_sum(g, dc_mul(g, p_bar, dc_log(g, dc_add_scalar(g, p_bar, 1e-8f))));
+    return dc_add_scalar(g, neg_h, (float)m * logf((float)k));
+}
+
 dc_t dc_toy_gumbel_st(dc_graph *g, dc_t logits, float tau) {
     const dc_type *t = dc_type_of(g, logits);
     if (!t) return dc_add(g, logits, logits);   /* records the invalid handle */
@@ -114,10 +127,7 @@ dc_graph *dc_toy_train_graph(const dc_toy_config *c, int64_t batch) {
         dc_t logits = dc_toy_encoder(g, y, c);                                        /* [B,m,k] */
         dc_t z = dc_toy_gumbel_st(g, logits, c->tau);                                 /* [B,m,k] */
         if (c->usage_weight > 0) {
-            /* sum over latents of KL(p_bar || uniform) = m log k + sum p_bar log p_bar */
-            dc_t p_bar = dc_mean(g, dc_softmax(g, logits, -1), .axes = { 1, { 0 } });  /* [m,k] */
-            dc_t neg_h = dc_sum(g, dc_mul(g, p_bar, dc_log(g, dc_add_scalar(g, p_bar, 1e-8f))));
-            usage = dc_add_scalar(g, neg_h, (float)c->m * logf((float)c->k));
+            usage = dc_code_usage_kl(g, logits);
             dc_output(g, usage, "code_usage_kl");
         }
         dc_t u = dc_uniform(g, 2, ((int64_t[]){ batch, 1 }));                         /* [B,1] */
