@@ -24,10 +24,8 @@ LAYOUTS=${LAYOUTS:-nchw channels_last}
 die() { echo "cnn_run_vs_torch.sh: $*" >&2; exit 2; }
 [ -f bench/cnn_torch.py ] && [ -f bench/torch_env.sh ] || die "run from the repository root"
 . bench/torch_env.sh
-[ -x "$DISCO" ] || die "no disco binary at $DISCO (run make, or set DISCO)"
+check_disco_and_torch
 [ -x /usr/bin/time ] || die "no /usr/bin/time (apt-get install time)"
-"$TORCH_PY" -c 'import torch' 2>/dev/null || die "PyTorch is not importable from $TORCH_PY (apt-get install python3-torch)"
-[ "$RUNS" -ge 1 ] 2>/dev/null || die "RUNS must be a positive integer"
 [ "$THREADS" -ge 1 ] 2>/dev/null || die "THREADS must be a positive integer"
 
 tmp=$(mktemp -d)

@@ -36,6 +36,17 @@ GN_GROUPS = 8
 STEPS, EVAL_STEPS, EVAL_BATCH = 56, 700, 500  # throughput mode's steps; disco's default steps, EVAL_BATCH
 
 
+def optimizer_step(loss, opt, params, clip, ema, ema_decay):
+    """The trainer's step after the forward pass: backward, clipping to a global norm of clip,
+    the optimizer's step, then ema <- ema_decay ema + (1 - ema_decay) params"""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+    with torch.no_grad():
+        torch._foreach_mul_(ema, ema_decay)
+        torch._foreach_add_(ema, [p.detach() for p in params], alpha=1 - ema_decay)
+
+
 def load_idx(path, offset):
     with gzip.open(path, "rb") as f:
         return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
@@ -134,12 +145,7 @@ def main():
             g["lr"] = lr_at(s, a.steps, lr_warmup)
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, CLIP)
-        opt.step()
-        with torch.no_grad():
-            torch._foreach_mul_(ema, EMA)
-            torch._foreach_add_(ema, [p.detach() for p in params], alpha=1 - EMA)
+        optimizer_step(loss, opt, params, CLIP, ema, EMA)
     if a.eval:
         t2 = time.perf_counter()
         raw = [p.detach().clone() for p in params]

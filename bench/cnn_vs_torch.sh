@@ -21,9 +21,7 @@ WARMUP=5   # models/fmnist_cnn.c TIMING_WARMUP
 die() { echo "cnn_vs_torch.sh: $*" >&2; exit 2; }
 [ -f bench/cnn_torch.py ] && [ -f bench/torch_env.sh ] || die "run from the repository root"
 . bench/torch_env.sh
-[ -x "$DISCO" ] || die "no disco binary at $DISCO (run make, or set DISCO)"
-"$TORCH_PY" -c 'import torch' 2>/dev/null || die "PyTorch is not importable from $TORCH_PY (apt-get install python3-torch)"
-[ "$RUNS" -ge 1 ] 2>/dev/null || die "RUNS must be a positive integer"
+check_disco_and_torch
 [ "$STEPS" -ge $((WARMUP + 2)) ] 2>/dev/null || die "STEPS must be an integer >= $((WARMUP + 2))"
 
 tmp=$(mktemp -d)

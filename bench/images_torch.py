@@ -412,7 +412,7 @@ def lr_at(step, steps):
 
 def train_bench(a, c, fmt):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from cnn_torch import load_set  # the Fashion-MNIST reader of the CNN comparison
+    from cnn_torch import load_set, optimizer_step  # the CNN comparison's data reader and step
     x_all, y_all = load_set(a.data, "train")
     gen = torch.Generator().manual_seed(a.seed)
     t0 = time.perf_counter()
@@ -439,12 +439,7 @@ def train_bench(a, c, fmt):
             g["lr"] = lr_at(s, a.steps)
         opt.zero_grad(set_to_none=True)
         loss = model.loss(x01, labels, sigma, noise, gumbel, drop)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, CLIP)
-        opt.step()
-        with torch.no_grad():
-            torch._foreach_mul_(ema, EMA)
-            torch._foreach_add_(ema, [p.detach() for p in params], alpha=1 - EMA)
+        optimizer_step(loss, opt, params, CLIP, ema, EMA)
     t2 = time.perf_counter()
     print(f"torch {torch.__version__} {a.layout} train: {a.steps} steps of batch {a.batch}, loss {loss.item():.4f}; "
           f"whole {a.steps * a.batch / (t2 - t0):.1f} images/s ({t2 - t0:.2f} s); "

@@ -38,9 +38,7 @@ TORCH_WARMUP=3
 die() { echo "images_vs_torch.sh: $*" >&2; exit 2; }
 [ -f bench/images_torch.py ] && [ -f bench/torch_env.sh ] || die "run from the repository root"
 . bench/torch_env.sh
-[ -x "$DISCO" ] || die "no disco binary at $DISCO (run make, or set DISCO)"
-"$TORCH_PY" -c 'import torch' 2>/dev/null || die "PyTorch is not importable from $TORCH_PY (apt-get install python3-torch)"
-[ "$RUNS" -ge 1 ] 2>/dev/null || die "RUNS must be a positive integer"
+check_disco_and_torch
 [ "$STEPS" -ge $((TORCH_WARMUP + 1)) ] 2>/dev/null || die "STEPS must be an integer > $TORCH_WARMUP"
 [ "$SAMPLE_STEPS" -ge 1 ] 2>/dev/null || die "SAMPLE_STEPS must be a positive integer"
 [ "$N" -ge 1 ] 2>/dev/null || die "N must be a positive integer"

@@ -1,6 +1,6 @@
 # torch_env.sh — sourced by the *_vs_torch.sh benchmarks: the PyTorch configurations every
-# comparison runs, interleaved with disco, the median of a column, and the table of interleaved
-# runs of the toy benchmarks.
+# comparison runs, interleaved with disco, the checks before a run, the median of a column, and
+# the table of interleaved runs of the toy benchmarks.
 #   default: PyTorch as installed (glibc malloc returns freed memory to the system, and the
 #            page faults of getting it back dominate PyTorch's CPU time here);
 #   tuned:   the allocator keeps its memory (glibc's MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_
@@ -10,6 +10,14 @@
 # disco's against PyTorch's fastest configuration.
 TORCH_PY=/usr/bin/python3
 TORCH_CONFIGS="default tuned"
+
+# The checks a comparison makes before it runs (die() is the caller's): a disco binary at
+# $DISCO, PyTorch importable from $TORCH_PY, RUNS a positive integer
+check_disco_and_torch() {
+    [ -x "$DISCO" ] || die "no disco binary at $DISCO (run make, or set DISCO)"
+    "$TORCH_PY" -c 'import torch' 2>/dev/null || die "PyTorch is not importable from $TORCH_PY (apt-get install python3-torch)"
+    [ "$RUNS" -ge 1 ] 2>/dev/null || die "RUNS must be a positive integer"
+}
 
 # torch_env CONFIG: the variables a PyTorch run of that configuration starts with
 torch_env() {

@@ -27,9 +27,7 @@ BACKEND=${BACKEND:-auto}
 die() { echo "toy_sample_vs_torch.sh: $*" >&2; exit 2; }
 [ -f bench/toy_torch.py ] && [ -f bench/torch_env.sh ] || die "run from the repository root"
 . bench/torch_env.sh
-[ -x "$DISCO" ] || die "no disco binary at $DISCO (run make, or set DISCO)"
-"$TORCH_PY" -c 'import torch' 2>/dev/null || die "PyTorch is not importable from $TORCH_PY (apt-get install python3-torch)"
-[ "$RUNS" -ge 1 ] 2>/dev/null || die "RUNS must be a positive integer"
+check_disco_and_torch
 [ "$N" -ge 1 ] 2>/dev/null || die "N must be a positive integer"
 [ "$HEUN_STEPS" -ge 1 ] 2>/dev/null || die "HEUN_STEPS must be a positive integer"
 [ "$THREADS" -ge 1 ] 2>/dev/null || die "THREADS must be a positive integer"

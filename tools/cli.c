@@ -24,6 +24,12 @@ int dc_usage_error(const char *cmd, const char *fmt, ...) {
     return EXIT_USAGE;
 }
 
+int dc_run_error(const char *cmd, const char *err) {
+    fflush(stdout);
+    fprintf(stderr, "disco %s: %s\n", cmd, err);
+    return 1;
+}
+
 /* A non-negative decimal integer <= max; false otherwise. */
 static bool parse_u64(const char *s, uint64_t max, uint64_t *out) {
     if (!*s) return false;

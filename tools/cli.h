@@ -37,6 +37,8 @@ extern const dc_command dc_cmd_demo;                  /* tools/demo.c */
 
 /* Prints "disco CMD: MESSAGE" and a pointer to --help; returns EXIT_USAGE. */
 int dc_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "disco CMD: ERR" (after what stdout holds); returns 1, the exit status of a run error. */
+int dc_run_error(const char *cmd, const char *err);
 
 /* One option table and the struct its rows write into; given has bit r set once row r was
  * parsed (so a table holds at most 64 rows). */

@@ -25,12 +25,6 @@ typedef struct {
     dc_img_sample_opts so;
 } sample_args;
 
-static int run_error(const char *cmd, const char *err) {
-    fflush(stdout);
-    fprintf(stderr, "disco %s: %s\n", cmd, err);
-    return 1;
-}
-
 /* DIR/FILE into path; false and err when it does not fit */
 static bool out_file(const char *dir, const char *file, char *path, size_t n, char *err, size_t len) {
     if ((size_t)snprintf(path, n, "%s/%s", dir, file) < n) return true;
@@ -71,7 +65,7 @@ static int cmd_sample(int argc, char **argv) {
     if (!dc_cli_backend("sample", &a.backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
     char err[DC_ERR_LEN];
     dc_img_model *m = dc_img_load(a.ckpt, err, sizeof err);
-    if (!m) return run_error("sample", err);
+    if (!m) return dc_run_error("sample", err);
     const dc_img_config *c = &dc_img_model_setup(m)->model;
     int64_t n = a.n, batch = a.batch < n ? a.batch : n;
     int lat = c->baseline ? 0 : c->m;
@@ -99,7 +93,7 @@ static int cmd_sample(int argc, char **argv) {
     free(labels);
     free(codes);
     dc_img_model_free(m);
-    return ok ? 0 : run_error("sample", err);
+    return ok ? 0 : dc_run_error("sample", err);
 }
 
 static const dc_opt sample_options[] = {
@@ -385,7 +379,7 @@ static int cmd_eval(int argc, char **argv) {
     dc_dataset test = { 0 }, train = { 0 };
     if (!cnn_weights(a.cnn_dir, a.data_dir, (dc_backend)a.backend, weights, sizeof weights, err, sizeof err) ||
         !dc_fmnist_load(a.data_dir, false, &test, err, sizeof err) || !dc_fmnist_load(a.data_dir, true, &train, err, sizeof err))
-        return run_error("eval", err);
+        return dc_run_error("eval", err);
     int64_t n = a.eo.n;
     dc_img_features *f = dc_img_features_new(weights, a.eo.batch, (dc_backend)a.backend, err, sizeof err);
     float *test_feats = malloc((size_t)test.n * 128 * sizeof *test_feats), *sub_feats = malloc((size_t)n * 128 * sizeof *sub_feats);
@@ -423,7 +417,7 @@ static int cmd_eval(int argc, char **argv) {
     free(perm);
     dc_dataset_free(&test);
     dc_dataset_free(&train);
-    return ok ? 0 : run_error("eval", err);
+    return ok ? 0 : dc_run_error("eval", err);
 }
 
 static const dc_opt eval_options[] = {

@@ -17,12 +17,6 @@ static int toy_runtime(const char *cmd, const char *model, int threads, int *bac
     return dc_cli_backend(cmd, backend, DC_BACKEND_AUTO) ? 0 : EXIT_USAGE;
 }
 
-static int run_error(const char *cmd, const char *err) {
-    fflush(stdout);
-    fprintf(stderr, "disco %s: %s\n", cmd, err);
-    return 1;
-}
-
 /* ---- disco sample toy ------------------------------------------------------------------- */
 
 typedef struct {
@@ -38,7 +32,7 @@ static int cmd_sample(int argc, char **argv) {
     if (st || (st = toy_runtime("sample", a.model, a.threads, &a.backend))) return st;
     char err[DC_ERR_LEN];
     dc_toy_model *m = dc_toy_load(a.ckpt, err, sizeof err);
-    if (!m) return run_error("sample", err);
+    if (!m) return dc_run_error("sample", err);
     int64_t n = a.n;
     int lat = dc_toy_model_setup(m)->model.baseline ? 0 : dc_toy_model_setup(m)->model.m;
     dc_tensor *pts = dc_tensor_new(&(dc_type){ DC_F32, { 2, { n, 2 } } });
@@ -66,7 +60,7 @@ static int cmd_sample(int argc, char **argv) {
     dc_tensor_free(pts);
     dc_tensor_free(codes);
     dc_toy_model_free(m);
-    return ok ? 0 : run_error("sample", err);
+    return ok ? 0 : dc_run_error("sample", err);
 }
 
 /* ---- disco eval toy --------------------------------------------------------------------- */
@@ -124,7 +118,7 @@ static int cmd_eval(int argc, char **argv) {
     char err[DC_ERR_LEN];
     for (int i = 0; i < 2; i++)
         if (paths[i] && !eval_one(paths[i], eo, (dc_backend)a.backend, a.samples_dir, &mt[i], &names[i], err, sizeof err))
-            return run_error("eval", err);
+            return dc_run_error("eval", err);
     printf("{\"n\": %lld, \"heun_steps\": %d, \"w2_floor\": %.6g", (long long)eo->n, eo->heun_steps, mt[0].w2_floor);
     for (int i = 0; i < 2; i++) {
         if (!paths[i]) continue;

@@ -400,8 +400,11 @@ typedef struct dc_toy_sampler dc_toy_sampler;
 dc_toy_sampler *dc_toy_sampler_new(const dc_toy_model *m, int64_t n, dc_backend backend, char *err,
                                    size_t len);
 void dc_toy_sampler_free(dc_toy_sampler *s);
+/* How many steps of a sampler's programs (denoiser, and prior when not NULL) run on ref, and
+ * their ops into buf ("denoiser: ...; prior: ...", dc_exec_ref_summary). */
+int dc_sampler_programs_ref_summary(const dc_exec *den, const dc_exec *prior, char *buf, size_t len);
 /* How many steps of the sampler's programs (denoiser, prior) run on ref, and their ops into
- * buf (dc_exec_ref_summary). */
+ * buf (dc_sampler_programs_ref_summary). */
 int dc_toy_sampler_ref_summary(const dc_toy_sampler *s, char *buf, size_t len);
 
 typedef struct {

@@ -42,11 +42,7 @@ void dc_img_sampler_free(dc_img_sampler *s) {
 }
 
 int dc_img_sampler_ref_summary(const dc_img_sampler *s, char *buf, size_t len) {
-    char den[256], prior[256] = "";
-    int n = dc_exec_ref_summary(s->den, den, sizeof den);
-    int np = s->prior ? dc_exec_ref_summary(s->prior, prior, sizeof prior) : 0;
-    snprintf(buf, len, "%s%s%s%s%s", n ? "denoiser: " : "", den, n && np ? "; " : "", np ? "prior: " : "", prior);
-    return n + np;
+    return dc_sampler_programs_ref_summary(s->den, s->prior, buf, len);
 }
 
 /* g compiled as an inference program with the model's params copied in; NULL and err on failure */

@@ -40,11 +40,15 @@ void dc_toy_sampler_free(dc_toy_sampler *s) {
     free(s);
 }
 
-int dc_toy_sampler_ref_summary(const dc_toy_sampler *s, char *buf, size_t len) {
-    char den[256], prior[256] = "";
-    int n = dc_exec_ref_summary(s->den, den, sizeof den), np = s->prior ? dc_exec_ref_summary(s->prior, prior, sizeof prior) : 0;
-    snprintf(buf, len, "%s%s%s%s%s", n ? "denoiser: " : "", den, n && np ? "; " : "", np ? "prior: " : "", prior);
+int dc_sampler_programs_ref_summary(const dc_exec *den, const dc_exec *prior, char *buf, size_t len) {
+    char d[256], p[256] = "";
+    int n = dc_exec_ref_summary(den, d, sizeof d), np = prior ? dc_exec_ref_summary(prior, p, sizeof p) : 0;
+    snprintf(buf, len, "%s%s%s%s%s", n ? "denoiser: " : "", d, n && np ? "; " : "", np ? "prior: " : "", p);
     return n + np;
+}
+
+int dc_toy_sampler_ref_summary(const dc_toy_sampler *s, char *buf, size_t len) {
+    return dc_sampler_programs_ref_summary(s->den, s->prior, buf, len);
 }
 
 /* g compiled as an inference program (dc_compile_for) with the model's params copied in;
