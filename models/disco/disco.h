@@ -391,6 +391,8 @@ void dc_toy_model_free(dc_toy_model *m);
 const dc_toy_setup *dc_toy_model_setup(const dc_toy_model *m);
 /* Copies into every param of dst the model's param of the same name and type. */
 bool dc_toy_model_export(const dc_toy_model *m, dc_exec *dst, char *err, size_t len);
+/* The executor holding the model's params (for dc_compile_with_params). */
+const dc_exec *dc_toy_model_params(const dc_toy_model *m);
 
 /* ---- sampling and evaluation (sample.c) ----------------------------------------------- */
 
@@ -402,6 +404,10 @@ dc_toy_sampler *dc_toy_sampler_new(const dc_toy_model *m, int64_t n, dc_backend 
 void dc_toy_sampler_free(dc_toy_sampler *s);
 /* How many steps of a sampler's programs (denoiser, and prior when not NULL) run on ref, and
  * their ops into buf ("denoiser: ...; prior: ...", dc_exec_ref_summary). */
+/* g compiled as an inference program (dc_compile_for) with every param copied from params
+ * (a model's); NULL and err ("WHAT: " + the graph's error, or the compiler's) on failure. */
+dc_exec *dc_compile_with_params(dc_graph *g, const dc_exec *params, dc_backend backend, const char *what,
+                                char *err, size_t len);
 int dc_sampler_programs_ref_summary(const dc_exec *den, const dc_exec *prior, char *buf, size_t len);
 /* How many steps of the sampler's programs (denoiser, prior) run on ref, and their ops into
  * buf (dc_sampler_programs_ref_summary). */

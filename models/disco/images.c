@@ -398,6 +398,8 @@ const dc_img_setup *dc_img_model_setup(const dc_img_model *m) { return &m->setup
 
 const dc_img_report *dc_img_model_report(const dc_img_model *m) { return &m->report; }
 
+const dc_exec *dc_img_model_params(const dc_img_model *m) { return m->e; }
+
 bool dc_img_model_export(const dc_img_model *m, dc_exec *dst, char *err, size_t len) {
     return dc_exec_copy_params(m->e, dst, &(dc_param_map){ .need_all = true }, err, len);
 }

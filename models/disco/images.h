@@ -115,6 +115,8 @@ const dc_img_setup *dc_img_model_setup(const dc_img_model *m);
 const dc_img_report *dc_img_model_report(const dc_img_model *m);
 /* Copies into every param of dst the model's param of the same name and type. */
 bool dc_img_model_export(const dc_img_model *m, dc_exec *dst, char *err, size_t len);
+/* The executor holding the model's params (for dc_compile_with_params). */
+const dc_exec *dc_img_model_params(const dc_img_model *m);
 
 /* ---- metrics (frechet.c) --------------------------------------------------------------- */
 

@@ -45,20 +45,6 @@ int dc_img_sampler_ref_summary(const dc_img_sampler *s, char *buf, size_t len) {
     return dc_sampler_programs_ref_summary(s->den, s->prior, buf, len);
 }
 
-/* g compiled as an inference program with the model's params copied in; NULL and err on failure */
-static dc_exec *compile_with_params(const dc_img_model *m, dc_graph *g, dc_backend backend, char *err, size_t len) {
-    if (dc_graph_failed(g)) {
-        snprintf(err, len, "fmnist-disco: %s", dc_graph_error(g));
-        return NULL;
-    }
-    dc_exec *e = dc_compile_for(g, 0, backend, NULL, err, len);
-    if (e && !dc_img_model_export(m, e, err, len)) {
-        dc_exec_free(e);
-        return NULL;
-    }
-    return e;
-}
-
 dc_img_sampler *dc_img_sampler_new(const dc_img_model *m, int64_t batch, dc_backend backend, char *err,
                                    size_t len) {
     if (batch < 1 || batch > 65536) {
@@ -71,11 +57,11 @@ dc_img_sampler *dc_img_sampler_new(const dc_img_model *m, int64_t batch, dc_back
     s->batch = batch;
     const dc_img_config *c = &s->setup.model;
     s->den_g = dc_img_denoise_graph(c, batch);
-    s->den = compile_with_params(m, s->den_g, backend, err, len);
+    s->den = dc_compile_with_params(s->den_g, dc_img_model_params(m), backend, "fmnist-disco", err, len);
     bool ok = s->den != NULL;
     if (ok && !c->baseline) {
         s->prior_g = dc_prior_sample_graph(&s->setup.prior, batch);
-        s->prior = compile_with_params(m, s->prior_g, backend, err, len);
+        s->prior = dc_compile_with_params(s->prior_g, dc_img_model_params(m), backend, "fmnist-disco", err, len);
         ok = s->prior != NULL;
         s->codes = dc_tensor_new(&(dc_type){ DC_I32, { 2, { batch, c->m } } });
     }

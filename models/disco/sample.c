@@ -51,16 +51,14 @@ int dc_toy_sampler_ref_summary(const dc_toy_sampler *s, char *buf, size_t len) {
     return dc_sampler_programs_ref_summary(s->den, s->prior, buf, len);
 }
 
-/* g compiled as an inference program (dc_compile_for) with the model's params copied in;
- * NULL and err on failure */
-static dc_exec *compile_with_params(const dc_toy_model *m, dc_graph *g, dc_backend backend, char *err,
-                                    size_t len) {
+dc_exec *dc_compile_with_params(dc_graph *g, const dc_exec *params, dc_backend backend, const char *what,
+                                char *err, size_t len) {
     if (dc_graph_failed(g)) {
-        snprintf(err, len, "toy: %s", dc_graph_error(g));
+        snprintf(err, len, "%s: %s", what, dc_graph_error(g));
         return NULL;
     }
     dc_exec *e = dc_compile_for(g, 0, backend, NULL, err, len);
-    if (e && !dc_toy_model_export(m, e, err, len)) {
+    if (e && !dc_exec_copy_params(params, e, &(dc_param_map){ .need_all = true }, err, len)) {
         dc_exec_free(e);
         return NULL;
     }
@@ -78,11 +76,11 @@ dc_toy_sampler *dc_toy_sampler_new(const dc_toy_model *m, int64_t n, dc_backend 
     s->n = n;
     const dc_toy_config *c = &s->setup.model;
     s->den_g = dc_toy_denoise_graph(c, n);
-    s->den = compile_with_params(m, s->den_g, backend, err, len);
+    s->den = dc_compile_with_params(s->den_g, dc_toy_model_params(m), backend, "toy", err, len);
     bool ok = s->den != NULL;
     if (ok && !c->baseline) {
         s->prior_g = dc_prior_sample_graph(&s->setup.prior, n);
-        s->prior = compile_with_params(m, s->prior_g, backend, err, len);
+        s->prior = dc_compile_with_params(s->prior_g, dc_toy_model_params(m), backend, "toy", err, len);
         ok = s->prior != NULL;
         s->codes = dc_tensor_new(&(dc_type){ DC_I32, { 2, { n, c->m } } });
         s->drop = dc_tensor_new(&(dc_type){ DC_I32, { 2, { n, 1 } } });
@@ -210,7 +208,7 @@ static bool purity_of(const dc_toy_model *m, dc_backend backend, double *purity,
     if (!xy || !mode || !tuple) abort(); /* out of memory */
     dc_toy_sample(s->data_seed, n, xy, mode);
     dc_graph *g = dc_toy_encode_graph(&s->model, n);
-    dc_exec *e = compile_with_params(m, g, backend, err, len);
+    dc_exec *e = dc_compile_with_params(g, dc_toy_model_params(m), backend, "toy", err, len);
     dc_tensor y = { .type = { DC_F32, { 2, { n, 2 } } }, .data = xy };
     bool ok = e && dc_exec_set_input(e, "y", &y, err, len) && dc_exec_run(e, err, len);
     if (ok) {

@@ -353,6 +353,8 @@ void dc_toy_model_free(dc_toy_model *m) {
 
 const dc_toy_setup *dc_toy_model_setup(const dc_toy_model *m) { return &m->setup; }
 
+const dc_exec *dc_toy_model_params(const dc_toy_model *m) { return m->e; }
+
 bool dc_toy_model_export(const dc_toy_model *m, dc_exec *dst, char *err, size_t len) {
     return dc_exec_copy_params(m->e, dst, &(dc_param_map){ .need_all = true }, err, len);
 }
