@@ -463,6 +463,33 @@ dc_t dc_fused_matmul_at(dc_graph *g, dc_t a, dc_t b, dc_t bias, dc_t residual,
     return fused(g, DC_OP_FUSED_MATMUL, a, b, bias, residual, &at, file, line);
 }
 
+/* attention and attention_bwd: q, k, v, the bias when present, then the backward's extras */
+static dc_t attention(dc_graph *g, dc_op op, const dc_t *qkvb, const dc_t *extra, int n_extra, int64_t result,
+                      const dc_attention_opts *o, const char *file, int line) {
+    dc_attr a;
+    zero_attr(&a);
+    a.attention.scale = o->scale;
+    a.attention.causal = o->causal;
+    a.attention.bias = qkvb[3].id >= 0;
+    a.attention.result = result;
+    dc_t in[7];
+    int n = 3 + a.attention.bias;
+    memcpy(in, qkvb, sizeof(dc_t) * (size_t)n);
+    for (int i = 0; i < n_extra; i++) in[n++] = extra[i];
+    return emit(g, op, n, in, &a, NULL, NULL, file, line);
+}
+
+dc_t dc_attention_at(dc_graph *g, dc_t q, dc_t k, dc_t v, dc_t bias, dc_attention_opts o,
+                     const char *file, int line) {
+    return attention(g, DC_OP_ATTENTION, (dc_t[]){ q, k, v, bias }, NULL, 0, o.lse, &o, file, line);
+}
+
+dc_t dc_attention_bwd_at(dc_graph *g, dc_t q, dc_t k, dc_t v, dc_t bias, dc_t out, dc_t dout,
+                         dc_t lse, int wrt, dc_attention_opts o, const char *file, int line) {
+    return attention(g, DC_OP_ATTENTION_BWD, (dc_t[]){ q, k, v, bias }, (dc_t[]){ out, dout, lse }, 3, wrt, &o,
+                     file, line);
+}
+
 /* conv2d_bwd_data(dy, w) / conv2d_bwd_weight(x, dy) with the declared f32 result dims */
 static dc_t conv_bwd(dc_graph *g, dc_op op, dc_t a0, dc_t a1, int rank, const int64_t *dims,
                      const dc_conv2d_opts *o, const char *file, int line) {

@@ -257,6 +257,25 @@ dc_t dc_fused_matmul_at(dc_graph *g, dc_t a, dc_t b, dc_t bias, dc_t residual,
     dc_fused_matmul_at((g), (a), (b), (bias), (residual),                               \
                        DC_OPTS(dc_fused_matmul_opts, __VA_ARGS__), __FILE__, __LINE__)
 
+/* Scaled dot-product attention: softmax(scale * q k^T + bias, causal mask) v with q
+ * [B,H,Sq,D], k [B,H,Sk,D], v [B,H,Sk,Dv] -> [B,H,Sq,Dv]; bias (broadcast to [B,H,Sq,Sk]) is
+ * optional: DC_NONE leaves it out. Models usually spell attention out (matmul, softmax,
+ * matmul) and the fuse-attention pass finds it; this is the op itself. .lse gives the rows'
+ * logsumexp [B,H,Sq] instead of the output. Defaults: scale 1, not causal. */
+typedef struct { float scale; bool causal, lse; } dc_attention_opts;
+dc_t dc_attention_at(dc_graph *g, dc_t q, dc_t k, dc_t v, dc_t bias, dc_attention_opts o,
+                     const char *file, int line);
+#define dc_attention(g, q, k, v, bias, ...)                                             \
+    dc_attention_at((g), (q), (k), (v), (bias), DC_OPTS(dc_attention_opts, .scale = 1, __VA_ARGS__), \
+                    __FILE__, __LINE__)
+/* attention's gradient w.r.t. input `wrt` (0 q, 1 k, 2 v, 3 bias) from the forward's out,
+ * its gradient dout and lse; options as the forward's */
+dc_t dc_attention_bwd_at(dc_graph *g, dc_t q, dc_t k, dc_t v, dc_t bias, dc_t out, dc_t dout,
+                         dc_t lse, int wrt, dc_attention_opts o, const char *file, int line);
+#define dc_attention_bwd(g, q, k, v, bias, out, dout, lse, wrt, ...)                    \
+    dc_attention_bwd_at((g), (q), (k), (v), (bias), (out), (dout), (lse), (wrt),        \
+                        DC_OPTS(dc_attention_opts, .scale = 1, __VA_ARGS__), __FILE__, __LINE__)
+
 /* ---- normalisation ------------------------------------------------------------------ */
 
 /* Defaults: eps 1e-5; group_norm groups 32. */

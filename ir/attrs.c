@@ -41,6 +41,8 @@ SCHEMA(fused_conv, F(dc_fused_conv_attr, stride, INTS), F(dc_fused_conv_attr, pa
 SCHEMA(fused_matmul, F(dc_fused_matmul_attr, trans_a, BOOL), F(dc_fused_matmul_attr, trans_b, BOOL),
        E(dc_fused_matmul_attr, act, act_names), F(dc_fused_matmul_attr, bias, BOOL),
        F(dc_fused_matmul_attr, residual, BOOL))
+SCHEMA(attention, F(dc_attention_attr, scale, FLOAT), F(dc_attention_attr, causal, BOOL),
+       F(dc_attention_attr, bias, BOOL), F(dc_attention_attr, result, INT))
 
 /* the form column, as the info's map dtypes and row description */
 #define F32(e) DC_MAP_F32, { 0 }

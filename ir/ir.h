@@ -143,6 +143,11 @@ typedef struct {
 } dc_fused_conv_attr;
 /* fused_matmul: matmul's flags, then the same epilogue */
 typedef struct { bool trans_a, trans_b; dc_activation act; bool bias, residual; } dc_fused_matmul_attr;
+/* attention and attention_bwd: logits scale * q k^T + bias (bias: whether the additive bias
+ * input is there), causal: key j > query i masked; result: which of the op's results the node
+ * is (attention: 0 out, 1 the rows' logsumexp; attention_bwd: 0 dq, 1 dk, 2 dv, 3 dbias).
+ * Nodes that differ only in result are one computation (see ops/attention.c). */
+typedef struct { float scale; bool causal, bias; int64_t result; } dc_attention_attr;
 
 typedef union {
     dc_none_attr none;
@@ -163,6 +168,7 @@ typedef union {
     dc_random_attr random;
     dc_fused_conv_attr fused_conv;
     dc_fused_matmul_attr fused_matmul;
+    dc_attention_attr attention;
 } dc_attr;
 
 /* The text form of an attribute struct: its fields, printed `{name=value, ...}` in this

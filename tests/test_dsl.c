@@ -220,6 +220,10 @@ TEST(dsl_every_op_has_a_builder) {
         { dc_fused_matmul(g, x, w, b, DC_NONE, .act = DC_ACTIVATION_GELU), "f32[4,3]" },
         { dc_fused_matmul(g, x, x, DC_NONE, dc_matmul(g, x, x, .trans_a = true), .trans_a = true),
           "f32[6,6]" },
+        { dc_attention(g, img, img, img, DC_NONE, .scale = 0.5f, .causal = true), "f32[1,4,4,2]" },
+        { dc_attention(g, img, img, dy, dc_fill(g, 0.0f, 2, ((int64_t[]){ 4, 1 })), .lse = true), "f32[1,4,4]" },
+        { dc_attention_bwd(g, img, img, dy, DC_NONE, dy, dy, dc_attention(g, img, img, dy, DC_NONE, .lse = true), 2),
+          "f32[1,4,4,4]" },
     };
     dc_output(g, cases[0].t, "out");
     CHECK_STR_EQ(dc_graph_error(g), "");

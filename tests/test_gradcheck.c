@@ -327,6 +327,14 @@ static dc_attr a_reduce(dc_ints axes, bool keepdims) {
     return a;
 }
 
+static dc_attr a_attention(float scale, bool causal, bool bias) {
+    dc_attr a = attr0();
+    a.attention.scale = scale;
+    a.attention.causal = causal;
+    a.attention.bias = bias;
+    return a;
+}
+
 static dc_attr a_matmul(bool ta, bool tb) {
     dc_attr a = attr0();
     a.matmul.trans_a = ta;
@@ -465,6 +473,19 @@ static void gen_matmul(dc_op op) {
     GC(op, a_matmul(true, false), EPS_SUM, F(D_ANY, DC_INTS(1, 3, 2)), F(D_ANY, DC_INTS(2, 3, 2)));
 }
 
+/* out (the lse is a stop-gradient): self and cross (Sq != Sk), causal, Dv != D, full and
+ * broadcast biases */
+static void gen_attention(dc_op op) {
+    GC(op, a_attention(0.5f, false, false), EPS_SUM, F(D_ANY, DC_INTS(1, 2, 3, 4)), F(D_ANY, DC_INTS(1, 2, 5, 4)),
+       F(D_ANY, DC_INTS(1, 2, 5, 3)));
+    GC(op, a_attention(0.7f, true, false), EPS_SUM, F(D_ANY, DC_INTS(2, 1, 4, 3)), F(D_ANY, DC_INTS(2, 1, 3, 3)),
+       F(D_ANY, DC_INTS(2, 1, 3, 2)));
+    GC(op, a_attention(0.4f, false, true), EPS_SUM, F(D_ANY, DC_INTS(1, 2, 3, 2)), F(D_ANY, DC_INTS(1, 2, 4, 2)),
+       F(D_ANY, DC_INTS(1, 2, 4, 2)), F(D_ANY, DC_INTS(1, 2, 3, 4)));
+    GC(op, a_attention(1.0f, true, true), EPS_SUM, F(D_ANY, DC_INTS(2, 2, 3, 2)), F(D_ANY, DC_INTS(2, 2, 3, 2)),
+       F(D_ANY, DC_INTS(2, 2, 3, 3)), F(D_ANY, DC_INTS(2, 1, 1, 3)));
+}
+
 static void gen_linear(dc_op op) {
     dc_attr at = attr0();
     GC(op, at, EPS_SUM, F(D_ANY, DC_INTS(3, 4)), F(D_ANY, DC_INTS(4, 2)), F(D_ANY, DC_INTS(2)));
@@ -576,6 +597,7 @@ static const gen_fn gens[DC_OP_COUNT] = {
     [DC_OP_SUM] = gen_reduce, [DC_OP_MEAN] = gen_reduce, [DC_OP_MAX] = gen_reduce,
     [DC_OP_LOGSUMEXP] = gen_reduce,
     [DC_OP_SOFTMAX] = gen_softmax, [DC_OP_LOG_SOFTMAX] = gen_softmax,
+    [DC_OP_ATTENTION] = gen_attention,
     [DC_OP_MATMUL] = gen_matmul, [DC_OP_LINEAR] = gen_linear, [DC_OP_CONV2D] = gen_conv2d,
     [DC_OP_AVG_POOL] = gen_pool, [DC_OP_UPSAMPLE] = gen_pool,
     [DC_OP_LAYER_NORM] = gen_layer_norm, [DC_OP_GROUP_NORM] = gen_group_norm,
