@@ -178,9 +178,27 @@ typedef struct {
 
 typedef struct dc_jit_kernel dc_jit_kernel;
 
+/* A flash-attention kernel (codegen/llvm/attention.c): the attention op of ops/attention.c
+ * on dense [B,H,S,D] tensors with every size, the scale and the bias strides compiled in. */
+typedef struct {
+    bool backward;
+    int64_t B, H, sq, sk, d, dv;
+    float scale;
+    bool causal, bias;
+    int64_t bias_stride[4];  /* element strides of the bias over [B,H,Sq,Sk] (0: broadcast) */
+    int64_t bq, bk;          /* query and key block sizes */
+} dc_attn_spec;
+
 /* The kernel for k (opt may be NULL: defaults); NULL and err for a kernel with an error or
  * without phases, or when LLVM fails. Release it with dc_jit_release. */
 dc_jit_kernel *dc_jit_compile(const dc_kir *k, const dc_jit_options *opt, char *err, size_t len);
+/* The flash-attention kernel of spec (lanes 8 or 16: NULL and err on a target without
+ * AVX2). Its entry runs work items [begin, end): forward, one query block of one (b, h) each
+ * (range B*H*ceil(Sq/bq)), args q, k, v, [bias,] kt, out, lse with kt the keys transposed per
+ * (b, h) to [D][Skp] (Skp: Sk rounded up to bk, zero-padded); backward, one (b, h) each (range
+ * B*H), args q, k, v, [bias,] out, dout, lse, delta (B*H*Sq scratch), dq, dk, dv. */
+dc_jit_kernel *dc_jit_compile_attention(const dc_attn_spec *spec, const dc_jit_options *opt, char *err,
+                                        size_t len);
 /* The entry point, valid until the kernel is released; run it over [0, dc_kir_range(k)). */
 dc_range_kernel dc_jit_entry(const dc_jit_kernel *jk);
 /* Vector lanes of the generated code (16, 8 or 1). */

@@ -173,7 +173,21 @@ static bool jit_claims(const dc_graph *g, int i, dc_backend backend) {
     return backend == DC_BACKEND_JIT && dc_op_groupable(g->nodes[i].op);
 }
 
-static void free_jit(void *ctx) { dc_jit_release(ctx); }
+/* the ctx of a loop group's step: its kernel */
+typedef struct {
+    dc_codegen_ctx base;
+    dc_jit_kernel *jk;
+} group_ctx;
+
+static void release_group(dc_codegen_ctx *base) {
+    dc_jit_release(((group_ctx *)base)->jk);
+    free(base);
+}
+
+static void free_ctx(void *ctx) {
+    dc_codegen_ctx *c = ctx;
+    c->release(c);
+}
 
 /* The jit step of nodes first..last, or false and why. */
 static bool jit_step(const dc_graph *g, int first, int last, dc_step *s, char *why, size_t len) {
@@ -197,18 +211,24 @@ static bool jit_step(const dc_graph *g, int first, int last, dc_step *s, char *w
     for (int b = 0; b < jg.kir->n_bufs; b++) s->work += jg.kir->bufs[b].numel;
     s->n_args = jg.n_args;
     memcpy(s->args, jg.args, (size_t)jg.n_args * sizeof *jg.args);
-    s->ctx = jk;
+    group_ctx *c = malloc(sizeof *c);
+    if (!c) abort(); /* out of memory */
+    *c = (group_ctx){ { release_group }, jk };
+    s->ctx = c;
     dc_kir_free(jg.kir);
     return true;
 }
 
-/* The steps of the group first..last: one jit step, or ref steps node by node with the
- * reason on the last. false and err when the group cannot run on ref either (a memory plan
- * that gave its internal values no slots). */
+/* The steps of the group first..last (a loop group, or the result nodes of one attention):
+ * one jit step, or ref steps node by node with the reason on the last. false and err when the
+ * group cannot run on ref either (a memory plan that gave its internal values no slots). */
 static bool group_steps(const dc_graph *g, int first, int last, dc_step *steps, int *n, char *err,
                         size_t len) {
     char why[DC_ERR_LEN] = "";
-    if (jit_step(g, first, last, &steps[*n], why, sizeof why)) {
+    dc_op op = g->nodes[first].op;
+    bool attention = op == DC_OP_ATTENTION || op == DC_OP_ATTENTION_BWD;
+    if (attention ? dc_attention_step(g, first, last, &steps[*n], why, sizeof why)
+                  : jit_step(g, first, last, &steps[*n], why, sizeof why)) {
         (*n)++;
         return true;
     }
@@ -242,8 +262,9 @@ dc_exec *dc_compile_in(const dc_graph *g, uint64_t seed, dc_backend backend, dc_
     for (int i = 0; i < g->n_nodes && ok; i++) {
         const dc_node *nd = &g->nodes[i];
         if (nd->op == DC_OP_INPUT || nd->op == DC_OP_PARAM) continue;
-        int last = group_last(g, i);
-        if (jit_claims(g, i, backend)) {
+        bool attention = nd->op == DC_OP_ATTENTION || nd->op == DC_OP_ATTENTION_BWD;
+        int last = attention ? dc_results_last(g, i) : group_last(g, i);
+        if (attention ? dc_backend_uses_jit(backend) : jit_claims(g, i, backend)) {
             ok = group_steps(g, i, last, steps, &n, err, len);
             i = last;
             continue;
@@ -252,9 +273,9 @@ dc_exec *dc_compile_in(const dc_graph *g, uint64_t seed, dc_backend backend, dc_
                                                                           : dc_ref_step(i);
     }
     /* the executor owns the jit kernels from here on, also when it fails */
-    dc_exec *e = ok ? dc_exec_new_program_in(g, seed, steps, n, free_jit, host, err, len) : NULL;
+    dc_exec *e = ok ? dc_exec_new_program_in(g, seed, steps, n, free_ctx, host, err, len) : NULL;
     for (int k = 0; !ok && k < n; k++)
-        if (steps[k].ctx) free_jit(steps[k].ctx);
+        if (steps[k].ctx) free_ctx(steps[k].ctx);
     free(steps);
     return e;
 }

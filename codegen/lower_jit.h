@@ -1,9 +1,11 @@
-/* lower_jit.h — lowering a loop group (a run of consecutive graph nodes, codegen/lower_jit.c)
- * to one kernel IR (codegen/kir.h) for the jit provider of codegen/lower.c. */
+/* lower_jit.h — the jit provider's lowerings for codegen/lower.c: a loop group (a run of
+ * consecutive graph nodes, codegen/lower_jit.c) to one kernel IR (codegen/kir.h), and an
+ * attention's result nodes to one flash-attention step (codegen/lower_attention.c). */
 #ifndef DC_LOWER_JIT_H
 #define DC_LOWER_JIT_H
 
 #include "codegen/kir.h"
+#include "runtime/runtime.h"
 
 /* A lowered group: the kernel, and the graph node whose data each kernel buffer is (the
  * materialised outputs first, in node order, then the external inputs in the order the
@@ -19,5 +21,13 @@ typedef struct {
  * update's value, and stores it into that node's buffer. false, out->kir NULL and the reason
  * in why when the kernel IR cannot express the group (the caller runs it on ref). */
 bool dc_lower_group(const dc_graph *g, int first, int last, dc_jit_group *out, char *why, size_t len);
+
+/* A step context made by codegen; the program's free_ctx calls its release. */
+typedef struct dc_codegen_ctx { void (*release)(struct dc_codegen_ctx *self); } dc_codegen_ctx;
+
+/* One jit step computing the results of the attention or attention_bwd computation whose
+ * nodes are first..last (dc_results_last) with a flash-attention kernel; false and why when
+ * that kernel cannot take it (the caller runs the nodes on ref). */
+bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char *why, size_t len);
 
 #endif

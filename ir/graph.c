@@ -187,3 +187,17 @@ int dc_graph_emit(dc_graph *g, dc_op op, int n_in, const int *in, const dc_attr 
     memcpy(&n.type, &out, sizeof n.type);
     return dc_graph_append(g, &n);
 }
+
+bool dc_same_computation(const dc_node *a, const dc_node *b) {
+    if (a->op != b->op || (a->op != DC_OP_ATTENTION && a->op != DC_OP_ATTENTION_BWD) || a->n_in != b->n_in) return false;
+    if (memcmp(a->in, b->in, sizeof(int) * (size_t)a->n_in) != 0) return false;
+    dc_attention_attr x = a->attr.attention, y = b->attr.attention;
+    x.result = y.result = 0;
+    return memcmp(&x, &y, sizeof x) == 0;
+}
+
+int dc_results_last(const dc_graph *g, int first) {
+    int last = first;
+    while (last + 1 < g->n_nodes && dc_same_computation(&g->nodes[first], &g->nodes[last + 1])) last++;
+    return last;
+}

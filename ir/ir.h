@@ -323,6 +323,14 @@ char *dc_node_label(const dc_graph *g, int id, char *buf, size_t len);
 /* output name, "outI" when unnamed; buf holds the generated one */
 const char *dc_graph_output_name(const dc_graph *g, int i, char *buf, size_t len);
 
+/* Whether nodes a and b are results of one computation: nodes of a multi-result op
+ * (attention, attention_bwd) with the same inputs and attributes but attr.attention.result.
+ * One kernel may compute them all (codegen/lower_attention.c). */
+bool dc_same_computation(const dc_node *a, const dc_node *b);
+/* The last of the consecutive nodes from `first` on that are results of first's computation
+ * (first itself when it has no such neighbour). */
+int dc_results_last(const dc_graph *g, int first);
+
 /* ---- shape rules, verifier ---------------------------------------------------------- */
 
 /* The shape rule of n->op: computes n's result type from its inputs' types and its attrs.

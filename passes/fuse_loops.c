@@ -474,30 +474,6 @@ static void schedule(const grouping *gr, int *order, int *gid) {
     free(q.h);
 }
 
-/* Rebuilds g in the given order (old ids) with the group ids gid[] (by old id); no
- * g->group when nothing is grouped. */
-static void reorder(dc_graph *g, const int *order, const int *gid) {
-    int n = g->n_nodes;
-    bool moved = false, grouped = false;
-    for (int i = 0; i < n; i++) {
-        moved |= order[i] != i;
-        grouped |= gid[i] > 0;
-    }
-    int *group = malloc(((size_t)n + 1) * sizeof(int));
-    if (!group) abort(); /* out of memory */
-    if (moved) {
-        dc_rewriter rw;
-        dc_rw_begin(&rw, g);
-        for (int i = 0; i < n; i++) dc_rw_keep(&rw, order[i]);
-        dc_rw_end(&rw);
-    } else {
-        dc_graph_drop_plan(g);
-    }
-    for (int i = 0; i < n; i++) group[i] = gid[order[i]];
-    if (grouped) g->group = group;
-    else free(group);
-}
-
 static grouping grouping_new(const dc_graph *g) {
     size_t n = (size_t)g->n_nodes + 1;
     grouping gr = { uses_new(g), malloc(n * sizeof(int)), malloc(n * sizeof(int)), malloc(n * sizeof(int)),
@@ -532,7 +508,7 @@ bool dc_pass_fuse_loops(dc_graph *g, const dc_pass_opts *o, char *err, size_t le
     if (!order || !gid) abort(); /* out of memory */
     schedule(&gr, order, gid);
     grouping_free(&gr);
-    reorder(g, order, gid);
+    dc_rw_reorder(g, order, gid);
     free(order);
     free(gid);
     return true;

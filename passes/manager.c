@@ -17,6 +17,8 @@ static const dc_pass passes[] = {
       "conv2d/matmul/linear + bias + relu/gelu/silu + residual into one fused node" },
     { "fuse-loops", dc_pass_fuse_loops,
       "group elementwise chains, row reductions and optimizer updates into row-kernel loop groups" },
+    { "schedule-results", dc_pass_schedule_results,
+      "put the result nodes of one computation (attention's out and lse, its gradients) together" },
     { "plan-memory", dc_pass_plan_memory, "liveness, in-place reuse and arena offsets (the peak)" },
 };
 #define N_PASSES (int)(sizeof passes / sizeof passes[0])

@@ -40,6 +40,7 @@ bool dc_pass_simplify(dc_graph *g, const dc_pass_opts *o, char *err, size_t len)
 bool dc_pass_plan_memory(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_fuse_contraction(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_fuse_loops(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+bool dc_pass_schedule_results(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 
 /* The loop-group view (fuse_loops.c): rows = n * groups, split across threads, and
  * inner = s * k positions per row. A full value (rows * inner elements) holds element

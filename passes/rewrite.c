@@ -86,3 +86,25 @@ bool dc_i32_fill_exact(int32_t v, float *f) {
     *f = (float)v;
     return dc_f32_to_i32(*f) == v;
 }
+
+void dc_rw_reorder(dc_graph *g, const int *order, const int *gid) {
+    int n = g->n_nodes;
+    bool moved = false, grouped = false;
+    for (int i = 0; i < n; i++) {
+        moved |= order[i] != i;
+        grouped |= gid[i] > 0;
+    }
+    int *group = malloc(((size_t)n + 1) * sizeof(int));
+    if (!group) abort(); /* out of memory */
+    if (moved) {
+        dc_rewriter rw;
+        dc_rw_begin(&rw, g);
+        for (int i = 0; i < n; i++) dc_rw_keep(&rw, order[i]);
+        dc_rw_end(&rw);
+    } else {
+        dc_graph_drop_plan(g);
+    }
+    for (int i = 0; i < n; i++) group[i] = gid[order[i]];
+    if (grouped) g->group = group;
+    else free(group);
+}

@@ -32,6 +32,10 @@ int dc_rw_fill(dc_rewriter *rw, int at, float value, const dc_type *t);
 /* Remaps outputs and updates (each must map to a new node) and frees the old nodes. */
 void dc_rw_end(dc_rewriter *rw);
 
+/* Rebuilds g in the given order (order[i]: the old id of new node i; a topological order)
+ * with the loop group ids gid[] (by old id; 0: none); no g->group when nothing is grouped. */
+void dc_rw_reorder(dc_graph *g, const int *order, const int *gid);
+
 /* True if node id of g is a FILL; its value (as the fill's dtype reads it) in *v. For i32
  * fills *v holds the i32 value converted to float, exactly. */
 bool dc_fill_value(const dc_graph *g, int id, double *v);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/codegen.h"
 #include "frontend/dsl.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
@@ -35,9 +36,9 @@ static dc_t unfused(dc_graph *g, const att_case *c, dc_t q, dc_t k, dc_t v, dc_t
     return dc_matmul(g, dc_softmax(g, s, -1), v);
 }
 
-/* Inputs q, k, v, [bias], r; outputs out, lse, and (grads) the gradients of sum(out * r)
- * w.r.t. q, k, v[, bias] — through the attention op (fused) or the plain spelling. */
-static dc_graph *case_graph(const att_case *c, bool fused, bool grads) {
+/* Inputs q, k, v, [bias], r; outputs out, lse, and the gradients of sum(out * r) w.r.t. the
+ * first `grads` of q, k, v, bias — through the attention op (fused) or the plain spelling. */
+static dc_graph *case_graph(const att_case *c, bool fused, int grads) {
     dc_graph *g = dc_graph_new(fused ? "fused" : "plain");
     dc_t q = dc_input(g, "q", DC_F32, 4, ((int64_t[]){ c->B, c->H, c->sq, c->d }));
     dc_t k = dc_input(g, "k", DC_F32, 4, ((int64_t[]){ c->B, c->H, c->sk, c->d }));
@@ -57,7 +58,7 @@ static dc_graph *case_graph(const att_case *c, bool fused, bool grads) {
     dc_output(g, lse, "lse");
     if (grads) {
         dc_t loss = dc_sum(g, dc_mul(g, out, r));
-        int wrt[4] = { q.id, k.id, v.id, bias.id }, n = 3 + (c->bias_rank > 0), gid[4];
+        int wrt[4] = { q.id, k.id, v.id, bias.id }, n = grads < 3 + (c->bias_rank > 0) ? grads : 3 + (c->bias_rank > 0), gid[4];
         char err[DC_ERR_LEN];
         if (!dc_grad(g, loss.id, wrt, n, gid, err, sizeof err)) {
             CHECK_MSG(false, "dc_grad: %s", err);
@@ -118,7 +119,7 @@ static double worst_of(const dc_tensor *a, const dc_tensor *b, double atol, doub
 
 /* attention (fused op, ref kernels) vs the plain spelling: out, lse and the gradients */
 static void check_case(const att_case *c) {
-    dc_graph *gf = case_graph(c, true, true), *gp = case_graph(c, false, true);
+    dc_graph *gf = case_graph(c, true, 4), *gp = case_graph(c, false, 4);
     if (!gf || !gp) return;
     dc_tensor **in = case_inputs(gf);
     dc_exec *ef = run_ref(gf, in), *ep = run_ref(gp, in);
@@ -174,7 +175,7 @@ OP_TEST(ATTENTION, hand_computed) {
 /* a row whose every key is masked by the bias: out 0, lse -inf, no gradient through it */
 OP_TEST(ATTENTION_BWD, fully_masked_row_passes_nothing) {
     att_case c = { 1, 1, 2, 3, 2, 2, 1.0f, false, 2, { 2, 3 } };
-    dc_graph *g = case_graph(&c, true, true);
+    dc_graph *g = case_graph(&c, true, 4);
     if (!g) return;
     dc_tensor **in = case_inputs(g);
     float *bias = in[3]->data;
@@ -207,7 +208,7 @@ OP_TEST(ATTENTION_BWD, matches_autodiff_of_the_plain_spelling) {
     dc_t lse = dc_attention(g, q, k, v, bias, .scale = c.scale, .causal = true, .lse = true);
     for (int w = 0; w < 4; w++)
         dc_output(g, dc_attention_bwd(g, q, k, v, bias, out, r, lse, w, .scale = c.scale, .causal = true), NULL);
-    dc_graph *gp = case_graph(&c, false, true);
+    dc_graph *gp = case_graph(&c, false, 4);
     dc_tensor **in = case_inputs(g);
     dc_exec *e = run_ref(g, in), *ep = gp ? run_ref(gp, in) : NULL;
     for (int w = 0; e && ep && w < 4; w++) {
@@ -239,4 +240,83 @@ TEST(attention_shape_errors) {
         CHECK_MSG(!g && strstr(err, bad[i][1]), "case %zu: got '%s'", i, err);
         dc_graph_free(g);
     }
+}
+
+/* A random case: odd lengths, S = 1, D and Dv not multiples of the vector width, Sq != Sk,
+ * causal or not, no bias or a full or broadcast one; lengths past the 64-row blocks. */
+static att_case random_case(void) {
+    att_case c;
+    memset(&c, 0, sizeof c);
+    int64_t lens[] = { 1, 2, 3, 7, 16, 17, 33, 63, 64, 65, 100, 130 };
+    c.B = 1 + (int64_t)(urandf() * 2);
+    c.H = 1 + (int64_t)(urandf() * 3);
+    c.sq = lens[(int)(urandf() * 12)];
+    c.sk = urandf() < 0.4f ? c.sq : lens[(int)(urandf() * 12)];
+    c.d = 1 + (int64_t)(urandf() * 40);
+    c.dv = urandf() < 0.5f ? c.d : 1 + (int64_t)(urandf() * 40);
+    c.scale = 0.1f + urandf();
+    c.causal = urandf() < 0.5f;
+    int kind = (int)(urandf() * 4);
+    const int64_t full[4] = { c.B, c.H, c.sq, c.sk };
+    if (kind == 1) { /* full */
+        c.bias_rank = 4;
+        memcpy(c.bias, full, sizeof full);
+    } else if (kind == 2) { /* [Sq, Sk] shared by every (b, h) */
+        c.bias_rank = 2;
+        c.bias[0] = c.sq, c.bias[1] = c.sk;
+    } else if (kind == 3) { /* [B, 1, 1, Sk]: a key padding mask */
+        c.bias_rank = 4;
+        c.bias[0] = c.B, c.bias[1] = 1, c.bias[2] = 1, c.bias[3] = c.sk;
+    }
+    return c;
+}
+
+/* The compiled program (auto: the flash kernels) against the reference executor on the same
+ * graph, forward and the gradients w.r.t. q, k, v, over 200 random shapes. The flash kernels
+ * sum in another order (blocks, vectors, fused multiply-adds): tolerance 1e-4 absolute + 1e-3
+ * relative, far below what a wrong mask, scale or block edge gives (O(1)). */
+TEST(attention_flash_matches_reference) {
+    int checked = 0, flash_steps = 0;
+    double worst = 0;
+    rng = 0xa77e;
+    for (int t = 0; t < 200; t++) {
+        att_case c = random_case();
+        dc_graph *gr = case_graph(&c, true, 3), *gc = case_graph(&c, true, 3);
+        if (!gr || !gc) {
+            dc_graph_free(gr);
+            dc_graph_free(gc);
+            continue;
+        }
+        dc_tensor **in = case_inputs(gr);
+        char err[DC_ERR_LEN];
+        dc_exec *er = run_ref(gr, in);
+        dc_exec *ec = dc_compile_for(gc, 0, DC_BACKEND_AUTO, NULL, err, sizeof err);
+        CHECK_MSG(ec != NULL, "compile: %s", err);
+        for (int i = 0; ec && i < dc_graph_n_inputs(gc); i++)
+            CHECK(dc_exec_set_input(ec, gc->nodes[dc_graph_input(gc, i)].name, in[i], err, sizeof err));
+        bool ran = ec && dc_exec_run(ec, err, sizeof err);
+        CHECK_MSG(!ec || ran, "run: %s", err);
+        if (er && ran) {
+            int n_steps;
+            const dc_step *st = dc_exec_steps(ec, &n_steps);
+            for (int i = 0; i < n_steps; i++) flash_steps += strncmp(st[i].impl, "flash", 5) == 0;
+            for (int o = 0; o < gr->n_outputs; o++) {
+                double w = worst_of(dc_exec_output(ec, o), dc_exec_output(er, o), 1e-4, 1e-3);
+                if (w > worst) worst = w;
+                CHECK_MSG(w <= 1, "case %d: B%lld H%lld Sq%lld Sk%lld D%lld Dv%lld causal %d bias rank %d: %s off by %.3g of tol",
+                          t, (long long)c.B, (long long)c.H, (long long)c.sq, (long long)c.sk, (long long)c.d,
+                          (long long)c.dv, c.causal, c.bias_rank, gr->output_names[o], w);
+            }
+            checked++;
+        }
+        for (int i = 0; i < dc_graph_n_inputs(gr); i++) dc_tensor_free(in[i]);
+        free(in);
+        dc_exec_free(er);
+        dc_exec_free(ec);
+        dc_graph_free(gr);
+        dc_graph_free(gc);
+    }
+    CHECK_MSG(flash_steps >= 2 * checked, "only %d flash steps in %d programs", flash_steps, checked);
+    printf("attention: %d random shapes, flash vs reference, forward + gradients, worst %.3g of tolerance, %d flash steps\n",
+           checked, worst, flash_steps);
 }

@@ -54,36 +54,12 @@ typedef struct {
  * among the bodies of a pass over the inner space (NULL: no stash). */
 typedef struct { LLVMValueRef j; int w; LLVMValueRef mask; bool row; LLVMValueRef slot; } body;
 
-typedef struct { LLVMValueRef var; LLVMBasicBlockRef head, exit; } loop;
-
 /* ---- loops ---------------------------------------------------------------------------- */
 
 static LLVMValueRef i64c(kx *c, int64_t v) { return LLVMConstInt(c->x->i64, (uint64_t)v, 1); }
 
 static LLVMValueRef load_var(kx *c, LLVMValueRef var) {
     return LLVMBuildLoad2(c->x->b, c->x->i64, var, "");
-}
-
-/* var = init; then at the loop head: the caller builds the condition and calls loop_test. */
-static void loop_open(kx *c, loop *l, LLVMValueRef var, LLVMValueRef init) {
-    l->var = var;
-    LLVMBuildStore(c->x->b, init, var);
-    l->head = LLVMAppendBasicBlockInContext(c->x->ctx, c->fn, "head");
-    LLVMBuildBr(c->x->b, l->head);
-    LLVMPositionBuilderAtEnd(c->x->b, l->head);
-}
-
-static void loop_test(kx *c, loop *l, LLVMValueRef cond) {
-    LLVMBasicBlockRef bodyb = LLVMAppendBasicBlockInContext(c->x->ctx, c->fn, "body");
-    l->exit = LLVMAppendBasicBlockInContext(c->x->ctx, c->fn, "exit");
-    LLVMBuildCondBr(c->x->b, cond, bodyb, l->exit);
-    LLVMPositionBuilderAtEnd(c->x->b, bodyb);
-}
-
-static void loop_close(kx *c, loop *l, LLVMValueRef step) {
-    LLVMBuildStore(c->x->b, LLVMBuildAdd(c->x->b, load_var(c, l->var), step, ""), l->var);
-    LLVMBuildBr(c->x->b, l->head);
-    LLVMPositionBuilderAtEnd(c->x->b, l->exit);
 }
 
 /* idx[0..rank) = the row-major multi-index of t over dims[0..rank) */
@@ -425,12 +401,12 @@ static LLVMValueRef slot_of(kx *c, LLVMValueRef t, LLVMValueRef j) {
 static void emit_vloop(kx *c, LLVMValueRef jvar, LLVMValueRef t, LLVMValueRef j0, LLVMValueRef jn, int p0, int p1) {
     dc_lx *x = c->x;
     int w = x->lanes;
-    loop l;
-    loop_open(c, &l, jvar, j0);
+    dc_lx_loop l;
+    dc_lx_loop_open(c->x, c->fn, &l, jvar, j0);
     LLVMValueRef j = load_var(c, jvar);
-    loop_test(c, &l, LLVMBuildICmp(x->b, LLVMIntSLE, LLVMBuildAdd(x->b, j, i64c(c, w), ""), jn, ""));
+    dc_lx_loop_test(c->x, c->fn, &l, LLVMBuildICmp(x->b, LLVMIntSLE, LLVMBuildAdd(x->b, j, i64c(c, w), ""), jn, ""));
     emit_body(c, &(body){ load_var(c, jvar), w, NULL, false, slot_of(c, t, load_var(c, jvar)) }, p0, p1);
-    loop_close(c, &l, i64c(c, w));
+    dc_lx_loop_close(c->x, &l, i64c(c, w));
     if (w == 1) return;
     j = load_var(c, jvar);
     LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(x->ctx, c->fn, "tail");
@@ -494,23 +470,23 @@ static void emit_inner(kx *c, int p, LLVMValueRef mask, LLVMValueRef tvar, LLVMV
     for (int d = 0; d < c->vaxis; d++) rows *= k->inner[d];
     init_reduces(c, p);
     hoist_loads(c, p, mask);
-    loop lt;
-    loop_open(c, &lt, tvar, i64c(c, 0));
-    loop_test(c, &lt, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, tvar), i64c(c, rows), ""));
+    dc_lx_loop lt;
+    dc_lx_loop_open(c->x, c->fn, &lt, tvar, i64c(c, 0));
+    dc_lx_loop_test(c->x, c->fn, &lt, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, tvar), i64c(c, rows), ""));
     unflatten(c, load_var(c, tvar), c->vaxis, k->inner, c->iidx);
     if (!c->L) {
         emit_vloop(c, jvar, load_var(c, tvar), i64c(c, 0), i64c(c, len), p, p + 1);
     } else if (c->L == len) {
         emit_body(c, &(body){ i64c(c, 0), x->lanes, mask, false, load_var(c, tvar) }, p, p + 1);
     } else {
-        loop lj;
-        loop_open(c, &lj, jvar, i64c(c, 0));
-        loop_test(c, &lj, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, jvar), i64c(c, len), ""));
+        dc_lx_loop lj;
+        dc_lx_loop_open(c->x, c->fn, &lj, jvar, i64c(c, 0));
+        dc_lx_loop_test(c->x, c->fn, &lj, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, jvar), i64c(c, len), ""));
         LLVMValueRef slot = LLVMBuildAdd(x->b, LLVMBuildMul(x->b, load_var(c, tvar), i64c(c, len), ""), load_var(c, jvar), "");
         emit_body(c, &(body){ load_var(c, jvar), x->lanes, mask, false, slot }, p, p + 1);
-        loop_close(c, &lj, i64c(c, 1));
+        dc_lx_loop_close(c->x, &lj, i64c(c, 1));
     }
-    loop_close(c, &lt, i64c(c, 1));
+    dc_lx_loop_close(c->x, &lt, i64c(c, 1));
     for (int i = 0; i < k->n_exprs; i++) c->hoisted[i] = NULL;
     finish_reduces(c, p);
 }
@@ -520,16 +496,16 @@ static void emit_rows(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef 
                       LLVMValueRef tvar, LLVMValueRef jvar) {
     const dc_kir *k = c->k;
     dc_lx *x = c->x;
-    loop lo;
-    loop_open(c, &lo, ovar, begin);
-    loop_test(c, &lo, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, ovar), end, ""));
+    dc_lx_loop lo;
+    dc_lx_loop_open(c->x, c->fn, &lo, ovar, begin);
+    dc_lx_loop_test(c->x, c->fn, &lo, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, ovar), end, ""));
     unflatten(c, load_var(c, ovar), k->outer_rank, k->outer, c->oidx);
     for (int p = 0; p < k->n_phases; p++) {
         for (int d = 0; d < DC_MAX_RANK; d++) c->iidx[d] = NULL;
         if (k->phases[p].per_row) emit_body(c, &(body){ i64c(c, 0), 1, NULL, true, NULL }, p, p + 1);
         else emit_inner(c, p, NULL, tvar, jvar);
     }
-    loop_close(c, &lo, i64c(c, 1));
+    dc_lx_loop_close(c->x, &lo, i64c(c, 1));
 }
 
 /* Kernels with an inner space, blocks layout: per block of up to lanes / L rows along the last
@@ -541,9 +517,9 @@ static void emit_blocks(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRe
     LLVMBuilderRef b = x->b;
     int w = x->lanes;
     int64_t len = k->outer[c->oaxis], R = w / c->L;
-    loop lo;
-    loop_open(c, &lo, ovar, begin);
-    loop_test(c, &lo, LLVMBuildICmp(b, LLVMIntSLT, load_var(c, ovar), end, ""));
+    dc_lx_loop lo;
+    dc_lx_loop_open(c->x, c->fn, &lo, ovar, begin);
+    dc_lx_loop_test(c->x, c->fn, &lo, LLVMBuildICmp(b, LLVMIntSLT, load_var(c, ovar), end, ""));
     LLVMValueRef o = load_var(c, ovar);
     LLVMValueRef r0 = LLVMBuildURem(b, o, i64c(c, len), "");
     LLVMValueRef room = LLVMBuildSub(b, i64c(c, len), r0, ""), left = LLVMBuildSub(b, end, o, "");
@@ -563,7 +539,7 @@ static void emit_blocks(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRe
         if (k->phases[p].per_row) emit_body(c, &(body){ i64c(c, 0), w, firsts, true, NULL }, p, p + 1);
         else emit_inner(c, p, live, tvar, jvar);
     }
-    loop_close(c, &lo, seg);
+    dc_lx_loop_close(c->x, &lo, seg);
 }
 
 /* Kernels without an inner space: runs of [begin, end) along the last outer axis. */
@@ -573,9 +549,9 @@ static void emit_runs(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef 
     dc_lx *x = c->x;
     LLVMBuilderRef b = x->b;
     int64_t len = c->vaxis >= 0 ? k->outer[c->vaxis] : 1;
-    loop lo;
-    loop_open(c, &lo, ovar, begin);
-    loop_test(c, &lo, LLVMBuildICmp(b, LLVMIntSLT, load_var(c, ovar), end, ""));
+    dc_lx_loop lo;
+    dc_lx_loop_open(c->x, c->fn, &lo, ovar, begin);
+    dc_lx_loop_test(c->x, c->fn, &lo, LLVMBuildICmp(b, LLVMIntSLT, load_var(c, ovar), end, ""));
     LLVMValueRef o = load_var(c, ovar);
     LLVMValueRef q = LLVMBuildUDiv(b, o, i64c(c, len), "");
     LLVMValueRef j0 = LLVMBuildURem(b, o, i64c(c, len), "");
@@ -583,7 +559,7 @@ static void emit_runs(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef 
     LLVMValueRef seg = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, room, left, ""), room, left, "");
     if (c->vaxis > 0) unflatten(c, q, c->vaxis, k->outer, c->oidx);
     emit_vloop(c, jvar, NULL, j0, LLVMBuildAdd(b, j0, seg, ""), 0, k->n_phases);
-    loop_close(c, &lo, seg);
+    dc_lx_loop_close(c->x, &lo, seg);
 }
 
 /* The cost of layout L (0: rows) for a kernel with an inner space: vector bodies run times

@@ -121,8 +121,17 @@ static dc_hash128 cache_key(const char *text, const target *t) {
 
 /* ---- compiling --------------------------------------------------------------------------- */
 
-/* The optimized object of kernel ck (collapsed) named name; NULL and err on failure. */
-static LLVMMemoryBufferRef compile(const dc_kir *ck, const char *name, const target *t, char *err,
+/* What a kernel is built from: an emitter of its LLVM function and the emitter's input. */
+typedef struct {
+    void (*emit)(dc_lx *x, const void *src, const char *name);
+    const void *src;
+} source;
+
+static void emit_kir(dc_lx *x, const void *src, const char *name) { dc_lx_emit_kernel(x, src, name); }
+static void emit_attention(dc_lx *x, const void *src, const char *name) { dc_lx_emit_attention(x, src, name); }
+
+/* The optimized object of the kernel src emits, named name; NULL and err on failure. */
+static LLVMMemoryBufferRef compile(const source *src, const char *name, const target *t, char *err,
                                    size_t len) {
     LLVMTargetMachineRef tm = target_machine(t, err, len);
     if (!tm) return NULL;
@@ -140,7 +149,7 @@ static LLVMMemoryBufferRef compile(const dc_kir *ck, const char *name, const tar
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
     LLVMSetModuleDataLayout(x.mod, td);
     LLVMDisposeTargetData(td);
-    dc_lx_emit_kernel(&x, ck, name);
+    src->emit(&x, src->src, name);
     LLVMMemoryBufferRef obj = NULL;
     char *msg = NULL;
     if (LLVMVerifyModule(x.mod, LLVMReturnStatusAction, &msg)) {
@@ -223,10 +232,10 @@ static bool load_cached(dc_jit_kernel *jk) {
     return false;
 }
 
-static bool build(dc_jit_kernel *jk, const dc_kir *ck, const target *t, bool no_cache, char *err,
+static bool build(dc_jit_kernel *jk, const source *src, const target *t, bool no_cache, char *err,
                   size_t len) {
     double t0 = now_ms();
-    LLVMMemoryBufferRef obj = compile(ck, jk->name, t, err, len);
+    LLVMMemoryBufferRef obj = compile(src, jk->name, t, err, len);
     if (!obj) return false;
     J.stats.compiled++;
     J.stats.compile_ms += now_ms() - t0;
@@ -241,6 +250,36 @@ static bool build(dc_jit_kernel *jk, const dc_kir *ck, const target *t, bool no_
 
 /* ---- the API ------------------------------------------------------------------------------ */
 
+/* The kernel whose canonical text is text (the cache key's start), built from src: an
+ * identical live kernel shared, else the cached object loaded, else compiled. */
+static dc_jit_kernel *get_kernel(const char *text, const source *src, const target *t, const dc_jit_options *opt,
+                                 char *err, size_t len) {
+    dc_hash128 key = cache_key(text, t);
+    for (dc_jit_kernel *p = J.live; p; p = p->next)
+        if (p->key.lo == key.lo && p->key.hi == key.hi) {
+            p->refs++;
+            J.stats.shared++;
+            return p;
+        }
+    dc_jit_kernel *jk = calloc(1, sizeof *jk);
+    if (!jk) abort(); /* out of memory */
+    jk->key = key;
+    jk->lanes = t->lanes;
+    jk->refs = 1;
+    snprintf(jk->name, sizeof jk->name, "dck_%016llx%016llx", (unsigned long long)key.hi, (unsigned long long)key.lo);
+    snprintf(jk->impl, sizeof jk->impl, "%s x%d", t->cpu, t->lanes);
+    bool no_cache = opt && opt->no_cache;
+    if (!no_cache && load_cached(jk)) {
+        J.stats.cache_loads++;
+    } else if (!build(jk, src, t, no_cache, err, len)) {
+        free(jk);
+        return NULL;
+    }
+    jk->next = J.live;
+    J.live = jk;
+    return jk;
+}
+
 dc_jit_kernel *dc_jit_compile(const dc_kir *k, const dc_jit_options *opt, char *err, size_t len) {
     if (dc_kir_error(k)) {
         snprintf(err, len, "jit: invalid kernel: %s", dc_kir_error(k));
@@ -254,37 +293,32 @@ dc_jit_kernel *dc_jit_compile(const dc_kir *k, const dc_jit_options *opt, char *
     char *text = dc_kir_print(ck);
     target t;
     target_init(&t, opt);
-    dc_hash128 key = cache_key(text, &t);
+    dc_jit_kernel *jk = get_kernel(text, &(source){ emit_kir, ck }, &t, opt, err, len);
     free(text);
-    dc_jit_kernel *jk = NULL;
-    for (dc_jit_kernel *p = J.live; p; p = p->next)
-        if (p->key.lo == key.lo && p->key.hi == key.hi) jk = p;
-    if (jk) {
-        jk->refs++;
-        J.stats.shared++;
-    } else {
-        jk = calloc(1, sizeof *jk);
-        if (!jk) abort(); /* out of memory */
-        jk->key = key;
-        jk->lanes = t.lanes;
-        jk->refs = 1;
-        snprintf(jk->name, sizeof jk->name, "dck_%016llx%016llx", (unsigned long long)key.hi,
-                 (unsigned long long)key.lo);
-        snprintf(jk->impl, sizeof jk->impl, "%s x%d", t.cpu, t.lanes);
-        bool no_cache = opt && opt->no_cache;
-        if (!no_cache && load_cached(jk)) {
-            J.stats.cache_loads++;
-        } else if (!build(jk, ck, &t, no_cache, err, len)) {
-            free(jk);
-            jk = NULL;
-        }
-        if (jk) {
-            jk->next = J.live;
-            J.live = jk;
-        }
-    }
     free(t.features);
     dc_kir_free(ck);
+    return jk;
+}
+
+dc_jit_kernel *dc_jit_compile_attention(const dc_attn_spec *s, const dc_jit_options *opt, char *err, size_t len) {
+    target t;
+    target_init(&t, opt);
+    dc_jit_kernel *jk = NULL;
+    if (!dc_lx_attention_supported(s, t.lanes)) {
+        snprintf(err, len, "jit: no flash-attention kernel for D=%lld, Dv=%lld, bk=%lld on %d lanes (needs AVX2 and "
+                 "D, Dv, bk at most 32 vectors)", (long long)s->d, (long long)s->dv, (long long)s->bk, t.lanes);
+    } else {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "attention %s B%lld H%lld Sq%lld Sk%lld D%lld Dv%lld scale %a causal %d bias %d [%lld,%lld,%lld,%lld] "
+                 "bq %lld bk %lld",
+                 s->backward ? "bwd" : "fwd", (long long)s->B, (long long)s->H, (long long)s->sq, (long long)s->sk,
+                 (long long)s->d, (long long)s->dv, (double)s->scale, s->causal, s->bias, (long long)s->bias_stride[0],
+                 (long long)s->bias_stride[1], (long long)s->bias_stride[2], (long long)s->bias_stride[3],
+                 (long long)s->bq, (long long)s->bk);
+        jk = get_kernel(text, &(source){ emit_attention, s }, &t, opt, err, len);
+    }
+    free(t.features);
     return jk;
 }
 

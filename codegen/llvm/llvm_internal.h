@@ -7,6 +7,7 @@
 
 #include <llvm-c/Core.h>
 
+#include "codegen/codegen.h"
 #include "codegen/kir.h"
 
 typedef struct {
@@ -33,6 +34,15 @@ LLVMValueRef dc_lx_intrinsic(dc_lx *x, const char *name, LLVMTypeRef *tys, int n
 /* scalar libm function float f(float[, float]) applied lane by lane. */
 LLVMValueRef dc_lx_libm(dc_lx *x, const char *name, LLVMValueRef a, LLVMValueRef b, int w);
 
+/* A loop over an i64 variable (an alloca the optimizer promotes): dc_lx_loop_open stores init
+ * and opens the head block, where the caller builds the condition for dc_lx_loop_test, which
+ * opens the body; dc_lx_loop_close adds step to the variable, branches back to the head and
+ * continues after the loop. */
+typedef struct { LLVMValueRef var; LLVMBasicBlockRef head, exit; } dc_lx_loop;
+void dc_lx_loop_open(dc_lx *x, LLVMValueRef fn, dc_lx_loop *l, LLVMValueRef var, LLVMValueRef init);
+void dc_lx_loop_test(dc_lx *x, LLVMValueRef fn, dc_lx_loop *l, LLVMValueRef cond);
+void dc_lx_loop_close(dc_lx *x, dc_lx_loop *l, LLVMValueRef step);
+
 /* ---- vmath.c: f32 math with the semantics of ir/formula.h's primitives ------------------ */
 
 LLVMValueRef dc_lx_exp(dc_lx *x, LLVMValueRef v, int w);
@@ -49,5 +59,14 @@ LLVMValueRef dc_lx_minf(dc_lx *x, LLVMValueRef u, LLVMValueRef v);
 /* Builds into x->mod the function `void name(ptr args, i64 begin, i64 end)` computing k
  * (a collapsed, valid kernel with phases) with x->lanes-wide vectors. */
 void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name);
+
+/* ---- attention.c ------------------------------------------------------------------------ */
+
+/* Whether dc_lx_emit_attention can build spec's kernel with `lanes`-wide vectors (8 or 16;
+ * D, Dv and bk at most 32 vectors; bk a multiple of the lanes). */
+bool dc_lx_attention_supported(const dc_attn_spec *s, int lanes);
+/* Builds into x->mod the function `void name(ptr args, i64 begin, i64 end)` of spec's
+ * forward or backward flash-attention kernel (codegen.h: dc_jit_compile_attention). */
+void dc_lx_emit_attention(dc_lx *x, const dc_attn_spec *s, const char *name);
 
 #endif

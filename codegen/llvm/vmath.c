@@ -72,6 +72,30 @@ LLVMValueRef dc_lx_libm(dc_lx *x, const char *name, LLVMValueRef a, LLVMValueRef
     return r;
 }
 
+/* ---- loops ---------------------------------------------------------------------------- */
+
+void dc_lx_loop_open(dc_lx *x, LLVMValueRef fn, dc_lx_loop *l, LLVMValueRef var, LLVMValueRef init) {
+    l->var = var;
+    LLVMBuildStore(x->b, init, var);
+    l->head = LLVMAppendBasicBlockInContext(x->ctx, fn, "head");
+    LLVMBuildBr(x->b, l->head);
+    LLVMPositionBuilderAtEnd(x->b, l->head);
+}
+
+void dc_lx_loop_test(dc_lx *x, LLVMValueRef fn, dc_lx_loop *l, LLVMValueRef cond) {
+    LLVMBasicBlockRef bodyb = LLVMAppendBasicBlockInContext(x->ctx, fn, "body");
+    l->exit = LLVMAppendBasicBlockInContext(x->ctx, fn, "exit");
+    LLVMBuildCondBr(x->b, cond, bodyb, l->exit);
+    LLVMPositionBuilderAtEnd(x->b, bodyb);
+}
+
+void dc_lx_loop_close(dc_lx *x, dc_lx_loop *l, LLVMValueRef step) {
+    LLVMValueRef v = LLVMBuildLoad2(x->b, x->i64, l->var, "");
+    LLVMBuildStore(x->b, LLVMBuildAdd(x->b, v, step, ""), l->var);
+    LLVMBuildBr(x->b, l->head);
+    LLVMPositionBuilderAtEnd(x->b, l->exit);
+}
+
 /* ---- small builders -------------------------------------------------------------------- */
 
 static LLVMValueRef fmul(dc_lx *x, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(x->b, a, b, ""); }

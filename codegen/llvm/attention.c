@@ -1,0 +1,498 @@
+/* attention.c — flash-attention kernels in LLVM IR (codegen.h: dc_attn_spec, the attention op
+ * of ops/attention.c), every size compiled in.
+ *
+ * Forward, one work item per (b, h, query block of bq rows): for each key block of bk keys
+ * (blocks wholly above the causal diagonal skipped), the logits tile S = scale q k^T + bias,
+ * masked to -inf, then the online softmax per row (running max m, a vector of running sums l,
+ * the output accumulator rescaled by exp(m_old - m_new)), then O += P v. At the end out = O / l
+ * and lse = m + log l (a row with every key masked: out 0, lse -inf). No [Sq, Sk] tensor
+ * exists: the tiles live on the thread's stack.
+ *
+ * Backward, one work item per (b, h): delta = rowsum(dout * out) for the head's rows, dq
+ * zeroed; then for each key block (k and v of the block packed transposed on the stack, dk
+ * and dv accumulators zeroed) and each query block at or below the diagonal: P = exp(S - lse)
+ * recomputed, dS = scale P (dout v^T - delta), dv += P^T dout, dk += dS^T q, dq += dS k. Every
+ * sum runs in one fixed order inside one work item, so results are bitwise the same for any
+ * split of the items over threads.
+ *
+ * All contractions are one register-tiled loop (tile_loop): mr rows x nv vectors of
+ * accumulators, per step k one vector load per column vector and one broadcast scalar per row
+ * (mr chosen so the accumulators, the loaded vectors and the broadcast fit the 32 vector
+ * registers of AVX-512). Sums use fused multiply-adds; the row sums and reductions run in a
+ * fixed order. exp and log are vmath.c's. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "codegen/codegen.h"
+#include "codegen/llvm/llvm_internal.h"
+
+#define MAX_ACC 32  /* accumulator vectors of one tile */
+#define MAX_NV 32   /* vectors per row: D and Dv up to 32 * lanes */
+
+typedef struct {
+    dc_lx *x;
+    const dc_attn_spec *s;
+    LLVMValueRef fn;
+    LLVMBuilderRef eb;           /* the entry block's builder: allocas */
+    int W;                       /* lanes */
+    LLVMTypeRef vt;
+    int64_t bkp, dp, dvp;        /* bk, D, Dv rounded up to W */
+    int64_t skp;                 /* Sk rounded up to bk: the transposed keys' row length */
+    LLVMValueRef acc[MAX_ACC];   /* accumulator vectors (allocas) */
+} ax;
+
+/* ---- small builders -------------------------------------------------------------------- */
+
+static LLVMValueRef i64c(ax *a, int64_t v) { return LLVMConstInt(a->x->i64, (uint64_t)v, 1); }
+static LLVMValueRef add(ax *a, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildAdd(a->x->b, u, v, ""); }
+static LLVMValueRef mul(ax *a, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildMul(a->x->b, u, v, ""); }
+static LLVMValueRef addc(ax *a, LLVMValueRef u, int64_t c) { return c ? add(a, u, i64c(a, c)) : u; }
+static LLVMValueRef mulc(ax *a, LLVMValueRef u, int64_t c) { return c == 1 ? u : mul(a, u, i64c(a, c)); }
+static LLVMValueRef fmul(ax *a, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildFMul(a->x->b, u, v, ""); }
+static LLVMValueRef fadd(ax *a, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildFAdd(a->x->b, u, v, ""); }
+static LLVMValueRef fsub(ax *a, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildFSub(a->x->b, u, v, ""); }
+static LLVMValueRef sel(ax *a, LLVMValueRef c, LLVMValueRef u, LLVMValueRef v) {
+    return LLVMBuildSelect(a->x->b, c, u, v, "");
+}
+static LLVMValueRef fcmp(ax *a, LLVMRealPredicate p, LLVMValueRef u, LLVMValueRef v) {
+    return LLVMBuildFCmp(a->x->b, p, u, v, "");
+}
+static LLVMValueRef icmp(ax *a, LLVMIntPredicate p, LLVMValueRef u, LLVMValueRef v) {
+    return LLVMBuildICmp(a->x->b, p, u, v, "");
+}
+static LLVMValueRef smin(ax *a, LLVMValueRef u, LLVMValueRef v) { return sel(a, icmp(a, LLVMIntSLT, u, v), u, v); }
+static LLVMValueRef fconst(ax *a, float v) { return LLVMConstReal(a->x->f32, v); }
+static LLVMValueRef vconst(ax *a, float v) { return dc_lx_f32(a->x, v, a->W); }
+static LLVMValueRef splat(ax *a, LLVMValueRef v) { return dc_lx_splat(a->x, v, a->W); }
+
+static LLVMValueRef gep(ax *a, LLVMValueRef p, LLVMValueRef off) {
+    return LLVMBuildGEP2(a->x->b, a->x->f32, p, &off, 1, "");
+}
+
+/* n elements of type t on the stack (in the entry block, 64-byte aligned) */
+static LLVMValueRef stack(ax *a, LLVMTypeRef t, int64_t n) {
+    LLVMValueRef v = LLVMBuildArrayAlloca(a->eb, t, i64c(a, n), "");
+    LLVMSetAlignment(v, 64);
+    return v;
+}
+
+static LLVMValueRef sload(ax *a, LLVMValueRef p, LLVMValueRef off) {
+    LLVMValueRef v = LLVMBuildLoad2(a->x->b, a->x->f32, gep(a, p, off), "");
+    LLVMSetAlignment(v, 4);
+    return v;
+}
+
+static void sstore(ax *a, LLVMValueRef p, LLVMValueRef off, LLVMValueRef v) {
+    LLVMSetAlignment(LLVMBuildStore(a->x->b, v, gep(a, p, off)), 4);
+}
+
+/* the vector at p[off]; lanes off mask read as 0 (mask NULL: all lanes) */
+static LLVMValueRef vload(ax *a, LLVMValueRef p, LLVMValueRef off, LLVMValueRef mask) {
+    LLVMValueRef q = gep(a, p, off);
+    if (!mask) {
+        LLVMValueRef v = LLVMBuildLoad2(a->x->b, a->vt, q, "");
+        LLVMSetAlignment(v, 4);
+        return v;
+    }
+    return dc_lx_intrinsic(a->x, "llvm.masked.load", (LLVMTypeRef[]){ a->vt, a->x->ptr }, 2,
+                           (LLVMValueRef[]){ q, LLVMConstInt(a->x->i32, 4, 0), mask, LLVMConstNull(a->vt) }, 4);
+}
+
+static void vstore(ax *a, LLVMValueRef p, LLVMValueRef off, LLVMValueRef v, LLVMValueRef mask) {
+    LLVMValueRef q = gep(a, p, off);
+    if (!mask) {
+        LLVMSetAlignment(LLVMBuildStore(a->x->b, v, q), 4);
+        return;
+    }
+    dc_lx_intrinsic(a->x, "llvm.masked.store", (LLVMTypeRef[]){ a->vt, a->x->ptr }, 2,
+                    (LLVMValueRef[]){ v, q, LLVMConstInt(a->x->i32, 4, 0), mask }, 4);
+}
+
+static LLVMValueRef vfma(ax *a, LLVMValueRef u, LLVMValueRef v, LLVMValueRef w) {
+    return dc_lx_intrinsic(a->x, "llvm.fma", &a->vt, 1, (LLVMValueRef[]){ u, v, w }, 3);
+}
+
+/* the lanes [0, n) of a vector, as a constant mask; NULL when that is every lane */
+static LLVMValueRef first_lanes(ax *a, int64_t n) {
+    if (n % a->W == 0) return NULL;
+    LLVMValueRef e[64];
+    for (int i = 0; i < a->W; i++) e[i] = LLVMConstInt(a->x->i1, i < n % a->W, 0);
+    return LLVMConstVector(e, (unsigned)a->W);
+}
+
+/* the mask of the last of nv vectors covering n columns (NULL for the others) */
+static LLVMValueRef tail(ax *a, int n, int nv, int64_t cols) { return n == nv - 1 ? first_lanes(a, cols) : NULL; }
+
+/* the sum of v's lanes in lane order */
+static LLVMValueRef hsum(ax *a, LLVMValueRef v) {
+    return dc_lx_intrinsic(a->x, "llvm.vector.reduce.fadd", &a->vt, 1, (LLVMValueRef[]){ fconst(a, 0.0f), v }, 2);
+}
+
+/* ---- loops ------------------------------------------------------------------------------- */
+
+/* for (i = lo; i + need <= hi; i += step): opens the body and returns i there */
+static LLVMValueRef for_open(ax *a, dc_lx_loop *l, LLVMValueRef lo, LLVMValueRef hi, int64_t need) {
+    LLVMValueRef var = stack(a, a->x->i64, 1);
+    dc_lx_loop_open(a->x, a->fn, l, var, lo);
+    LLVMValueRef i = LLVMBuildLoad2(a->x->b, a->x->i64, var, "");
+    dc_lx_loop_test(a->x, a->fn, l, icmp(a, LLVMIntSLE, addc(a, i, need), hi));
+    return i;
+}
+
+static void for_close(ax *a, dc_lx_loop *l, int64_t step) { dc_lx_loop_close(a->x, l, i64c(a, step)); }
+
+/* ---- register tiles ---------------------------------------------------------------------- */
+
+/* What a tile job ends with: store the accumulators; or the logits epilogue, which stores
+ * the masked logits (LOGITS) or the probabilities exp(s - lse) (PROBS); or dS = scale P
+ * (acc - delta) (DS). */
+typedef enum { FIN_STORE, FIN_LOGITS, FIN_PROBS, FIN_DS } fin_kind;
+
+/* acc[i][n] (+)= sum_{k < kn} W[i][k] R[k][n] over rows [r0, r0 + mr): W[i][k] is the scalar
+ * w[i*wr + k*wk], R[k][n] the vector r[k*rk + n*W] (its last vector masked to cols); the
+ * accumulators start at 0 or at acc_base[i*acc_rs + n*W] and end as fin says. */
+typedef struct {
+    LLVMValueRef w, r, kn;
+    int64_t wr, wk, rk, cols;
+    int nv;
+    bool load_init;
+    LLVMValueRef acc_base;       /* FIN_STORE and load_init: where row i's accumulators live */
+    int64_t acc_rs, acc_cols;    /* its row stride, and the columns a row holds (masked store) */
+    fin_kind fin;
+    /* the logits epilogues: the tile rows are queries q0 + i, keys j0 + column */
+    LLVMValueRef q0, j0, bias;   /* bias: the bias at (b, h) (NULL: none) */
+    LLVMValueRef out;            /* LOGITS / PROBS / DS: the [rows][bkp] tile written */
+    LLVMValueRef lse, delta;     /* PROBS: lse of the head; DS: delta of the head (by query) */
+    LLVMValueRef probs;          /* DS: the P tile read */
+} job;
+
+/* how many rows a tile of nv vectors per row takes: accumulators, the loaded vectors and the
+ * broadcast scalar in 32 registers */
+static int tile_rows(int nv) {
+    int mr = (30 - nv) / nv;
+    return mr < 1 ? 1 : mr > 12 ? 12 : mr;
+}
+
+/* s (the accumulated q.k of query qi, vector n) scaled, biased and masked */
+static LLVMValueRef logits(ax *a, const job *j, LLVMValueRef acc, LLVMValueRef qi, int n) {
+    const dc_attn_spec *s = a->s;
+    dc_lx *x = a->x;
+    LLVMValueRef v = fmul(a, acc, vconst(a, s->scale));
+    LLVMValueRef c0 = addc(a, j->j0, (int64_t)n * a->W);
+    LLVMValueRef col = add(a, splat(a, c0), dc_lx_iota64(x, a->W));
+    LLVMValueRef valid = icmp(a, LLVMIntSLT, col, splat(a, i64c(a, s->sk)));
+    if (s->causal) valid = LLVMBuildAnd(x->b, valid, icmp(a, LLVMIntSLE, col, splat(a, qi)), "");
+    if (j->bias) {
+        LLVMValueRef row = mulc(a, qi, s->bias_stride[2]);
+        LLVMValueRef b = s->bias_stride[3] == 0 ? splat(a, sload(a, j->bias, row))
+                                                : vload(a, j->bias, add(a, row, c0),
+                                                        icmp(a, LLVMIntSLT, col, splat(a, i64c(a, s->sk))));
+        v = fadd(a, v, b);
+    }
+    return sel(a, valid, v, vconst(a, -INFINITY));
+}
+
+/* exp(v - m), exactly 0 where v is -inf */
+static LLVMValueRef exp_from(ax *a, LLVMValueRef v, LLVMValueRef m) {
+    LLVMValueRef e = dc_lx_exp(a->x, fsub(a, v, splat(a, m)), a->W);
+    return sel(a, fcmp(a, LLVMRealOEQ, v, vconst(a, -INFINITY)), vconst(a, 0.0f), e);
+}
+
+static void tile(ax *a, const job *j, LLVMValueRef r0, int mr) {
+    int nv = j->nv;
+    for (int i = 0; i < mr; i++)
+        for (int n = 0; n < nv; n++) {
+            LLVMValueRef init = vconst(a, 0.0f);
+            if (j->load_init)
+                init = vload(a, j->acc_base, addc(a, mulc(a, addc(a, r0, i), j->acc_rs), (int64_t)n * a->W),
+                             tail(a, n, nv, j->acc_cols));
+            LLVMBuildStore(a->x->b, init, a->acc[i * nv + n]);
+        }
+    LLVMValueRef w = gep(a, j->w, mulc(a, r0, j->wr));
+    dc_lx_loop l;
+    LLVMValueRef k = for_open(a, &l, i64c(a, 0), j->kn, 1);
+    LLVMValueRef rv[MAX_NV];
+    for (int n = 0; n < nv; n++) rv[n] = vload(a, j->r, addc(a, mulc(a, k, j->rk), (int64_t)n * a->W), tail(a, n, nv, j->cols));
+    for (int i = 0; i < mr; i++) {
+        LLVMValueRef ws = splat(a, sload(a, w, addc(a, mulc(a, k, j->wk), i * j->wr)));
+        for (int n = 0; n < nv; n++) {
+            LLVMValueRef p = a->acc[i * nv + n];
+            LLVMBuildStore(a->x->b, vfma(a, ws, rv[n], LLVMBuildLoad2(a->x->b, a->vt, p, "")), p);
+        }
+    }
+    for_close(a, &l, 1);
+    for (int i = 0; i < mr; i++) {
+        LLVMValueRef row = addc(a, r0, i);
+        LLVMValueRef qi = j->q0 ? add(a, j->q0, row) : NULL;
+        for (int n = 0; n < nv; n++) {
+            LLVMValueRef v = LLVMBuildLoad2(a->x->b, a->vt, a->acc[i * nv + n], "");
+            LLVMValueRef at = addc(a, mulc(a, row, a->bkp), (int64_t)n * a->W);
+            switch (j->fin) {
+            case FIN_STORE:
+                vstore(a, j->acc_base, addc(a, mulc(a, row, j->acc_rs), (int64_t)n * a->W), v, tail(a, n, nv, j->acc_cols));
+                break;
+            case FIN_LOGITS:
+                vstore(a, j->out, at, logits(a, j, v, qi, n), NULL);
+                break;
+            case FIN_PROBS:
+                vstore(a, j->out, at, exp_from(a, logits(a, j, v, qi, n), sload(a, j->lse, qi)), NULL);
+                break;
+            case FIN_DS: {
+                LLVMValueRef d = fsub(a, v, splat(a, sload(a, j->delta, qi)));
+                LLVMValueRef p = vload(a, j->probs, at, NULL);
+                vstore(a, j->out, at, fmul(a, fmul(a, p, d), vconst(a, a->s->scale)), NULL);
+                break;
+            }
+            }
+        }
+    }
+}
+
+/* the job over rows [0, nrows): tiles of tile_rows(nv) rows, then single rows */
+static void run_job(ax *a, const job *j, LLVMValueRef nrows) {
+    int mr = tile_rows(j->nv);
+    dc_lx_loop l;
+    LLVMValueRef r0 = for_open(a, &l, i64c(a, 0), nrows, mr);
+    tile(a, j, r0, mr);
+    for_close(a, &l, mr);
+    if (mr == 1) return;
+    LLVMValueRef rest = LLVMBuildLoad2(a->x->b, a->x->i64, l.var, "");
+    dc_lx_loop lt;
+    LLVMValueRef r = for_open(a, &lt, rest, nrows, 1);
+    tile(a, j, r, 1);
+    for_close(a, &lt, 1);
+}
+
+/* rows [0, n) of a [n][cols] buffer with row stride rs, every vector set to 0 */
+static void zero_rows(ax *a, LLVMValueRef p, LLVMValueRef n, int64_t rs, int64_t cols) {
+    int nv = (int)((cols + a->W - 1) / a->W);
+    dc_lx_loop l;
+    LLVMValueRef r = for_open(a, &l, i64c(a, 0), n, 1);
+    for (int v = 0; v < nv; v++) vstore(a, p, addc(a, mulc(a, r, rs), (int64_t)v * a->W), vconst(a, 0.0f), tail(a, v, nv, cols));
+    for_close(a, &l, 1);
+}
+
+/* ---- the kernels ------------------------------------------------------------------------- */
+
+static LLVMValueRef arg(ax *a, int i) {
+    LLVMValueRef idx = i64c(a, i);
+    LLVMValueRef slot = LLVMBuildGEP2(a->x->b, a->x->ptr, LLVMGetParam(a->fn, 0), &idx, 1, "");
+    return LLVMBuildLoad2(a->x->b, a->x->ptr, slot, "");
+}
+
+/* the bias at (b, h) of head bh, or NULL */
+static LLVMValueRef bias_at(ax *a, LLVMValueRef bias, LLVMValueRef bh) {
+    const dc_attn_spec *s = a->s;
+    if (!bias) return NULL;
+    LLVMValueRef b = LLVMBuildSDiv(a->x->b, bh, i64c(a, s->H), ""), h = LLVMBuildSRem(a->x->b, bh, i64c(a, s->H), "");
+    return gep(a, bias, add(a, mulc(a, b, s->bias_stride[0]), mulc(a, h, s->bias_stride[1])));
+}
+
+static void forward(ax *a) {
+    const dc_attn_spec *s = a->s;
+    dc_lx *x = a->x;
+    int ai = 0;
+    LLVMValueRef q = arg(a, ai++), k = arg(a, ai++), v = arg(a, ai++);
+    (void)k;
+    LLVMValueRef bias = s->bias ? arg(a, ai++) : NULL;
+    LLVMValueRef kt = arg(a, ai++), out = arg(a, ai++), lse = arg(a, ai++);
+    int64_t nqb = (s->sq + s->bq - 1) / s->bq, nkb = (s->sk + s->bk - 1) / s->bk;
+    int nvk = (int)(a->bkp / a->W), nvv = (int)(a->dvp / a->W);
+    LLVMValueRef S = stack(a, x->f32, s->bq * a->bkp), O = stack(a, x->f32, s->bq * a->dvp);
+    LLVMValueRef M = stack(a, x->f32, s->bq), L = stack(a, a->vt, s->bq);
+    dc_lx_loop li;
+    LLVMValueRef t = for_open(a, &li, LLVMGetParam(a->fn, 1), LLVMGetParam(a->fn, 2), 1);
+    LLVMValueRef bh = LLVMBuildSDiv(x->b, t, i64c(a, nqb), "");
+    LLVMValueRef i0 = mulc(a, LLVMBuildSRem(x->b, t, i64c(a, nqb), ""), s->bq);
+    LLVMValueRef nq = smin(a, i64c(a, s->bq), LLVMBuildSub(x->b, i64c(a, s->sq), i0, ""));
+    LLVMValueRef row0 = add(a, mulc(a, bh, s->sq), i0); /* the block's first row in [B*H*Sq] */
+    dc_lx_loop lr;
+    LLVMValueRef r = for_open(a, &lr, i64c(a, 0), nq, 1);
+    sstore(a, M, r, fconst(a, -INFINITY));
+    LLVMBuildStore(x->b, vconst(a, 0.0f), LLVMBuildGEP2(x->b, a->vt, L, &r, 1, ""));
+    for_close(a, &lr, 1);
+    zero_rows(a, O, nq, a->dvp, a->dvp);
+    LLVMValueRef kb_end = i64c(a, nkb);
+    if (s->causal) /* key blocks up to the one holding key i0 + nq - 1 */
+        kb_end = smin(a, kb_end, addc(a, LLVMBuildSDiv(x->b, addc(a, add(a, i0, nq), -1), i64c(a, s->bk), ""), 1));
+    dc_lx_loop lk;
+    LLVMValueRef kb = for_open(a, &lk, i64c(a, 0), kb_end, 1);
+    LLVMValueRef j0 = mulc(a, kb, s->bk);
+    LLVMValueRef nk = smin(a, i64c(a, s->bk), LLVMBuildSub(x->b, i64c(a, s->sk), j0, ""));
+    job js = { .w = gep(a, q, mulc(a, row0, s->d)), .wr = s->d, .wk = 1,
+               .r = gep(a, kt, add(a, mulc(a, bh, s->d * a->skp), j0)), .rk = a->skp, .cols = a->bkp, .nv = nvk,
+               .kn = i64c(a, s->d), .fin = FIN_LOGITS, .q0 = i0, .j0 = j0, .bias = bias_at(a, bias, bh), .out = S };
+    run_job(a, &js, nq);
+    /* the online softmax, row by row */
+    dc_lx_loop ls;
+    r = for_open(a, &ls, i64c(a, 0), nq, 1);
+    LLVMValueRef sv[MAX_NV], mx = NULL;
+    for (int n = 0; n < nvk; n++) {
+        sv[n] = vload(a, S, addc(a, mulc(a, r, a->bkp), (int64_t)n * a->W), NULL);
+        mx = mx ? dc_lx_maxf(x, mx, sv[n]) : sv[n];
+    }
+    mx = dc_lx_intrinsic(x, "llvm.vector.reduce.fmax", &a->vt, 1, &mx, 1);
+    LLVMValueRef m_old = sload(a, M, r), m_new = dc_lx_maxf(x, m_old, mx);
+    LLVMValueRef ninf = fconst(a, -INFINITY);
+    LLVMValueRef m_safe = sel(a, fcmp(a, LLVMRealOEQ, m_new, ninf), fconst(a, 0.0f), m_new);
+    LLVMValueRef alpha = sel(a, fcmp(a, LLVMRealOEQ, m_old, ninf), fconst(a, 0.0f),
+                             dc_lx_exp(x, fsub(a, m_old, m_safe), 1));
+    LLVMValueRef psum = NULL;
+    for (int n = 0; n < nvk; n++) {
+        LLVMValueRef p = exp_from(a, sv[n], m_safe);
+        vstore(a, S, addc(a, mulc(a, r, a->bkp), (int64_t)n * a->W), p, NULL);
+        psum = psum ? fadd(a, psum, p) : p;
+    }
+    LLVMValueRef lp = LLVMBuildGEP2(x->b, a->vt, L, &r, 1, "");
+    LLVMBuildStore(x->b, vfma(a, LLVMBuildLoad2(x->b, a->vt, lp, ""), splat(a, alpha), psum), lp);
+    sstore(a, M, r, m_new);
+    for (int n = 0; n < nvv; n++) {
+        LLVMValueRef off = addc(a, mulc(a, r, a->dvp), (int64_t)n * a->W);
+        vstore(a, O, off, fmul(a, vload(a, O, off, NULL), splat(a, alpha)), NULL);
+    }
+    for_close(a, &ls, 1);
+    job jv = { .w = S, .wr = a->bkp, .wk = 1, .r = gep(a, v, mulc(a, add(a, mulc(a, bh, s->sk), j0), s->dv)),
+               .rk = s->dv, .cols = s->dv, .nv = nvv, .kn = nk, .load_init = true, .acc_base = O,
+               .acc_rs = a->dvp, .acc_cols = a->dvp, .fin = FIN_STORE };
+    run_job(a, &jv, nq);
+    for_close(a, &lk, 1);
+    /* out = O / l, lse = m + log l */
+    dc_lx_loop lf;
+    r = for_open(a, &lf, i64c(a, 0), nq, 1);
+    LLVMValueRef l = hsum(a, LLVMBuildLoad2(x->b, a->vt, LLVMBuildGEP2(x->b, a->vt, L, &r, 1, ""), ""));
+    LLVMValueRef some = fcmp(a, LLVMRealOGT, l, fconst(a, 0.0f));
+    LLVMValueRef inv = sel(a, some, LLVMBuildFDiv(x->b, fconst(a, 1.0f), l, ""), fconst(a, 0.0f));
+    LLVMValueRef orow = mulc(a, add(a, row0, r), s->dv);
+    for (int n = 0; n < nvv; n++)
+        vstore(a, out, addc(a, orow, (int64_t)n * a->W),
+               fmul(a, vload(a, O, addc(a, mulc(a, r, a->dvp), (int64_t)n * a->W), NULL), splat(a, inv)),
+               tail(a, n, nvv, s->dv));
+    sstore(a, lse, add(a, row0, r), sel(a, some, fadd(a, sload(a, M, r), dc_lx_log(x, l, 1)), ninf));
+    for_close(a, &lf, 1);
+    for_close(a, &li, 1);
+}
+
+/* dst[c][d] = src[(j0 + c) * cols + d] for c < nk, 0 for nk <= c < bkp (dst row stride bkp,
+ * transposed: dst[d * bkp + c]) */
+static void pack_transposed(ax *a, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef nk, int64_t cols) {
+    dc_lx_loop ld, lc;
+    LLVMValueRef d = for_open(a, &ld, i64c(a, 0), i64c(a, cols), 1);
+    LLVMValueRef c = for_open(a, &lc, i64c(a, 0), i64c(a, a->bkp), 1);
+    LLVMValueRef in = icmp(a, LLVMIntSLT, c, nk);
+    LLVMValueRef cc = sel(a, in, c, i64c(a, 0));
+    LLVMValueRef val = sel(a, in, sload(a, src, add(a, mulc(a, cc, cols), d)), fconst(a, 0.0f));
+    sstore(a, dst, add(a, mulc(a, d, a->bkp), c), val);
+    for_close(a, &lc, 1);
+    for_close(a, &ld, 1);
+}
+
+static void backward(ax *a) {
+    const dc_attn_spec *s = a->s;
+    dc_lx *x = a->x;
+    int ai = 0;
+    LLVMValueRef q = arg(a, ai++), k = arg(a, ai++), v = arg(a, ai++);
+    LLVMValueRef bias = s->bias ? arg(a, ai++) : NULL;
+    LLVMValueRef out = arg(a, ai++), dout = arg(a, ai++), lse = arg(a, ai++), delta = arg(a, ai++);
+    LLVMValueRef dq = arg(a, ai++), dk = arg(a, ai++), dv = arg(a, ai++);
+    int64_t nqb = (s->sq + s->bq - 1) / s->bq, nkb = (s->sk + s->bk - 1) / s->bk;
+    int nvk = (int)(a->bkp / a->W), nvd = (int)(a->dp / a->W), nvv = (int)(a->dvp / a->W);
+    LLVMValueRef Kt = stack(a, x->f32, s->d * a->bkp), Vt = stack(a, x->f32, s->dv * a->bkp);
+    LLVMValueRef P = stack(a, x->f32, s->bq * a->bkp), dS = stack(a, x->f32, s->bq * a->bkp);
+    LLVMValueRef dK = stack(a, x->f32, a->bkp * a->dp), dV = stack(a, x->f32, a->bkp * a->dvp);
+    dc_lx_loop li;
+    LLVMValueRef bh = for_open(a, &li, LLVMGetParam(a->fn, 1), LLVMGetParam(a->fn, 2), 1);
+    LLVMValueRef hrow = mulc(a, bh, s->sq); /* the head's first row in [B*H*Sq] */
+    LLVMValueRef hkey = mulc(a, bh, s->sk);
+    /* delta = rowsum(dout * out) */
+    dc_lx_loop lr;
+    LLVMValueRef r = for_open(a, &lr, i64c(a, 0), i64c(a, s->sq), 1);
+    LLVMValueRef off = mulc(a, add(a, hrow, r), s->dv), acc = NULL;
+    for (int n = 0; n < nvv; n++) {
+        LLVMValueRef o = addc(a, off, (int64_t)n * a->W);
+        LLVMValueRef m = tail(a, n, nvv, s->dv);
+        LLVMValueRef p = fmul(a, vload(a, dout, o, m), vload(a, out, o, m));
+        acc = acc ? fadd(a, acc, p) : p;
+    }
+    sstore(a, delta, add(a, hrow, r), hsum(a, acc));
+    for_close(a, &lr, 1);
+    zero_rows(a, gep(a, dq, mulc(a, hrow, s->d)), i64c(a, s->sq), s->d, s->d);
+    LLVMValueRef hbias = bias_at(a, bias, bh);
+    dc_lx_loop lk;
+    LLVMValueRef kb = for_open(a, &lk, i64c(a, 0), i64c(a, nkb), 1);
+    LLVMValueRef j0 = mulc(a, kb, s->bk);
+    LLVMValueRef nk = smin(a, i64c(a, s->bk), LLVMBuildSub(x->b, i64c(a, s->sk), j0, ""));
+    pack_transposed(a, Kt, gep(a, k, mulc(a, add(a, hkey, j0), s->d)), nk, s->d);
+    pack_transposed(a, Vt, gep(a, v, mulc(a, add(a, hkey, j0), s->dv)), nk, s->dv);
+    zero_rows(a, dK, i64c(a, a->bkp), a->dp, a->dp);
+    zero_rows(a, dV, i64c(a, a->bkp), a->dvp, a->dvp);
+    LLVMValueRef qb0 = s->causal ? LLVMBuildSDiv(x->b, j0, i64c(a, s->bq), "") : i64c(a, 0);
+    dc_lx_loop lq;
+    LLVMValueRef qb = for_open(a, &lq, qb0, i64c(a, nqb), 1);
+    LLVMValueRef i0 = mulc(a, qb, s->bq);
+    LLVMValueRef nq = smin(a, i64c(a, s->bq), LLVMBuildSub(x->b, i64c(a, s->sq), i0, ""));
+    LLVMValueRef qrow = add(a, hrow, i0);
+    LLVMValueRef qblk = gep(a, q, mulc(a, qrow, s->d)), doblk = gep(a, dout, mulc(a, qrow, s->dv));
+    job jp = { .w = qblk, .wr = s->d, .wk = 1, .r = Kt, .rk = a->bkp, .cols = a->bkp, .nv = nvk,
+               .kn = i64c(a, s->d), .fin = FIN_PROBS, .q0 = i0, .j0 = j0, .bias = hbias, .out = P,
+               .lse = gep(a, lse, hrow) };
+    run_job(a, &jp, nq);
+    job jd = { .w = doblk, .wr = s->dv, .wk = 1, .r = Vt, .rk = a->bkp, .cols = a->bkp, .nv = nvk,
+               .kn = i64c(a, s->dv), .fin = FIN_DS, .q0 = i0, .j0 = j0, .out = dS, .probs = P,
+               .delta = gep(a, delta, hrow) };
+    run_job(a, &jd, nq);
+    job jdv = { .w = P, .wr = 1, .wk = a->bkp, .r = doblk, .rk = s->dv, .cols = s->dv, .nv = nvv, .kn = nq,
+                .load_init = true, .acc_base = dV, .acc_rs = a->dvp, .acc_cols = a->dvp, .fin = FIN_STORE };
+    run_job(a, &jdv, nk);
+    job jdk = { .w = dS, .wr = 1, .wk = a->bkp, .r = qblk, .rk = s->d, .cols = s->d, .nv = nvd, .kn = nq,
+                .load_init = true, .acc_base = dK, .acc_rs = a->dp, .acc_cols = a->dp, .fin = FIN_STORE };
+    run_job(a, &jdk, nk);
+    job jdq = { .w = dS, .wr = a->bkp, .wk = 1, .r = gep(a, k, mulc(a, add(a, hkey, j0), s->d)), .rk = s->d,
+                .cols = s->d, .nv = nvd, .kn = nk, .load_init = true, .acc_base = gep(a, dq, mulc(a, qrow, s->d)),
+                .acc_rs = s->d, .acc_cols = s->d, .fin = FIN_STORE };
+    run_job(a, &jdq, nq);
+    for_close(a, &lq, 1);
+    /* the key block's dk, dv rows */
+    dc_lx_loop lc;
+    LLVMValueRef c = for_open(a, &lc, i64c(a, 0), nk, 1);
+    LLVMValueRef krow = add(a, add(a, hkey, j0), c);
+    for (int n = 0; n < nvd; n++)
+        vstore(a, dk, addc(a, mulc(a, krow, s->d), (int64_t)n * a->W),
+               vload(a, dK, addc(a, mulc(a, c, a->dp), (int64_t)n * a->W), NULL), tail(a, n, nvd, s->d));
+    for (int n = 0; n < nvv; n++)
+        vstore(a, dv, addc(a, mulc(a, krow, s->dv), (int64_t)n * a->W),
+               vload(a, dV, addc(a, mulc(a, c, a->dvp), (int64_t)n * a->W), NULL), tail(a, n, nvv, s->dv));
+    for_close(a, &lc, 1);
+    for_close(a, &lk, 1);
+    for_close(a, &li, 1);
+}
+
+static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+bool dc_lx_attention_supported(const dc_attn_spec *s, int lanes) {
+    return lanes >= 8 && s->bk % lanes == 0 && s->d >= 1 && s->dv >= 1 && round_up(s->d, lanes) / lanes <= MAX_NV &&
+           round_up(s->dv, lanes) / lanes <= MAX_NV && round_up(s->bk, lanes) / lanes <= MAX_NV && s->bq >= 1;
+}
+
+void dc_lx_emit_attention(dc_lx *x, const dc_attn_spec *s, const char *name) {
+    ax a = { .x = x, .s = s, .W = x->lanes };
+    a.vt = LLVMVectorType(x->f32, (unsigned)a.W);
+    a.bkp = round_up(s->bk, a.W);
+    a.dp = round_up(s->d, a.W);
+    a.dvp = round_up(s->dv, a.W);
+    a.skp = round_up(s->sk, s->bk);
+    LLVMTypeRef params[3] = { x->ptr, x->i64, x->i64 };
+    a.fn = LLVMAddFunction(x->mod, name, LLVMFunctionType(LLVMVoidTypeInContext(x->ctx), params, 3, 0));
+    unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    LLVMAddAttributeAtIndex(a.fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(x->ctx, nounwind, 0));
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(x->ctx, a.fn, "entry");
+    LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(x->ctx, a.fn, "start");
+    a.eb = LLVMCreateBuilderInContext(x->ctx);
+    LLVMPositionBuilderAtEnd(a.eb, entry);
+    for (int i = 0; i < MAX_ACC; i++) a.acc[i] = stack(&a, a.vt, 1);
+    LLVMPositionBuilderAtEnd(x->b, start);
+    if (s->backward) backward(&a);
+    else forward(&a);
+    LLVMBuildRetVoid(x->b);
+    LLVMBuildBr(a.eb, start);
+    LLVMDisposeBuilder(a.eb);
+}

@@ -1,0 +1,144 @@
+/* lower_attention.c — the jit step of one attention: the consecutive nodes that are results of
+ * one attention or attention_bwd computation (dc_same_computation; the schedule-results pass
+ * puts them together) run as one flash-attention kernel (codegen/llvm/attention.c) that
+ * writes every result the graph has; results it has not (the forward's lse in an inference
+ * program, a gradient nobody asked for) go to scratch the step owns. The forward also keeps
+ * the keys transposed per head ([B*H][D][Skp], O(S*D)) as scratch, the backward the rows'
+ * delta = rowsum(dout * out). The kernel's work items are split statically over the OpenMP
+ * threads, as the executor splits range kernels, so results are bitwise the same for a thread
+ * count (and, as every item is computed alike, for any). */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/codegen.h"
+#include "codegen/lower_jit.h"
+
+/* block sizes, chosen by measurement on the attention bench (bench/attention.c) */
+#define BQ 64
+#define BK 64
+
+typedef struct {
+    dc_codegen_ctx base;
+    dc_jit_kernel *jk;
+    dc_attn_spec spec;
+    int64_t range;
+    int result_node[4];   /* the node of each result, -1 when the graph has none */
+    float *scratch[4];    /* the missing results' buffers */
+    float *kt, *delta;    /* forward: the transposed keys; backward: delta */
+} attn_ctx;
+
+static void *alloc_floats(int64_t n) {
+    void *p = aligned_alloc(64, (size_t)((n * 4 + 63) / 64 * 64));
+    if (!p) abort(); /* out of memory */
+    return p;
+}
+
+static void release(dc_codegen_ctx *base) {
+    attn_ctx *c = (attn_ctx *)base;
+    dc_jit_release(c->jk);
+    for (int r = 0; r < 4; r++) free(c->scratch[r]);
+    free(c->kt);
+    free(c->delta);
+    free(c);
+}
+
+/* kt[bh][d][j] = k[bh][j][d] for j < Sk, 0 up to Skp */
+static void transpose_keys(const attn_ctx *c, const float *k) {
+    const dc_attn_spec *s = &c->spec;
+    int64_t skp = (s->sk + s->bk - 1) / s->bk * s->bk;
+    #pragma omp parallel for schedule(static)
+    for (int64_t bh = 0; bh < s->B * s->H; bh++) {
+        const float *src = k + bh * s->sk * s->d;
+        float *dst = c->kt + bh * s->d * skp;
+        for (int64_t d = 0; d < s->d; d++) {
+            float *row = dst + d * skp;
+            for (int64_t j = 0; j < s->sk; j++) row[j] = src[j * s->d + d];
+            for (int64_t j = s->sk; j < skp; j++) row[j] = 0;
+        }
+    }
+}
+
+static void *result_ptr(const attn_ctx *c, const dc_frame *f, int r) {
+    return c->result_node[r] >= 0 ? f->vals[c->result_node[r]].data : c->scratch[r];
+}
+
+static bool attn_call(const dc_step *s, const dc_frame *f, char *err, size_t len) {
+    (void)err, (void)len;
+    const attn_ctx *c = s->ctx;
+    const dc_node *n = &f->g->nodes[s->node];
+    int nf = 3 + c->spec.bias;
+    void *args[12];
+    int na = 0;
+    for (int k = 0; k < nf; k++) args[na++] = f->vals[n->in[k]].data;
+    if (c->spec.backward) {
+        for (int k = nf; k < nf + 3; k++) args[na++] = f->vals[n->in[k]].data;
+        args[na++] = c->delta;
+        for (int r = 0; r < 3; r++) args[na++] = result_ptr(c, f, r);
+    } else {
+        transpose_keys(c, f->vals[n->in[1]].data);
+        args[na++] = c->kt;
+        for (int r = 0; r < 2; r++) args[na++] = result_ptr(c, f, r);
+    }
+    dc_range_kernel kernel = dc_jit_entry(c->jk);
+    int64_t range = c->range;
+    #pragma omp parallel
+    {
+        int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t begin = range * t / nt, end = range * (t + 1) / nt;
+        if (begin < end) kernel(args, begin, end);
+    }
+    return true;
+}
+
+bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char *why, size_t len) {
+    const dc_node *n = &g->nodes[first];
+    const dc_attention_attr *at = &n->attr.attention;
+    bool bwd = n->op == DC_OP_ATTENTION_BWD;
+    int n_results = bwd ? 3 + at->bias : 2;
+    const dc_shape *qs = &g->nodes[n->in[0]].type.shape;
+    dc_attn_spec spec = { .backward = bwd, .B = qs->dim[0], .H = qs->dim[1], .sq = qs->dim[2], .d = qs->dim[3],
+                          .sk = g->nodes[n->in[1]].type.shape.dim[2], .dv = g->nodes[n->in[2]].type.shape.dim[3],
+                          .scale = at->scale, .causal = at->causal, .bias = at->bias, .bq = BQ, .bk = BK };
+    if (at->bias) {
+        const dc_shape *bs = &g->nodes[n->in[3]].type.shape;
+        int64_t st = 1;
+        for (int i = bs->rank - 1; i >= 0; i--) {
+            spec.bias_stride[4 - bs->rank + i] = bs->dim[i] == 1 ? 0 : st;
+            st *= bs->dim[i];
+        }
+    }
+    int result_node[4] = { -1, -1, -1, -1 };
+    for (int i = first; i <= last; i++) result_node[g->nodes[i].attr.attention.result] = i;
+    if (bwd && at->bias && result_node[3] >= 0) {
+        snprintf(why, len, "the flash backward has no bias gradient");
+        return false;
+    }
+    char msg[DC_ERR_LEN];
+    dc_jit_kernel *jk = dc_jit_compile_attention(&spec, NULL, msg, sizeof msg);
+    if (!jk) {
+        snprintf(why, len, "%s", msg);
+        return false;
+    }
+    attn_ctx *c = calloc(1, sizeof *c);
+    if (!c) abort(); /* out of memory */
+    c->base.release = release;
+    c->jk = jk;
+    c->spec = spec;
+    int64_t bh = spec.B * spec.H;
+    c->range = bwd ? bh : bh * ((spec.sq + BQ - 1) / BQ);
+    memcpy(c->result_node, result_node, sizeof result_node);
+    for (int r = 0; r < n_results; r++)
+        if (result_node[r] < 0)
+            c->scratch[r] = alloc_floats(bwd ? dc_numel(&g->nodes[n->in[r]].type.shape) : bh * spec.sq * (r == 0 ? spec.dv : 1));
+    if (bwd) c->delta = alloc_floats(bh * spec.sq);
+    else c->kt = alloc_floats(bh * spec.d * ((spec.sk + BK - 1) / BK * BK));
+    memset(s, 0, sizeof *s);
+    s->node = last;
+    s->provider = "jit";
+    snprintf(s->impl, sizeof s->impl, "flash %s bq%d bk%d %s", bwd ? "bwd" : "fwd", BQ, BK, dc_jit_impl(jk));
+    s->writes_all = true;
+    s->call = attn_call;
+    s->ctx = c;
+    return true;
+}
