@@ -381,10 +381,10 @@ TEST(cli_run_uses_the_run_pipeline) {
     expect_usage_error((const char *[]){ "run", chain, "--passes=dce", "--no-passes", NULL },
                        "disco run: --passes and --no-passes exclude each other");
     static const struct { const char *backend, *passes; } cases[] = {
-        { "auto", "simplify,cse,dce,fuse-contraction,fuse-loops,plan-memory" },
-        { "ref", "simplify,cse,dce,fuse-contraction,plan-memory" },
-        { "dnnl", "simplify,cse,dce,fuse-contraction,plan-memory" },
-        { "jit", "simplify,cse,dce,fuse-contraction,fuse-loops,plan-memory" },
+        { "auto", "simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory" },
+        { "ref", "simplify,cse,dce,fuse-contraction,schedule-results,plan-memory" },
+        { "dnnl", "simplify,cse,dce,fuse-contraction,schedule-results,plan-memory" },
+        { "jit", "simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char backend[32], want[512];
@@ -396,7 +396,7 @@ TEST(cli_run_uses_the_run_pipeline) {
         run_free(&r);
     }
     run_result r = run_disco((const char *[]){ "opt", chain, "--pipeline", "--backend", "ref", NULL });
-    CHECK_MSG(r.status == 0 && r.err && strstr(r.err, "simplify,cse,dce,fuse-contraction,plan-memory"),
+    CHECK_MSG(r.status == 0 && r.err && strstr(r.err, "simplify,cse,dce,fuse-contraction,schedule-results,plan-memory"),
               "disco opt --pipeline: status %d, stderr '%s'", r.status, r.err ? r.err : "");
     run_free(&r);
     expect_usage_error((const char *[]){ "opt", chain, "--passes=dce", "--pipeline", NULL },

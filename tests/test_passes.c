@@ -443,7 +443,7 @@ TEST(pass_fold_matches_kernels) {
 TEST(pass_manager_table) {
     int n = 0;
     const dc_pass *p = dc_passes(&n);
-    const char *want[] = { "dce", "cse", "fold", "simplify", "fuse-contraction", "fuse-loops", "plan-memory" };
+    const char *want[] = { "dce", "cse", "fold", "simplify", "fuse-contraction", "fuse-loops", "schedule-results", "plan-memory" };
     int n_want = (int)(sizeof want / sizeof want[0]);
     CHECK_EQ_INT(n, n_want);
     for (int i = 0; i < n && i < n_want; i++) {
@@ -491,7 +491,7 @@ TEST(pass_pipeline_errors) {
         char err[DC_ERR_LEN] = "";
         bool unchanged = false;
         CHECK_MSG(!try_pipeline(bad[i][0], &o, err, sizeof err, &unchanged), "'%s' accepted", bad[i][0]);
-        CHECK_MSG(strstr(err, bad[i][1]) && strstr(err, "known passes: dce, cse, fold, simplify, fuse-contraction, fuse-loops, plan-memory"),
+        CHECK_MSG(strstr(err, bad[i][1]) && strstr(err, "known passes: dce, cse, fold, simplify, fuse-contraction, fuse-loops, schedule-results, plan-memory"),
                   "'%s': %s", bad[i][0], err);
         CHECK_MSG(unchanged, "'%s' changed the graph before failing", bad[i][0]);
     }
