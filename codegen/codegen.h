@@ -179,24 +179,36 @@ typedef struct {
 typedef struct dc_jit_kernel dc_jit_kernel;
 
 /* A flash-attention kernel (codegen/llvm/attention.c): the attention op of ops/attention.c
- * on dense [B,H,S,D] tensors with every size, the scale and the bias strides compiled in. */
+ * on dense [B,H,S,D] tensors. The kernel is compiled for the head sizes, masks and blocks; the
+ * batch, heads, lengths, bias strides and scale are read at run time (args[0]), so one kernel
+ * serves every attention of a model with the same head sizes. */
 typedef struct {
+    /* compiled in */
     bool backward;
-    int64_t B, H, sq, sk, d, dv;
-    float scale;
+    int64_t d, dv;           /* head sizes of q/k and v */
     bool causal, bias;
-    int64_t bias_stride[4];  /* element strides of the bias over [B,H,Sq,Sk] (0: broadcast) */
+    bool bias_last_broadcast; /* the bias is broadcast along the keys */
     int64_t bq, bk;          /* query and key block sizes */
+    /* read at run time */
+    int64_t B, H, sq, sk;
+    int64_t bias_stride[4];  /* element strides of the bias over [B,H,Sq,Sk] (0: broadcast) */
+    float scale;
 } dc_attn_spec;
+
+/* args[0] of a flash-attention kernel: H, Sq, Sk, the bias strides over B, H and Sq, then the
+ * f32 scale (in the low 4 bytes of the last slot). */
+typedef struct { int64_t v[7]; } dc_attn_sizes;
+dc_attn_sizes dc_attn_sizes_of(const dc_attn_spec *s);
 
 /* The kernel for k (opt may be NULL: defaults); NULL and err for a kernel with an error or
  * without phases, or when LLVM fails. Release it with dc_jit_release. */
 dc_jit_kernel *dc_jit_compile(const dc_kir *k, const dc_jit_options *opt, char *err, size_t len);
 /* The flash-attention kernel of spec (lanes 8 or 16: NULL and err on a target without
  * AVX2). Its entry runs work items [begin, end): forward, one query block of one (b, h) each
- * (range B*H*ceil(Sq/bq)), args q, k, v, [bias,] kt, out, lse with kt the keys transposed per
- * (b, h) to [D][Skp] (Skp: Sk rounded up to bk, zero-padded); backward, one (b, h) each (range
- * B*H), args q, k, v, [bias,] out, dout, lse, delta (B*H*Sq scratch), dq, dk, dv. */
+ * (range B*H*ceil(Sq/bq)), args sizes, q, k, v, [bias,] kt, out, lse with kt the keys
+ * transposed per (b, h) to [D][Skp] (Skp: Sk rounded up to bk, zero-padded); backward, one
+ * (b, h) each (range B*H), args sizes, q, k, v, [bias,] out, dout, lse, delta (B*H*Sq scratch),
+ * dq, dk, dv. sizes: a dc_attn_sizes. */
 dc_jit_kernel *dc_jit_compile_attention(const dc_attn_spec *spec, const dc_jit_options *opt, char *err,
                                         size_t len);
 /* The entry point, valid until the kernel is released; run it over [0, dc_kir_range(k)). */

@@ -22,6 +22,7 @@ typedef struct {
     dc_codegen_ctx base;
     dc_jit_kernel *jk;
     dc_attn_spec spec;
+    dc_attn_sizes sizes;
     int64_t range;
     int result_node[4];   /* the node of each result, -1 when the graph has none */
     float *scratch[4];    /* the missing results' buffers */
@@ -70,6 +71,7 @@ static bool attn_call(const dc_step *s, const dc_frame *f, char *err, size_t len
     int nf = 3 + c->spec.bias;
     void *args[12];
     int na = 0;
+    args[na++] = (void *)&c->sizes;
     for (int k = 0; k < nf; k++) args[na++] = f->vals[n->in[k]].data;
     if (c->spec.backward) {
         for (int k = nf; k < nf + 3; k++) args[na++] = f->vals[n->in[k]].data;
@@ -107,6 +109,7 @@ bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char 
             spec.bias_stride[4 - bs->rank + i] = bs->dim[i] == 1 ? 0 : st;
             st *= bs->dim[i];
         }
+        spec.bias_last_broadcast = spec.bias_stride[3] == 0;
     }
     int result_node[4] = { -1, -1, -1, -1 };
     for (int i = first; i <= last; i++) result_node[g->nodes[i].attr.attention.result] = i;
@@ -125,6 +128,7 @@ bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char 
     c->base.release = release;
     c->jk = jk;
     c->spec = spec;
+    c->sizes = dc_attn_sizes_of(&spec);
     int64_t bh = spec.B * spec.H;
     c->range = bwd ? bh : bh * ((spec.sq + BQ - 1) / BQ);
     memcpy(c->result_node, result_node, sizeof result_node);

@@ -37,11 +37,15 @@ typedef struct {
     int W;                       /* lanes */
     LLVMTypeRef vt;
     int64_t bkp, dp, dvp;        /* bk, D, Dv rounded up to W */
-    int64_t skp;                 /* Sk rounded up to bk: the transposed keys' row length */
     LLVMValueRef acc[MAX_ACC];   /* accumulator vectors (allocas) */
+    /* the run-time sizes (dc_attn_spec's, read from args[0] at the kernel's start) */
+    LLVMValueRef H, sq, sk, scale, bst[3];
+    LLVMValueRef nqb, nkb, skp;  /* query and key blocks; Sk rounded up to bk */
 } ax;
 
 /* ---- small builders -------------------------------------------------------------------- */
+
+static LLVMValueRef i64c(ax *a, int64_t v);
 
 static LLVMValueRef i64c(ax *a, int64_t v) { return LLVMConstInt(a->x->i64, (uint64_t)v, 1); }
 static LLVMValueRef add(ax *a, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildAdd(a->x->b, u, v, ""); }
@@ -153,7 +157,8 @@ typedef enum { FIN_STORE, FIN_LOGITS, FIN_PROBS, FIN_DS } fin_kind;
  * accumulators start at 0 or at acc_base[i*acc_rs + n*W] and end as fin says. */
 typedef struct {
     LLVMValueRef w, r, kn;
-    int64_t wr, wk, rk, cols;
+    int64_t wr, wk, cols;
+    LLVMValueRef rk;
     int nv;
     bool load_init;
     LLVMValueRef acc_base;       /* FIN_STORE and load_init: where row i's accumulators live */
@@ -177,16 +182,16 @@ static int tile_rows(int nv) {
 static LLVMValueRef logits(ax *a, const job *j, LLVMValueRef acc, LLVMValueRef qi, int n) {
     const dc_attn_spec *s = a->s;
     dc_lx *x = a->x;
-    LLVMValueRef v = fmul(a, acc, vconst(a, s->scale));
+    LLVMValueRef v = fmul(a, acc, splat(a, a->scale));
     LLVMValueRef c0 = addc(a, j->j0, (int64_t)n * a->W);
     LLVMValueRef col = add(a, splat(a, c0), dc_lx_iota64(x, a->W));
-    LLVMValueRef valid = icmp(a, LLVMIntSLT, col, splat(a, i64c(a, s->sk)));
+    LLVMValueRef valid = icmp(a, LLVMIntSLT, col, splat(a, a->sk));
     if (s->causal) valid = LLVMBuildAnd(x->b, valid, icmp(a, LLVMIntSLE, col, splat(a, qi)), "");
     if (j->bias) {
-        LLVMValueRef row = mulc(a, qi, s->bias_stride[2]);
-        LLVMValueRef b = s->bias_stride[3] == 0 ? splat(a, sload(a, j->bias, row))
+        LLVMValueRef row = mul(a, qi, a->bst[2]);
+        LLVMValueRef b = s->bias_last_broadcast ? splat(a, sload(a, j->bias, row))
                                                 : vload(a, j->bias, add(a, row, c0),
-                                                        icmp(a, LLVMIntSLT, col, splat(a, i64c(a, s->sk))));
+                                                        icmp(a, LLVMIntSLT, col, splat(a, a->sk)));
         v = fadd(a, v, b);
     }
     return sel(a, valid, v, vconst(a, -INFINITY));
@@ -212,7 +217,7 @@ static void tile(ax *a, const job *j, LLVMValueRef r0, int mr) {
     dc_lx_loop l;
     LLVMValueRef k = for_open(a, &l, i64c(a, 0), j->kn, 1);
     LLVMValueRef rv[MAX_NV];
-    for (int n = 0; n < nv; n++) rv[n] = vload(a, j->r, addc(a, mulc(a, k, j->rk), (int64_t)n * a->W), tail(a, n, nv, j->cols));
+    for (int n = 0; n < nv; n++) rv[n] = vload(a, j->r, addc(a, mul(a, k, j->rk), (int64_t)n * a->W), tail(a, n, nv, j->cols));
     for (int i = 0; i < mr; i++) {
         LLVMValueRef ws = splat(a, sload(a, w, addc(a, mulc(a, k, j->wk), i * j->wr)));
         for (int n = 0; n < nv; n++) {
@@ -240,7 +245,7 @@ static void tile(ax *a, const job *j, LLVMValueRef r0, int mr) {
             case FIN_DS: {
                 LLVMValueRef d = fsub(a, v, splat(a, sload(a, j->delta, qi)));
                 LLVMValueRef p = vload(a, j->probs, at, NULL);
-                vstore(a, j->out, at, fmul(a, fmul(a, p, d), vconst(a, a->s->scale)), NULL);
+                vstore(a, j->out, at, fmul(a, fmul(a, p, d), splat(a, a->scale)), NULL);
                 break;
             }
             }
@@ -282,45 +287,59 @@ static LLVMValueRef arg(ax *a, int i) {
 
 /* the bias at (b, h) of head bh, or NULL */
 static LLVMValueRef bias_at(ax *a, LLVMValueRef bias, LLVMValueRef bh) {
-    const dc_attn_spec *s = a->s;
     if (!bias) return NULL;
-    LLVMValueRef b = LLVMBuildSDiv(a->x->b, bh, i64c(a, s->H), ""), h = LLVMBuildSRem(a->x->b, bh, i64c(a, s->H), "");
-    return gep(a, bias, add(a, mulc(a, b, s->bias_stride[0]), mulc(a, h, s->bias_stride[1])));
+    LLVMValueRef b = LLVMBuildSDiv(a->x->b, bh, a->H, ""), h = LLVMBuildSRem(a->x->b, bh, a->H, "");
+    return gep(a, bias, add(a, mul(a, b, a->bst[0]), mul(a, h, a->bst[1])));
+}
+
+/* the run-time sizes from args[0]: int64 H, Sq, Sk, the bias strides over B, H, Sq, then the
+ * f32 scale in the next 8 bytes (dc_attn_spec's order) */
+static void load_sizes(ax *a) {
+    LLVMValueRef p = arg(a, 0);
+    LLVMValueRef *dst[6] = { &a->H, &a->sq, &a->sk, &a->bst[0], &a->bst[1], &a->bst[2] };
+    for (int i = 0; i < 6; i++) {
+        LLVMValueRef idx = i64c(a, i);
+        *dst[i] = LLVMBuildLoad2(a->x->b, a->x->i64, LLVMBuildGEP2(a->x->b, a->x->i64, p, &idx, 1, ""), "");
+    }
+    LLVMValueRef six = i64c(a, 6);
+    a->scale = LLVMBuildLoad2(a->x->b, a->x->f32, LLVMBuildGEP2(a->x->b, a->x->i64, p, &six, 1, ""), "");
+    a->nqb = LLVMBuildSDiv(a->x->b, addc(a, a->sq, a->s->bq - 1), i64c(a, a->s->bq), "");
+    a->nkb = LLVMBuildSDiv(a->x->b, addc(a, a->sk, a->s->bk - 1), i64c(a, a->s->bk), "");
+    a->skp = mulc(a, a->nkb, a->s->bk);
 }
 
 static void forward(ax *a) {
     const dc_attn_spec *s = a->s;
     dc_lx *x = a->x;
-    int ai = 0;
+    int ai = 1;
     LLVMValueRef q = arg(a, ai++), k = arg(a, ai++), v = arg(a, ai++);
     (void)k;
     LLVMValueRef bias = s->bias ? arg(a, ai++) : NULL;
     LLVMValueRef kt = arg(a, ai++), out = arg(a, ai++), lse = arg(a, ai++);
-    int64_t nqb = (s->sq + s->bq - 1) / s->bq, nkb = (s->sk + s->bk - 1) / s->bk;
     int nvk = (int)(a->bkp / a->W), nvv = (int)(a->dvp / a->W);
     LLVMValueRef S = stack(a, x->f32, s->bq * a->bkp), O = stack(a, x->f32, s->bq * a->dvp);
     LLVMValueRef M = stack(a, x->f32, s->bq), L = stack(a, a->vt, s->bq);
     dc_lx_loop li;
     LLVMValueRef t = for_open(a, &li, LLVMGetParam(a->fn, 1), LLVMGetParam(a->fn, 2), 1);
-    LLVMValueRef bh = LLVMBuildSDiv(x->b, t, i64c(a, nqb), "");
-    LLVMValueRef i0 = mulc(a, LLVMBuildSRem(x->b, t, i64c(a, nqb), ""), s->bq);
-    LLVMValueRef nq = smin(a, i64c(a, s->bq), LLVMBuildSub(x->b, i64c(a, s->sq), i0, ""));
-    LLVMValueRef row0 = add(a, mulc(a, bh, s->sq), i0); /* the block's first row in [B*H*Sq] */
+    LLVMValueRef bh = LLVMBuildSDiv(x->b, t, a->nqb, "");
+    LLVMValueRef i0 = mulc(a, LLVMBuildSRem(x->b, t, a->nqb, ""), s->bq);
+    LLVMValueRef nq = smin(a, i64c(a, s->bq), LLVMBuildSub(x->b, a->sq, i0, ""));
+    LLVMValueRef row0 = add(a, mul(a, bh, a->sq), i0); /* the block's first row in [B*H*Sq] */
     dc_lx_loop lr;
     LLVMValueRef r = for_open(a, &lr, i64c(a, 0), nq, 1);
     sstore(a, M, r, fconst(a, -INFINITY));
     LLVMBuildStore(x->b, vconst(a, 0.0f), LLVMBuildGEP2(x->b, a->vt, L, &r, 1, ""));
     for_close(a, &lr, 1);
     zero_rows(a, O, nq, a->dvp, a->dvp);
-    LLVMValueRef kb_end = i64c(a, nkb);
+    LLVMValueRef kb_end = a->nkb;
     if (s->causal) /* key blocks up to the one holding key i0 + nq - 1 */
         kb_end = smin(a, kb_end, addc(a, LLVMBuildSDiv(x->b, addc(a, add(a, i0, nq), -1), i64c(a, s->bk), ""), 1));
     dc_lx_loop lk;
     LLVMValueRef kb = for_open(a, &lk, i64c(a, 0), kb_end, 1);
     LLVMValueRef j0 = mulc(a, kb, s->bk);
-    LLVMValueRef nk = smin(a, i64c(a, s->bk), LLVMBuildSub(x->b, i64c(a, s->sk), j0, ""));
+    LLVMValueRef nk = smin(a, i64c(a, s->bk), LLVMBuildSub(x->b, a->sk, j0, ""));
     job js = { .w = gep(a, q, mulc(a, row0, s->d)), .wr = s->d, .wk = 1,
-               .r = gep(a, kt, add(a, mulc(a, bh, s->d * a->skp), j0)), .rk = a->skp, .cols = a->bkp, .nv = nvk,
+               .r = gep(a, kt, add(a, mul(a, bh, mulc(a, a->skp, s->d)), j0)), .rk = a->skp, .cols = a->bkp, .nv = nvk,
                .kn = i64c(a, s->d), .fin = FIN_LOGITS, .q0 = i0, .j0 = j0, .bias = bias_at(a, bias, bh), .out = S };
     run_job(a, &js, nq);
     /* the online softmax, row by row */
@@ -351,8 +370,8 @@ static void forward(ax *a) {
         vstore(a, O, off, fmul(a, vload(a, O, off, NULL), splat(a, alpha)), NULL);
     }
     for_close(a, &ls, 1);
-    job jv = { .w = S, .wr = a->bkp, .wk = 1, .r = gep(a, v, mulc(a, add(a, mulc(a, bh, s->sk), j0), s->dv)),
-               .rk = s->dv, .cols = s->dv, .nv = nvv, .kn = nk, .load_init = true, .acc_base = O,
+    job jv = { .w = S, .wr = a->bkp, .wk = 1, .r = gep(a, v, mulc(a, add(a, mul(a, bh, a->sk), j0), s->dv)),
+               .rk = i64c(a, s->dv), .cols = s->dv, .nv = nvv, .kn = nk, .load_init = true, .acc_base = O,
                .acc_rs = a->dvp, .acc_cols = a->dvp, .fin = FIN_STORE };
     run_job(a, &jv, nq);
     for_close(a, &lk, 1);
@@ -389,23 +408,22 @@ static void pack_transposed(ax *a, LLVMValueRef dst, LLVMValueRef src, LLVMValue
 static void backward(ax *a) {
     const dc_attn_spec *s = a->s;
     dc_lx *x = a->x;
-    int ai = 0;
+    int ai = 1;
     LLVMValueRef q = arg(a, ai++), k = arg(a, ai++), v = arg(a, ai++);
     LLVMValueRef bias = s->bias ? arg(a, ai++) : NULL;
     LLVMValueRef out = arg(a, ai++), dout = arg(a, ai++), lse = arg(a, ai++), delta = arg(a, ai++);
     LLVMValueRef dq = arg(a, ai++), dk = arg(a, ai++), dv = arg(a, ai++);
-    int64_t nqb = (s->sq + s->bq - 1) / s->bq, nkb = (s->sk + s->bk - 1) / s->bk;
     int nvk = (int)(a->bkp / a->W), nvd = (int)(a->dp / a->W), nvv = (int)(a->dvp / a->W);
     LLVMValueRef Kt = stack(a, x->f32, s->d * a->bkp), Vt = stack(a, x->f32, s->dv * a->bkp);
     LLVMValueRef P = stack(a, x->f32, s->bq * a->bkp), dS = stack(a, x->f32, s->bq * a->bkp);
     LLVMValueRef dK = stack(a, x->f32, a->bkp * a->dp), dV = stack(a, x->f32, a->bkp * a->dvp);
     dc_lx_loop li;
     LLVMValueRef bh = for_open(a, &li, LLVMGetParam(a->fn, 1), LLVMGetParam(a->fn, 2), 1);
-    LLVMValueRef hrow = mulc(a, bh, s->sq); /* the head's first row in [B*H*Sq] */
-    LLVMValueRef hkey = mulc(a, bh, s->sk);
+    LLVMValueRef hrow = mul(a, bh, a->sq); /* the head's first row in [B*H*Sq] */
+    LLVMValueRef hkey = mul(a, bh, a->sk);
     /* delta = rowsum(dout * out) */
     dc_lx_loop lr;
-    LLVMValueRef r = for_open(a, &lr, i64c(a, 0), i64c(a, s->sq), 1);
+    LLVMValueRef r = for_open(a, &lr, i64c(a, 0), a->sq, 1);
     LLVMValueRef off = mulc(a, add(a, hrow, r), s->dv), acc = NULL;
     for (int n = 0; n < nvv; n++) {
         LLVMValueRef o = addc(a, off, (int64_t)n * a->W);
@@ -415,38 +433,38 @@ static void backward(ax *a) {
     }
     sstore(a, delta, add(a, hrow, r), hsum(a, acc));
     for_close(a, &lr, 1);
-    zero_rows(a, gep(a, dq, mulc(a, hrow, s->d)), i64c(a, s->sq), s->d, s->d);
+    zero_rows(a, gep(a, dq, mulc(a, hrow, s->d)), a->sq, s->d, s->d);
     LLVMValueRef hbias = bias_at(a, bias, bh);
     dc_lx_loop lk;
-    LLVMValueRef kb = for_open(a, &lk, i64c(a, 0), i64c(a, nkb), 1);
+    LLVMValueRef kb = for_open(a, &lk, i64c(a, 0), a->nkb, 1);
     LLVMValueRef j0 = mulc(a, kb, s->bk);
-    LLVMValueRef nk = smin(a, i64c(a, s->bk), LLVMBuildSub(x->b, i64c(a, s->sk), j0, ""));
+    LLVMValueRef nk = smin(a, i64c(a, s->bk), LLVMBuildSub(x->b, a->sk, j0, ""));
     pack_transposed(a, Kt, gep(a, k, mulc(a, add(a, hkey, j0), s->d)), nk, s->d);
     pack_transposed(a, Vt, gep(a, v, mulc(a, add(a, hkey, j0), s->dv)), nk, s->dv);
     zero_rows(a, dK, i64c(a, a->bkp), a->dp, a->dp);
     zero_rows(a, dV, i64c(a, a->bkp), a->dvp, a->dvp);
     LLVMValueRef qb0 = s->causal ? LLVMBuildSDiv(x->b, j0, i64c(a, s->bq), "") : i64c(a, 0);
     dc_lx_loop lq;
-    LLVMValueRef qb = for_open(a, &lq, qb0, i64c(a, nqb), 1);
+    LLVMValueRef qb = for_open(a, &lq, qb0, a->nqb, 1);
     LLVMValueRef i0 = mulc(a, qb, s->bq);
-    LLVMValueRef nq = smin(a, i64c(a, s->bq), LLVMBuildSub(x->b, i64c(a, s->sq), i0, ""));
+    LLVMValueRef nq = smin(a, i64c(a, s->bq), LLVMBuildSub(x->b, a->sq, i0, ""));
     LLVMValueRef qrow = add(a, hrow, i0);
     LLVMValueRef qblk = gep(a, q, mulc(a, qrow, s->d)), doblk = gep(a, dout, mulc(a, qrow, s->dv));
-    job jp = { .w = qblk, .wr = s->d, .wk = 1, .r = Kt, .rk = a->bkp, .cols = a->bkp, .nv = nvk,
+    job jp = { .w = qblk, .wr = s->d, .wk = 1, .r = Kt, .rk = i64c(a, a->bkp), .cols = a->bkp, .nv = nvk,
                .kn = i64c(a, s->d), .fin = FIN_PROBS, .q0 = i0, .j0 = j0, .bias = hbias, .out = P,
                .lse = gep(a, lse, hrow) };
     run_job(a, &jp, nq);
-    job jd = { .w = doblk, .wr = s->dv, .wk = 1, .r = Vt, .rk = a->bkp, .cols = a->bkp, .nv = nvk,
+    job jd = { .w = doblk, .wr = s->dv, .wk = 1, .r = Vt, .rk = i64c(a, a->bkp), .cols = a->bkp, .nv = nvk,
                .kn = i64c(a, s->dv), .fin = FIN_DS, .q0 = i0, .j0 = j0, .out = dS, .probs = P,
                .delta = gep(a, delta, hrow) };
     run_job(a, &jd, nq);
-    job jdv = { .w = P, .wr = 1, .wk = a->bkp, .r = doblk, .rk = s->dv, .cols = s->dv, .nv = nvv, .kn = nq,
+    job jdv = { .w = P, .wr = 1, .wk = a->bkp, .r = doblk, .rk = i64c(a, s->dv), .cols = s->dv, .nv = nvv, .kn = nq,
                 .load_init = true, .acc_base = dV, .acc_rs = a->dvp, .acc_cols = a->dvp, .fin = FIN_STORE };
     run_job(a, &jdv, nk);
-    job jdk = { .w = dS, .wr = 1, .wk = a->bkp, .r = qblk, .rk = s->d, .cols = s->d, .nv = nvd, .kn = nq,
+    job jdk = { .w = dS, .wr = 1, .wk = a->bkp, .r = qblk, .rk = i64c(a, s->d), .cols = s->d, .nv = nvd, .kn = nq,
                 .load_init = true, .acc_base = dK, .acc_rs = a->dp, .acc_cols = a->dp, .fin = FIN_STORE };
     run_job(a, &jdk, nk);
-    job jdq = { .w = dS, .wr = a->bkp, .wk = 1, .r = gep(a, k, mulc(a, add(a, hkey, j0), s->d)), .rk = s->d,
+    job jdq = { .w = dS, .wr = a->bkp, .wk = 1, .r = gep(a, k, mulc(a, add(a, hkey, j0), s->d)), .rk = i64c(a, s->d),
                 .cols = s->d, .nv = nvd, .kn = nk, .load_init = true, .acc_base = gep(a, dq, mulc(a, qrow, s->d)),
                 .acc_rs = s->d, .acc_cols = s->d, .fin = FIN_STORE };
     run_job(a, &jdq, nq);
@@ -479,7 +497,6 @@ void dc_lx_emit_attention(dc_lx *x, const dc_attn_spec *s, const char *name) {
     a.bkp = round_up(s->bk, a.W);
     a.dp = round_up(s->d, a.W);
     a.dvp = round_up(s->dv, a.W);
-    a.skp = round_up(s->sk, s->bk);
     LLVMTypeRef params[3] = { x->ptr, x->i64, x->i64 };
     a.fn = LLVMAddFunction(x->mod, name, LLVMFunctionType(LLVMVoidTypeInContext(x->ctx), params, 3, 0));
     unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
@@ -490,6 +507,7 @@ void dc_lx_emit_attention(dc_lx *x, const dc_attn_spec *s, const char *name) {
     LLVMPositionBuilderAtEnd(a.eb, entry);
     for (int i = 0; i < MAX_ACC; i++) a.acc[i] = stack(&a, a.vt, 1);
     LLVMPositionBuilderAtEnd(x->b, start);
+    load_sizes(&a);
     if (s->backward) backward(&a);
     else forward(&a);
     LLVMBuildRetVoid(x->b);

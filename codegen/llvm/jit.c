@@ -309,17 +309,19 @@ dc_jit_kernel *dc_jit_compile_attention(const dc_attn_spec *s, const dc_jit_opti
                  "D, Dv, bk at most 32 vectors)", (long long)s->d, (long long)s->dv, (long long)s->bk, t.lanes);
     } else {
         char text[512];
-        snprintf(text, sizeof text,
-                 "attention %s B%lld H%lld Sq%lld Sk%lld D%lld Dv%lld scale %a causal %d bias %d [%lld,%lld,%lld,%lld] "
-                 "bq %lld bk %lld",
-                 s->backward ? "bwd" : "fwd", (long long)s->B, (long long)s->H, (long long)s->sq, (long long)s->sk,
-                 (long long)s->d, (long long)s->dv, (double)s->scale, s->causal, s->bias, (long long)s->bias_stride[0],
-                 (long long)s->bias_stride[1], (long long)s->bias_stride[2], (long long)s->bias_stride[3],
-                 (long long)s->bq, (long long)s->bk);
+        snprintf(text, sizeof text, "attention %s D%lld Dv%lld causal %d bias %d last-broadcast %d bq %lld bk %lld",
+                 s->backward ? "bwd" : "fwd", (long long)s->d, (long long)s->dv, s->causal, s->bias,
+                 s->bias_last_broadcast, (long long)s->bq, (long long)s->bk);
         jk = get_kernel(text, &(source){ emit_attention, s }, &t, opt, err, len);
     }
     free(t.features);
     return jk;
+}
+
+dc_attn_sizes dc_attn_sizes_of(const dc_attn_spec *s) {
+    dc_attn_sizes z = { { s->H, s->sq, s->sk, s->bias_stride[0], s->bias_stride[1], s->bias_stride[2], 0 } };
+    memcpy(&z.v[6], &s->scale, sizeof s->scale);
+    return z;
 }
 
 dc_range_kernel dc_jit_entry(const dc_jit_kernel *jk) { return jk->fn; }
