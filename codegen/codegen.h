@@ -166,7 +166,7 @@ bool dc_kcache_clear(char *err, size_t len);
  * Not thread-safe: one caller thread (the kernels themselves run on any threads). */
 #include "codegen/kir.h"
 
-#define DC_JIT_CODEGEN_VERSION 4 /* 2: the formulas of ops.def; 3: block layouts, hoisted loads; 4: fused multiply-adds in exp, log; stashes */
+#define DC_JIT_CODEGEN_VERSION 5 /* 2: the formulas of ops.def; 3: block layouts, hoisted loads; 4: fused multiply-adds in exp, log; stashes; 5: flash attention */
 
 typedef struct {
     const char *cpu;       /* NULL: $DISCO_CPU, else the host's (LLVMGetHostCPUName) */
@@ -206,7 +206,7 @@ dc_jit_kernel *dc_jit_compile(const dc_kir *k, const dc_jit_options *opt, char *
 /* The flash-attention kernel of spec (lanes 8 or 16: NULL and err on a target without
  * AVX2). Its entry runs work items [begin, end): forward, one query block of one (b, h) each
  * (range B*H*ceil(Sq/bq)), args sizes, q, k, v, [bias,] kt, out, lse with kt the keys
- * transposed per (b, h) to [D][Skp] (Skp: Sk rounded up to bk, zero-padded); backward, one
+ * transposed per key block, [B*H][ceil(Sk/bk)][D][bk] (zero past Sk); backward, one
  * (b, h) each (range B*H), args sizes, q, k, v, [bias,] out, dout, lse, delta (B*H*Sq scratch),
  * dq, dk, dv. sizes: a dc_attn_sizes. */
 dc_jit_kernel *dc_jit_compile_attention(const dc_attn_spec *spec, const dc_jit_options *opt, char *err,

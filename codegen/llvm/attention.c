@@ -40,7 +40,7 @@ typedef struct {
     LLVMValueRef acc[MAX_ACC];   /* accumulator vectors (allocas) */
     /* the run-time sizes (dc_attn_spec's, read from args[0] at the kernel's start) */
     LLVMValueRef H, sq, sk, scale, bst[3];
-    LLVMValueRef nqb, nkb, skp;  /* query and key blocks; Sk rounded up to bk */
+    LLVMValueRef nqb, nkb;       /* query and key blocks */
 } ax;
 
 /* ---- small builders -------------------------------------------------------------------- */
@@ -253,9 +253,11 @@ static void tile(ax *a, const job *j, LLVMValueRef r0, int mr) {
     }
 }
 
-/* the job over rows [0, nrows): tiles of tile_rows(nv) rows, then single rows */
-static void run_job(ax *a, const job *j, LLVMValueRef nrows) {
+/* the job over rows [0, nrows) (at most block): tiles of mr rows, then single rows; mr the
+ * largest tile_rows(nv) or less that divides block, so full blocks have no single rows */
+static void run_job(ax *a, const job *j, LLVMValueRef nrows, int64_t block) {
     int mr = tile_rows(j->nv);
+    while (block % mr) mr--;
     dc_lx_loop l;
     LLVMValueRef r0 = for_open(a, &l, i64c(a, 0), nrows, mr);
     tile(a, j, r0, mr);
@@ -305,7 +307,6 @@ static void load_sizes(ax *a) {
     a->scale = LLVMBuildLoad2(a->x->b, a->x->f32, LLVMBuildGEP2(a->x->b, a->x->i64, p, &six, 1, ""), "");
     a->nqb = LLVMBuildSDiv(a->x->b, addc(a, a->sq, a->s->bq - 1), i64c(a, a->s->bq), "");
     a->nkb = LLVMBuildSDiv(a->x->b, addc(a, a->sk, a->s->bk - 1), i64c(a, a->s->bk), "");
-    a->skp = mulc(a, a->nkb, a->s->bk);
 }
 
 static void forward(ax *a) {
@@ -339,9 +340,9 @@ static void forward(ax *a) {
     LLVMValueRef j0 = mulc(a, kb, s->bk);
     LLVMValueRef nk = smin(a, i64c(a, s->bk), LLVMBuildSub(x->b, a->sk, j0, ""));
     job js = { .w = gep(a, q, mulc(a, row0, s->d)), .wr = s->d, .wk = 1,
-               .r = gep(a, kt, add(a, mul(a, bh, mulc(a, a->skp, s->d)), j0)), .rk = a->skp, .cols = a->bkp, .nv = nvk,
+               .r = gep(a, kt, mulc(a, add(a, mul(a, bh, a->nkb), kb), s->d * s->bk)), .rk = i64c(a, s->bk), .cols = a->bkp, .nv = nvk,
                .kn = i64c(a, s->d), .fin = FIN_LOGITS, .q0 = i0, .j0 = j0, .bias = bias_at(a, bias, bh), .out = S };
-    run_job(a, &js, nq);
+    run_job(a, &js, nq, s->bq);
     /* the online softmax, row by row */
     dc_lx_loop ls;
     r = for_open(a, &ls, i64c(a, 0), nq, 1);
@@ -373,7 +374,7 @@ static void forward(ax *a) {
     job jv = { .w = S, .wr = a->bkp, .wk = 1, .r = gep(a, v, mulc(a, add(a, mul(a, bh, a->sk), j0), s->dv)),
                .rk = i64c(a, s->dv), .cols = s->dv, .nv = nvv, .kn = nk, .load_init = true, .acc_base = O,
                .acc_rs = a->dvp, .acc_cols = a->dvp, .fin = FIN_STORE };
-    run_job(a, &jv, nq);
+    run_job(a, &jv, nq, s->bq);
     for_close(a, &lk, 1);
     /* out = O / l, lse = m + log l */
     dc_lx_loop lf;
@@ -453,21 +454,21 @@ static void backward(ax *a) {
     job jp = { .w = qblk, .wr = s->d, .wk = 1, .r = Kt, .rk = i64c(a, a->bkp), .cols = a->bkp, .nv = nvk,
                .kn = i64c(a, s->d), .fin = FIN_PROBS, .q0 = i0, .j0 = j0, .bias = hbias, .out = P,
                .lse = gep(a, lse, hrow) };
-    run_job(a, &jp, nq);
+    run_job(a, &jp, nq, s->bq);
     job jd = { .w = doblk, .wr = s->dv, .wk = 1, .r = Vt, .rk = i64c(a, a->bkp), .cols = a->bkp, .nv = nvk,
                .kn = i64c(a, s->dv), .fin = FIN_DS, .q0 = i0, .j0 = j0, .out = dS, .probs = P,
                .delta = gep(a, delta, hrow) };
-    run_job(a, &jd, nq);
+    run_job(a, &jd, nq, s->bq);
     job jdv = { .w = P, .wr = 1, .wk = a->bkp, .r = doblk, .rk = i64c(a, s->dv), .cols = s->dv, .nv = nvv, .kn = nq,
                 .load_init = true, .acc_base = dV, .acc_rs = a->dvp, .acc_cols = a->dvp, .fin = FIN_STORE };
-    run_job(a, &jdv, nk);
+    run_job(a, &jdv, nk, s->bk);
     job jdk = { .w = dS, .wr = 1, .wk = a->bkp, .r = qblk, .rk = i64c(a, s->d), .cols = s->d, .nv = nvd, .kn = nq,
                 .load_init = true, .acc_base = dK, .acc_rs = a->dp, .acc_cols = a->dp, .fin = FIN_STORE };
-    run_job(a, &jdk, nk);
+    run_job(a, &jdk, nk, s->bk);
     job jdq = { .w = dS, .wr = a->bkp, .wk = 1, .r = gep(a, k, mulc(a, add(a, hkey, j0), s->d)), .rk = i64c(a, s->d),
                 .cols = s->d, .nv = nvd, .kn = nk, .load_init = true, .acc_base = gep(a, dq, mulc(a, qrow, s->d)),
                 .acc_rs = s->d, .acc_cols = s->d, .fin = FIN_STORE };
-    run_job(a, &jdq, nq);
+    run_job(a, &jdq, nq, s->bq);
     for_close(a, &lq, 1);
     /* the key block's dk, dv rows */
     dc_lx_loop lc;
