@@ -5,10 +5,11 @@
  *     s[i,j] = scale * q[i] . k[j] + bias[i,j]        (bias broadcast numpy-style to
  *                                                       [B,H,Sq,Sk]; rank <= 4)
  *     s[i,j] = -inf where causal and j > i            (top-left aligned, as torch.tril)
+ *     s[i,j] = -inf where bias[i,j] = -inf            (a mask: q[i] . k[j] is not read)
  *     lse[i] = log sum_j exp(s[i,j])                  result 1: f32[B,H,Sq]
  *     out[i] = sum_j exp(s[i,j] - lse[i]) v[j]        result 0: f32[B,H,Sq,Dv]
  *   A row whose logits are all -inf (every key masked) gives out 0 and lse -inf, and passes
- *   no gradient.
+ *   no gradient; a NaN logit makes its row's out, lse and gradients NaN, as softmax does.
  *
  *   attention_bwd(q, k, v [, bias], out, dout, lse) {the forward's attr, result}
  *     p = exp(s - lse), dp = dout v^T, ds = p (dp - rowsum(dout * out))
@@ -143,22 +144,23 @@ static problem problem_of(const dc_ref_args *a) {
     return p;
 }
 
-/* the masked logits of query row i of head bh into s[sk] (-inf where masked); their max */
+/* the masked logits of query row i of head bh into s[sk] (-inf where masked: causal, or a
+ * bias of -inf); their max (NaN if any is NaN, as softmax's) */
 static double logits(const problem *p, int64_t bh, int64_t i, double *s) {
     const float *q = p->q + (bh * p->sq + i) * p->d;
     int64_t b = bh / p->H, h = bh % p->H;
     double m = -INFINITY;
     for (int64_t j = 0; j < p->sk; j++) {
-        if (p->causal && j > i) {
+        float bias = p->bias ? p->bias[b * p->bst[0] + h * p->bst[1] + i * p->bst[2] + j * p->bst[3]] : 0.0f;
+        if ((p->causal && j > i) || bias == -INFINITY) {
             s[j] = -INFINITY;
             continue;
         }
         const float *k = p->k + (bh * p->sk + j) * p->d;
         double dot = 0;
         for (int64_t c = 0; c < p->d; c++) dot += (double)q[c] * k[c];
-        s[j] = (double)p->scale * dot;
-        if (p->bias) s[j] += p->bias[b * p->bst[0] + h * p->bst[1] + i * p->bst[2] + j * p->bst[3]];
-        if (s[j] > m) m = s[j];
+        s[j] = (double)p->scale * dot + bias;
+        if (s[j] > m || isnan(s[j])) m = s[j];
     }
     return m;
 }
@@ -175,7 +177,7 @@ static void forward(const problem *p, int64_t result, float *out) {
             for (int64_t i = 0; i < p->sq; i++) {
                 double m = logits(p, bh, i, s), l = 0;
                 for (int64_t c = 0; c < p->dv; c++) o[c] = 0;
-                if (m > -INFINITY)
+                if (m != -INFINITY)
                     for (int64_t j = 0; j < p->sk; j++) {
                         double e = exp(s[j] - m);
                         l += e;
@@ -183,9 +185,9 @@ static void forward(const problem *p, int64_t result, float *out) {
                         for (int64_t c = 0; c < p->dv; c++) o[c] += e * v[c];
                     }
                 int64_t row = bh * p->sq + i;
-                if (result == 1) out[row] = m > -INFINITY ? (float)(m + log(l)) : -INFINITY;
+                if (result == 1) out[row] = m != -INFINITY ? (float)(m + log(l)) : -INFINITY;
                 else
-                    for (int64_t c = 0; c < p->dv; c++) out[row * p->dv + c] = m > -INFINITY ? (float)(o[c] / l) : 0.0f;
+                    for (int64_t c = 0; c < p->dv; c++) out[row * p->dv + c] = m != -INFINITY ? (float)(o[c] / l) : 0.0f;
             }
         free(s);
     }
@@ -215,7 +217,7 @@ static void backward(const problem *p, const float *o, const float *dout, const 
                 if (result == 0)
                     for (int64_t c = 0; c < p->d; c++) acc[c] = 0;
                 for (int64_t j = 0; j < p->sk; j++) {
-                    double pr = lse[row] > -INFINITY ? exp(s[j] - lse[row]) : 0.0;
+                    double pr = lse[row] != -INFINITY ? exp(s[j] - lse[row]) : 0.0;
                     const float *vj = p->v + (bh * p->sk + j) * p->dv, *kj = p->k + (bh * p->sk + j) * p->d;
                     double dp = 0;
                     for (int64_t c = 0; c < p->dv; c++) dp += (double)doi[c] * vj[c];

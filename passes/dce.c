@@ -9,24 +9,9 @@
 #include "passes/passes.h"
 #include "passes/rewrite.h"
 
-/* live[i]: node i is an INPUT or PARAM, or an output, update or input of a live node */
-static bool *live_nodes(const dc_graph *g) {
-    bool *live = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *live);
-    if (!live) abort(); /* out of memory */
-    for (int i = 0; i < g->n_outputs; i++) live[g->outputs[i]] = true;
-    for (int i = 0; i < g->n_updates; i++) live[g->updates[i].param] = live[g->updates[i].value] = true;
-    for (int i = g->n_nodes - 1; i >= 0; i--) {
-        const dc_node *n = &g->nodes[i];
-        live[i] |= n->op == DC_OP_INPUT || n->op == DC_OP_PARAM;
-        if (live[i])
-            for (int k = 0; k < n->n_in; k++) live[n->in[k]] = true;
-    }
-    return live;
-}
-
 bool dc_pass_dce(dc_graph *g, const dc_pass_opts *o, char *err, size_t len) {
     (void)o, (void)err, (void)len;
-    bool *live = live_nodes(g);
+    bool *live = dc_live_nodes(g);
     int n_live = 0;
     for (int i = 0; i < g->n_nodes; i++) n_live += live[i];
     if (n_live == g->n_nodes) { /* nothing dead: the graph (and its memory plan) stays */

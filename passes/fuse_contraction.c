@@ -43,28 +43,6 @@ typedef struct {
     dc_activation act;
 } chain;
 
-/* The graph's uses of each value (node inputs, outputs, update values), and the last node
- * that reads it (-1 if none): its one consumer when it has exactly one use by a node. */
-typedef struct {
-    int *uses;
-    int *consumer;
-} use_info;
-
-static use_info uses_of(const dc_graph *g) {
-    size_t n = (size_t)g->n_nodes + 1;
-    use_info u = { calloc(n, sizeof(int)), malloc(n * sizeof(int)) };
-    if (!u.uses || !u.consumer) abort(); /* out of memory */
-    for (int i = 0; i < g->n_nodes; i++) u.consumer[i] = -1;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int k = 0; k < g->nodes[i].n_in; k++) {
-            u.uses[g->nodes[i].in[k]]++;
-            u.consumer[g->nodes[i].in[k]] = i;
-        }
-    for (int i = 0; i < g->n_outputs; i++) u.uses[g->outputs[i]]++;
-    for (int j = 0; j < g->n_updates; j++) u.uses[g->updates[j].value]++;
-    return u;
-}
-
 /* The operand of binary node c other than v, or -1 if both are v. */
 static int other_operand(const dc_node *c, int v) {
     if (c->in[0] == v) return c->in[1] == v ? -1 : c->in[1];
@@ -97,7 +75,7 @@ static bool is_root(const dc_graph *g, const dc_node *n, int *step) {
 }
 
 /* Grows the chain of root as far as it is legal, claiming its nodes. */
-static chain grow(const dc_graph *g, const use_info *u, bool *claimed, int root, int step) {
+static chain grow(const dc_graph *g, const dc_uses *u, bool *claimed, int root, int step) {
     chain c = { root, root, g->nodes[root].op == DC_OP_LINEAR ? g->nodes[root].in[2] : -1, -1,
                 DC_ACTIVATION_NONE };
     while (step < STEP_RESIDUAL && u->uses[c.last] == 1 && u->consumer[c.last] >= 0) {
@@ -160,7 +138,7 @@ static int emit_fused(dc_rewriter *rw, const chain *c) {
 /* The chains of g worth fusing; chain_at[i] >= 0 marks old node i as the last node of chain
  * chain_at[i], member[i] every node a chain replaces. Returns their count. */
 static int find_chains(const dc_graph *g, chain *chains, int *chain_at, bool *member) {
-    use_info u = uses_of(g);
+    dc_uses u = dc_uses_of(g, NULL);
     int n = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         int step;
@@ -171,8 +149,7 @@ static int find_chains(const dc_graph *g, chain *chains, int *chain_at, bool *me
         chain_at[c.last] = n;
         chains[n++] = c;
     }
-    free(u.uses);
-    free(u.consumer);
+    dc_uses_free(&u);
     return n;
 }
 

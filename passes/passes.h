@@ -38,6 +38,7 @@ bool dc_pass_cse(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_fold(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_simplify(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_plan_memory(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+bool dc_pass_fuse_attention(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_fuse_contraction(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_fuse_loops(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_schedule_results(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);

@@ -74,6 +74,43 @@ void dc_rw_end(dc_rewriter *rw) {
     rw->map = NULL;
 }
 
+bool *dc_live_nodes(const dc_graph *g) {
+    bool *live = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *live);
+    if (!live) abort(); /* out of memory */
+    for (int i = 0; i < g->n_outputs; i++) live[g->outputs[i]] = true;
+    for (int i = 0; i < g->n_updates; i++) live[g->updates[i].param] = live[g->updates[i].value] = true;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const dc_node *n = &g->nodes[i];
+        live[i] |= n->op == DC_OP_INPUT || n->op == DC_OP_PARAM;
+        if (live[i])
+            for (int k = 0; k < n->n_in; k++) live[n->in[k]] = true;
+    }
+    return live;
+}
+
+dc_uses dc_uses_of(const dc_graph *g, const bool *readers) {
+    size_t n = (size_t)g->n_nodes + 1;
+    dc_uses u = { calloc(n, sizeof(int)), malloc(n * sizeof(int)) };
+    if (!u.uses || !u.consumer) abort(); /* out of memory */
+    for (int i = 0; i < g->n_nodes; i++) u.consumer[i] = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (readers && !readers[i]) continue;
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            u.uses[g->nodes[i].in[k]]++;
+            u.consumer[g->nodes[i].in[k]] = i;
+        }
+    }
+    for (int i = 0; i < g->n_outputs; i++) u.uses[g->outputs[i]]++;
+    for (int j = 0; j < g->n_updates; j++) u.uses[g->updates[j].value]++;
+    return u;
+}
+
+void dc_uses_free(dc_uses *u) {
+    free(u->uses);
+    free(u->consumer);
+    u->uses = u->consumer = NULL;
+}
+
 bool dc_fill_value(const dc_graph *g, int id, double *v) {
     const dc_node *n = &g->nodes[id];
     if (n->op != DC_OP_FILL) return false;

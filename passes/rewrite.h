@@ -1,7 +1,8 @@
 /* rewrite.h — internal helpers the passes share: the rewriter, which rebuilds a graph in one
  * forward walk (each old node is kept with its inputs remapped, dropped, mapped onto another
  * value, or replaced by freshly emitted nodes at its place in the schedule) and then remaps
- * outputs and updates; plus small queries on fill constants. */
+ * outputs and updates; plus liveness, the uses of each value and small queries on fill
+ * constants. */
 #ifndef DC_REWRITE_H
 #define DC_REWRITE_H
 
@@ -35,6 +36,20 @@ void dc_rw_end(dc_rewriter *rw);
 /* Rebuilds g in the given order (order[i]: the old id of new node i; a topological order)
  * with the loop group ids gid[] (by old id; 0: none); no g->group when nothing is grouped. */
 void dc_rw_reorder(dc_graph *g, const int *order, const int *gid);
+
+/* live[i] (malloc'd, [n_nodes]): node i is an INPUT or PARAM, or an output, a state update's
+ * param or value, or an input of a live node. What dce keeps. */
+bool *dc_live_nodes(const dc_graph *g);
+/* The uses of each value of a graph (node inputs, outputs, update values; a node reading a
+ * value twice uses it twice) and the last node that reads it (-1 if none): its one consumer
+ * when it has exactly one use by a node. Only nodes i with readers[i] count as readers
+ * (readers NULL: every node). */
+typedef struct {
+    int *uses;
+    int *consumer;
+} dc_uses;
+dc_uses dc_uses_of(const dc_graph *g, const bool *readers);
+void dc_uses_free(dc_uses *u);
 
 /* True if node id of g is a FILL; its value (as the fill's dtype reads it) in *v. For i32
  * fills *v holds the i32 value converted to float, exactly. */

@@ -195,6 +195,34 @@ OP_TEST(ATTENTION_BWD, fully_masked_row_passes_nothing) {
     dc_graph_free(g);
 }
 
+/* a NaN logit makes its row NaN (as softmax does); a key the bias masks with -inf is not read,
+ * so an infinite key there changes nothing (oracle: the same run with that key finite) */
+OP_TEST(ATTENTION, nan_rows_and_masked_keys) {
+    att_case c = { 1, 1, 3, 3, 2, 2, 1.0f, false, 2, { 3, 3 } };
+    dc_graph *g = case_graph(&c, true, false);
+    if (!g) return;
+    dc_tensor **in = case_inputs(g);
+    float *q = in[0]->data, *k = in[1]->data, *bias = in[3]->data;
+    q[0] = NAN;                                     /* query 0 */
+    q[1 * 2] = q[2 * 2] = 1;                        /* queries 1, 2: q . (inf, x) = +inf */
+    bias[1 * 3 + 2] = bias[2 * 3 + 2] = -INFINITY; /* key 2, for queries 1 and 2 */
+    dc_exec *finite = run_ref(g, in);
+    k[2 * 2] = INFINITY;                            /* key 2 */
+    dc_exec *inf = run_ref(g, in);
+    if (finite && inf) {
+        const float *o1 = dc_exec_output(finite, 0)->data, *l1 = dc_exec_output(finite, 1)->data;
+        const float *o2 = dc_exec_output(inf, 0)->data, *l2 = dc_exec_output(inf, 1)->data;
+        CHECK(isnan(o1[0]) && isnan(o1[1]) && isnan(l1[0]) && isnan(o2[0]) && isnan(l2[0]));
+        for (int x = 2; x < 6; x++) CHECK_MSG(o1[x] == o2[x] && isfinite(o1[x]), "out[%d]: %g, %g", x, o1[x], o2[x]);
+        CHECK(l1[1] == l2[1] && l1[2] == l2[2] && isfinite(l1[1]));
+    }
+    for (int i = 0; i < dc_graph_n_inputs(g); i++) dc_tensor_free(in[i]);
+    free(in);
+    dc_exec_free(finite);
+    dc_exec_free(inf);
+    dc_graph_free(g);
+}
+
 /* attention_bwd's four results, built directly, against autodiff of the plain spelling */
 OP_TEST(ATTENTION_BWD, matches_autodiff_of_the_plain_spelling) {
     att_case c = { 2, 2, 4, 5, 3, 2, 0.6f, true, 3, { 2, 1, 5 } };
