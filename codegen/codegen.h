@@ -28,6 +28,12 @@ bool dc_backend_uses_jit(dc_backend b);
  * policy lives (codegen/pipeline.c) */
 const char *dc_pipeline(dc_backend b);
 
+/* the passes a model's forward graph goes through before it is differentiated (the trainer
+ * runs them before dc_grad): fuse-attention under auto and jit, so training runs attention
+ * and attention_bwd and saves no [Sq, Sk] probabilities; NULL for the other backends (ref and
+ * dnnl run the plain spelling: the flash kernels are jit kernels) */
+const char *dc_forward_pipeline(dc_backend b);
+
 /* Lowers a (planned or unplanned) graph into a runtime program (codegen/lower.c), one step
  * per computed node with the provider chosen for it, and returns an executor for it (params
  * initialised from seed, as dc_exec_new). Rule: auto and dnnl give the f32 matmul, linear,

@@ -20,6 +20,14 @@
 #define BQ 64
 #define BK(causal) ((causal) ? 64 : 128)
 
+/* the key block for Sk keys: bk, or the power of two from 16 up that holds them when fewer
+ * (a short sequence is one block with little padding; few sizes, few kernels) */
+static int64_t key_block(int64_t bk, int64_t sk) {
+    int64_t b = 16;
+    while (b < sk && b < bk) b *= 2;
+    return b;
+}
+
 typedef struct {
     dc_codegen_ctx base;
     dc_jit_kernel *jk;
@@ -102,7 +110,8 @@ bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char 
     const dc_shape *qs = &g->nodes[n->in[0]].type.shape;
     dc_attn_spec spec = { .backward = bwd, .B = qs->dim[0], .H = qs->dim[1], .sq = qs->dim[2], .d = qs->dim[3],
                           .sk = g->nodes[n->in[1]].type.shape.dim[2], .dv = g->nodes[n->in[2]].type.shape.dim[3],
-                          .scale = at->scale, .causal = at->causal, .bias = at->bias, .bq = BQ, .bk = BK(at->causal) };
+                          .scale = at->scale, .causal = at->causal, .bias = at->bias, .bq = BQ,
+                          .bk = key_block(BK(at->causal), g->nodes[n->in[1]].type.shape.dim[2]) };
     if (at->bias) {
         const dc_shape *bs = &g->nodes[n->in[3]].type.shape;
         int64_t st = 1;
@@ -131,7 +140,7 @@ bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char 
     c->spec = spec;
     c->sizes = dc_attn_sizes_of(&spec);
     int64_t bh = spec.B * spec.H;
-    c->range = bwd ? bh : bh * ((spec.sq + BQ - 1) / BQ);
+    c->range = bwd ? bh : bh * ((spec.sq + spec.bq - 1) / spec.bq);
     memcpy(c->result_node, result_node, sizeof result_node);
     for (int r = 0; r < n_results; r++)
         if (result_node[r] < 0)

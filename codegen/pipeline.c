@@ -9,12 +9,16 @@
 #include "codegen/codegen.h"
 
 #include "passes/passes.h"
+#include <stdlib.h>
 
 bool dc_backend_uses_jit(dc_backend b) { return b == DC_BACKEND_AUTO || b == DC_BACKEND_JIT; }
 
+const char *dc_forward_pipeline(dc_backend b) { return dc_backend_uses_jit(b) ? "fuse-attention,dce" : NULL; }
+
 const char *dc_pipeline(dc_backend b) {
-    return dc_backend_uses_jit(b) ? "simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory"
-                                  : "simplify,cse,dce,fuse-contraction,schedule-results,plan-memory";
+    return dc_backend_uses_jit(b)
+               ? (getenv("NOFUSE") ? "simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory" : "fuse-attention,simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory")
+               : "simplify,cse,dce,fuse-contraction,schedule-results,plan-memory";
 }
 
 dc_exec *dc_compile_for(dc_graph *g, uint64_t seed, dc_backend backend, dc_exec *host, char *err, size_t len) {

@@ -161,7 +161,9 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
     }
     if (c->threads > 0) omp_set_num_threads(c->threads);
     dc_jit_stats j0 = dc_jit_get_stats();
-    dc_exec *e = build_step(g, c, g->outputs[loss_out], err, len)
+    const char *fwd = getenv("NOFUSE") ? NULL : dc_forward_pipeline(c->backend);
+    dc_exec *e = (!fwd || dc_run_pipeline(g, fwd, &(dc_pass_opts){ 0 }, err, len)) &&
+                         build_step(g, c, g->outputs[find_output(g, "loss")], err, len)
                      ? dc_compile_for(g, c->seed, c->backend, NULL, err, len)
                      : NULL;
     if (!e) {

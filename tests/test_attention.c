@@ -270,30 +270,35 @@ TEST(attention_shape_errors) {
     }
 }
 
-/* A random case: odd lengths, S = 1, D and Dv not multiples of the vector width, Sq != Sk,
- * causal or not, no bias or a full or broadcast one; lengths past the 64-row blocks. */
+/* A random case: odd lengths, S = 1, Sq != Sk, lengths past one block; the head sizes, mask
+ * and bias kind from eight families (D and Dv under, at and past a vector, causal or not, no
+ * bias, a full one, one shared by every (b, h), a key padding mask), so that the 200 shapes
+ * share a few dozen kernels (a kernel is compiled per family and key block) */
 static att_case random_case(void) {
+    static const struct { int64_t d, dv; bool causal; int bias; } fam[8] = {
+        { 1, 1, false, 0 }, { 5, 7, true, 1 }, { 16, 16, false, 2 }, { 16, 16, true, 3 },
+        { 33, 33, false, 0 }, { 33, 7, true, 0 }, { 17, 24, false, 1 }, { 8, 8, true, 2 },
+    };
+    static const int64_t lens[] = { 1, 2, 3, 7, 16, 17, 33, 63, 64, 65, 130, 200 };
     att_case c;
     memset(&c, 0, sizeof c);
-    int64_t lens[] = { 1, 2, 3, 7, 16, 17, 33, 63, 64, 65, 100, 130 };
+    int f = (int)(urandf() * 8);
     c.B = 1 + (int64_t)(urandf() * 2);
     c.H = 1 + (int64_t)(urandf() * 3);
     c.sq = lens[(int)(urandf() * 12)];
     c.sk = urandf() < 0.4f ? c.sq : lens[(int)(urandf() * 12)];
-    int64_t heads[] = { 1, 5, 16, 33 }; /* under, at and past a vector; few sizes, few kernels to compile */
-    c.d = heads[(int)(urandf() * 4)];
-    c.dv = urandf() < 0.5f ? c.d : 7;
+    c.d = fam[f].d;
+    c.dv = fam[f].dv;
+    c.causal = fam[f].causal;
     c.scale = 0.1f + urandf();
-    c.causal = urandf() < 0.5f;
-    int kind = (int)(urandf() * 4);
     const int64_t full[4] = { c.B, c.H, c.sq, c.sk };
-    if (kind == 1) { /* full */
+    if (fam[f].bias == 1) { /* full */
         c.bias_rank = 4;
         memcpy(c.bias, full, sizeof full);
-    } else if (kind == 2) { /* [Sq, Sk] shared by every (b, h) */
+    } else if (fam[f].bias == 2) { /* [Sq, Sk] shared by every (b, h) */
         c.bias_rank = 2;
         c.bias[0] = c.sq, c.bias[1] = c.sk;
-    } else if (kind == 3) { /* [B, 1, 1, Sk]: a key padding mask */
+    } else if (fam[f].bias == 3) { /* [B, 1, 1, Sk]: a key padding mask */
         c.bias_rank = 4;
         c.bias[0] = c.B, c.bias[1] = 1, c.bias[2] = 1, c.bias[3] = c.sk;
     }

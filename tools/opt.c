@@ -69,7 +69,7 @@ static int cmd_opt(int argc, char **argv) {
 static const dc_opt options[] = {
     DC_OPT_STR("--passes", "a,b,c", opt_args, passes,
                "the pipeline: dce, cse, fold, simplify, fuse-attention, fuse-contraction,\n"
-               "fuse-loops, plan-memory"),
+               "fuse-loops, schedule-results, plan-memory"),
     DC_OPT_FLAG("--pipeline", opt_args, pipeline,
                 "instead of --passes, the compiler's pipeline for --backend (what `disco train`,\n"
                 "the evaluations, the samplers and `disco run` run on their graphs); its passes\n"

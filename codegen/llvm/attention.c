@@ -5,7 +5,8 @@
  * (blocks wholly above the causal diagonal skipped), the logits tile S = scale q k^T + bias,
  * masked to -inf, then the online softmax per row (running max m, a vector of running sums l,
  * the output accumulator rescaled by exp(m_old - m_new)), then O += P v. At the end out = O / l
- * and lse = m + log l (a row with every key masked: out 0, lse -inf). No [Sq, Sk] tensor
+ * and lse = m + log l (a row with every key masked: out 0, lse -inf). A key is masked where
+ * the causal mask or a bias of -inf says so, whatever q . k is (ops/attention.c). No [Sq, Sk] tensor
  * exists: the tiles live on the thread's stack.
  *
  * Backward, one work item per (b, h): delta = rowsum(dout * out) for the head's rows, dq
@@ -193,6 +194,7 @@ static LLVMValueRef logits(ax *a, const job *j, LLVMValueRef acc, LLVMValueRef q
                                                 : vload(a, j->bias, add(a, row, c0),
                                                         icmp(a, LLVMIntSLT, col, splat(a, a->sk)));
         v = fadd(a, v, b);
+        valid = LLVMBuildAnd(x->b, valid, fcmp(a, LLVMRealUNE, b, vconst(a, -INFINITY)), ""); /* a mask */
     }
     return sel(a, valid, v, vconst(a, -INFINITY));
 }
