@@ -141,37 +141,38 @@ static bool build_step(dc_graph *g, const dc_train_config *c, int loss, char *er
     return ok;
 }
 
+bool dc_train_graph(dc_graph *g, const dc_train_config *c, char *err, size_t len) {
+    if (dc_graph_failed(g)) {
+        snprintf(err, len, "train: %s", dc_graph_error(g));
+        return false;
+    }
+    int loss_out = find_output(g, "loss");
+    const dc_type scalar = { DC_F32, { 0 } };
+    if (loss_out < 0 || !dc_type_eq(&g->nodes[g->outputs[loss_out]].type, &scalar)) {
+        snprintf(err, len, "train: graph '%s' needs an f32[] output named 'loss'", g->name);
+        return false;
+    }
+    const char *fwd = dc_forward_pipeline(c->backend);
+    return (!fwd || dc_run_pipeline(g, fwd, &(dc_pass_opts){ 0 }, err, len)) &&
+           build_step(g, c, g->outputs[loss_out], err, len);
+}
+
 dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train_data *d, char *err,
                            size_t len) {
     if (!config_ok(c, d, err, len)) {
         dc_graph_free(g);
         return NULL;
     }
-    if (dc_graph_failed(g)) {
-        snprintf(err, len, "train: %s", dc_graph_error(g));
-        dc_graph_free(g);
-        return NULL;
-    }
-    int loss_out = find_output(g, "loss");
-    const dc_type scalar = { DC_F32, { 0 } };
-    if (loss_out < 0 || !dc_type_eq(&g->nodes[g->outputs[loss_out]].type, &scalar)) {
-        snprintf(err, len, "train: graph '%s' needs an f32[] output named 'loss'", g->name);
-        dc_graph_free(g);
-        return NULL;
-    }
     if (c->threads > 0) omp_set_num_threads(c->threads);
     dc_jit_stats j0 = dc_jit_get_stats();
-    const char *fwd = getenv("NOFUSE") ? NULL : dc_forward_pipeline(c->backend);
-    dc_exec *e = (!fwd || dc_run_pipeline(g, fwd, &(dc_pass_opts){ 0 }, err, len)) &&
-                         build_step(g, c, g->outputs[find_output(g, "loss")], err, len)
-                     ? dc_compile_for(g, c->seed, c->backend, NULL, err, len)
-                     : NULL;
+    dc_exec *e = dc_train_graph(g, c, err, len) ? dc_compile_for(g, c->seed, c->backend, NULL, err, len) : NULL;
     if (!e) {
         dc_graph_free(g);
         return NULL;
     }
     report_jit(&j0, c->backend);
     report_ref(e);
+    const dc_type scalar = { DC_F32, { 0 } };
     dc_trainer *t = calloc(1, sizeof *t);
     if (!t) abort(); /* out of memory */
     *t = (dc_trainer){ .c = *c, .d = *d, .g = g, .e = e, .loss_out = find_output(g, "loss"),

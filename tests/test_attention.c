@@ -11,6 +11,8 @@
 
 #include "codegen/codegen.h"
 #include "frontend/dsl.h"
+#include "models/disco/disco.h"
+#include "models/train.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
 #include "tests/op_util.h"
@@ -370,4 +372,80 @@ TEST(attention_flash_matches_reference) {
     printf("attention: %d random shapes, flash vs reference, forward + gradients, worst %.3g of tolerance, %d flash steps "
            "(%lld kernels compiled in %.0f ms)\n",
            checked, worst, flash_steps, (long long)(j1.compiled - j0.compiled), j1.compile_ms - j0.compile_ms);
+}
+
+/* the prior of tests/ir/prior_train.dcir (m 7, k 5, width 16, 2 heads, 1 layer, batch 4) */
+static dc_graph *small_prior(void) {
+    dc_prior_config c = dc_prior_config_defaults(7, 5);
+    c.d_model = 16, c.heads = 2, c.layers = 1;
+    return dc_prior_train_graph(&c, 4);
+}
+
+/* The golden of `disco opt tests/ir/prior_train.dcir --train --pipeline` is the DSL's prior. */
+TEST(attention_prior_golden_is_the_dsl_prior) {
+    dc_graph *g = small_prior();
+    char *text = dc_print(g), err[DC_ERR_LEN];
+    dc_graph *f = dc_parse_file("tests/ir/prior_train.dcir", err, sizeof err);
+    char *ftext = f ? dc_print(f) : NULL;
+    CHECK_MSG(ftext && strcmp(text, ftext) == 0, "tests/ir/prior_train.dcir is not the prior's graph: %s", f ? "" : err);
+    free(text);
+    free(ftext);
+    dc_graph_free(g);
+    dc_graph_free(f);
+}
+
+/* The prior's training step under auto runs attention and attention_bwd and keeps no [m, m]
+ * value at all; one step from the same params gives the loss and gradient norm of the unfused
+ * step (ref backend: no fusion) and moves every param as it does, within float rounding —
+ * but the key biases, whose true gradient is 0 (softmax ignores a constant added to a row),
+ * so that AdamW scales two different roundings of 0 up to the learning rate. */
+TEST(attention_prior_training_step_is_fused_and_equal) {
+    dc_train_config tc = { .b1 = 0.9f, .b2 = 0.999f, .eps = 1e-8f, .clip_norm = 1.0f, .backend = DC_BACKEND_AUTO };
+    dc_graph *gf = small_prior(), *gu = small_prior();
+    char err[DC_ERR_LEN];
+    bool ok = dc_train_graph(gf, &tc, err, sizeof err);
+    tc.backend = DC_BACKEND_REF;
+    ok = ok && dc_train_graph(gu, &tc, err, sizeof err);
+    CHECK_MSG(ok, "%s", err);
+    int att = 0, bwd = 0, square = 0;
+    for (int i = 0; ok && i < gf->n_nodes; i++) {
+        const dc_shape *s = &gf->nodes[i].type.shape;
+        att += gf->nodes[i].op == DC_OP_ATTENTION;
+        bwd += gf->nodes[i].op == DC_OP_ATTENTION_BWD;
+        square += s->rank >= 2 && s->dim[s->rank - 1] == 7 && s->dim[s->rank - 2] == 7;
+    }
+    CHECK_MSG(att == 2 && bwd == 3 && square == 0, "%d attention, %d attention_bwd, %d [7,7] values", att, bwd, square);
+    dc_exec *ef = ok ? dc_compile_for(gf, 5, DC_BACKEND_AUTO, NULL, err, sizeof err) : NULL;
+    dc_exec *eu = ok ? dc_compile_for(gu, 5, DC_BACKEND_REF, NULL, err, sizeof err) : NULL;
+    CHECK_MSG(!ok || (ef && eu), "%s", err);
+    const char *names[] = { "tokens", "codes", "lr", "bc1", "bc2" };
+    for (int n = 0; ef && eu && n < 5; n++) {
+        dc_graph *g = gf;
+        int id = dc_graph_find_input(g, names[n]);
+        dc_tensor *t = dc_tensor_new(&g->nodes[id].type);
+        for (int64_t x = 0; x < dc_numel(&t->type.shape); x++) {
+            if (t->type.dtype == DC_I32) ((int32_t *)t->data)[x] = (int32_t)((x * 7 + n) % 5);
+            else ((float *)t->data)[x] = n == 2 ? 1e-2f : 0.5f;
+        }
+        CHECK(dc_exec_set_input(ef, names[n], t, err, sizeof err) && dc_exec_set_input(eu, names[n], t, err, sizeof err));
+        dc_tensor_free(t);
+    }
+    if (ef && eu) {
+        CHECK(dc_exec_run(ef, err, sizeof err) && dc_exec_run(eu, err, sizeof err));
+        for (int o = 0; o < 2; o++) {
+            double w = worst_of(dc_exec_output(ef, o), dc_exec_output(eu, o), 1e-6, 1e-4);
+            CHECK_MSG(w <= 1, "output %s off by %.3g of tol", gf->output_names[o], w);
+        }
+        for (int i = 0; i < gf->n_nodes; i++) {
+            const char *name = gf->nodes[i].name;
+            if (gf->nodes[i].op != DC_OP_PARAM || strstr(name, "attn.k.b")) continue;
+            const dc_tensor *a = dc_exec_param(ef, name), *b = dc_exec_param(eu, name);
+            double w = a && b ? worst_of(a, b, 1e-6, 1e-4) : 2;
+            CHECK_MSG(w <= 1, "param %s after one step off by %.3g of tol", name, w);
+        }
+    }
+    dc_exec_free(ef);
+    dc_exec_free(eu);
+    dc_graph_free(gf);
+    dc_graph_free(gu);
 }

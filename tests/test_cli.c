@@ -230,6 +230,22 @@ TEST(cli_opt_prints_goldens_byte_for_byte) {
     }
 }
 
+/* `disco opt --train --pipeline` on the prior's forward graph: the training step runs the fused
+ * attention forward and backward (the acceptance command of the attention issue); a graph
+ * without a loss is an error naming the file. */
+TEST(cli_opt_train_shows_the_fused_training_step) {
+    run_result r = run_disco((const char *[]){ "opt", "tests/ir/prior_train.dcir", "--train", "--pipeline", NULL });
+    CHECK_MSG(r.status == 0 && r.out && strstr(r.out, "= attention %") && strstr(r.out, "= attention_bwd %") &&
+                  !strstr(r.out, "softmax_bwd") && !strstr(r.out, ",7,7]"),
+              "status %d, stderr %s", r.status, r.err ? r.err : "");
+    run_free(&r);
+    r = run_disco((const char *[]){ "opt", "tests/ir/attention.dcir", "--train", NULL });
+    CHECK_MSG(r.status == 1 && r.err && strstr(r.err, "tests/ir/attention.dcir: error: train: graph") && strstr(r.err, "'loss'"),
+              "status %d, stderr %s", r.status, r.err ? r.err : "");
+    run_free(&r);
+    expect_usage_error((const char *[]){ "opt", "tests/ir/mlp.dcir", "--backend", "ref", NULL }, "disco opt: --backend chooses");
+}
+
 /* A corrupted copy of text: kind 0 truncates at pos, 1 flips a byte, 2 deletes one, 3 inserts
  * a random printable byte. */
 static size_t corrupt(const char *text, size_t len, char *out, uint64_t seed) {
@@ -381,10 +397,10 @@ TEST(cli_run_uses_the_run_pipeline) {
     expect_usage_error((const char *[]){ "run", chain, "--passes=dce", "--no-passes", NULL },
                        "disco run: --passes and --no-passes exclude each other");
     static const struct { const char *backend, *passes; } cases[] = {
-        { "auto", "simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory" },
+        { "auto", "fuse-attention,simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory" },
         { "ref", "simplify,cse,dce,fuse-contraction,schedule-results,plan-memory" },
         { "dnnl", "simplify,cse,dce,fuse-contraction,schedule-results,plan-memory" },
-        { "jit", "simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory" },
+        { "jit", "fuse-attention,simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char backend[32], want[512];

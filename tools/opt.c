@@ -8,20 +8,23 @@
 
 #include "codegen/codegen.h"
 #include "ir/ir.h"
+#include "models/train.h"
 #include "passes/passes.h"
 #include "tools/cli.h"
 
 typedef struct {
     const char *file, *passes;
     int backend;                /* -1 until given */
-    bool pipeline, dot, print_pipeline;
+    bool pipeline, dot, print_pipeline, train;
     dc_pass_opts po;
 } opt_args;
 
 /* The passes to run (NULL: none) into *passes; 0 or EXIT_USAGE. */
 static int choose_passes(opt_args *a, const char **passes) {
     if (a->passes && a->pipeline) return dc_usage_error("opt", "--passes and --pipeline exclude each other");
-    if (a->backend >= 0 && !a->pipeline) return dc_usage_error("opt", "--backend chooses the pipeline of --pipeline, which is missing");
+    if (a->backend >= 0 && !a->pipeline && !a->train)
+        return dc_usage_error("opt", "--backend chooses the pipeline of --pipeline or --train, which are missing");
+    if (a->train && !dc_cli_backend("opt", &a->backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
     *passes = a->passes;
     if (!a->pipeline) return 0;
     if (!dc_cli_backend("opt", &a->backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
@@ -51,6 +54,14 @@ static int cmd_opt(int argc, char **argv) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    /* the hyperparameters only set constants of the update; these are disco train's usual ones */
+    dc_train_config tc = { .b1 = 0.9f, .b2 = 0.999f, .eps = 1e-8f, .weight_decay = 1e-4f, .clip_norm = 1.0f,
+                           .ema_decay = 0.999f, .backend = (dc_backend)a.backend };
+    if (a.train && !dc_train_graph(g, &tc, err, sizeof err)) {
+        fprintf(stderr, "%s: error: %s\n", a.file, err);
+        dc_graph_free(g);
+        return 1;
+    }
     if (passes && !dc_run_pipeline(g, passes, &a.po, err, sizeof err)) {
         fprintf(stderr, "%s: error: %s\n", a.file, err);
         dc_graph_free(g);
@@ -74,8 +85,13 @@ static const dc_opt options[] = {
                 "instead of --passes, the compiler's pipeline for --backend (what `disco train`,\n"
                 "the evaluations, the samplers and `disco run` run on their graphs); its passes\n"
                 "are named on stderr"),
+    DC_OPT_FLAG("--train", opt_args, train,
+                "FILE is a model's forward graph with an f32[] output `loss`: first make it the\n"
+                "training step `disco train` compiles (the forward passes of --backend, such as\n"
+                "fuse-attention, then gradients w.r.t. every param, clipping, AdamW, EMA)"),
     DC_OPT_ENUM("--backend", opt_args, backend, dc_backend_names,
-                "the backend whose --pipeline is meant (default $DISCO_BACKEND, else auto)"),
+                "the backend whose --pipeline (and --train) is meant (default $DISCO_BACKEND,\n"
+                "else auto)"),
     DC_OPT_FLAG("--print-pipeline", opt_args, print_pipeline,
                 "print the passes of --passes or --pipeline (one comma-separated line) and\n"
                 "stop: no FILE needed"),
