@@ -39,11 +39,11 @@ static const char *const usage =
     "  --d LIST           D = Dv (default 32,64)\n"
     "  --variant LIST     fused, unfused (default both)\n"
     "  --threads N        OpenMP threads (default 2)\n"
-    "  --budget SEC       time of the timed runs of one program, about (default 0.5); at least\n"
+    "  --budget SEC       time of the timed runs of one program, about (default 0.3); at least\n"
     "                     3 runs, 2 when one run takes longer than SEC, at most 200\n"
     "  --max-seconds SEC  skip a program whose warm-up and 2 runs would take longer, estimated\n"
     "                     from the GFLOP/s of the same kind at the largest smaller S measured\n"
-    "                     in this invocation (default 60)\n"
+    "                     in this invocation (default 30)\n"
     "  --max-gib GIB      skip a program whose arena (its memory plan's peak) is larger\n"
     "                     (default 8)\n"
     "LIST: comma-separated values, e.g. --s 256,1024. Exit status 1 when the fused and unfused\n"
@@ -123,7 +123,7 @@ static double parse_seconds(const char *flag, const char *s) {
 static config parse_args(int argc, char **argv) {
     config c = { .mode = { 2, { FWD, FWDBWD } }, .causal = { 2, { 0, 1 } }, .bh = { 2, { 8, 32 } },
                  .s = { 5, { 49, 196, 256, 1024, 4096 } }, .d = { 2, { 32, 64 } },
-                 .variant = { 2, { FUSED, UNFUSED } }, .threads = 2, .budget = 0.5, .max_seconds = 60,
+                 .variant = { 2, { FUSED, UNFUSED } }, .threads = 2, .budget = 0.3, .max_seconds = 30,
                  .max_gib = 8 };
     static const char *const causal_names[] = { "0", "1" };
     for (int i = 1; i < argc; i++) {
@@ -352,8 +352,9 @@ static result measure(const config *c, const shape *s, variant v, dc_exec **e, d
     if (known && known->s.s < s->s) {
         double est = flops(s) / (known->gflops * 1e9);
         if (3 * est > c->max_seconds) {
-            snprintf(r.skipped, sizeof r.skipped, "skipped: about %.0f s a run (from %.2f GFLOP/s at S=%lld) > --max-seconds %g / 3",
-                     est, known->gflops, (long long)known->s.s, c->max_seconds);
+            snprintf(r.skipped, sizeof r.skipped,
+                     "skipped: about %.0f s a run (%.2f GFLOP/s at S=%lld); warm-up + 2 runs > --max-seconds %g", est,
+                     known->gflops, (long long)known->s.s, c->max_seconds);
             return r;
         }
     }
@@ -439,7 +440,7 @@ int main(int argc, char **argv) {
     time_t wall = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&wall));
     bench_loadavg(load, sizeof load);
-    double peak = bench_fma_peak(PEAK_REPS);
+    double peak, median = bench_fma_peak(PEAK_REPS, &peak);
     printf("# disco attention: fused (the attention op) vs unfused (matmul k^T, scale, where-mask, softmax, matmul);\n"
            "#   dc_compile_for backend auto; %d threads; %s; %ld cores online; load average %s at the start\n",
            c.threads, date, sysconf(_SC_NPROCESSORS_ONLN), load);
@@ -447,7 +448,8 @@ int main(int argc, char **argv) {
            "#   fwdbwd: loss = sum(out * R), R a fixed U(-1,1) input; outputs dq, dk, dv (dc_grad)\n");
     printf("# FLOP: fwd = 4*BH*S*S*D (two matmuls), causal half of it; fwdbwd = 3.5x fwd (FlashAttention's\n"
            "#   convention: backward = 2.5x forward)\n");
-    printf("# FMA peak (AVX-512, %d threads, median of %d): %.1f GFLOP/s\n", c.threads, PEAK_REPS, peak);
+    printf("# FMA peak (AVX-512, %d threads, best of %d; median %.1f): %.1f GFLOP/s\n", c.threads, PEAK_REPS, median,
+           peak);
     printf("# ms: one dc_exec_run; warm-up first, then median/min/max of reps runs (~%g s of runs, >= %d;\n"
            "#   2 when one run is longer); arena: the memory plan's peak; unf/fus: unfused ms / fused ms;\n"
            "#   max|d|: max |fused - unfused| over the outputs (MISMATCH above %g x max(1, max |unfused|));\n"
@@ -468,7 +470,9 @@ int main(int argc, char **argv) {
                     }
     if (notes[0]) printf("# notes of the steps:\n%s", notes);
     bench_loadavg(load, sizeof load);
-    printf("# load average %s at the end; wall %.0f s\n", load, dc_seconds() - t_start);
+    double end_peak, end_median = bench_fma_peak(PEAK_REPS, &end_peak);
+    printf("# FMA peak at the end: best %.1f, median %.1f GFLOP/s; load average %s at the end; wall %.0f s\n",
+           end_peak, end_median, load, dc_seconds() - t_start);
     if (!ok) fprintf(stderr, "attention: fused and unfused outputs differ (MISMATCH rows)\n");
     dc_jit_shutdown();
     dc_dnnl_shutdown();

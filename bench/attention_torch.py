@@ -71,9 +71,9 @@ def parse_args():
     ap.add_argument("--s", type=int_list("s"), default=[49, 196, 256, 1024, 4096], help="Sq = Sk")
     ap.add_argument("--d", type=int_list("d"), default=[32, 64], help="D = Dv")
     ap.add_argument("--threads", type=positive_int, default=2, help="torch.set_num_threads")
-    ap.add_argument("--budget", type=positive, default=0.5, help="seconds of timed calls per shape, about")
-    ap.add_argument("--max-seconds", type=positive, default=60.0)
-    ap.add_argument("--max-gib", type=positive, default=8.0)
+    ap.add_argument("--budget", type=positive, default=0.3, help="seconds of timed calls per shape, about")
+    ap.add_argument("--max-seconds", type=positive, default=30.0, help="skip a longer shape (see above)")
+    ap.add_argument("--max-gib", type=positive, default=8.0, help="skip a shape with more [S,S] tensors")
     ap.add_argument("--config", default="", help="the torch_env.sh configuration, for the variant column")
     ap.add_argument("--peak", type=positive, default=None, help="the FMA peak in GFLOP/s, for %%peak")
     return ap.parse_args()
@@ -154,8 +154,8 @@ def main():
                         f = flops(mode, causal, bh, s, d)
                         known = rates.get((mode, causal, bh, d))
                         if known and known[0] < s and 3 * f / (known[1] * 1e9) > a.max_seconds:
-                            print(f"{key} skipped: about {f / (known[1] * 1e9):.0f} s a call (from "
-                                  f"{known[1]:.2f} GFLOP/s at S={known[0]}) > --max-seconds {a.max_seconds:g} / 3",
+                            print(f"{key} skipped: about {f / (known[1] * 1e9):.0f} s a call ({known[1]:.2f} "
+                                  f"GFLOP/s at S={known[0]}); warm-up + 2 calls > --max-seconds {a.max_seconds:g}",
                                   flush=True)
                             continue
                         gib = (FWDBWD_SS if mode else FWD_SS) * bh * s * s * 4 / 2**30

@@ -135,7 +135,7 @@ int main(void) {
     n = add_conv(bs, n, "conv3 14x14 32->64", 14, 32, 64);
     n = add_linear(bs, n, "fc1 3136->128", 7 * 7 * 64, 128);
     n = add_linear(bs, n, "fc2 128->10", 128, 10);
-    double peak = bench_fma_peak(REPS);
+    double peak = bench_fma_peak(REPS, NULL);
     printf("batch %d, %d threads, FMA peak (AVX-512, median of %d) %.1f GFLOP/s\n\n", BATCH,
            omp_get_max_threads(), REPS, peak);
     printf("%-20s %-10s %8s %10s %7s %10s  %s\n", "layer", "pass", "MFLOP", "dnnl GF/s", "%peak", "ref GF/s",
