@@ -267,19 +267,16 @@ static timing time_runs(dc_exec *e, double budget) {
 
 /* "attention ref x2, attention_bwd ref x3" for the attention steps of a fused program ("op
  * provider[impl]" with counts, in program order), or "dnnl 2, jit 3" for every step of an
- * unfused one, with the ref steps' ops; notes of those steps go to notes[]. */
-static void describe_steps(const dc_exec *e, const dc_graph *g, variant v, char *buf, size_t len, char *notes,
-                           size_t notes_len) {
+ * unfused one and the ops of its ref steps; then the notes of those steps (why a step's
+ * provider is not the rule's), each once. */
+static void describe_steps(const dc_exec *e, const dc_graph *g, variant v, char *buf, size_t len) {
     int n;
     const dc_step *st = dc_exec_steps(e, &n);
-    char key[MAX_KINDS][160];
-    int count[MAX_KINDS], k = 0;
-    size_t at = 0, nat = strlen(notes);
-    buf[0] = 0;
+    char key[MAX_KINDS][160], note[MAX_KINDS][200];
+    int count[MAX_KINDS], k = 0, n_notes = 0;
     for (int i = 0; i < n; i++) {
         dc_op op = g->nodes[st[i].node].op;
-        bool att = op == DC_OP_ATTENTION || op == DC_OP_ATTENTION_BWD;
-        if (v == FUSED && !att) continue;
+        if (v == FUSED && op != DC_OP_ATTENTION && op != DC_OP_ATTENTION_BWD) continue;
         char this[160];
         bool impl = st[i].impl[0] && strcmp(st[i].impl, st[i].provider) != 0;
         if (v == FUSED)
@@ -291,15 +288,22 @@ static void describe_steps(const dc_exec *e, const dc_graph *g, variant v, char 
         while (j < k && strcmp(key[j], this) != 0) j++;
         if (j == k && k < MAX_KINDS) snprintf(key[k], sizeof key[k], "%s", this), count[k++] = 0;
         if (j < k) count[j]++;
-        if (st[i].note[0] && nat < notes_len)
-            nat += (size_t)snprintf(notes + nat, notes_len - nat, "#   step %d (%s, %s): %s\n", i, dc_op_name(op),
-                                    st[i].provider, st[i].note);
+        if (!st[i].note[0]) continue;
+        char this_note[200];
+        snprintf(this_note, sizeof this_note, "%s: %s", dc_op_name(op), st[i].note);
+        int m = 0;
+        while (m < n_notes && strcmp(note[m], this_note) != 0) m++;
+        if (m == n_notes && n_notes < MAX_KINDS) memcpy(note[n_notes++], this_note, sizeof this_note);
     }
+    size_t at = 0;
+    buf[0] = 0;
     for (int j = 0; j < k && at < len; j++)
         at += (size_t)snprintf(buf + at, len - at, v == FUSED ? "%s%s x%d" : "%s%s %d", j ? ", " : "", key[j], count[j]);
     char refs[256];
     if (v == UNFUSED && dc_exec_ref_summary(e, refs, sizeof refs) > 0 && at < len)
-        snprintf(buf + at, len - at, " (ref: %s)", refs);
+        at += (size_t)snprintf(buf + at, len - at, " (ref: %s)", refs);
+    for (int j = 0; j < n_notes && at < len; j++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%s", j ? "; " : "; notes: ", note[j]);
 }
 
 /* ---- one shape ---------------------------------------------------------------------------- */
@@ -334,7 +338,7 @@ typedef struct {
     char skipped[160];
     timing t;
     double arena;
-    char steps[512];
+    char steps[1024];
 } result;
 
 static void print_key(const shape *s, variant v) {
@@ -344,8 +348,7 @@ static void print_key(const shape *s, variant v) {
 
 /* Compiles and times the program of s in variant v unless it is over a limit; the executor
  * stays in *e (NULL when skipped) for the caller's check. */
-static result measure(const config *c, const shape *s, variant v, dc_exec **e, dc_graph **g, char *notes,
-                      size_t notes_len) {
+static result measure(const config *c, const shape *s, variant v, dc_exec **e, dc_graph **g) {
     result r = { 0 };
     *e = NULL, *g = NULL;
     const rate *known = rate_of(v, s);
@@ -371,7 +374,7 @@ static result measure(const config *c, const shape *s, variant v, dc_exec **e, d
     r.ran = true;
     r.t = time_runs(*e, c->budget);
     r.arena = (double)dc_exec_arena_bytes(*e);
-    describe_steps(*e, *g, v, r.steps, sizeof r.steps, notes, notes_len);
+    describe_steps(*e, *g, v, r.steps, sizeof r.steps);
     record_rate(v, s, flops(s) / r.t.med * 1e-9);
     return r;
 }
@@ -393,13 +396,13 @@ static double max_diff(const dc_exec *a, const dc_exec *b, int n_outputs, double
 }
 
 /* Measures both variants of s and prints their rows; false when their outputs disagree. */
-static bool bench_shape(const config *c, const shape *s, double peak, char *notes, size_t notes_len) {
+static bool bench_shape(const config *c, const shape *s, double peak) {
     result r[2] = { 0 };
     dc_exec *e[2] = { NULL, NULL };
     dc_graph *g[2] = { NULL, NULL };
     for (int i = 0; i < c->variant.n; i++) {
         variant v = (variant)c->variant.v[i];
-        r[v] = measure(c, s, v, &e[v], &g[v], notes, notes_len);
+        r[v] = measure(c, s, v, &e[v], &g[v]);
     }
     bool ok = true;
     char check[48] = "-";
@@ -453,12 +456,12 @@ int main(int argc, char **argv) {
     printf("# ms: one dc_exec_run; warm-up first, then median/min/max of reps runs (~%g s of runs, >= %d;\n"
            "#   2 when one run is longer); arena: the memory plan's peak; unf/fus: unfused ms / fused ms;\n"
            "#   max|d|: max |fused - unfused| over the outputs (MISMATCH above %g x max(1, max |unfused|));\n"
-           "#   steps: fused: provider[impl] of the attention steps; unfused: steps per provider\n",
+           "#   steps: fused: provider[impl] of the attention steps; unfused: steps per provider; notes: why a\n"
+           "#   step's provider is not the compiler's rule's\n",
            c.budget, MIN_REPS, CHECK_TOL);
     printf("%-7s %6s %5s %6s %4s %-13s %4s %9s %9s %9s %8s %6s %9s %7s %9s  %s\n", "mode", "causal", "bh", "S", "D",
            "variant", "reps", "med ms", "min ms", "max ms", "GFLOP/s", "%peak", "arena MiB", "unf/fus", "max|d|",
            "steps");
-    static char notes[1 << 14];
     bool ok = true;
     for (int mi = 0; mi < c.mode.n; mi++)
         for (int ci = 0; ci < c.causal.n; ci++)
@@ -466,9 +469,8 @@ int main(int argc, char **argv) {
                 for (int di = 0; di < c.d.n; di++)
                     for (int si = 0; si < c.s.n; si++) {
                         shape s = { (mode)c.mode.v[mi], c.causal.v[ci] != 0, c.bh.v[bi], c.s.v[si], c.d.v[di] };
-                        ok &= bench_shape(&c, &s, peak, notes, sizeof notes);
+                        ok &= bench_shape(&c, &s, peak);
                     }
-    if (notes[0]) printf("# notes of the steps:\n%s", notes);
     bench_loadavg(load, sizeof load);
     double end_peak, end_median = bench_fma_peak(PEAK_REPS, &end_peak);
     printf("# FMA peak at the end: best %.1f, median %.1f GFLOP/s; load average %s at the end; wall %.0f s\n",
