@@ -46,6 +46,9 @@ static const char *const usage =
     "                     in this invocation (default 30)\n"
     "  --max-gib GIB      skip a program whose arena (its memory plan's peak) is larger\n"
     "                     (default 8)\n"
+    "  --history FILE     rows of this table from earlier runs: their GFLOP/s count for\n"
+    "                     --max-seconds as if measured here (attention_vs_torch.sh runs one S at\n"
+    "                     a time and passes the rows of the smaller ones)\n"
     "LIST: comma-separated values, e.g. --s 256,1024. Exit status 1 when the fused and unfused\n"
     "outputs of a shape differ by more than the tolerance, 2 on a bad flag.\n";
 
@@ -62,6 +65,7 @@ typedef struct {
     list mode, causal, bh, s, d, variant;
     int threads;
     double budget, max_seconds, max_gib;
+    const char *history;
 } config;
 
 typedef struct {
@@ -146,6 +150,7 @@ static config parse_args(int argc, char **argv) {
         else if (strcmp(flag, "--budget") == 0) c.budget = parse_seconds(flag, arg);
         else if (strcmp(flag, "--max-seconds") == 0) c.max_seconds = parse_seconds(flag, arg);
         else if (strcmp(flag, "--max-gib") == 0) c.max_gib = parse_seconds(flag, arg);
+        else if (strcmp(flag, "--history") == 0) c.history = arg;
         else bad_flag(flag, "%s", "unknown flag");
     }
     return c;
@@ -333,6 +338,34 @@ static void record_rate(variant v, const shape *s, double gflops) {
     if (r->s.s <= s->s) *r = (rate){ v, *s, gflops };
 }
 
+/* The index of word in names[0..n), or -1. */
+static int index_of(const char *word, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(word, names[i]) == 0) return i;
+    return -1;
+}
+
+/* Records the GFLOP/s of every fused or unfused row of the table in file path. */
+static void read_history(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) bad_flag("--history", "cannot read '%s'", path);
+    char line[2048];
+    while (fgets(line, sizeof line, f)) {
+        char m[16], var[32];
+        int causal, reps;
+        long long bh, s, d;
+        double med, lo, hi, gflops;
+        if (sscanf(line, "%15s %d %lld %lld %lld %31s %d %lf %lf %lf %lf", m, &causal, &bh, &s, &d, var, &reps, &med,
+                   &lo, &hi, &gflops) != 11)
+            continue;
+        int mi = index_of(m, mode_name, 2), vi = index_of(var, variant_name, 2);
+        if (mi < 0 || vi < 0 || !(gflops > 0)) continue;
+        shape sh = { (mode)mi, causal != 0, bh, s, d };
+        record_rate((variant)vi, &sh, gflops);
+    }
+    fclose(f);
+}
+
 typedef struct {
     bool ran;
     char skipped[160];
@@ -356,7 +389,7 @@ static result measure(const config *c, const shape *s, variant v, dc_exec **e, d
         double est = flops(s) / (known->gflops * 1e9);
         if (3 * est > c->max_seconds) {
             snprintf(r.skipped, sizeof r.skipped,
-                     "skipped: about %.0f s a run (%.2f GFLOP/s at S=%lld); warm-up + 2 runs > --max-seconds %g", est,
+                     "skipped: about %.1f s a run (%.2f GFLOP/s at S=%lld); warm-up + 2 runs > --max-seconds %g", est,
                      known->gflops, (long long)known->s.s, c->max_seconds);
             return r;
         }
@@ -436,6 +469,7 @@ static bool bench_shape(const config *c, const shape *s, double peak) {
 
 int main(int argc, char **argv) {
     config c = parse_args(argc, argv);
+    if (c.history) read_history(c.history);
     if (!bench_has_avx512()) die("FMA peak", "this CPU has no AVX-512F, which the FMA-peak loop needs");
     omp_set_num_threads(c.threads);
     double t_start = dc_seconds();

@@ -7,7 +7,8 @@ forward + backward by autograd (the gradients of q, k, v of sum(out * R)).
 Timing as bench/attention.c: a warm-up call (a second when the first is short), then REPS single
 calls (as many as fit in --budget, >= 3; 2 when one call is longer), their median, min and max;
 a shape whose warm-up and 2 calls would take longer than --max-seconds, estimated from the
-GFLOP/s of the same kind at the largest smaller S, is skipped, and so is one whose [S,S]
+GFLOP/s of the same kind at the largest smaller S (measured here or read from --history), is
+skipped, and so is one whose [S,S]
 tensors would exceed --max-gib (estimated as FWD_SS forward, FWDBWD_SS forward + backward
 tensors of BH*S*S floats: the growth of the peak RSS measured at BH=8, S=2048, D=64 was 2.3 and
 3.4 of them, causal or not).
@@ -74,6 +75,8 @@ def parse_args():
     ap.add_argument("--budget", type=positive, default=0.3, help="seconds of timed calls per shape, about")
     ap.add_argument("--max-seconds", type=positive, default=30.0, help="skip a longer shape (see above)")
     ap.add_argument("--max-gib", type=positive, default=8.0, help="skip a shape with more [S,S] tensors")
+    ap.add_argument("--history", type=argparse.FileType("r"), default=None,
+                    help="rows of this table from earlier runs: their GFLOP/s count for --max-seconds")
     ap.add_argument("--config", default="", help="the torch_env.sh configuration, for the variant column")
     ap.add_argument("--peak", type=positive, default=None, help="the FMA peak in GFLOP/s, for %%peak")
     return ap.parse_args()
@@ -138,6 +141,11 @@ def main():
     torch.set_num_threads(a.threads)
     variant = f"{VARIANT_OF}:{a.config}" if a.config else VARIANT_OF
     rates = {}  # (mode, causal, bh, d) -> (S, GFLOP/s) at the largest S measured
+    for row in (line.split() for line in (a.history or [])):
+        if len(row) >= 11 and row[0] in MODES and row[5] == variant and row[6].isdigit():
+            kind, s, gf = (MODES.index(row[0]), int(row[1]), int(row[2]), int(row[4])), int(row[3]), float(row[10])
+            if kind not in rates or rates[kind][0] <= s:
+                rates[kind] = (s, gf)
     print(f"# PyTorch {torch.__version__} attention (matmul, scale, masked_fill, softmax, matmul; autograd); "
           f"{torch.get_num_threads()} threads; configuration '{a.config or 'as started'}'")
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
@@ -154,7 +162,7 @@ def main():
                         f = flops(mode, causal, bh, s, d)
                         known = rates.get((mode, causal, bh, d))
                         if known and known[0] < s and 3 * f / (known[1] * 1e9) > a.max_seconds:
-                            print(f"{key} skipped: about {f / (known[1] * 1e9):.0f} s a call ({known[1]:.2f} "
+                            print(f"{key} skipped: about {f / (known[1] * 1e9):.1f} s a call ({known[1]:.2f} "
                                   f"GFLOP/s at S={known[0]}); warm-up + 2 calls > --max-seconds {a.max_seconds:g}",
                                   flush=True)
                             continue

@@ -3,7 +3,8 @@
 # "fused", and its plain spelling, "unfused") side by side with the same programs in PyTorch
 # 1.13 (bench/attention_torch.py) in both configurations of bench/torch_env.sh (default, tuned
 # allocator). For each S in turn it runs disco, then PyTorch default, then PyTorch tuned on
-# every other dimension, so both sides of a shape see about the same machine load; prints every
+# every other dimension, so both sides of a shape see about the same machine load (each side
+# reads the rows so far, --history, to tell which larger shapes would take too long); prints every
 # row (PyTorch's %peak against the FMA peak disco measured for that S), then a table per shape of
 # disco fused, disco unfused and PyTorch's fastest configuration, with the speedups
 # torch ms / disco ms (> 1: disco is faster) and their geometric means.
@@ -40,6 +41,7 @@ done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
+: >"$tmp/rows" # every row so far: each side estimates a larger S's time from its smaller ones
 
 echo "attention: disco ($DISCO) vs PyTorch 1.13 (bench/attention_torch.py, configurations $TORCH_CONFIGS); $THREADS threads"
 echo "for each S of '$SIZES': disco, then PyTorch in each configuration, on the same shapes"
@@ -50,7 +52,7 @@ for s in $SIZES; do
     echo
     echo "== S = $s: load average $(cut -d' ' -f1-3 /proc/loadavg)"
     rc=0
-    OMP_NUM_THREADS=$THREADS "$DISCO" --threads "$THREADS" --s "$s" "$@" >"$tmp/disco.out" || rc=$?
+    OMP_NUM_THREADS=$THREADS "$DISCO" --threads "$THREADS" --s "$s" --history "$tmp/rows" "$@" >"$tmp/disco.out" || rc=$?
     [ "$rc" -le 1 ] || { cat "$tmp/disco.out"; die "$DISCO failed (status $rc)"; }
     [ "$rc" -eq 0 ] || mismatch=1
     # the first run's header in full; after it, what follows the column header
@@ -59,7 +61,8 @@ for s in $SIZES; do
     peak=$(sed -n 's/^# FMA peak .*: \([0-9.]*\) GFLOP\/s$/\1/p' "$tmp/disco.out")
     [ -n "$peak" ] || die "$DISCO printed no FMA peak"
     for cfg in $TORCH_CONFIGS; do
-        torch_py "$cfg" bench/attention_torch.py --threads "$THREADS" --s "$s" --config "$cfg" --peak "$peak" "$@" \
+        torch_py "$cfg" bench/attention_torch.py --threads "$THREADS" --s "$s" --config "$cfg" --peak "$peak" \
+            --history "$tmp/rows" "$@" \
             >"$tmp/torch.out" || { cat "$tmp/torch.out"; die "attention_torch.py ($cfg) failed"; }
         if [ "$first" -eq 1 ]; then grep '^# PyTorch' "$tmp/torch.out"; fi
         grep -E '^fwd(bwd)? ' "$tmp/torch.out" | tee -a "$tmp/rows"
