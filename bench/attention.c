@@ -368,7 +368,7 @@ static void read_history(const char *path) {
 
 typedef struct {
     bool ran;
-    char skipped[160];
+    char skipped[200];
     timing t;
     double arena;
     char steps[1024];
@@ -384,19 +384,17 @@ static void print_key(const shape *s, variant v) {
 static result measure(const config *c, const shape *s, variant v, dc_exec **e, dc_graph **g) {
     result r = { 0 };
     *e = NULL, *g = NULL;
-    const rate *known = rate_of(v, s);
-    if (known && known->s.s < s->s) {
-        double est = flops(s) / (known->gflops * 1e9);
-        if (3 * est > c->max_seconds) {
-            snprintf(r.skipped, sizeof r.skipped,
-                     "skipped: about %.1f s a run (%.2f GFLOP/s at S=%lld); warm-up + 2 runs > --max-seconds %g", est,
-                     known->gflops, (long long)known->s.s, c->max_seconds);
-            return r;
-        }
+    double mib = (double)arena_estimate(s, v) / (1 << 20);
+    if (mib > c->max_gib * 1024) {
+        snprintf(r.skipped, sizeof r.skipped, "skipped: needs %.1f GiB of arena > --max-gib %g", mib / 1024, c->max_gib);
+        return r;
     }
-    double gib = (double)arena_estimate(s, v) / (1 << 30);
-    if (gib > c->max_gib) {
-        snprintf(r.skipped, sizeof r.skipped, "skipped: needs %.1f GiB of arena > --max-gib %g", gib, c->max_gib);
+    const rate *known = rate_of(v, s);
+    double est = known && known->s.s < s->s ? flops(s) / (known->gflops * 1e9) : 0;
+    if (3 * est > c->max_seconds) {
+        snprintf(r.skipped, sizeof r.skipped,
+                 "skipped: about %.1f s a run (%.2f GFLOP/s at S=%lld); warm-up + 2 runs > --max-seconds %g; "
+                 "arena %.1f MiB", est, known->gflops, (long long)known->s.s, c->max_seconds, mib);
         return r;
     }
     *g = build(s, v);
