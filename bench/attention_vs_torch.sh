@@ -55,8 +55,11 @@ for s in $SIZES; do
     OMP_NUM_THREADS=$THREADS "$DISCO" --threads "$THREADS" --s "$s" --history "$tmp/rows" "$@" >"$tmp/disco.out" || rc=$?
     [ "$rc" -le 1 ] || { cat "$tmp/disco.out"; die "$DISCO failed (status $rc)"; }
     [ "$rc" -eq 0 ] || mismatch=1
-    # the first run's header in full; after it, what follows the column header
-    if [ "$first" -eq 1 ]; then cat "$tmp/disco.out"; else sed '1,/^mode /d' "$tmp/disco.out"; fi
+    # the first run's header in full; after it, its FMA peak and what follows the column header
+    if [ "$first" -eq 1 ]; then cat "$tmp/disco.out"; else
+        grep '^# FMA peak (' "$tmp/disco.out"
+        sed '1,/^mode /d' "$tmp/disco.out"
+    fi
     grep -E '^fwd(bwd)? ' "$tmp/disco.out" >>"$tmp/rows" || true
     peak=$(sed -n 's/^# FMA peak .*: \([0-9.]*\) GFLOP\/s$/\1/p' "$tmp/disco.out")
     [ -n "$peak" ] || die "$DISCO printed no FMA peak"
