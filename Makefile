@@ -31,7 +31,9 @@ endif
 LIB_SRC  := $(wildcard ir/*.c ops/*.c frontend/*.c passes/*.c runtime/*.c runtime/ref/*.c codegen/*.c codegen/*/*.c models/*.c models/*/*.c)
 TOOL_SRC := $(wildcard tools/*.c)
 TEST_SRC := $(wildcard tests/*.c)
-BENCH_SRC := $(wildcard bench/*.c)
+# bench/bench_util.c is linked into every benchmark; each other bench/NAME.c is one
+BENCH_UTIL := bench/bench_util.c
+BENCH_SRC := $(filter-out $(BENCH_UTIL),$(wildcard bench/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
@@ -61,7 +63,7 @@ $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libdisco.a
 # bench/NAME.c -> $(BUILD)/bench/NAME; run them by hand (see bench/RESULTS.md)
 bench: $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libdisco.a
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BENCH_UTIL:%.c=$(BUILD)/obj/%.o) $(BUILD)/libdisco.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -81,4 +83,4 @@ demo-images: all
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/obj/%.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/obj/%.d) $(BENCH_UTIL:%.c=$(BUILD)/obj/%.d)

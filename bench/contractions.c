@@ -4,46 +4,15 @@
  * shapes and an AVX-512 FMA-peak loop measured in the same run. Each figure is the median
  * of 5 repetitions; a repetition runs the kernel enough times to last >= 20 ms. Run with
  * OMP_NUM_THREADS=2. */
-#include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/bench_util.h"
 #include "codegen/codegen.h"
 
 #define REPS 5
 #define MIN_REP_SECONDS 0.02
-
-/* ---- the FMA peak --------------------------------------------------------------------- */
-
-/* GFLOP/s of 16 independent AVX-512 FMA chains per thread on every OpenMP thread. The library
- * is built for x86-64-v3 (valgrind), so this one function is compiled for AVX-512 and main
- * calls it only on a CPU that has it. */
-__attribute__((target("avx512f"))) static double fma_peak_once(void) {
-    const long iters = 25000000; /* ~0.1 s: long enough for the clock to settle */
-    float sink = 0;
-    double t0 = dc_seconds();
-    #pragma omp parallel reduction(+ : sink)
-    {
-        __m512 acc[16];
-        for (int j = 0; j < 16; j++) acc[j] = _mm512_set1_ps((float)(j + omp_get_thread_num()));
-        const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
-        for (long i = 0; i < iters; i++)
-            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(acc[j], m, a);
-        __m512 s = acc[0];
-        for (int j = 1; j < 16; j++) s = _mm512_add_ps(s, acc[j]);
-        sink += _mm512_reduce_add_ps(s);
-    }
-    double t = dc_seconds() - t0;
-    if (sink == 12345.0f) printf(" "); /* keeps the loop alive */
-    return 2.0 * 16 * 16 * (double)iters * omp_get_max_threads() / t * 1e-9;
-}
-
-static double fma_peak(void) {
-    double r[REPS];
-    for (int i = 0; i < REPS; i++) r[i] = fma_peak_once();
-    return dc_median(r, REPS);
-}
 
 /* ---- kernels under test --------------------------------------------------------------- */
 
@@ -155,7 +124,7 @@ static int add_linear(bench *bs, int n, const char *layer, int64_t i, int64_t o)
 }
 
 int main(void) {
-    if (!__builtin_cpu_supports("avx512f")) {
+    if (!bench_has_avx512()) {
         fprintf(stderr, "contractions: this CPU has no AVX-512F, which the FMA-peak loop needs\n");
         return 1;
     }
@@ -166,7 +135,7 @@ int main(void) {
     n = add_conv(bs, n, "conv3 14x14 32->64", 14, 32, 64);
     n = add_linear(bs, n, "fc1 3136->128", 7 * 7 * 64, 128);
     n = add_linear(bs, n, "fc2 128->10", 128, 10);
-    double peak = fma_peak();
+    double peak = bench_fma_peak(REPS, NULL);
     printf("batch %d, %d threads, FMA peak (AVX-512, median of %d) %.1f GFLOP/s\n\n", BATCH,
            omp_get_max_threads(), REPS, peak);
     printf("%-20s %-10s %8s %10s %7s %10s  %s\n", "layer", "pass", "MFLOP", "dnnl GF/s", "%peak", "ref GF/s",

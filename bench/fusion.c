@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "codegen/codegen.h"
 #include "frontend/dsl.h"
 #include "frontend/optim.h"
@@ -438,15 +439,6 @@ static program_load compile_program(const dc_graph *g) {
                            .kernels = s1.compiled - s0.compiled + s1.cache_loads - s0.cache_loads + s1.shared - s0.shared };
 }
 
-/* The load averages of /proc/loadavg ("1 5 15"), or "?" */
-static void loadavg(char *buf, size_t len) {
-    FILE *f = fopen("/proc/loadavg", "r");
-    double a, b, c;
-    if (f && fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3) snprintf(buf, len, "%.2f %.2f %.2f", a, b, c);
-    else snprintf(buf, len, "?");
-    if (f) fclose(f);
-}
-
 static void fmt(char *buf, size_t len, double v, const char *f) {
     if (v > 0) snprintf(buf, len, f, v);
     else snprintf(buf, len, "n/a");
@@ -465,7 +457,7 @@ int main(int argc, char **argv) {
     char load_start[64], load_end[64], date[64];
     time_t wall = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&wall));
-    loadavg(load_start, sizeof load_start);
+    bench_loadavg(load_start, sizeof load_start);
     double triad_best, triad_end_best;
     double triad = triad_gbs(&triad_best);
     result res[N_BLOCKS];
@@ -491,7 +483,7 @@ int main(int argc, char **argv) {
         k_wall[i] = compile_program(mg).wall_ms;
     }
     dc_graph_free(mg);
-    loadavg(load_end, sizeof load_end);
+    bench_loadavg(load_end, sizeof load_end);
 
     int64_t params = 0;
     for (int i = 0; i < ps.n; i++) params += dc_numel(&ps.type[i].shape);

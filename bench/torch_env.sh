@@ -12,11 +12,12 @@ TORCH_PY=/usr/bin/python3
 TORCH_CONFIGS="default tuned"
 
 # The checks a comparison makes before it runs (die() is the caller's): a disco binary at
-# $DISCO, PyTorch importable from $TORCH_PY, RUNS a positive integer
+# $DISCO, PyTorch importable from $TORCH_PY, RUNS a positive integer (when the comparison has
+# RUNS)
 check_disco_and_torch() {
-    [ -x "$DISCO" ] || die "no disco binary at $DISCO (run make, or set DISCO)"
+    [ -x "$DISCO" ] || die "no disco binary at $DISCO (run make or make bench, or set DISCO)"
     "$TORCH_PY" -c 'import torch' 2>/dev/null || die "PyTorch is not importable from $TORCH_PY (apt-get install python3-torch)"
-    [ "$RUNS" -ge 1 ] 2>/dev/null || die "RUNS must be a positive integer"
+    [ -z "${RUNS+set}" ] || [ "$RUNS" -ge 1 ] 2>/dev/null || die "RUNS must be a positive integer"
 }
 
 # torch_env CONFIG: the variables a PyTorch run of that configuration starts with
