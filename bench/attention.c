@@ -2,7 +2,8 @@
  * dc_attention builds, run by whichever kernel the compiler picks for it) against its plain
  * spelling (unfused: matmul with k transposed, scale, causal mask by where over iotas,
  * softmax, matmul), forward alone and forward + backward (the gradients of q, k, v by
- * dc_grad), each compiled with dc_compile_for under the auto backend. Prints per program the
+ * dc_grad), each through the compiler's pipeline for the auto backend (unfused: without
+ * fuse-attention, which would find the forward's plain spelling) and dc_compile. Prints per program the
  * median, min and max of single dc_exec_run calls, GFLOP/s against an AVX-512 FMA peak
  * measured in the same run, the arena (the memory plan's peak), the unfused/fused ratio, the
  * largest difference between the two programs' outputs, and which provider ran the attention
@@ -206,13 +207,25 @@ static dc_graph *build(const shape *s, variant v) {
     return g;
 }
 
-/* The arena the program of s in variant v would take: the peak of its memory plan after the
- * compiler's pipeline, from a graph of its own. */
-static int64_t arena_estimate(const shape *s, variant v) {
+/* The passes of variant v: the compiler's pipeline; for unfused, without its fuse-attention
+ * (which would find the forward's plain spelling) */
+static const char *pipeline_of(variant v) {
+    const char *p = dc_pipeline(DC_BACKEND_AUTO), *f = "fuse-attention,";
+    return v == UNFUSED && strncmp(p, f, strlen(f)) == 0 ? p + strlen(f) : p;
+}
+
+/* The graph of s in variant v through pipeline_of(v) */
+static dc_graph *build_piped(const shape *s, variant v) {
     dc_graph *g = build(s, v);
     char err[DC_ERR_LEN];
-    if (!dc_run_pipeline(g, dc_pipeline(DC_BACKEND_AUTO), &(dc_pass_opts){ 0 }, err, sizeof err))
-        die("the compiler's pipeline", err);
+    if (!dc_run_pipeline(g, pipeline_of(v), &(dc_pass_opts){ 0 }, err, sizeof err)) die("the compiler's pipeline", err);
+    return g;
+}
+
+/* The arena the program of s in variant v would take: the peak of its memory plan after the
+ * pipeline, from a graph of its own. */
+static int64_t arena_estimate(const shape *s, variant v) {
+    dc_graph *g = build_piped(s, v);
     int64_t b = g->plan_bytes;
     dc_graph_free(g);
     return b;
@@ -374,9 +387,14 @@ typedef struct {
     char steps[1024];
 } result;
 
+/* the row's key; the variant the compiler's rule (fuse-attention: dc_attention_fuses) picks
+ * for the shape is starred */
 static void print_key(const shape *s, variant v) {
+    char name[16];
+    bool picked = dc_attention_fuses(s->s, s->d, s->causal) == (v == FUSED);
+    snprintf(name, sizeof name, "%s%s", variant_name[v], picked ? "*" : "");
     printf("%-7s %6d %5lld %6lld %4lld %-13s", mode_name[s->m], s->causal, (long long)s->bh, (long long)s->s,
-           (long long)s->d, variant_name[v]);
+           (long long)s->d, name);
 }
 
 /* Compiles and times the program of s in variant v unless it is over a limit; the executor
@@ -397,10 +415,10 @@ static result measure(const config *c, const shape *s, variant v, dc_exec **e, d
                  "arena %.1f MiB", est, known->gflops, (long long)known->s.s, c->max_seconds, mib);
         return r;
     }
-    *g = build(s, v);
+    *g = build_piped(s, v);
     char err[DC_ERR_LEN];
-    *e = dc_compile_for(*g, 1, DC_BACKEND_AUTO, NULL, err, sizeof err);
-    if (!*e) die("dc_compile_for", err);
+    *e = dc_compile(*g, 1, DC_BACKEND_AUTO, err, sizeof err);
+    if (!*e) die("dc_compile", err);
     set_inputs(*e, *g);
     r.ran = true;
     r.t = time_runs(*e, c->budget);
@@ -489,7 +507,8 @@ int main(int argc, char **argv) {
            "#   2 when one run is longer); arena: the memory plan's peak; unf/fus: unfused ms / fused ms;\n"
            "#   max|d|: max |fused - unfused| over the outputs (MISMATCH above %g x max(1, max |unfused|));\n"
            "#   steps: fused: provider[impl] of the attention steps; unfused: steps per provider; notes: why a\n"
-           "#   step's provider is not the compiler's rule's\n",
+           "#   step's provider is not the compiler's rule's; *: the variant the compiler picks for the shape\n"
+           "#   (fuse-attention's measured rule, dc_attention_fuses)\n",
            c.budget, MIN_REPS, CHECK_TOL);
     printf("%-7s %6s %5s %6s %4s %-13s %4s %9s %9s %9s %8s %6s %9s %7s %9s  %s\n", "mode", "causal", "bh", "S", "D",
            "variant", "reps", "med ms", "min ms", "max ms", "GFLOP/s", "%peak", "arena MiB", "unf/fus", "max|d|",

@@ -30,8 +30,9 @@ const char *dc_pipeline(dc_backend b);
 
 /* the passes a model's forward graph goes through before it is differentiated (the trainer
  * runs them before dc_grad): fuse-attention under auto and jit, so training runs attention
- * and attention_bwd and saves no [Sq, Sk] probabilities; NULL for the other backends (ref and
- * dnnl run the plain spelling: the flash kernels are jit kernels) */
+ * and attention_bwd where its rule says that is faster, and saves no [Sq, Sk] probabilities
+ * there; NULL for the other backends (ref and dnnl run the plain spelling: the flash kernels
+ * are jit kernels) */
 const char *dc_forward_pipeline(dc_backend b);
 
 /* Lowers a (planned or unplanned) graph into a runtime program (codegen/lower.c), one step

@@ -9,7 +9,6 @@
 #include "codegen/codegen.h"
 
 #include "passes/passes.h"
-#include <stdlib.h>
 
 bool dc_backend_uses_jit(dc_backend b) { return b == DC_BACKEND_AUTO || b == DC_BACKEND_JIT; }
 
@@ -17,7 +16,7 @@ const char *dc_forward_pipeline(dc_backend b) { return dc_backend_uses_jit(b) ? 
 
 const char *dc_pipeline(dc_backend b) {
     return dc_backend_uses_jit(b)
-               ? (getenv("NOFUSE") ? "simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory" : "fuse-attention,simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory")
+               ? "fuse-attention,simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory"
                : "simplify,cse,dce,fuse-contraction,schedule-results,plan-memory";
 }
 

@@ -141,7 +141,7 @@ static bool build_step(dc_graph *g, const dc_train_config *c, int loss, char *er
     return ok;
 }
 
-bool dc_train_graph(dc_graph *g, const dc_train_config *c, char *err, size_t len) {
+bool dc_train_graph(dc_graph *g, const dc_train_config *c, const char *forward_passes, char *err, size_t len) {
     if (dc_graph_failed(g)) {
         snprintf(err, len, "train: %s", dc_graph_error(g));
         return false;
@@ -152,7 +152,7 @@ bool dc_train_graph(dc_graph *g, const dc_train_config *c, char *err, size_t len
         snprintf(err, len, "train: graph '%s' needs an f32[] output named 'loss'", g->name);
         return false;
     }
-    const char *fwd = dc_forward_pipeline(c->backend);
+    const char *fwd = forward_passes ? forward_passes : dc_forward_pipeline(c->backend);
     return (!fwd || dc_run_pipeline(g, fwd, &(dc_pass_opts){ 0 }, err, len)) &&
            build_step(g, c, g->outputs[loss_out], err, len);
 }
@@ -165,7 +165,7 @@ dc_trainer *dc_trainer_new(dc_graph *g, const dc_train_config *c, const dc_train
     }
     if (c->threads > 0) omp_set_num_threads(c->threads);
     dc_jit_stats j0 = dc_jit_get_stats();
-    dc_exec *e = dc_train_graph(g, c, err, len) ? dc_compile_for(g, c->seed, c->backend, NULL, err, len) : NULL;
+    dc_exec *e = dc_train_graph(g, c, NULL, err, len) ? dc_compile_for(g, c->seed, c->backend, NULL, err, len) : NULL;
     if (!e) {
         dc_graph_free(g);
         return NULL;

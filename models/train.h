@@ -68,11 +68,11 @@ typedef struct dc_train_stats {
 typedef struct dc_trainer dc_trainer;
 
 /* Rewrites g, a forward graph with its inputs and a scalar f32 output named "loss", into the
- * training step the trainer compiles: the forward pipeline (dc_forward_pipeline(c->backend):
- * fused attention), then the gradient of the loss w.r.t. every PARAM of g, the global norm
+ * training step the trainer compiles: the passes forward_passes (NULL: the forward pipeline,
+ * dc_forward_pipeline(c->backend): fused attention where the rule says so), then the gradient of the loss w.r.t. every PARAM of g, the global norm
  * (output "grad_norm"), clipping, AdamW (inputs "lr", "bc1", "bc2") and the EMA, with c's
  * hyperparameters. false and err on a graph without such a loss or without params. */
-bool dc_train_graph(dc_graph *g, const dc_train_config *c, char *err, size_t len);
+bool dc_train_graph(dc_graph *g, const dc_train_config *c, const char *forward_passes, char *err, size_t len);
 
 /* Takes g (and frees it, also on failure): a forward graph as dc_train_graph wants it, which
  * it makes the training step; runs the compiler's pipeline (dc_pipeline(c->backend)) over the

@@ -1,5 +1,7 @@
 /* fuse_attention.c — attention groups: the plain spelling of scaled dot-product attention
- * becomes one attention node (result 0, the output).
+ * becomes one attention node (result 0, the output): every match under fuse-attention-all,
+ * and under fuse-attention (the compiler's pipelines) the matches where the measured rule
+ * dc_attention_fuses says the flash kernels are faster than the plain spelling's.
  * Rewrites: out = matmul(P, V) (trans_a false; with trans_b, V is given as [..., Dv, Sk]),
  *   P = softmax(S) over S's last axis, S = steps over the root S0 = matmul(Q, K) (trans_a
  *   false; without trans_b, K is given as [..., D, Sk]). Walking from S back to S0, a step is
@@ -74,6 +76,7 @@ typedef struct {
     bool *live;              /* dc_live_nodes: dead nodes are no readers and start no group */
     dc_uses u;               /* uses by live nodes */
     bool *claimed;           /* a value of a group found earlier */
+    bool every;              /* fuse-attention-all: every match, whatever the rule says */
 } finder;
 
 static const dc_type *type_of(const dc_graph *g, int id) { return &g->nodes[id].type; }
@@ -212,6 +215,17 @@ static bool operands_fit(const dc_graph *g, group *m) {
     return false;
 }
 
+/* Measured with bench/attention (2 threads, AVX-512, B*H 8 and 32, D 32 and 64, medians of
+ * quiet runs, 2026-12-05): the flash kernels beat the plain spelling (oneDNN matmuls, a JIT
+ * softmax) under the causal mask from Sk = 196 on (forward 1.3-3.0x, forward + backward
+ * 1.05-3.2x), and lose at Sk = 49 (0.76-0.95x), where the exponentials and the per-row work
+ * dominate. Without a mask the plain spelling's matmuls run near the FMA peak and the flash
+ * backward recomputes the probabilities: fused is 0.73-0.94x at Sk 196-256 and 0.83-1.24x at
+ * 1024; at 4096 it wins for D = 32 (1.23-1.27x) and not for D = 64 (0.84-0.96x). */
+bool dc_attention_fuses(int64_t sk, int64_t d, bool causal) {
+    return causal ? sk >= 128 : d <= 32 && sk >= 2048;
+}
+
 /* The group whose output is old node out, if there is one that no earlier group claimed. */
 static bool find_group(const finder *f, int out, group *res) {
     const dc_graph *g = f->g;
@@ -222,7 +236,10 @@ static bool find_group(const finder *f, int out, group *res) {
     group m = { .out = out, .v = o->in[1], .v_t = o->attr.matmul.trans_b, .scale = 1 };
     if (f->u.uses[o->in[0]] != 1 || f->claimed[o->in[0]]) return false;
     m.steps[m.n_steps++] = o->in[0];
-    return walk(f, p->in[0], m, res) && operands_fit(g, res);
+    if (!walk(f, p->in[0], m, res) || !operands_fit(g, res)) return false;
+    const dc_shape *ks = &type_of(g, res->k)->shape;
+    int64_t sk = ks->dim[ks->rank - (res->k_t ? 1 : 2)], d = ks->dim[ks->rank - (res->k_t ? 2 : 1)];
+    return f->every || dc_attention_fuses(sk, d, res->causal);
 }
 
 /* ---- the rewrite ----------------------------------------------------------------------- */
@@ -304,11 +321,11 @@ static int emit_group(dc_rewriter *rw, const group *m) {
     return reshaped(rw, at, y, &rw->old[at].type.shape);
 }
 
-bool dc_pass_fuse_attention(dc_graph *g, const dc_pass_opts *o, char *err, size_t len) {
+static bool fuse(dc_graph *g, bool every, const dc_pass_opts *o, char *err, size_t len) {
     size_t nn = (size_t)g->n_nodes + 1, n_softmax = 1;
     for (int i = 0; i < g->n_nodes; i++) n_softmax += g->nodes[i].op == DC_OP_SOFTMAX;
     bool *live = dc_live_nodes(g);
-    finder f = { g, live, dc_uses_of(g, live), calloc(nn, sizeof(bool)) };
+    finder f = { g, live, dc_uses_of(g, live), calloc(nn, sizeof(bool)), every };
     group *groups = malloc(n_softmax * sizeof *groups); /* a group has a softmax of its own */
     int *group_at = malloc(nn * sizeof *group_at), n = 0;
     if (!f.claimed || !groups || !group_at) abort(); /* out of memory */
@@ -336,4 +353,12 @@ bool dc_pass_fuse_attention(dc_graph *g, const dc_pass_opts *o, char *err, size_
     free(groups);
     free(group_at);
     return ok;
+}
+
+bool dc_pass_fuse_attention(dc_graph *g, const dc_pass_opts *o, char *err, size_t len) {
+    return fuse(g, false, o, err, len);
+}
+
+bool dc_pass_fuse_attention_all(dc_graph *g, const dc_pass_opts *o, char *err, size_t len) {
+    return fuse(g, true, o, err, len);
 }

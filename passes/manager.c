@@ -14,7 +14,9 @@ static const dc_pass passes[] = {
     { "fold", dc_pass_fold, "fold constant (fill) operands into fills" },
     { "simplify", dc_pass_simplify, "algebraic identities: x*1, x+0, x-x, neg(neg x), view chains, ..." },
     { "fuse-attention", dc_pass_fuse_attention,
-      "matmul, scale, bias, mask, softmax, matmul into one attention node (forward graphs)" },
+      "matmul, scale, bias, mask, softmax, matmul into one attention node where the measured rule\n"
+      "says it is faster (forward graphs)" },
+    { "fuse-attention-all", dc_pass_fuse_attention_all, "fuse-attention at every match, whatever the rule says" },
     { "fuse-contraction", dc_pass_fuse_contraction,
       "conv2d/matmul/linear + bias + relu/gelu/silu + residual into one fused node" },
     { "fuse-loops", dc_pass_fuse_loops,

@@ -230,11 +230,17 @@ TEST(cli_opt_prints_goldens_byte_for_byte) {
     }
 }
 
-/* `disco opt --train --pipeline` on the prior's forward graph: the training step runs the fused
- * attention forward and backward (the acceptance command of the attention issue); a graph
- * without a loss is an error naming the file. */
+/* `disco opt --train --forward-passes fuse-attention-all,dce --pipeline` on the prior's forward
+ * graph: the training step runs the fused attention forward and backward and keeps no [m, m]
+ * value; without --forward-passes the rule keeps this short prior unfused; a graph without a
+ * loss is an error naming the file. */
 TEST(cli_opt_train_shows_the_fused_training_step) {
     run_result r = run_disco((const char *[]){ "opt", "tests/ir/prior_train.dcir", "--train", "--pipeline", NULL });
+    CHECK_MSG(r.status == 0 && r.out && !strstr(r.out, "attention") && strstr(r.out, "softmax_bwd"),
+              "status %d, stderr %s", r.status, r.err ? r.err : "");
+    run_free(&r);
+    r = run_disco((const char *[]){ "opt", "tests/ir/prior_train.dcir", "--train", "--forward-passes",
+                                    "fuse-attention-all,dce", "--pipeline", NULL });
     CHECK_MSG(r.status == 0 && r.out && strstr(r.out, "= attention %") && strstr(r.out, "= attention_bwd %") &&
                   !strstr(r.out, "softmax_bwd") && !strstr(r.out, ",7,7]"),
               "status %d, stderr %s", r.status, r.err ? r.err : "");
@@ -244,6 +250,8 @@ TEST(cli_opt_train_shows_the_fused_training_step) {
               "status %d, stderr %s", r.status, r.err ? r.err : "");
     run_free(&r);
     expect_usage_error((const char *[]){ "opt", "tests/ir/mlp.dcir", "--backend", "ref", NULL }, "disco opt: --backend chooses");
+    expect_usage_error((const char *[]){ "opt", "tests/ir/mlp.dcir", "--forward-passes", "dce", NULL },
+                       "disco opt: --forward-passes needs --train");
 }
 
 /* A corrupted copy of text: kind 0 truncates at pos, 1 flips a byte, 2 deletes one, 3 inserts

@@ -76,7 +76,7 @@ static void check_model(const char *name, dc_graph *g, int blocks, int32_t ids) 
     char err[DC_ERR_LEN];
     dc_graph *f = copy_graph(g);
     dc_pass_opts o = { .verify_each = true };
-    bool ok = f && dc_run_pipeline(f, "fuse-attention", &o, err, sizeof err);
+    bool ok = f && dc_run_pipeline(f, "fuse-attention-all", &o, err, sizeof err);
     CHECK_MSG(ok, "%s: %s", name, err);
     if (ok) {
         CHECK_MSG(count_op(g, DC_OP_SOFTMAX) == blocks, "%s: %d softmax before, %d blocks", name,
@@ -85,7 +85,7 @@ static void check_model(const char *name, dc_graph *g, int blocks, int32_t ids) 
                   "%s: %d attention nodes and %d softmax after, %d blocks", name, count_op(f, DC_OP_ATTENTION),
                   count_op(f, DC_OP_SOFTMAX), blocks);
         char *once = dc_print(f);
-        CHECK(dc_run_pipeline(f, "fuse-attention", &o, err, sizeof err));
+        CHECK(dc_run_pipeline(f, "fuse-attention-all", &o, err, sizeof err));
         char *twice = dc_print(f);
         CHECK_MSG(strcmp(once, twice) == 0, "%s: fuse-attention is not idempotent", name);
         free(once);

@@ -346,7 +346,7 @@ TEST(pass_semantics_ir_goldens) {
     static char paths[MAX_FILES][256];
     int n = dcir_files("tests/ir", paths, MAX_FILES);
     CHECK(n >= 4);
-    const char *pipelines[] = { "dce", "cse", "fold", "simplify", "fuse-attention", "simplify,fold,cse,dce" };
+    const char *pipelines[] = { "dce", "cse", "fold", "simplify", "fuse-attention-all", "simplify,fold,cse,dce" };
     int n_pipelines = (int)(sizeof pipelines / sizeof pipelines[0]);
     for (int i = 0; i < n; i++) {
         size_t len_text = 0;
@@ -455,7 +455,7 @@ TEST(pass_fold_matches_kernels) {
 TEST(pass_manager_table) {
     int n = 0;
     const dc_pass *p = dc_passes(&n);
-    const char *want[] = { "dce", "cse", "fold", "simplify", "fuse-attention", "fuse-contraction", "fuse-loops", "schedule-results", "plan-memory" };
+    const char *want[] = { "dce", "cse", "fold", "simplify", "fuse-attention", "fuse-attention-all", "fuse-contraction", "fuse-loops", "schedule-results", "plan-memory" };
     int n_want = (int)(sizeof want / sizeof want[0]);
     CHECK_EQ_INT(n, n_want);
     for (int i = 0; i < n && i < n_want; i++) {
@@ -503,7 +503,7 @@ TEST(pass_pipeline_errors) {
         char err[DC_ERR_LEN] = "";
         bool unchanged = false;
         CHECK_MSG(!try_pipeline(bad[i][0], &o, err, sizeof err, &unchanged), "'%s' accepted", bad[i][0]);
-        CHECK_MSG(strstr(err, bad[i][1]) && strstr(err, "known passes: dce, cse, fold, simplify, fuse-attention, fuse-contraction, fuse-loops, schedule-results, plan-memory"),
+        CHECK_MSG(strstr(err, bad[i][1]) && strstr(err, "known passes: dce, cse, fold, simplify, fuse-attention, fuse-attention-all, fuse-contraction, fuse-loops, schedule-results, plan-memory"),
                   "'%s': %s", bad[i][0], err);
         CHECK_MSG(unchanged, "'%s' changed the graph before failing", bad[i][0]);
     }

@@ -13,7 +13,7 @@
 #include "tools/cli.h"
 
 typedef struct {
-    const char *file, *passes;
+    const char *file, *passes, *forward_passes;
     int backend;                /* -1 until given */
     bool pipeline, dot, print_pipeline, train;
     dc_pass_opts po;
@@ -24,6 +24,7 @@ static int choose_passes(opt_args *a, const char **passes) {
     if (a->passes && a->pipeline) return dc_usage_error("opt", "--passes and --pipeline exclude each other");
     if (a->backend >= 0 && !a->pipeline && !a->train)
         return dc_usage_error("opt", "--backend chooses the pipeline of --pipeline or --train, which are missing");
+    if (a->forward_passes && !a->train) return dc_usage_error("opt", "--forward-passes needs --train");
     if (a->train && !dc_cli_backend("opt", &a->backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
     *passes = a->passes;
     if (!a->pipeline) return 0;
@@ -57,7 +58,7 @@ static int cmd_opt(int argc, char **argv) {
     /* the hyperparameters only set constants of the update; these are disco train's usual ones */
     dc_train_config tc = { .b1 = 0.9f, .b2 = 0.999f, .eps = 1e-8f, .weight_decay = 1e-4f, .clip_norm = 1.0f,
                            .ema_decay = 0.999f, .backend = (dc_backend)a.backend };
-    if (a.train && !dc_train_graph(g, &tc, err, sizeof err)) {
+    if (a.train && !dc_train_graph(g, &tc, a.forward_passes, err, sizeof err)) {
         fprintf(stderr, "%s: error: %s\n", a.file, err);
         dc_graph_free(g);
         return 1;
@@ -79,8 +80,8 @@ static int cmd_opt(int argc, char **argv) {
 
 static const dc_opt options[] = {
     DC_OPT_STR("--passes", "a,b,c", opt_args, passes,
-               "the pipeline: dce, cse, fold, simplify, fuse-attention, fuse-contraction,\n"
-               "fuse-loops, schedule-results, plan-memory"),
+               "the pipeline: dce, cse, fold, simplify, fuse-attention, fuse-attention-all,\n"
+               "fuse-contraction, fuse-loops, schedule-results, plan-memory"),
     DC_OPT_FLAG("--pipeline", opt_args, pipeline,
                 "instead of --passes, the compiler's pipeline for --backend (what `disco train`,\n"
                 "the evaluations, the samplers and `disco run` run on their graphs); its passes\n"
@@ -89,6 +90,9 @@ static const dc_opt options[] = {
                 "FILE is a model's forward graph with an f32[] output `loss`: first make it the\n"
                 "training step `disco train` compiles (the forward passes of --backend, such as\n"
                 "fuse-attention, then gradients w.r.t. every param, clipping, AdamW, EMA)"),
+    DC_OPT_STR("--forward-passes", "a,b,c", opt_args, forward_passes,
+               "with --train, the passes run on the forward graph before it is differentiated,\n"
+               "instead of the backend's (e.g. fuse-attention-all,dce: every attention fused)"),
     DC_OPT_ENUM("--backend", opt_args, backend, dc_backend_names,
                 "the backend whose --pipeline (and --train) is meant (default $DISCO_BACKEND,\n"
                 "else auto)"),
