@@ -74,28 +74,31 @@ for s in $SIZES; do
 done
 
 echo
-echo "per shape: median ms; speedup = torch ms / disco ms (> 1: disco is faster), against PyTorch's fastest configuration"
+echo "per shape: median ms; speedup = torch ms / disco ms (> 1: disco is faster), against PyTorch's fastest"
+echo "configuration; picked: the variant disco's compiler picks for the shape (fuse-attention's rule)"
 awk '
     { key = sprintf("%-7s %6s %5s %6s %4s", $1, $2, $3, $4, $5)
       if (!(key in seen)) { seen[key] = 1; order[++n] = key }
       v = $6; ms = ($7 == "skipped:") ? "" : $8
+      if (sub(/[*]$/, "", v)) picked[key] = v
       if (v == "fused" || v == "unfused") t[key, v] = ms
       else if (ms != "" && (!((key, "torch") in t) || ms + 0 < t[key, "torch"] + 0)) { t[key, "torch"] = ms; cfg[key] = substr(v, 7) } }
     function cell(x) { return x == "" ? "-" : x }
-    function speedup(k, v,   r) {
-        if (t[k, v] == "" || !((k, "torch") in t)) return "-"
-        r = t[k, "torch"] / t[k, v]; logsum[v] += log(r); count[v]++
+    function speedup(k, v, name,   r) {
+        if (v == "" || t[k, v] == "" || t[k, "torch"] == "") return "-"
+        r = t[k, "torch"] / t[k, v]; logsum[name] += log(r); count[name]++
         return sprintf("%.2fx", r) }
     END {
-        printf "%-7s %6s %5s %6s %4s %10s %10s %10s %-8s %13s %15s\n", "mode", "causal", "bh", "S", "D", "fused ms",
-               "unfused ms", "torch ms", "(torch)", "torch/fused", "torch/unfused"
+        printf "%-7s %6s %5s %6s %4s %10s %10s %-8s %10s %-8s %12s %14s %13s\n", "mode", "causal", "bh", "S", "D",
+               "fused ms", "unfused ms", "picked", "torch ms", "(torch)", "torch/fused", "torch/unfused", "torch/picked"
         for (i = 1; i <= n; i++) {
             k = order[i]
-            printf "%s %10s %10s %10s %-8s %13s %15s\n", k, cell(t[k, "fused"]), cell(t[k, "unfused"]),
-                   cell(t[k, "torch"]), ((k, "torch") in t) ? cfg[k] : "-", speedup(k, "fused"), speedup(k, "unfused")
+            printf "%s %10s %10s %-8s %10s %-8s %12s %14s %13s\n", k, cell(t[k, "fused"]), cell(t[k, "unfused"]),
+                   cell(picked[k]), cell(t[k, "torch"]), t[k, "torch"] != "" ? cfg[k] : "-", speedup(k, "fused", "fused"),
+                   speedup(k, "unfused", "unfused"), speedup(k, picked[k], "picked")
         }
-        for (v = 0; v < 2; v++) {
-            name = v ? "unfused" : "fused"
+        for (v = 0; v < 3; v++) {
+            name = v == 0 ? "fused" : v == 1 ? "unfused" : "picked"
             if (count[name]) printf "geometric mean of torch / disco %-7s = %.2fx over %d shapes\n", name,
                                     exp(logsum[name] / count[name]), count[name]
         }

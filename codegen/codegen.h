@@ -45,7 +45,9 @@ const char *dc_forward_pipeline(dc_backend b);
  * DC_BACKEND_DNNL a refusal is an error instead. ref: ref everywhere. Loop groups (fuse-loops)
  * run as LLVM JIT kernels under auto and jit; jit also lowers every ungrouped elementwise and
  * reduction node as a kernel of its own; a group the kernel IR cannot express runs node by
- * node on ref with a note. NULL and err when the graph does not verify or a forced
+ * node on ref with a note. The consecutive result nodes of one attention or attention_bwd
+ * (schedule-results) run as one flash-attention jit step under auto and jit (ref, with a
+ * note, when the flash kernel cannot take them). NULL and err when the graph does not verify or a forced
  * provider cannot run a node it claims. The steps can be inspected with dc_exec_steps. */
 dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len);
 /* dc_compile with the program's arena in host's scratch when it fits (dc_exec_new_program_in:

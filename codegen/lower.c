@@ -16,7 +16,8 @@
  * 12 hex digits of the kernel IR's hash). A group the kernel IR cannot express, or that LLVM
  * fails to compile, runs node by node on ref, the note of its last step saying why. Groups
  * of only fills, iotas and copies are jit kernels too: a program runs on ref only what the
- * kernel IR cannot express. */
+ * kernel IR cannot express. Under auto and jit the result nodes of one attention (or
+ * attention_bwd) are one step too, a flash-attention kernel (codegen/lower_attention.c). */
 #include "codegen/codegen.h"
 
 #include "codegen/lower_jit.h"

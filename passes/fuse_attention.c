@@ -216,14 +216,15 @@ static bool operands_fit(const dc_graph *g, group *m) {
 }
 
 /* Measured with bench/attention (2 threads, AVX-512, B*H 8 and 32, D 32 and 64, medians of
- * quiet runs, 2026-12-05): the flash kernels beat the plain spelling (oneDNN matmuls, a JIT
- * softmax) under the causal mask from Sk = 196 on (forward 1.3-3.0x, forward + backward
- * 1.05-3.2x), and lose at Sk = 49 (0.76-0.95x), where the exponentials and the per-row work
- * dominate. Without a mask the plain spelling's matmuls run near the FMA peak and the flash
- * backward recomputes the probabilities: fused is 0.73-0.94x at Sk 196-256 and 0.83-1.24x at
- * 1024; at 4096 it wins for D = 32 (1.23-1.27x) and not for D = 64 (0.84-0.96x). */
+ * quiet runs, bench/RESULTS.md 2026-12-05): the flash kernels beat the plain spelling (oneDNN
+ * matmuls, a JIT softmax) under the causal mask from Sk = 196 on (forward 1.2-2.8x, forward +
+ * backward 1.08-2.5x), and lose at Sk = 49 (0.63-0.98x), where the exponentials and the
+ * per-row work dominate. Without a mask the plain spelling's matmuls run near the FMA peak and
+ * the flash backward recomputes the probabilities: fused loses at Sk 196-256 (0.63-0.94x
+ * forward + backward); from 1024 on it wins for D = 32 (1.05-1.29x, forward and training) and
+ * for D = 64 only forward (1.15-1.18x, training 0.89-0.98x: kept unfused). */
 bool dc_attention_fuses(int64_t sk, int64_t d, bool causal) {
-    return causal ? sk >= 128 : d <= 32 && sk >= 2048;
+    return causal ? sk >= 128 : d <= 32 && sk >= 1024;
 }
 
 /* The group whose output is old node out, if there is one that no earlier group claimed. */
