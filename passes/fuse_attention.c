@@ -216,13 +216,13 @@ static bool operands_fit(const dc_graph *g, group *m) {
 }
 
 /* Measured with bench/attention (2 threads, AVX-512, B*H 8 and 32, D 32 and 64, medians of
- * quiet runs, bench/RESULTS.md 2026-12-05): the flash kernels beat the plain spelling (oneDNN
- * matmuls, a JIT softmax) under the causal mask from Sk = 196 on (forward 1.2-2.8x, forward +
- * backward 1.08-2.5x), and lose at Sk = 49 (0.63-0.98x), where the exponentials and the
- * per-row work dominate. Without a mask the plain spelling's matmuls run near the FMA peak and
- * the flash backward recomputes the probabilities: fused loses at Sk 196-256 (0.63-0.94x
- * forward + backward); from 1024 on it wins for D = 32 (1.05-1.29x, forward and training) and
- * for D = 64 only forward (1.15-1.18x, training 0.89-0.98x: kept unfused). */
+ * a quiet run, bench/RESULTS.md 2026-12-05): the flash kernels beat the plain spelling (oneDNN
+ * matmuls, a JIT softmax) under the causal mask from Sk = 196 on (forward 1.24-2.65x, forward
+ * + backward 1.05-2.25x), and lose at Sk = 49 (0.62-0.98x, masked or not), where the
+ * exponentials and the per-row work dominate. Without a mask the plain spelling's matmuls run
+ * near the FMA peak and the flash backward recomputes the probabilities: fused loses at Sk
+ * 196-256 (0.64-1.04x); from 1024 on it wins for D = 32 (1.09-1.28x, forward and training)
+ * and for D = 64 only forward (1.01-1.20x; training 0.94-1.02x: kept unfused). */
 bool dc_attention_fuses(int64_t sk, int64_t d, bool causal) {
     return causal ? sk >= 128 : d <= 32 && sk >= 1024;
 }
