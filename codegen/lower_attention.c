@@ -13,6 +13,7 @@
 
 #include "codegen/codegen.h"
 #include "codegen/lower_jit.h"
+#include "passes/passes.h"
 
 /* block sizes, chosen by measurement (BH 8 and 32, S 256 and 1024, D 32 and 64, 2 threads):
  * 128 keys per block are 5-10% faster without a mask; with the causal mask 64 waste less on
@@ -150,8 +151,10 @@ bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char 
     memset(s, 0, sizeof *s);
     s->node = last;
     s->provider = "jit";
-    snprintf(s->impl, sizeof s->impl, "flash %s bq%lld bk%lld %s", bwd ? "bwd" : "fwd", (long long)spec.bq,
-             (long long)spec.bk, dc_jit_impl(jk));
+    char rule[64];
+    dc_attention_fuses(spec.sk, spec.d, spec.causal, rule, sizeof rule);
+    snprintf(s->impl, sizeof s->impl, "flash %s bq%lld bk%lld %s (%s)", bwd ? "bwd" : "fwd", (long long)spec.bq,
+             (long long)spec.bk, dc_jit_impl(jk), rule);
     s->writes_all = true;
     s->call = attn_call;
     s->ctx = c;

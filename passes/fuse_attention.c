@@ -41,6 +41,7 @@
  *   left alone is left alone for a reason a second run sees again. Runs on forward graphs,
  *   before autodiff (the op's VJP gives attention_bwd). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -223,8 +224,12 @@ static bool operands_fit(const dc_graph *g, group *m) {
  * near the FMA peak and the flash backward recomputes the probabilities: fused loses at Sk
  * 196-256 (0.64-1.04x); from 1024 on it wins for D = 32 (1.09-1.28x, forward and training)
  * and for D = 64 only forward (1.01-1.20x; training 0.94-1.02x: kept unfused). */
-bool dc_attention_fuses(int64_t sk, int64_t d, bool causal) {
-    return causal ? sk >= 128 : d <= 32 && sk >= 1024;
+bool dc_attention_fuses(int64_t sk, int64_t d, bool causal, char *why, size_t len) {
+    bool fuse = causal ? sk >= 128 : d <= 32 && sk >= 1024;
+    if (why)
+        snprintf(why, len, "rule: %s for %s, %lld keys, D %lld", fuse ? "fused" : "unfused",
+                 causal ? "causal" : "unmasked", (long long)sk, (long long)d);
+    return fuse;
 }
 
 /* The group whose output is old node out, if there is one that no earlier group claimed. */
@@ -240,7 +245,7 @@ static bool find_group(const finder *f, int out, group *res) {
     if (!walk(f, p->in[0], m, res) || !operands_fit(g, res)) return false;
     const dc_shape *ks = &type_of(g, res->k)->shape;
     int64_t sk = ks->dim[ks->rank - (res->k_t ? 1 : 2)], d = ks->dim[ks->rank - (res->k_t ? 2 : 1)];
-    return f->every || dc_attention_fuses(sk, d, res->causal);
+    return f->every || dc_attention_fuses(sk, d, res->causal, NULL, 0);
 }
 
 /* ---- the rewrite ----------------------------------------------------------------------- */
