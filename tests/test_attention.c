@@ -274,7 +274,8 @@ TEST(attention_shape_errors) {
 
 /* A random case: odd lengths, S = 1, Sq != Sk, lengths past one block; the head sizes, mask
  * and bias kind from eight families (D and Dv under, at and past a vector, causal or not, no
- * bias, a full one, one shared by every (b, h), a key padding mask), so that the 200 shapes
+ * bias, a full one, one shared by every (b, h), a key padding mask with -inf at every third
+ * key), so that the 200 shapes
  * share a few dozen kernels (a kernel is compiled per family and key block) */
 static att_case random_case(void) {
     static const struct { int64_t d, dv; bool causal; int bias; } fam[8] = {
@@ -339,6 +340,11 @@ TEST(attention_flash_matches_reference) {
         att_case c = random_case();
         dc_graph *gr = direct_graph(&c), *gc = direct_graph(&c);
         dc_tensor **in = case_inputs(gr);
+        if (c.bias_rank == 4 && c.bias[1] == 1 && c.bias[2] == 1) { /* a key padding mask: -inf masks */
+            float *b = in[3]->data;
+            for (int64_t j = 0; j < dc_numel(&in[3]->type.shape); j++)
+                if (j % 3 == 1) b[j] = -INFINITY;
+        }
         char err[DC_ERR_LEN];
         dc_exec *er = run_ref(gr, in);
         dc_exec *ec = dc_compile_for(gc, 0, DC_BACKEND_AUTO, NULL, err, sizeof err);
