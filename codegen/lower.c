@@ -226,9 +226,7 @@ static bool jit_step(const dc_graph *g, int first, int last, dc_step *s, char *w
 static bool group_steps(const dc_graph *g, int first, int last, dc_step *steps, int *n, char *err,
                         size_t len) {
     char why[DC_ERR_LEN] = "";
-    dc_op op = g->nodes[first].op;
-    bool attention = op == DC_OP_ATTENTION || op == DC_OP_ATTENTION_BWD;
-    if (attention ? dc_attention_step(g, first, last, &steps[*n], why, sizeof why)
+    if (dc_op_multi_result(g->nodes[first].op) ? dc_attention_step(g, first, last, &steps[*n], why, sizeof why)
                   : jit_step(g, first, last, &steps[*n], why, sizeof why)) {
         (*n)++;
         return true;
@@ -263,9 +261,9 @@ dc_exec *dc_compile_in(const dc_graph *g, uint64_t seed, dc_backend backend, dc_
     for (int i = 0; i < g->n_nodes && ok; i++) {
         const dc_node *nd = &g->nodes[i];
         if (nd->op == DC_OP_INPUT || nd->op == DC_OP_PARAM) continue;
-        bool attention = nd->op == DC_OP_ATTENTION || nd->op == DC_OP_ATTENTION_BWD;
-        int last = attention ? dc_results_last(g, i) : group_last(g, i);
-        if (attention ? dc_backend_uses_jit(backend) : jit_claims(g, i, backend)) {
+        bool results = dc_op_multi_result(nd->op);
+        int last = results ? dc_results_last(g, i) : group_last(g, i);
+        if (results ? dc_backend_uses_jit(backend) : jit_claims(g, i, backend)) {
             ok = group_steps(g, i, last, steps, &n, err, len);
             i = last;
             continue;

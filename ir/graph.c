@@ -188,8 +188,10 @@ int dc_graph_emit(dc_graph *g, dc_op op, int n_in, const int *in, const dc_attr 
     return dc_graph_append(g, &n);
 }
 
+bool dc_op_multi_result(dc_op op) { return op == DC_OP_ATTENTION || op == DC_OP_ATTENTION_BWD; }
+
 bool dc_same_computation(const dc_node *a, const dc_node *b) {
-    if (a->op != b->op || (a->op != DC_OP_ATTENTION && a->op != DC_OP_ATTENTION_BWD) || a->n_in != b->n_in) return false;
+    if (a->op != b->op || !dc_op_multi_result(a->op) || a->n_in != b->n_in) return false;
     if (memcmp(a->in, b->in, sizeof(int) * (size_t)a->n_in) != 0) return false;
     dc_attention_attr x = a->attr.attention, y = b->attr.attention;
     x.result = y.result = 0;

@@ -323,6 +323,9 @@ char *dc_node_label(const dc_graph *g, int id, char *buf, size_t len);
 /* output name, "outI" when unnamed; buf holds the generated one */
 const char *dc_graph_output_name(const dc_graph *g, int i, char *buf, size_t len);
 
+/* Whether op has several results, told apart by attr.attention.result: attention and
+ * attention_bwd. */
+bool dc_op_multi_result(dc_op op);
 /* Whether nodes a and b are results of one computation: nodes of a multi-result op
  * (attention, attention_bwd) with the same inputs and attributes but attr.attention.result.
  * One kernel may compute them all (codegen/lower_attention.c). */

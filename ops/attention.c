@@ -198,7 +198,7 @@ static void backward(const problem *p, const float *o, const float *dout, const 
                      float *out, int64_t out_numel) {
     bool dbias = result == 3;
     float *ds_all = NULL; /* dbias: ds of every (b, h, i, j), summed to bias's shape after */
-    if (dbias && !(ds_all = malloc(sizeof(float) * (size_t)(p->B * p->H * p->sq * p->sk)))) abort();
+    if (dbias && !(ds_all = malloc(sizeof(float) * (size_t)(p->B * p->H * p->sq * p->sk)))) abort(); /* out of memory */
     int64_t cols = result == 2 ? p->dv : p->d;
     #pragma omp parallel
     {

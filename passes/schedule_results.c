@@ -12,8 +12,6 @@
 #include "passes/passes.h"
 #include "passes/rewrite.h"
 
-static bool multi_result(const dc_node *n) { return n->op == DC_OP_ATTENTION || n->op == DC_OP_ATTENTION_BWD; }
-
 bool dc_pass_schedule_results(dc_graph *g, const dc_pass_opts *o, char *err, size_t len) {
     (void)o, (void)err, (void)len;
     int n = g->n_nodes, k = 0;
@@ -25,7 +23,7 @@ bool dc_pass_schedule_results(dc_graph *g, const dc_pass_opts *o, char *err, siz
         if (placed[i]) continue;
         order[k++] = i;
         placed[i] = true;
-        if (!multi_result(&g->nodes[i])) continue;
+        if (!dc_op_multi_result(g->nodes[i].op)) continue;
         for (int j = i + 1; j < n; j++)
             if (!placed[j] && dc_same_computation(&g->nodes[i], &g->nodes[j])) {
                 order[k++] = j;

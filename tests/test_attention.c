@@ -38,9 +38,9 @@ static dc_t unfused(dc_graph *g, const att_case *c, dc_t q, dc_t k, dc_t v, dc_t
     return dc_matmul(g, dc_softmax(g, s, -1), v);
 }
 
-/* Inputs q, k, v, [bias], r; outputs out, lse, and the gradients of sum(out * r) w.r.t. the
- * first `grads` of q, k, v, bias — through the attention op (fused) or the plain spelling. */
-static dc_graph *case_graph(const att_case *c, bool fused, int grads) {
+/* Inputs q, k, v, [bias], r; outputs out, lse, and (grads) the gradients of sum(out * r)
+ * w.r.t. q, k, v[, bias] — through the attention op (fused) or the plain spelling. */
+static dc_graph *case_graph(const att_case *c, bool fused, bool grads) {
     dc_graph *g = dc_graph_new(fused ? "fused" : "plain");
     dc_t q = dc_input(g, "q", DC_F32, 4, ((int64_t[]){ c->B, c->H, c->sq, c->d }));
     dc_t k = dc_input(g, "k", DC_F32, 4, ((int64_t[]){ c->B, c->H, c->sk, c->d }));
@@ -60,7 +60,7 @@ static dc_graph *case_graph(const att_case *c, bool fused, int grads) {
     dc_output(g, lse, "lse");
     if (grads) {
         dc_t loss = dc_sum(g, dc_mul(g, out, r));
-        int wrt[4] = { q.id, k.id, v.id, bias.id }, n = grads < 3 + (c->bias_rank > 0) ? grads : 3 + (c->bias_rank > 0), gid[4];
+        int wrt[4] = { q.id, k.id, v.id, bias.id }, n = 3 + (c->bias_rank > 0), gid[4];
         char err[DC_ERR_LEN];
         if (!dc_grad(g, loss.id, wrt, n, gid, err, sizeof err)) {
             CHECK_MSG(false, "dc_grad: %s", err);
@@ -121,7 +121,7 @@ static double worst_of(const dc_tensor *a, const dc_tensor *b, double atol, doub
 
 /* attention (fused op, ref kernels) vs the plain spelling: out, lse and the gradients */
 static void check_case(const att_case *c) {
-    dc_graph *gf = case_graph(c, true, 4), *gp = case_graph(c, false, 4);
+    dc_graph *gf = case_graph(c, true, true), *gp = case_graph(c, false, true);
     if (!gf || !gp) return;
     dc_tensor **in = case_inputs(gf);
     dc_exec *ef = run_ref(gf, in), *ep = run_ref(gp, in);
@@ -177,7 +177,7 @@ OP_TEST(ATTENTION, hand_computed) {
 /* a row whose every key is masked by the bias: out 0, lse -inf, no gradient through it */
 OP_TEST(ATTENTION_BWD, fully_masked_row_passes_nothing) {
     att_case c = { 1, 1, 2, 3, 2, 2, 1.0f, false, 2, { 2, 3 } };
-    dc_graph *g = case_graph(&c, true, 4);
+    dc_graph *g = case_graph(&c, true, true);
     if (!g) return;
     dc_tensor **in = case_inputs(g);
     float *bias = in[3]->data;
@@ -238,7 +238,7 @@ OP_TEST(ATTENTION_BWD, matches_autodiff_of_the_plain_spelling) {
     dc_t lse = dc_attention(g, q, k, v, bias, .scale = c.scale, .causal = true, .lse = true);
     for (int w = 0; w < 4; w++)
         dc_output(g, dc_attention_bwd(g, q, k, v, bias, out, r, lse, w, .scale = c.scale, .causal = true), NULL);
-    dc_graph *gp = case_graph(&c, false, 4);
+    dc_graph *gp = case_graph(&c, false, true);
     dc_tensor **in = case_inputs(g);
     dc_exec *e = run_ref(g, in), *ep = gp ? run_ref(gp, in) : NULL;
     for (int w = 0; e && ep && w < 4; w++) {
