@@ -187,6 +187,11 @@ typedef struct {
 
 typedef struct dc_jit_kernel dc_jit_kernel;
 
+/* The target a compile with opt would build for, as the lines "cpu NAME", "features LIST" (the
+ * full feature string, overrides applied), "llvm X.Y.Z" and "codegen N": the machine part of
+ * every cache key, and of the tuner's database keys. malloc'd. */
+char *dc_jit_target_text(const dc_jit_options *opt);
+
 /* A flash-attention kernel (codegen/llvm/attention.c): the attention op of ops/attention.c
  * on dense [B,H,S,D] tensors. The kernel is compiled for the head sizes, masks and blocks; the
  * batch, heads, lengths, bias strides and scale are read at run time (args[0]), so one kernel

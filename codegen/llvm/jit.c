@@ -107,13 +107,29 @@ static LLVMTargetMachineRef target_machine(const target *t, char *err, size_t le
     return tm;
 }
 
-/* XXH3-128 of everything the object depends on. */
-static dc_hash128 cache_key(const char *text, const target *t) {
+/* The target's part of every key: CPU, full feature string, LLVM and codegen versions. */
+static void target_text(dc_strbuf *s, const target *t) {
     unsigned major, minor, patch;
     LLVMGetVersion(&major, &minor, &patch);
+    dc_sb_printf(s, "cpu %s\nfeatures %s\nllvm %u.%u.%u\ncodegen %d\n", t->cpu, t->features, major, minor,
+                 patch, DC_JIT_CODEGEN_VERSION);
+}
+
+char *dc_jit_target_text(const dc_jit_options *opt) {
+    target t;
+    target_init(&t, opt);
     dc_strbuf s = { 0 };
-    dc_sb_printf(&s, "%s\ncpu %s\nfeatures %s\nllvm %u.%u.%u\ncodegen %d\nopt default<O3> lanes %d pic\n",
-                 text, t->cpu, t->features, major, minor, patch, DC_JIT_CODEGEN_VERSION, t->lanes);
+    target_text(&s, &t);
+    free(t.features);
+    return s.buf;
+}
+
+/* XXH3-128 of everything the object depends on. */
+static dc_hash128 cache_key(const char *text, const target *t) {
+    dc_strbuf s = { 0 };
+    dc_sb_printf(&s, "%s\n", text);
+    target_text(&s, t);
+    dc_sb_printf(&s, "opt default<O3> lanes %d pic\n", t->lanes);
     XXH128_hash_t h = XXH3_128bits(s.buf, s.len);
     free(s.buf);
     return (dc_hash128){ h.low64, h.high64 };
