@@ -185,75 +185,6 @@ static void emit_store(kx *c, const body *bd, const dc_kir_store *st, LLVMValueR
 
 /* ---- expressions ----------------------------------------------------------------------- */
 
-/* ---- the formula primitives in LLVM (ir/formula.h gives their C meaning) ----------------- */
-
-static bool is_f32(LLVMValueRef v) {
-    LLVMTypeRef t = LLVMTypeOf(v);
-    if (LLVMGetTypeKind(t) == LLVMVectorTypeKind) t = LLVMGetElementType(t);
-    return LLVMGetTypeKind(t) == LLVMFloatTypeKind;
-}
-
-static LLVMValueRef i32_neg(kx *c, LLVMValueRef a, int w) {
-    return LLVMBuildSub(c->x->b, dc_lx_i32(c->x, 0, w), a, "");
-}
-
-static LLVMValueRef lx_neg(kx *c, LLVMValueRef a, int w) {
-    return is_f32(a) ? LLVMBuildFNeg(c->x->b, a, "") : i32_neg(c, a, w);
-}
-
-static LLVMValueRef lx_abs(kx *c, LLVMValueRef a, int w) {
-    LLVMBuilderRef b = c->x->b;
-    LLVMTypeRef t = LLVMTypeOf(a);
-    if (is_f32(a)) return dc_lx_intrinsic(c->x, "llvm.fabs", &t, 1, &a, 1);
-    return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a, dc_lx_i32(c->x, 0, w), ""), i32_neg(c, a, w), a, "");
-}
-
-static LLVMValueRef lx_sqrt(kx *c, LLVMValueRef a) {
-    LLVMTypeRef t = LLVMTypeOf(a);
-    return dc_lx_intrinsic(c->x, "llvm.sqrt", &t, 1, &a, 1);
-}
-
-/* dc_i32_div: v == 0 -> 0, v == -1 -> -u, else u / v */
-static LLVMValueRef i32_div(kx *c, LLVMValueRef u, LLVMValueRef v, int w) {
-    LLVMBuilderRef b = c->x->b;
-    LLVMValueRef zero = LLVMBuildICmp(b, LLVMIntEQ, v, dc_lx_i32(c->x, 0, w), "");
-    LLVMValueRef m1 = LLVMBuildICmp(b, LLVMIntEQ, v, dc_lx_i32(c->x, -1, w), "");
-    LLVMValueRef safe = LLVMBuildSelect(b, LLVMBuildOr(b, zero, m1, ""), dc_lx_i32(c->x, 1, w), v, "");
-    LLVMValueRef q = LLVMBuildSDiv(b, u, safe, "");
-    q = LLVMBuildSelect(b, m1, i32_neg(c, u, w), q, "");
-    return LLVMBuildSelect(b, zero, dc_lx_i32(c->x, 0, w), q, "");
-}
-
-typedef enum { ARITH_ADD, ARITH_SUB, ARITH_MUL, ARITH_DIV, ARITH_MAX, ARITH_MIN } arith;
-
-static LLVMValueRef lx_arith(kx *c, arith op, LLVMValueRef u, LLVMValueRef v, int w) {
-    LLVMBuilderRef b = c->x->b;
-    bool f = is_f32(u);
-    switch (op) {
-    case ARITH_ADD: return f ? LLVMBuildFAdd(b, u, v, "") : LLVMBuildAdd(b, u, v, "");
-    case ARITH_SUB: return f ? LLVMBuildFSub(b, u, v, "") : LLVMBuildSub(b, u, v, "");
-    case ARITH_MUL: return f ? LLVMBuildFMul(b, u, v, "") : LLVMBuildMul(b, u, v, "");
-    case ARITH_DIV: return f ? LLVMBuildFDiv(b, u, v, "") : i32_div(c, u, v, w);
-    case ARITH_MAX:
-        return f ? dc_lx_maxf(c->x, u, v) : LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, u, v, ""), u, v, "");
-    case ARITH_MIN:
-        return f ? dc_lx_minf(c->x, u, v) : LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, u, v, ""), u, v, "");
-    }
-    abort(); /* every arith is handled above */
-}
-
-/* a comparison as i32 0/1 */
-static LLVMValueRef lx_cmp(kx *c, LLVMRealPredicate fp, LLVMIntPredicate ip, LLVMValueRef u, LLVMValueRef v, int w) {
-    LLVMBuilderRef b = c->x->b;
-    LLVMValueRef r = is_f32(u) ? LLVMBuildFCmp(b, fp, u, v, "") : LLVMBuildICmp(b, ip, u, v, "");
-    return LLVMBuildZExt(b, r, dc_lx_type(c->x->i32, w), "");
-}
-
-static LLVMValueRef lx_where(kx *c, LLVMValueRef cond, LLVMValueRef a, LLVMValueRef b, int w) {
-    LLVMValueRef t = LLVMBuildICmp(c->x->b, LLVMIntNE, cond, dc_lx_i32(c->x, 0, w), "");
-    return LLVMBuildSelect(c->x->b, t, a, b, "");
-}
-
 static LLVMValueRef cast(kx *c, const dc_kir_expr *e, dc_dtype from, LLVMValueRef a, int w) {
     dc_lx *x = c->x;
     if (from == e->to) return a;
@@ -270,46 +201,8 @@ static LLVMValueRef emit_op(kx *c, const body *bd, const dc_kir_expr *e) {
     LLVMValueRef x = value_of(c, bd, e->arg[0]);
     LLVMValueRef y = e->arg[1] >= 0 ? value_of(c, bd, e->arg[1]) : x;
     LLVMValueRef z = e->arg[2] >= 0 ? value_of(c, bd, e->arg[2]) : x;
-    (void)y, (void)z;
     if (e->op == DC_OP_CAST) return cast(c, e, c->k->exprs[e->arg[0]].dtype, x, w);
-#define X x
-#define Y y
-#define Z z
-#define E dc_lx_f32(c->x, e->f, w)
-#define K(v) dc_lx_f32(c->x, v, w)
-#define NEG(a) lx_neg(c, a, w)
-#define ABS(a) lx_abs(c, a, w)
-#define EXP(a) dc_lx_exp(c->x, a, w)
-#define LOG(a) dc_lx_log(c->x, a, w)
-#define LOG1P(a) dc_lx_log1p(c->x, a, w)
-#define SQRT(a) lx_sqrt(c, a)
-#define SIN(a) dc_lx_libm(c->x, "sinf", a, NULL, w)
-#define COS(a) dc_lx_libm(c->x, "cosf", a, NULL, w)
-#define TANH(a) dc_lx_tanh(c->x, a, w)
-#define SIGMOID(a) dc_lx_sigmoid(c->x, a, w)
-#define POW(a, b) dc_lx_libm(c->x, "powf", a, b, w)
-#define ADD(a, b) lx_arith(c, ARITH_ADD, a, b, w)
-#define SUB(a, b) lx_arith(c, ARITH_SUB, a, b, w)
-#define MUL(a, b) lx_arith(c, ARITH_MUL, a, b, w)
-#define DIV(a, b) lx_arith(c, ARITH_DIV, a, b, w)
-#define MAX(a, b) lx_arith(c, ARITH_MAX, a, b, w)
-#define MIN(a, b) lx_arith(c, ARITH_MIN, a, b, w)
-#define EQ(a, b) lx_cmp(c, LLVMRealOEQ, LLVMIntEQ, a, b, w)
-#define NE(a, b) lx_cmp(c, LLVMRealUNE, LLVMIntNE, a, b, w)
-#define LT(a, b) lx_cmp(c, LLVMRealOLT, LLVMIntSLT, a, b, w)
-#define LE(a, b) lx_cmp(c, LLVMRealOLE, LLVMIntSLE, a, b, w)
-#define GT(a, b) lx_cmp(c, LLVMRealOGT, LLVMIntSGT, a, b, w)
-#define GE(a, b) lx_cmp(c, LLVMRealOGE, LLVMIntSGE, a, b, w)
-#define WHERE(cond, a, b) lx_where(c, cond, a, b, w)
-#define F32(f) return f;
-#define ANY(f) return f;
-#define CMP(f) return f;
-    switch (e->op) {
-#define DC_OP DC_FORM_CASE
-#include "ir/ops.def"
-#undef DC_OP
-    default: abort(); /* the kernel-IR builder admits MAP ops and cast only */
-    }
+    return dc_lx_formula(c->x, e->op, x, y, z, e->f, w);
 }
 
 static LLVMValueRef value_of(kx *c, const body *bd, int i) {

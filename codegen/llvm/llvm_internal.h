@@ -54,6 +54,10 @@ LLVMValueRef dc_lx_log1p(dc_lx *x, LLVMValueRef v, int w);
 LLVMValueRef dc_lx_maxf(dc_lx *x, LLVMValueRef u, LLVMValueRef v);
 LLVMValueRef dc_lx_minf(dc_lx *x, LLVMValueRef u, LLVMValueRef v);
 
+/* The value of MAP op's ops.def formula (ir/formula.h's primitives in LLVM) with operands
+ * x, y, z (unused ones may repeat x) and exponent e, at width w. */
+LLVMValueRef dc_lx_formula(dc_lx *lx, dc_op op, LLVMValueRef x, LLVMValueRef y, LLVMValueRef z, float e, int w);
+
 /* ---- emit.c ---------------------------------------------------------------------------- */
 
 /* Builds into x->mod the function `void name(ptr args, i64 begin, i64 end)` computing k

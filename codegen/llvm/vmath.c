@@ -5,10 +5,13 @@
  * (gelu, silu and softplus are ops.def formulas over them). Max errors against double precision, measured by tests/test_llvm.c
  * (llvm_vmath_error) over exp [-103, 88.7], log (0, 3e38], the others [-20, 20], the same on
  * every target: exp 0.9 ulp, log 1.9 ulp, tanh 5.3 ulp, sigmoid 2.1 ulp, silu 2.9 ulp, gelu 1.5 ulp
- * of max(|gelu(x)|, |x|). */
+ * of max(|gelu(x)|, |x|). Also the formula primitives of ir/formula.h in LLVM, and dc_lx_formula,
+ * which expands a MAP op's ops.def formula with them (the kernel IR's expressions, the GEMM's
+ * epilogue activations). */
 #include "codegen/llvm/llvm_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -228,4 +231,115 @@ LLVMValueRef dc_lx_log1p(dc_lx *x, LLVMValueRef v, int w) {
     LLVMValueRef d = fsub(x, u, dc_lx_f32(x, 1.0f, w));
     LLVMValueRef r = LLVMBuildFDiv(x->b, fmul(x, dc_lx_log(x, u, w), v), d, "");
     return sel(x, fcmp(x, LLVMRealOEQ, d, dc_lx_f32(x, 0.0f, w)), v, r);
+}
+
+/* ---- the formula primitives in LLVM (ir/formula.h gives their C meaning) ----------------- */
+
+static bool is_f32(LLVMValueRef v) {
+    LLVMTypeRef t = LLVMTypeOf(v);
+    if (LLVMGetTypeKind(t) == LLVMVectorTypeKind) t = LLVMGetElementType(t);
+    return LLVMGetTypeKind(t) == LLVMFloatTypeKind;
+}
+
+static LLVMValueRef i32_neg(dc_lx *lx, LLVMValueRef a, int w) {
+    return LLVMBuildSub(lx->b, dc_lx_i32(lx, 0, w), a, "");
+}
+
+static LLVMValueRef lx_neg(dc_lx *lx, LLVMValueRef a, int w) {
+    return is_f32(a) ? LLVMBuildFNeg(lx->b, a, "") : i32_neg(lx, a, w);
+}
+
+static LLVMValueRef lx_abs(dc_lx *lx, LLVMValueRef a, int w) {
+    LLVMBuilderRef b = lx->b;
+    LLVMTypeRef t = LLVMTypeOf(a);
+    if (is_f32(a)) return dc_lx_intrinsic(lx, "llvm.fabs", &t, 1, &a, 1);
+    return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a, dc_lx_i32(lx, 0, w), ""), i32_neg(lx, a, w), a, "");
+}
+
+static LLVMValueRef lx_sqrt(dc_lx *lx, LLVMValueRef a) {
+    LLVMTypeRef t = LLVMTypeOf(a);
+    return dc_lx_intrinsic(lx, "llvm.sqrt", &t, 1, &a, 1);
+}
+
+/* dc_i32_div: v == 0 -> 0, v == -1 -> -u, else u / v */
+static LLVMValueRef i32_div(dc_lx *lx, LLVMValueRef u, LLVMValueRef v, int w) {
+    LLVMBuilderRef b = lx->b;
+    LLVMValueRef zero = LLVMBuildICmp(b, LLVMIntEQ, v, dc_lx_i32(lx, 0, w), "");
+    LLVMValueRef m1 = LLVMBuildICmp(b, LLVMIntEQ, v, dc_lx_i32(lx, -1, w), "");
+    LLVMValueRef safe = LLVMBuildSelect(b, LLVMBuildOr(b, zero, m1, ""), dc_lx_i32(lx, 1, w), v, "");
+    LLVMValueRef q = LLVMBuildSDiv(b, u, safe, "");
+    q = LLVMBuildSelect(b, m1, i32_neg(lx, u, w), q, "");
+    return LLVMBuildSelect(b, zero, dc_lx_i32(lx, 0, w), q, "");
+}
+
+typedef enum { ARITH_ADD, ARITH_SUB, ARITH_MUL, ARITH_DIV, ARITH_MAX, ARITH_MIN } arith;
+
+static LLVMValueRef lx_arith(dc_lx *lx, arith op, LLVMValueRef u, LLVMValueRef v, int w) {
+    LLVMBuilderRef b = lx->b;
+    bool f = is_f32(u);
+    switch (op) {
+    case ARITH_ADD: return f ? LLVMBuildFAdd(b, u, v, "") : LLVMBuildAdd(b, u, v, "");
+    case ARITH_SUB: return f ? LLVMBuildFSub(b, u, v, "") : LLVMBuildSub(b, u, v, "");
+    case ARITH_MUL: return f ? LLVMBuildFMul(b, u, v, "") : LLVMBuildMul(b, u, v, "");
+    case ARITH_DIV: return f ? LLVMBuildFDiv(b, u, v, "") : i32_div(lx, u, v, w);
+    case ARITH_MAX:
+        return f ? dc_lx_maxf(lx, u, v) : LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, u, v, ""), u, v, "");
+    case ARITH_MIN:
+        return f ? dc_lx_minf(lx, u, v) : LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, u, v, ""), u, v, "");
+    }
+    abort(); /* every arith is handled above */
+}
+
+/* a comparison as i32 0/1 */
+static LLVMValueRef lx_cmp(dc_lx *lx, LLVMRealPredicate fp, LLVMIntPredicate ip, LLVMValueRef u, LLVMValueRef v, int w) {
+    LLVMBuilderRef b = lx->b;
+    LLVMValueRef r = is_f32(u) ? LLVMBuildFCmp(b, fp, u, v, "") : LLVMBuildICmp(b, ip, u, v, "");
+    return LLVMBuildZExt(b, r, dc_lx_type(lx->i32, w), "");
+}
+
+static LLVMValueRef lx_where(dc_lx *lx, LLVMValueRef cond, LLVMValueRef a, LLVMValueRef b, int w) {
+    LLVMValueRef t = LLVMBuildICmp(lx->b, LLVMIntNE, cond, dc_lx_i32(lx, 0, w), "");
+    return LLVMBuildSelect(lx->b, t, a, b, "");
+}
+
+LLVMValueRef dc_lx_formula(dc_lx *lx, dc_op op, LLVMValueRef x, LLVMValueRef y, LLVMValueRef z, float e, int w) {
+    (void)y, (void)z, (void)e;
+#define X x
+#define Y y
+#define Z z
+#define E dc_lx_f32(lx, e, w)
+#define K(v) dc_lx_f32(lx, v, w)
+#define NEG(a) lx_neg(lx, a, w)
+#define ABS(a) lx_abs(lx, a, w)
+#define EXP(a) dc_lx_exp(lx, a, w)
+#define LOG(a) dc_lx_log(lx, a, w)
+#define LOG1P(a) dc_lx_log1p(lx, a, w)
+#define SQRT(a) lx_sqrt(lx, a)
+#define SIN(a) dc_lx_libm(lx, "sinf", a, NULL, w)
+#define COS(a) dc_lx_libm(lx, "cosf", a, NULL, w)
+#define TANH(a) dc_lx_tanh(lx, a, w)
+#define SIGMOID(a) dc_lx_sigmoid(lx, a, w)
+#define POW(a, b) dc_lx_libm(lx, "powf", a, b, w)
+#define ADD(a, b) lx_arith(lx, ARITH_ADD, a, b, w)
+#define SUB(a, b) lx_arith(lx, ARITH_SUB, a, b, w)
+#define MUL(a, b) lx_arith(lx, ARITH_MUL, a, b, w)
+#define DIV(a, b) lx_arith(lx, ARITH_DIV, a, b, w)
+#define MAX(a, b) lx_arith(lx, ARITH_MAX, a, b, w)
+#define MIN(a, b) lx_arith(lx, ARITH_MIN, a, b, w)
+#define EQ(a, b) lx_cmp(lx, LLVMRealOEQ, LLVMIntEQ, a, b, w)
+#define NE(a, b) lx_cmp(lx, LLVMRealUNE, LLVMIntNE, a, b, w)
+#define LT(a, b) lx_cmp(lx, LLVMRealOLT, LLVMIntSLT, a, b, w)
+#define LE(a, b) lx_cmp(lx, LLVMRealOLE, LLVMIntSLE, a, b, w)
+#define GT(a, b) lx_cmp(lx, LLVMRealOGT, LLVMIntSGT, a, b, w)
+#define GE(a, b) lx_cmp(lx, LLVMRealOGE, LLVMIntSGE, a, b, w)
+#define WHERE(cond, a, b) lx_where(lx, cond, a, b, w)
+#define F32(f) return f;
+#define ANY(f) return f;
+#define CMP(f) return f;
+    switch (op) {
+#define DC_OP DC_FORM_CASE
+#include "ir/ops.def"
+#undef DC_OP
+    default: abort(); /* the callers admit MAP ops only */
+    }
 }
