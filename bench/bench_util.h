@@ -9,7 +9,7 @@
 
 /* Whether this CPU has AVX-512F, which bench_fma_peak needs. */
 bool bench_has_avx512(void);
-/* GFLOP/s of 16 independent AVX-512 FMA chains per thread on every OpenMP thread (~0.1 s a
+/* GFLOP/s of 24 independent AVX-512 FMA chains per thread on every OpenMP thread (~0.1 s a
  * repetition): the median of reps repetitions, and the fastest in *best when best is not NULL
  * (on a shared machine, the closer to what the cores can do). Call only when
  * bench_has_avx512(). */

@@ -214,6 +214,44 @@ typedef struct {
 typedef struct { int64_t v[7]; } dc_attn_sizes;
 dc_attn_sizes dc_attn_sizes_of(const dc_attn_spec *s);
 
+/* A GEMM kernel (codegen/llvm/gemm.c): for each batch b,
+ *     out[b] = act(scale * A[b] B[b] + bias) + residual[b]
+ * A[b] [M, K] ([K, M] when trans_a) at its batch's offset, B[b] packed beforehand into panels of
+ * nr columns (dc_gemm_pack_b), out and residual dense [batch, M, N], bias [N]. The parameters
+ * are compiled in and are all in the kernel's cache key: an mr x nr register tile (nr/lanes
+ * vectors of fused multiply-adds per row, one broadcast per row and k), cache blocks of kc
+ * (the depth of one pass over K), mc (rows of one work item, whose A block is packed [k][mr]
+ * on the thread's scratch) and nc (columns of packed B per block), the k loop unrolled
+ * `unroll` times, packed B prefetched `prefetch` k steps ahead (0: no prefetch), and the
+ * vector width. The sizes are read at run time (args[0], a dc_gemm_sizes), so one kernel
+ * serves every shape with the same parameters and epilogue. */
+typedef struct {
+    int mr, nr, unroll, prefetch, lanes;
+    int64_t kc, mc, nc;
+    bool trans_a, bias, residual;
+    dc_activation act;
+} dc_gemm_spec;
+
+/* args[0] of a GEMM kernel: M, N, K, A's leading dimension, the work items per batch
+ * (ceil(M / mc)), then the f32 scale (in the low 4 bytes of the last slot). */
+typedef struct { int64_t v[6]; } dc_gemm_sizes;
+dc_gemm_sizes dc_gemm_sizes_of(const dc_gemm_spec *s, int64_t M, int64_t N, int64_t K, int64_t lda, float scale);
+
+/* Whether spec is a kernel the emitter builds on `lanes`-wide vectors (lanes 8 or 16, and at
+ * most the target's); false and why otherwise. */
+bool dc_gemm_spec_ok(const dc_gemm_spec *s, int lanes, char *why, size_t len);
+/* The spec's canonical text, e.g. "gemm mr 14 nr 32 kc 256 mc 112 nc 256 unroll 4 prefetch 0
+ * lanes 16 trans_a 0 bias 1 act none residual 0": the kernel's part of its cache key. */
+void dc_gemm_spec_text(const dc_gemm_spec *s, char *buf, size_t len);
+
+/* B [K, N] (trans_b: [N, K], row stride ldb) packed for spec: ceil(N/nr) panels, each
+ * [K][nr] with the columns past N zero: dst needs dc_gemm_packed_size floats. */
+int64_t dc_gemm_packed_size(const dc_gemm_spec *s, int64_t N, int64_t K);
+void dc_gemm_pack_b(const dc_gemm_spec *s, const float *b, bool trans_b, int64_t ldb, int64_t N, int64_t K,
+                    float *dst);
+/* floats of the per-thread scratch a work item packs its A block into */
+int64_t dc_gemm_scratch_size(const dc_gemm_spec *s);
+
 /* The kernel for k (opt may be NULL: defaults); NULL and err for a kernel with an error or
  * without phases, or when LLVM fails. Release it with dc_jit_release. */
 dc_jit_kernel *dc_jit_compile(const dc_kir *k, const dc_jit_options *opt, char *err, size_t len);
@@ -225,6 +263,12 @@ dc_jit_kernel *dc_jit_compile(const dc_kir *k, const dc_jit_options *opt, char *
  * dq, dk, dv. sizes: a dc_attn_sizes. */
 dc_jit_kernel *dc_jit_compile_attention(const dc_attn_spec *spec, const dc_jit_options *opt, char *err,
                                         size_t len);
+/* The GEMM kernel of spec. Its entry runs work items [begin, end), item t computing rows
+ * [m0, m0 + mc) of batch b = t / items, m0 = (t % items) mc (items: ceil(M / mc)), with args:
+ * sizes (dc_gemm_sizes), A, a_off (int64 per batch: the offset of A[b] in floats), packed B,
+ * b_off (int64 per batch: the offset of B[b]'s packing), out, bias, residual (NULL when the
+ * spec has none), scratch (dc_gemm_scratch_size floats, one per thread). */
+dc_jit_kernel *dc_jit_compile_gemm(const dc_gemm_spec *spec, const dc_jit_options *opt, char *err, size_t len);
 /* The entry point, valid until the kernel is released; run it over [0, dc_kir_range(k)). */
 dc_range_kernel dc_jit_entry(const dc_jit_kernel *jk);
 /* Vector lanes of the generated code (16, 8 or 1). */

@@ -46,9 +46,7 @@ typedef struct {
 
 /* ---- small builders -------------------------------------------------------------------- */
 
-static LLVMValueRef i64c(ax *a, int64_t v);
-
-static LLVMValueRef i64c(ax *a, int64_t v) { return LLVMConstInt(a->x->i64, (uint64_t)v, 1); }
+static LLVMValueRef i64c(ax *a, int64_t v) { return dc_lx_i64c(a->x, v); }
 static LLVMValueRef add(ax *a, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildAdd(a->x->b, u, v, ""); }
 static LLVMValueRef mul(ax *a, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildMul(a->x->b, u, v, ""); }
 static LLVMValueRef addc(ax *a, LLVMValueRef u, int64_t c) { return c ? add(a, u, i64c(a, c)) : u; }
@@ -70,52 +68,21 @@ static LLVMValueRef fconst(ax *a, float v) { return LLVMConstReal(a->x->f32, v);
 static LLVMValueRef vconst(ax *a, float v) { return dc_lx_f32(a->x, v, a->W); }
 static LLVMValueRef splat(ax *a, LLVMValueRef v) { return dc_lx_splat(a->x, v, a->W); }
 
-static LLVMValueRef gep(ax *a, LLVMValueRef p, LLVMValueRef off) {
-    return LLVMBuildGEP2(a->x->b, a->x->f32, p, &off, 1, "");
-}
+static LLVMValueRef gep(ax *a, LLVMValueRef p, LLVMValueRef off) { return dc_lx_gep(a->x, p, off); }
 
-/* n elements of type t on the stack (in the entry block, 64-byte aligned) */
-static LLVMValueRef stack(ax *a, LLVMTypeRef t, int64_t n) {
-    LLVMValueRef v = LLVMBuildArrayAlloca(a->eb, t, i64c(a, n), "");
-    LLVMSetAlignment(v, 64);
-    return v;
-}
+static LLVMValueRef stack(ax *a, LLVMTypeRef t, int64_t n) { return dc_lx_stack(a->x, a->eb, t, n); }
 
-static LLVMValueRef sload(ax *a, LLVMValueRef p, LLVMValueRef off) {
-    LLVMValueRef v = LLVMBuildLoad2(a->x->b, a->x->f32, gep(a, p, off), "");
-    LLVMSetAlignment(v, 4);
-    return v;
-}
+static LLVMValueRef sload(ax *a, LLVMValueRef p, LLVMValueRef off) { return dc_lx_sload(a->x, p, off); }
 
-static void sstore(ax *a, LLVMValueRef p, LLVMValueRef off, LLVMValueRef v) {
-    LLVMSetAlignment(LLVMBuildStore(a->x->b, v, gep(a, p, off)), 4);
-}
+static void sstore(ax *a, LLVMValueRef p, LLVMValueRef off, LLVMValueRef v) { dc_lx_sstore(a->x, p, off, v); }
 
-/* the vector at p[off]; lanes off mask read as 0 (mask NULL: all lanes) */
 static LLVMValueRef vload(ax *a, LLVMValueRef p, LLVMValueRef off, LLVMValueRef mask) {
-    LLVMValueRef q = gep(a, p, off);
-    if (!mask) {
-        LLVMValueRef v = LLVMBuildLoad2(a->x->b, a->vt, q, "");
-        LLVMSetAlignment(v, 4);
-        return v;
-    }
-    return dc_lx_intrinsic(a->x, "llvm.masked.load", (LLVMTypeRef[]){ a->vt, a->x->ptr }, 2,
-                           (LLVMValueRef[]){ q, LLVMConstInt(a->x->i32, 4, 0), mask, LLVMConstNull(a->vt) }, 4);
+    return dc_lx_vload(a->x, a->vt, p, off, mask);
 }
-
 static void vstore(ax *a, LLVMValueRef p, LLVMValueRef off, LLVMValueRef v, LLVMValueRef mask) {
-    LLVMValueRef q = gep(a, p, off);
-    if (!mask) {
-        LLVMSetAlignment(LLVMBuildStore(a->x->b, v, q), 4);
-        return;
-    }
-    dc_lx_intrinsic(a->x, "llvm.masked.store", (LLVMTypeRef[]){ a->vt, a->x->ptr }, 2,
-                    (LLVMValueRef[]){ v, q, LLVMConstInt(a->x->i32, 4, 0), mask }, 4);
+    dc_lx_vstore(a->x, p, off, v, mask);
 }
-
-static LLVMValueRef vfma(ax *a, LLVMValueRef u, LLVMValueRef v, LLVMValueRef w) {
-    return dc_lx_intrinsic(a->x, "llvm.fma", &a->vt, 1, (LLVMValueRef[]){ u, v, w }, 3);
-}
+static LLVMValueRef vfma(ax *a, LLVMValueRef u, LLVMValueRef v, LLVMValueRef w) { return dc_lx_fma(a->x, u, v, w); }
 
 /* the lanes [0, n) of a vector, as a constant mask; NULL when that is every lane */
 static LLVMValueRef first_lanes(ax *a, int64_t n) {

@@ -145,6 +145,7 @@ typedef struct {
 
 static void emit_kir(dc_lx *x, const void *src, const char *name) { dc_lx_emit_kernel(x, src, name); }
 static void emit_attention(dc_lx *x, const void *src, const char *name) { dc_lx_emit_attention(x, src, name); }
+static void emit_gemm(dc_lx *x, const void *src, const char *name) { dc_lx_emit_gemm(x, src, name); }
 
 /* The optimized object of the kernel src emits, named name; NULL and err on failure. */
 static LLVMMemoryBufferRef compile(const source *src, const char *name, const target *t, char *err,
@@ -329,6 +330,19 @@ dc_jit_kernel *dc_jit_compile_attention(const dc_attn_spec *s, const dc_jit_opti
                  s->backward ? "bwd" : "fwd", (long long)s->d, (long long)s->dv, s->causal, s->bias,
                  s->bias_last_broadcast, (long long)s->bq, (long long)s->bk);
         jk = get_kernel(text, &(source){ emit_attention, s }, &t, opt, err, len);
+    }
+    free(t.features);
+    return jk;
+}
+
+dc_jit_kernel *dc_jit_compile_gemm(const dc_gemm_spec *s, const dc_jit_options *opt, char *err, size_t len) {
+    target t;
+    target_init(&t, opt);
+    dc_jit_kernel *jk = NULL;
+    char text[256];
+    if (dc_gemm_spec_ok(s, t.lanes, err, len)) {
+        dc_gemm_spec_text(s, text, sizeof text);
+        jk = get_kernel(text, &(source){ emit_gemm, s }, &t, opt, err, len);
     }
     free(t.features);
     return jk;

@@ -34,6 +34,21 @@ LLVMValueRef dc_lx_intrinsic(dc_lx *x, const char *name, LLVMTypeRef *tys, int n
 /* scalar libm function float f(float[, float]) applied lane by lane. */
 LLVMValueRef dc_lx_libm(dc_lx *x, const char *name, LLVMValueRef a, LLVMValueRef b, int w);
 
+/* Memory: p is an f32 pointer, off an i64 element offset. A vector access of type vt with a
+ * mask (an i1 vector; NULL: every lane) reads masked-off lanes as 0 and leaves them unwritten;
+ * accesses assume 4-byte alignment only. */
+LLVMValueRef dc_lx_i64c(dc_lx *x, int64_t v);
+LLVMValueRef dc_lx_gep(dc_lx *x, LLVMValueRef p, LLVMValueRef off);
+LLVMValueRef dc_lx_sload(dc_lx *x, LLVMValueRef p, LLVMValueRef off);
+void dc_lx_sstore(dc_lx *x, LLVMValueRef p, LLVMValueRef off, LLVMValueRef v);
+LLVMValueRef dc_lx_vload(dc_lx *x, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef off, LLVMValueRef mask);
+void dc_lx_vstore(dc_lx *x, LLVMValueRef p, LLVMValueRef off, LLVMValueRef v, LLVMValueRef mask);
+/* u * v + w rounded once (llvm.fma), scalar or vector */
+LLVMValueRef dc_lx_fma(dc_lx *x, LLVMValueRef u, LLVMValueRef v, LLVMValueRef w);
+/* n elements of type t on the stack, 64-byte aligned, allocated by entry (a builder in the
+ * function's entry block, so the optimizer promotes or sizes them once) */
+LLVMValueRef dc_lx_stack(dc_lx *x, LLVMBuilderRef entry, LLVMTypeRef t, int64_t n);
+
 /* A loop over an i64 variable (an alloca the optimizer promotes): dc_lx_loop_open stores init
  * and opens the head block, where the caller builds the condition for dc_lx_loop_test, which
  * opens the body; dc_lx_loop_close adds step to the variable, branches back to the head and
@@ -72,5 +87,11 @@ bool dc_lx_attention_supported(const dc_attn_spec *s, int lanes);
 /* Builds into x->mod the function `void name(ptr args, i64 begin, i64 end)` of spec's
  * forward or backward flash-attention kernel (codegen.h: dc_jit_compile_attention). */
 void dc_lx_emit_attention(dc_lx *x, const dc_attn_spec *s, const char *name);
+
+/* ---- gemm.c ------------------------------------------------------------------------------ */
+
+/* Builds into x->mod the function `void name(ptr args, i64 begin, i64 end)` of spec's GEMM
+ * kernel (codegen.h: dc_jit_compile_gemm); spec passed dc_gemm_spec_ok. */
+void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name);
 
 #endif

@@ -99,6 +99,57 @@ void dc_lx_loop_close(dc_lx *x, dc_lx_loop *l, LLVMValueRef step) {
     LLVMPositionBuilderAtEnd(x->b, l->exit);
 }
 
+/* ---- memory ------------------------------------------------------------------------------ */
+
+LLVMValueRef dc_lx_i64c(dc_lx *x, int64_t v) { return LLVMConstInt(x->i64, (uint64_t)v, 1); }
+
+LLVMValueRef dc_lx_gep(dc_lx *x, LLVMValueRef p, LLVMValueRef off) {
+    return LLVMBuildGEP2(x->b, x->f32, p, &off, 1, "");
+}
+
+LLVMValueRef dc_lx_sload(dc_lx *x, LLVMValueRef p, LLVMValueRef off) {
+    LLVMValueRef v = LLVMBuildLoad2(x->b, x->f32, dc_lx_gep(x, p, off), "");
+    LLVMSetAlignment(v, 4);
+    return v;
+}
+
+void dc_lx_sstore(dc_lx *x, LLVMValueRef p, LLVMValueRef off, LLVMValueRef v) {
+    LLVMSetAlignment(LLVMBuildStore(x->b, v, dc_lx_gep(x, p, off)), 4);
+}
+
+LLVMValueRef dc_lx_vload(dc_lx *x, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef off, LLVMValueRef mask) {
+    LLVMValueRef q = dc_lx_gep(x, p, off);
+    if (!mask) {
+        LLVMValueRef v = LLVMBuildLoad2(x->b, vt, q, "");
+        LLVMSetAlignment(v, 4);
+        return v;
+    }
+    return dc_lx_intrinsic(x, "llvm.masked.load", (LLVMTypeRef[]){ vt, x->ptr }, 2,
+                           (LLVMValueRef[]){ q, LLVMConstInt(x->i32, 4, 0), mask, LLVMConstNull(vt) }, 4);
+}
+
+void dc_lx_vstore(dc_lx *x, LLVMValueRef p, LLVMValueRef off, LLVMValueRef v, LLVMValueRef mask) {
+    LLVMValueRef q = dc_lx_gep(x, p, off);
+    if (!mask) {
+        LLVMSetAlignment(LLVMBuildStore(x->b, v, q), 4);
+        return;
+    }
+    LLVMTypeRef vt = LLVMTypeOf(v);
+    dc_lx_intrinsic(x, "llvm.masked.store", (LLVMTypeRef[]){ vt, x->ptr }, 2,
+                    (LLVMValueRef[]){ v, q, LLVMConstInt(x->i32, 4, 0), mask }, 4);
+}
+
+LLVMValueRef dc_lx_fma(dc_lx *x, LLVMValueRef u, LLVMValueRef v, LLVMValueRef w) {
+    LLVMTypeRef t = LLVMTypeOf(u);
+    return dc_lx_intrinsic(x, "llvm.fma", &t, 1, (LLVMValueRef[]){ u, v, w }, 3);
+}
+
+LLVMValueRef dc_lx_stack(dc_lx *x, LLVMBuilderRef entry, LLVMTypeRef t, int64_t n) {
+    LLVMValueRef v = LLVMBuildArrayAlloca(entry, t, dc_lx_i64c(x, n), "");
+    LLVMSetAlignment(v, 64);
+    return v;
+}
+
 /* ---- small builders -------------------------------------------------------------------- */
 
 static LLVMValueRef fmul(dc_lx *x, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(x->b, a, b, ""); }

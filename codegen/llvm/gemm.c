@@ -1,0 +1,340 @@
+/* gemm.c — GEMM kernels in LLVM IR (codegen.h: dc_gemm_spec), with the C side of their contract
+ * (spec checks, canonical text, run-time sizes, B packing).
+ *
+ * One work item computes mc rows of one batch's output, in the loop order of the Goto/BLIS
+ * GEMM with the roles of the caches kept so the A micro-panel stays in L1:
+ *   for each pass over K (kc deep):
+ *     pack the item's A block (mc x kc) into [slab of mr rows][k][mr] on the thread's scratch,
+ *     rows past M zero;
+ *     for each block of nc columns of packed B (kc x nc, reused by every slab: L2):
+ *       for each slab of mr rows (its kc x mr panel reused by every panel: L1):
+ *         for each panel of nr columns: the micro-kernel, then the tile's store.
+ * The micro-kernel keeps mr x nr/lanes accumulator vectors; per k it loads nr/lanes vectors
+ * of packed B and broadcasts mr values of packed A, one fused multiply-add each. Stores are
+ * masked by column (N need not be a multiple of anything) and skipped by row past M. A pass
+ * that is not the first adds the partial sums stored by the previous one; the last pass
+ * applies the epilogue act(scale * y + bias) + residual. Every sum runs in one fixed order
+ * inside its work item, so results are bitwise the same for any split of the items over
+ * threads. */
+#include <stdio.h>
+#include <string.h>
+
+#include "codegen/codegen.h"
+#include "codegen/llvm/llvm_internal.h"
+
+#define MAX_MR 32
+#define MAX_NV 4
+
+/* ---- the contract's C side -------------------------------------------------------------- */
+
+bool dc_gemm_spec_ok(const dc_gemm_spec *s, int lanes, char *why, size_t len) {
+    const char *bad = NULL;
+    if (s->lanes != 8 && s->lanes != 16) bad = "lanes must be 8 or 16";
+    else if (s->lanes > lanes) bad = "the target has fewer vector lanes than the spec asks";
+    else if (s->nr < s->lanes || s->nr % s->lanes || s->nr / s->lanes > MAX_NV) bad = "nr must be 1 to 4 vectors";
+    else if (s->mr < 1 || s->mr > MAX_MR) bad = "mr must be 1 to 32";
+    else if (s->mr * (s->nr / s->lanes) + s->nr / s->lanes + 1 > 32) bad = "the tile needs more than 32 vector registers";
+    else if (s->kc < 1 || s->kc > 4096) bad = "kc must be 1 to 4096";
+    else if (s->mc < s->mr || s->mc % s->mr || s->mc * s->kc > (1 << 22)) bad = "mc must be a multiple of mr, mc * kc at most 4M";
+    else if (s->nc < s->nr || s->nc % s->nr) bad = "nc must be a multiple of nr";
+    else if (s->unroll < 1 || s->unroll > 16) bad = "unroll must be 1 to 16";
+    else if (s->prefetch < 0 || s->prefetch > 256) bad = "prefetch must be 0 to 256";
+    else if ((int)s->act < 0 || s->act >= DC_NACTIVATIONS) bad = "unknown activation";
+    if (bad) snprintf(why, len, "gemm: %s", bad);
+    return !bad;
+}
+
+void dc_gemm_spec_text(const dc_gemm_spec *s, char *buf, size_t len) {
+    snprintf(buf, len, "gemm mr %d nr %d kc %lld mc %lld nc %lld unroll %d prefetch %d lanes %d trans_a %d bias %d act %s "
+             "residual %d", s->mr, s->nr, (long long)s->kc, (long long)s->mc, (long long)s->nc, s->unroll, s->prefetch,
+             s->lanes, s->trans_a, s->bias, dc_activation_name(s->act), s->residual);
+}
+
+dc_gemm_sizes dc_gemm_sizes_of(const dc_gemm_spec *s, int64_t M, int64_t N, int64_t K, int64_t lda, float scale) {
+    dc_gemm_sizes z = { { M, N, K, lda, (M + s->mc - 1) / s->mc, 0 } };
+    memcpy(&z.v[5], &scale, sizeof scale);
+    return z;
+}
+
+int64_t dc_gemm_packed_size(const dc_gemm_spec *s, int64_t N, int64_t K) { return (N + s->nr - 1) / s->nr * s->nr * K; }
+
+void dc_gemm_pack_b(const dc_gemm_spec *s, const float *b, bool trans_b, int64_t ldb, int64_t N, int64_t K,
+                    float *dst) {
+    int64_t nr = s->nr;
+    for (int64_t j0 = 0; j0 < N; j0 += nr) {
+        int64_t w = N - j0 < nr ? N - j0 : nr;
+        float *p = dst + j0 * K;
+        for (int64_t k = 0; k < K; k++, p += nr) {
+            if (trans_b)
+                for (int64_t j = 0; j < w; j++) p[j] = b[(j0 + j) * ldb + k];
+            else
+                memcpy(p, b + k * ldb + j0, (size_t)w * sizeof *p);
+            for (int64_t j = w; j < nr; j++) p[j] = 0.0f;
+        }
+    }
+}
+
+int64_t dc_gemm_scratch_size(const dc_gemm_spec *s) { return s->mc * s->kc; }
+
+/* ---- emission --------------------------------------------------------------------------- */
+
+typedef struct {
+    dc_lx *x;
+    const dc_gemm_spec *s;
+    LLVMValueRef fn;
+    LLVMBuilderRef eb;  /* the entry block's builder: allocas */
+    int W, nv;          /* lanes, vectors per tile row */
+    LLVMTypeRef vt;
+    LLVMValueRef acc[MAX_MR][MAX_NV];
+    /* run time: sizes, and the item's operands */
+    LLVMValueRef M, N, K, lda, scale, items;
+    LLVMValueRef A, Bp, C, bias, res, Ap;
+} gx;
+
+static LLVMValueRef c64(gx *g, int64_t v) { return dc_lx_i64c(g->x, v); }
+static LLVMValueRef add(gx *g, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildAdd(g->x->b, u, v, ""); }
+static LLVMValueRef sub(gx *g, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildSub(g->x->b, u, v, ""); }
+static LLVMValueRef mul(gx *g, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildMul(g->x->b, u, v, ""); }
+static LLVMValueRef addc(gx *g, LLVMValueRef u, int64_t c) { return c ? add(g, u, c64(g, c)) : u; }
+static LLVMValueRef mulc(gx *g, LLVMValueRef u, int64_t c) { return c == 1 ? u : mul(g, u, c64(g, c)); }
+static LLVMValueRef lt(gx *g, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildICmp(g->x->b, LLVMIntSLT, u, v, ""); }
+static LLVMValueRef smin(gx *g, LLVMValueRef u, LLVMValueRef v) {
+    return LLVMBuildSelect(g->x->b, lt(g, u, v), u, v, "");
+}
+static LLVMValueRef load64(gx *g, LLVMValueRef p, int64_t i) {
+    LLVMValueRef q = LLVMBuildGEP2(g->x->b, g->x->i64, p, (LLVMValueRef[]){ c64(g, i) }, 1, "");
+    return LLVMBuildLoad2(g->x->b, g->x->i64, q, "");
+}
+static LLVMValueRef arg(gx *g, LLVMValueRef args, int i) {
+    LLVMValueRef q = LLVMBuildGEP2(g->x->b, g->x->ptr, args, (LLVMValueRef[]){ c64(g, i) }, 1, "");
+    return LLVMBuildLoad2(g->x->b, g->x->ptr, q, "");
+}
+
+/* for (i = lo; i < hi; i += step): opens the body and returns i there */
+static LLVMValueRef for_open(gx *g, dc_lx_loop *l, LLVMValueRef lo, LLVMValueRef hi) {
+    LLVMValueRef var = dc_lx_stack(g->x, g->eb, g->x->i64, 1);
+    dc_lx_loop_open(g->x, g->fn, l, var, lo);
+    LLVMValueRef i = LLVMBuildLoad2(g->x->b, g->x->i64, var, "");
+    dc_lx_loop_test(g->x, g->fn, l, lt(g, i, hi));
+    return i;
+}
+static void for_close(gx *g, dc_lx_loop *l, int64_t step) { dc_lx_loop_close(g->x, l, c64(g, step)); }
+
+/* if (cond) { ... }: opens the then-block; if_close continues after it */
+static LLVMBasicBlockRef if_open(gx *g, LLVMValueRef cond) {
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(g->x->ctx, g->fn, "then");
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(g->x->ctx, g->fn, "after");
+    LLVMBuildCondBr(g->x->b, cond, then, after);
+    LLVMPositionBuilderAtEnd(g->x->b, then);
+    return after;
+}
+static void if_close(gx *g, LLVMBasicBlockRef after) {
+    LLVMBuildBr(g->x->b, after);
+    LLVMPositionBuilderAtEnd(g->x->b, after);
+}
+
+/* Packs rows [m0, m0 + mcur) x depth [k0, k0 + kcur) of A into the scratch as slabs
+ * [ceil(mcur/mr)][kcur][mr], rows past mcur zero. */
+static void pack_a(gx *g, LLVMValueRef a, LLVMValueRef m0, LLVMValueRef mcur, LLVMValueRef k0, LLVMValueRef kcur) {
+    dc_lx *x = g->x;
+    int64_t mr = g->s->mr;
+    LLVMValueRef rows = mulc(g, LLVMBuildSDiv(x->b, addc(g, mcur, mr - 1), c64(g, mr), ""), mr);
+    dc_lx_loop lo, li;
+    /* the loop over A's contiguous index is the inner one */
+    bool t = g->s->trans_a;
+    LLVMValueRef u = for_open(g, &lo, c64(g, 0), t ? kcur : rows);
+    LLVMValueRef v = for_open(g, &li, c64(g, 0), t ? rows : kcur);
+    LLVMValueRef r = t ? v : u, k = t ? u : v;
+    LLVMValueRef live = lt(g, r, mcur);
+    LLVMValueRef row = add(g, m0, LLVMBuildSelect(x->b, live, r, c64(g, 0), ""));
+    LLVMValueRef off = t ? add(g, mul(g, add(g, k0, k), g->lda), row) : add(g, mul(g, row, g->lda), add(g, k0, k));
+    LLVMValueRef val = LLVMBuildSelect(x->b, live, dc_lx_sload(x, a, off), LLVMConstReal(x->f32, 0.0), "");
+    LLVMValueRef slab = LLVMBuildSDiv(x->b, r, c64(g, mr), "");
+    LLVMValueRef dst = add(g, mul(g, slab, mulc(g, kcur, mr)), add(g, mulc(g, k, mr), LLVMBuildSRem(x->b, r, c64(g, mr), "")));
+    dc_lx_sstore(x, g->Ap, dst, val);
+    for_close(g, &li, 1);
+    for_close(g, &lo, 1);
+}
+
+/* one k step of the micro-kernel: acc[i][v] += ap[k*mr + i] * bp[k*nr + v*W] */
+static void micro_step(gx *g, LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef k) {
+    dc_lx *x = g->x;
+    const dc_gemm_spec *s = g->s;
+    LLVMValueRef bv[MAX_NV];
+    LLVMValueRef kb = mulc(g, k, s->nr);
+    if (s->prefetch) {
+        LLVMValueRef p = dc_lx_gep(x, bp, addc(g, kb, (int64_t)s->prefetch * s->nr));
+        dc_lx_intrinsic(x, "llvm.prefetch", &x->ptr, 1,
+                        (LLVMValueRef[]){ p, LLVMConstInt(x->i32, 0, 0), LLVMConstInt(x->i32, 3, 0),
+                                          LLVMConstInt(x->i32, 1, 0) }, 4);
+    }
+    for (int v = 0; v < g->nv; v++) bv[v] = dc_lx_vload(x, g->vt, bp, addc(g, kb, (int64_t)v * g->W), NULL);
+    LLVMValueRef ka = mulc(g, k, s->mr);
+    for (int i = 0; i < s->mr; i++) {
+        LLVMValueRef a = dc_lx_splat(x, dc_lx_sload(x, ap, addc(g, ka, i)), g->W);
+        for (int v = 0; v < g->nv; v++) {
+            LLVMValueRef cur = LLVMBuildLoad2(x->b, g->vt, g->acc[i][v], "");
+            LLVMBuildStore(x->b, dc_lx_fma(x, a, bv[v], cur), g->acc[i][v]);
+        }
+    }
+}
+
+/* the micro-kernel over kcur steps, unrolled */
+static void micro(gx *g, LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef kcur) {
+    dc_lx *x = g->x;
+    int u = g->s->unroll;
+    for (int i = 0; i < g->s->mr; i++)
+        for (int v = 0; v < g->nv; v++) LLVMBuildStore(x->b, dc_lx_f32(x, 0.0f, g->W), g->acc[i][v]);
+    dc_lx_loop l;
+    LLVMValueRef main_end = sub(g, kcur, LLVMBuildSRem(x->b, kcur, c64(g, u), ""));
+    LLVMValueRef k = for_open(g, &l, c64(g, 0), main_end);
+    for (int j = 0; j < u; j++) micro_step(g, ap, bp, addc(g, k, j));
+    for_close(g, &l, u);
+    if (u > 1) {
+        dc_lx_loop lr;
+        k = for_open(g, &lr, main_end, kcur);
+        micro_step(g, ap, bp, k);
+        for_close(g, &lr, 1);
+    }
+}
+
+/* the column masks of a tile, its bias vectors, and whether over_tile stores into the output
+ * (else back into the accumulators) */
+typedef struct { LLVMValueRef mask[MAX_NV], bias[MAX_NV]; bool store; } tile_ctx;
+
+/* y = f(accumulator vector v of row i, its element offset off in the item's output) */
+typedef LLVMValueRef (*tile_fn)(gx *g, tile_ctx *c, int v, LLVMValueRef off, LLVMValueRef y);
+
+/* Runs f over the tile at rows r0 + [0, rows) of the item's output, columns j0 + [0, nr). */
+static void over_tile(gx *g, LLVMValueRef r0, LLVMValueRef rows, LLVMValueRef j0, tile_fn f, tile_ctx *c) {
+    dc_lx *x = g->x;
+    for (int i = 0; i < g->s->mr; i++) {
+        LLVMBasicBlockRef after = if_open(g, lt(g, c64(g, i), rows));
+        LLVMValueRef off = add(g, mul(g, addc(g, r0, i), g->N), j0);
+        for (int v = 0; v < g->nv; v++) {
+            LLVMValueRef o = addc(g, off, (int64_t)v * g->W);
+            LLVMValueRef y = f(g, c, v, o, LLVMBuildLoad2(x->b, g->vt, g->acc[i][v], ""));
+            if (c->store) dc_lx_vstore(x, g->C, o, y, c->mask[v]);
+            else LLVMBuildStore(x->b, y, g->acc[i][v]);
+        }
+        if_close(g, after);
+    }
+}
+
+/* the partial sums of the previous passes over K, added */
+static LLVMValueRef add_partial(gx *g, tile_ctx *c, int v, LLVMValueRef off, LLVMValueRef y) {
+    return LLVMBuildFAdd(g->x->b, y, dc_lx_vload(g->x, g->vt, g->C, off, c->mask[v]), "");
+}
+
+/* the epilogue act(scale * y + bias) + residual */
+static LLVMValueRef epilogue(gx *g, tile_ctx *c, int v, LLVMValueRef off, LLVMValueRef y) {
+    static const dc_op act_op[DC_NACTIVATIONS] = { [DC_ACTIVATION_RELU] = DC_OP_RELU, [DC_ACTIVATION_GELU] = DC_OP_GELU,
+                                                   [DC_ACTIVATION_SILU] = DC_OP_SILU };
+    dc_lx *x = g->x;
+    LLVMValueRef e = LLVMBuildFMul(x->b, y, dc_lx_splat(x, g->scale, g->W), "");
+    if (c->bias[v]) e = LLVMBuildFAdd(x->b, e, c->bias[v], "");
+    if (g->s->act != DC_ACTIVATION_NONE) e = dc_lx_formula(x, act_op[g->s->act], e, e, e, 0.0f, g->W);
+    if (g->s->residual) e = LLVMBuildFAdd(x->b, e, dc_lx_vload(x, g->vt, g->res, off, c->mask[v]), "");
+    return e;
+}
+
+static LLVMValueRef same(gx *g, tile_ctx *c, int v, LLVMValueRef off, LLVMValueRef y) {
+    (void)g, (void)c, (void)v, (void)off;
+    return y;
+}
+
+/* Stores the tile at rows r0 + [0, rows), columns j0 + [0, nr) (masked past N): the partial
+ * sums of earlier passes added when accumulate, the epilogue applied when final. */
+static void store_tile(gx *g, LLVMValueRef r0, LLVMValueRef rows, LLVMValueRef j0, LLVMValueRef accumulate,
+                       LLVMValueRef final) {
+    dc_lx *x = g->x;
+    LLVMTypeRef it = dc_lx_type(x->i32, g->W);
+    LLVMValueRef left = LLVMBuildTrunc(x->b, sub(g, g->N, j0), x->i32, "");
+    LLVMValueRef iota = LLVMBuildTrunc(x->b, dc_lx_iota64(x, g->W), it, "");
+    tile_ctx c = { .store = false };
+    for (int v = 0; v < g->nv; v++) {
+        LLVMValueRef lim = LLVMBuildSub(x->b, left, LLVMConstInt(x->i32, (uint64_t)v * (uint64_t)g->W, 0), "");
+        c.mask[v] = LLVMBuildICmp(x->b, LLVMIntSLT, iota, dc_lx_splat(x, lim, g->W), "");
+    }
+    LLVMBasicBlockRef after = if_open(g, accumulate);
+    over_tile(g, r0, rows, j0, add_partial, &c);
+    if_close(g, after);
+    after = if_open(g, final);
+    for (int v = 0; v < g->nv; v++)
+        c.bias[v] = g->s->bias ? dc_lx_vload(x, g->vt, g->bias, addc(g, j0, (int64_t)v * g->W), c.mask[v]) : NULL;
+    over_tile(g, r0, rows, j0, epilogue, &c);
+    if_close(g, after);
+    c.store = true;
+    over_tile(g, r0, rows, j0, same, &c);
+}
+
+void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
+    gx g = { .x = x, .s = s, .W = s->lanes, .nv = s->nr / s->lanes };
+    g.vt = dc_lx_type(x->f32, g.W);
+    LLVMTypeRef params[3] = { x->ptr, x->i64, x->i64 };
+    g.fn = LLVMAddFunction(x->mod, name, LLVMFunctionType(LLVMVoidTypeInContext(x->ctx), params, 3, 0));
+    unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(x->ctx, nounwind, 0));
+    /* allocas go to the entry block, which ends by branching to the code at start */
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(x->ctx, g.fn, "entry");
+    LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(x->ctx, g.fn, "start");
+    g.eb = LLVMCreateBuilderInContext(x->ctx);
+    LLVMPositionBuilderAtEnd(g.eb, entry);
+    LLVMPositionBuilderAtEnd(x->b, start);
+    for (int i = 0; i < s->mr; i++)
+        for (int v = 0; v < g.nv; v++) g.acc[i][v] = dc_lx_stack(x, g.eb, g.vt, 1);
+    LLVMValueRef args = LLVMGetParam(g.fn, 0);
+    LLVMValueRef sizes = arg(&g, args, 0);
+    g.M = load64(&g, sizes, 0);
+    g.N = load64(&g, sizes, 1);
+    g.K = load64(&g, sizes, 2);
+    g.lda = load64(&g, sizes, 3);
+    g.items = load64(&g, sizes, 4);
+    g.scale = LLVMBuildBitCast(x->b, LLVMBuildTrunc(x->b, load64(&g, sizes, 5), x->i32, ""), x->f32, "");
+    LLVMValueRef A = arg(&g, args, 1), aoff = arg(&g, args, 2), Bp = arg(&g, args, 3), boff = arg(&g, args, 4);
+    LLVMValueRef C = arg(&g, args, 5);
+    g.bias = s->bias ? arg(&g, args, 6) : NULL;
+    LLVMValueRef R = s->residual ? arg(&g, args, 7) : NULL;
+    g.Ap = arg(&g, args, 8);
+
+    dc_lx_loop lt_;
+    LLVMValueRef t = for_open(&g, &lt_, LLVMGetParam(g.fn, 1), LLVMGetParam(g.fn, 2));
+    LLVMValueRef b = LLVMBuildSDiv(x->b, t, g.items, "");
+    LLVMValueRef m0 = mulc(&g, LLVMBuildSRem(x->b, t, g.items, ""), s->mc);
+    LLVMValueRef mcur = smin(&g, c64(&g, s->mc), sub(&g, g.M, m0));
+    LLVMValueRef ld = LLVMBuildGEP2(x->b, x->i64, aoff, &b, 1, "");
+    LLVMValueRef a = dc_lx_gep(x, A, LLVMBuildLoad2(x->b, x->i64, ld, ""));
+    ld = LLVMBuildGEP2(x->b, x->i64, boff, &b, 1, "");
+    LLVMValueRef bp = dc_lx_gep(x, Bp, LLVMBuildLoad2(x->b, x->i64, ld, ""));
+    LLVMValueRef coff = add(&g, mul(&g, mul(&g, b, g.M), g.N), mul(&g, m0, g.N));
+    g.C = dc_lx_gep(x, C, coff);
+    g.res = R ? dc_lx_gep(x, R, coff) : NULL;
+
+    dc_lx_loop lk;
+    LLVMValueRef k0 = for_open(&g, &lk, c64(&g, 0), g.K);
+    LLVMValueRef kcur = smin(&g, c64(&g, s->kc), sub(&g, g.K, k0));
+    pack_a(&g, a, m0, mcur, k0, kcur);
+    LLVMValueRef accumulate = LLVMBuildICmp(x->b, LLVMIntSGT, k0, c64(&g, 0), "");
+    LLVMValueRef final = LLVMBuildICmp(x->b, LLVMIntSGE, addc(&g, k0, s->kc), g.K, "");
+    dc_lx_loop ln;
+    LLVMValueRef n0 = for_open(&g, &ln, c64(&g, 0), g.N);
+    LLVMValueRef n1 = smin(&g, addc(&g, n0, s->nc), g.N);
+    dc_lx_loop ls;
+    LLVMValueRef r0 = for_open(&g, &ls, c64(&g, 0), mcur);
+    LLVMValueRef ap = dc_lx_gep(x, g.Ap, mul(&g, r0, kcur));
+    LLVMValueRef rows = sub(&g, mcur, r0);
+    dc_lx_loop lj;
+    LLVMValueRef j0 = for_open(&g, &lj, n0, n1);
+    /* panel j0 / nr of packed B starts at j0 * K; this pass reads its rows [k0, k0 + kcur) */
+    LLVMValueRef bpan = dc_lx_gep(x, bp, add(&g, mul(&g, j0, g.K), mulc(&g, k0, s->nr)));
+    micro(&g, ap, bpan, kcur);
+    store_tile(&g, r0, rows, j0, accumulate, final);
+    for_close(&g, &lj, s->nr);
+    for_close(&g, &ls, s->mr);
+    for_close(&g, &ln, s->nc);
+    for_close(&g, &lk, s->kc);
+    for_close(&g, &lt_, 1);
+    LLVMBuildRetVoid(x->b);
+    LLVMBuildBr(g.eb, start);
+    LLVMDisposeBuilder(g.eb);
+}
