@@ -191,6 +191,8 @@ typedef struct dc_jit_kernel dc_jit_kernel;
  * full feature string, overrides applied), "llvm X.Y.Z" and "codegen N": the machine part of
  * every cache key, and of the tuner's database keys. malloc'd. */
 char *dc_jit_target_text(const dc_jit_options *opt);
+/* The vector lanes of that target's code: 16 with AVX-512F, 8 with AVX2, else 1. */
+int dc_jit_target_lanes(const dc_jit_options *opt);
 
 /* A flash-attention kernel (codegen/llvm/attention.c): the attention op of ops/attention.c
  * on dense [B,H,S,D] tensors. The kernel is compiled for the head sizes, masks and blocks; the
@@ -237,6 +239,27 @@ typedef struct {
 typedef struct { int64_t v[6]; } dc_gemm_sizes;
 dc_gemm_sizes dc_gemm_sizes_of(const dc_gemm_spec *s, int64_t M, int64_t N, int64_t K, int64_t lda, float scale);
 
+/* The parameters the compiler uses for an M x N x K product without a tuned choice: the tile
+ * that fits N (nr up to 4 vectors, mr as many rows as the registers hold), kc 256, about 64
+ * rows per work item, 256 columns per B block, unroll 4, no prefetch. lanes: the target's. */
+dc_gemm_spec dc_gemm_default(int64_t M, int64_t N, int64_t K, int lanes);
+
+/* The values `disco tune` tries for each GEMM parameter (codegen/tune.c): tiles (mr rows x
+ * nv vectors), kc, rows per work item (mc, rounded up to a multiple of mr), columns per B
+ * block (nc, rounded up to a multiple of nr), unroll, prefetch and vector lanes. Every
+ * combination passes dc_gemm_spec_ok on a target with that many lanes. */
+#define DC_GEMM_SPACE_MAX 12
+typedef struct {
+    int n_tiles, tile_mr[DC_GEMM_SPACE_MAX], tile_nv[DC_GEMM_SPACE_MAX];
+    int n_kc, n_mc, n_nc, n_unroll, n_prefetch, n_lanes;
+    int64_t kc[DC_GEMM_SPACE_MAX], mc[DC_GEMM_SPACE_MAX], nc[DC_GEMM_SPACE_MAX];
+    int unroll[DC_GEMM_SPACE_MAX], prefetch[DC_GEMM_SPACE_MAX], lanes[DC_GEMM_SPACE_MAX];
+} dc_gemm_space;
+extern const dc_gemm_space dc_gemm_tuning_space;
+/* The spec of tile t (an index into the space's tiles) with lanes, kc, mc, nc (rounded up to
+ * the tile), unroll and prefetch. */
+dc_gemm_spec dc_gemm_spec_of(int t, int lanes, int64_t kc, int64_t mc, int64_t nc, int unroll, int prefetch);
+
 /* Whether spec is a kernel the emitter builds on `lanes`-wide vectors (lanes 8 or 16, and at
  * most the target's); false and why otherwise. */
 bool dc_gemm_spec_ok(const dc_gemm_spec *s, int lanes, char *why, size_t len);
@@ -245,10 +268,11 @@ bool dc_gemm_spec_ok(const dc_gemm_spec *s, int lanes, char *why, size_t len);
 void dc_gemm_spec_text(const dc_gemm_spec *s, char *buf, size_t len);
 
 /* B [K, N] (trans_b: [N, K], row stride ldb) packed for spec: ceil(N/nr) panels, each
- * [K][nr] with the columns past N zero: dst needs dc_gemm_packed_size floats. */
+ * [K][nr] with the columns past N zero, so the whole packing is dc_gemm_packed_size floats;
+ * dc_gemm_pack_b writes panels [p0, p1) of it into dst (the packing's start). */
 int64_t dc_gemm_packed_size(const dc_gemm_spec *s, int64_t N, int64_t K);
 void dc_gemm_pack_b(const dc_gemm_spec *s, const float *b, bool trans_b, int64_t ldb, int64_t N, int64_t K,
-                    float *dst);
+                    int64_t p0, int64_t p1, float *dst);
 /* floats of the per-thread scratch a work item packs its A block into */
 int64_t dc_gemm_scratch_size(const dc_gemm_spec *s);
 

@@ -4,6 +4,7 @@
 #ifndef DC_LOWER_JIT_H
 #define DC_LOWER_JIT_H
 
+#include "codegen/codegen.h"
 #include "codegen/kir.h"
 #include "runtime/runtime.h"
 
@@ -29,5 +30,10 @@ typedef struct dc_codegen_ctx { void (*release)(struct dc_codegen_ctx *self); } 
  * nodes are first..last (dc_results_last) with a flash-attention kernel; false and why when
  * that kernel cannot take it (the caller runs the nodes on ref). */
 bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char *why, size_t len);
+
+/* The jit GEMM step (codegen/lower_gemm.c) of a matmul, linear or fused_matmul node with the
+ * kernel parameters of params (its operation fields are set from the node); false and why
+ * for a node the GEMM cannot take or a kernel LLVM cannot build. */
+bool dc_gemm_step(const dc_graph *g, int node, const dc_gemm_spec *params, dc_step *s, char *why, size_t len);
 
 #endif

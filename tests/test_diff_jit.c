@@ -134,8 +134,9 @@ static bool same_bits(const dc_graph *g, const dc_exec *a, const dc_exec *b, cha
     return true;
 }
 
-/* Every elementwise, reduction and norm node of a jit program runs in a jit kernel, or on ref
- * with a note on its group's last step; counts both. With strict, a ref group is an error. */
+/* Every elementwise, reduction and norm node of a jit program runs in a jit kernel (a loop
+ * kernel, "jit:HASH", or for a contraction a GEMM, "gemm ..."), or on ref with a note on its
+ * group's last step; counts both. With strict, a ref group is an error. */
 static bool check_steps(dc_exec *e, const dc_graph *g, bool strict, char *err, size_t len) {
     int n;
     const dc_step *s = dc_exec_steps(e, &n);
@@ -143,7 +144,9 @@ static bool check_steps(dc_exec *e, const dc_graph *g, bool strict, char *err, s
         const dc_node *nd = &g->nodes[s[k].node];
         if (strcmp(s[k].provider, "jit") == 0) {
             stats.jit_steps++;
-            if (strncmp(s[k].impl, "jit:", 4) != 0) return snprintf(err, len, "jit step with impl '%s'", s[k].impl), false;
+            bool gemm = dc_op_get(nd->op)->kind == DC_KIND_CONTRACTION && strncmp(s[k].impl, "gemm ", 5) == 0;
+            if (strncmp(s[k].impl, "jit:", 4) != 0 && !gemm)
+                return snprintf(err, len, "jit step with impl '%s'", s[k].impl), false;
             continue;
         }
         int id = g->group ? g->group[s[k].node] : 0;

@@ -59,9 +59,9 @@ dc_gemm_sizes dc_gemm_sizes_of(const dc_gemm_spec *s, int64_t M, int64_t N, int6
 int64_t dc_gemm_packed_size(const dc_gemm_spec *s, int64_t N, int64_t K) { return (N + s->nr - 1) / s->nr * s->nr * K; }
 
 void dc_gemm_pack_b(const dc_gemm_spec *s, const float *b, bool trans_b, int64_t ldb, int64_t N, int64_t K,
-                    float *dst) {
+                    int64_t p0, int64_t p1, float *dst) {
     int64_t nr = s->nr;
-    for (int64_t j0 = 0; j0 < N; j0 += nr) {
+    for (int64_t j0 = p0 * nr; j0 < N && j0 < p1 * nr; j0 += nr) {
         int64_t w = N - j0 < nr ? N - j0 : nr;
         float *p = dst + j0 * K;
         for (int64_t k = 0; k < K; k++, p += nr) {
@@ -72,6 +72,37 @@ void dc_gemm_pack_b(const dc_gemm_spec *s, const float *b, bool trans_b, int64_t
             for (int64_t j = w; j < nr; j++) p[j] = 0.0f;
         }
     }
+}
+
+const dc_gemm_space dc_gemm_tuning_space = {
+    .n_tiles = 10,
+    .tile_mr = { 14, 28, 6, 12, 6, 8, 4, 4, 6, 2 },
+    .tile_nv = { 1, 1, 2, 2, 3, 3, 3, 4, 4, 4 },
+    .n_kc = 4, .kc = { 64, 128, 256, 512 },
+    .n_mc = 4, .mc = { 16, 32, 64, 128 },
+    .n_nc = 3, .nc = { 64, 256, 1024 },
+    .n_unroll = 4, .unroll = { 1, 2, 4, 8 },
+    .n_prefetch = 3, .prefetch = { 0, 4, 16 },
+    .n_lanes = 2, .lanes = { 16, 8 },
+};
+
+static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+dc_gemm_spec dc_gemm_spec_of(int t, int lanes, int64_t kc, int64_t mc, int64_t nc, int unroll, int prefetch) {
+    int mr = dc_gemm_tuning_space.tile_mr[t], nr = dc_gemm_tuning_space.tile_nv[t] * lanes;
+    return (dc_gemm_spec){ .mr = mr, .nr = nr, .kc = kc, .mc = round_up(mc, mr), .nc = round_up(nc, nr),
+                           .unroll = unroll, .prefetch = prefetch, .lanes = lanes };
+}
+
+dc_gemm_spec dc_gemm_default(int64_t M, int64_t N, int64_t K, int lanes) {
+    (void)K;
+    static const int tile[MAX_NV + 1] = { 0, 0, 3, 5, 7 }; /* by vectors per row: 14x1, 12x2, 8x3, 4x4, measured */
+    int nv = (int)((N + lanes - 1) / lanes);
+    nv = nv < 1 ? 1 : nv > MAX_NV ? MAX_NV : nv;
+    dc_gemm_spec s = dc_gemm_spec_of(tile[nv], lanes, 256, 64, 256, 4, 0);
+    int64_t mfit = round_up(M, s.mr);
+    if (s.mc > mfit) s.mc = mfit;
+    return s;
 }
 
 int64_t dc_gemm_scratch_size(const dc_gemm_spec *s) { return s->mc * s->kc; }

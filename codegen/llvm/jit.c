@@ -124,6 +124,13 @@ char *dc_jit_target_text(const dc_jit_options *opt) {
     return s.buf;
 }
 
+int dc_jit_target_lanes(const dc_jit_options *opt) {
+    target t;
+    target_init(&t, opt);
+    free(t.features);
+    return t.lanes;
+}
+
 /* XXH3-128 of everything the object depends on. */
 static dc_hash128 cache_key(const char *text, const target *t) {
     dc_strbuf s = { 0 };

@@ -1,0 +1,219 @@
+/* lower_gemm.c — the jit step of a matmul, linear or fused_matmul node: one GEMM kernel
+ * (codegen/llvm/gemm.c) over the node's batch. The operands' batch dims broadcast numpy-style
+ * (as the matmul op): the step keeps, per output batch, the offset of its A and of its B's
+ * packing. When B has no batch of its own and A is not transposed, the batch folds into M (a
+ * linear layer over [B, S, I] is one [B*S, I] x [I, O] product). A call packs each distinct
+ * B once (in parallel over panels), then runs the kernel's work items split statically over
+ * the OpenMP threads, each thread with its own A scratch; every item is computed alike, so
+ * results are bitwise the same for any thread count. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/codegen.h"
+#include "codegen/lower_jit.h"
+
+typedef struct {
+    dc_codegen_ctx base;
+    dc_jit_kernel *jk;
+    dc_gemm_spec spec;
+    dc_gemm_sizes sizes;
+    int64_t M, N, K, batch, range;
+    bool trans_b;
+    int64_t ldb;
+    int64_t *a_off, *b_off;  /* [batch]: offset of A[b], of B[b]'s packing */
+    int64_t n_b;             /* distinct B matrices */
+    int64_t *b_src;          /* [n_b]: offset of each in B */
+    float *packed;           /* n_b packings */
+    int64_t packed_size;     /* floats of one */
+    float *scratch;          /* threads x dc_gemm_scratch_size */
+    int threads;
+    int in_bias, in_res;     /* input index of bias and residual, -1 for none */
+} gemm_ctx;
+
+static void *alloc_or_die(size_t bytes) {
+    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p) abort(); /* out of memory */
+    return p;
+}
+
+static void release(dc_codegen_ctx *base) {
+    gemm_ctx *c = (gemm_ctx *)base;
+    dc_jit_release(c->jk);
+    free(c->a_off);
+    free(c->b_off);
+    free(c->b_src);
+    free(c->packed);
+    free(c->scratch);
+    free(c);
+}
+
+static bool gemm_call(const dc_step *s, const dc_frame *f, char *err, size_t len) {
+    (void)err, (void)len;
+    const gemm_ctx *c = s->ctx;
+    const dc_node *n = &f->g->nodes[s->node];
+    const float *b = f->vals[n->in[1]].data;
+    int64_t panels = (c->N + c->spec.nr - 1) / c->spec.nr;
+    #pragma omp parallel for schedule(static) if (c->n_b * panels > 1)
+    for (int64_t t = 0; t < c->n_b * panels; t++) {
+        int64_t i = t / panels, p = t % panels;
+        dc_gemm_pack_b(&c->spec, b + c->b_src[i], c->trans_b, c->ldb, c->N, c->K, p, p + 1,
+                       c->packed + i * c->packed_size);
+    }
+    void *args[9] = { (void *)&c->sizes, f->vals[n->in[0]].data, c->a_off, c->packed, c->b_off,
+                      f->vals[s->node].data, c->in_bias >= 0 ? f->vals[n->in[c->in_bias]].data : NULL,
+                      c->in_res >= 0 ? f->vals[n->in[c->in_res]].data : NULL, NULL };
+    dc_range_kernel kernel = dc_jit_entry(c->jk);
+    int64_t range = c->range, per = dc_gemm_scratch_size(&c->spec);
+    #pragma omp parallel num_threads(c->threads) if (range > 1)
+    {
+        int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t begin = range * t / nt, end = range * (t + 1) / nt;
+        void *a[9];
+        memcpy(a, args, sizeof a);
+        a[8] = c->scratch + t * per;
+        if (begin < end) kernel(a, begin, end);
+    }
+    return true;
+}
+
+/* A step whose output the memory plan puts over one of its inputs runs on ref: the kernel
+ * reads A and the residual while it writes the output. */
+static dc_step_verdict gemm_prepare(dc_step *s, const dc_frame *f, char *err, size_t len) {
+    const dc_node *n = &f->g->nodes[s->node];
+    for (int k = 0; k < n->n_in; k++)
+        if (dc_tensor_overlap(&f->vals[s->node], &f->vals[n->in[k]])) {
+            snprintf(err, len, "jit: the memory plan puts its output over input %d; the GEMM needs them apart", k);
+            return DC_STEP_FALLBACK;
+        }
+    return DC_STEP_READY;
+}
+
+/* The GEMM's view of node n: M, N, K, transposes and epilogue inputs; false and why for a
+ * node it cannot take. */
+typedef struct {
+    int64_t M, N, K;
+    bool trans_a, trans_b, bias, residual;
+    dc_activation act;
+} gemm_op;
+
+static bool gemm_op_of(const dc_graph *g, const dc_node *n, gemm_op *o, char *why, size_t len) {
+    memset(o, 0, sizeof *o);
+    if (n->type.dtype != DC_F32 || g->nodes[n->in[0]].type.dtype != DC_F32 || g->nodes[n->in[1]].type.dtype != DC_F32) {
+        snprintf(why, len, "the jit GEMM is f32 only");
+        return false;
+    }
+    const dc_shape *a = &g->nodes[n->in[0]].type.shape, *b = &g->nodes[n->in[1]].type.shape;
+    switch (n->op) {
+    case DC_OP_MATMUL:
+        o->trans_a = n->attr.matmul.trans_a;
+        o->trans_b = n->attr.matmul.trans_b;
+        break;
+    case DC_OP_FUSED_MATMUL:
+        o->trans_a = n->attr.fused_matmul.trans_a;
+        o->trans_b = n->attr.fused_matmul.trans_b;
+        o->bias = n->attr.fused_matmul.bias;
+        o->residual = n->attr.fused_matmul.residual;
+        o->act = n->attr.fused_matmul.act;
+        break;
+    case DC_OP_LINEAR:
+        o->bias = true;
+        break;
+    default:
+        snprintf(why, len, "the jit GEMM has no kernel for %s", dc_op_name(n->op));
+        return false;
+    }
+    if (n->op == DC_OP_LINEAR) {
+        o->K = a->dim[a->rank - 1];
+        o->M = dc_numel(a) / (o->K ? o->K : 1);
+        o->N = b->dim[1];
+    } else {
+        o->M = n->type.shape.dim[n->type.shape.rank - 2];
+        o->N = n->type.shape.dim[n->type.shape.rank - 1];
+        o->K = a->dim[o->trans_a ? a->rank - 2 : a->rank - 1];
+    }
+    return true;
+}
+
+/* The element offset of operand x's matrix for output batch index t (x's batch dims right-
+ * aligned against the output's, size-1 dims broadcast). */
+static int64_t batch_offset(const dc_shape *x, int x_batch_rank, const dc_shape *out, int out_batch_rank, int64_t t) {
+    int64_t off = 0, stride = x->dim[x->rank - 1] * x->dim[x->rank - 2];
+    for (int d = out_batch_rank - 1, e = x_batch_rank - 1; d >= 0; d--, e--) {
+        int64_t i = t % out->dim[d];
+        t /= out->dim[d];
+        if (e < 0) continue;
+        if (x->dim[e] != 1) off += i * stride;
+        stride *= x->dim[e];
+    }
+    return off;
+}
+
+bool dc_gemm_step(const dc_graph *g, int node, const dc_gemm_spec *params, dc_step *s, char *why, size_t len) {
+    const dc_node *n = &g->nodes[node];
+    gemm_op o;
+    if (!gemm_op_of(g, n, &o, why, len)) return false;
+    const dc_shape *as = &g->nodes[n->in[0]].type.shape, *bs = &g->nodes[n->in[1]].type.shape;
+    const dc_shape *os = &n->type.shape;
+    int obr = n->op == DC_OP_LINEAR ? 0 : os->rank - 2, abr = as->rank - 2, bbr = bs->rank - 2;
+    int64_t batch = 1, b_batch = 1;
+    for (int d = 0; d < obr; d++) batch *= os->dim[d];
+    for (int d = 0; d < bbr; d++) b_batch *= bs->dim[d];
+    int64_t a_batch = 1;
+    for (int d = 0; d < abr && n->op != DC_OP_LINEAR; d++) a_batch *= as->dim[d];
+    int64_t M = o.M;
+    if (b_batch == 1 && !o.trans_a && a_batch == batch) {
+        M *= batch;
+        batch = 1;
+        obr = 0;
+    }
+    dc_gemm_spec spec = *params;
+    spec.trans_a = o.trans_a;
+    spec.bias = o.bias;
+    spec.residual = o.residual;
+    spec.act = o.act;
+    char msg[DC_ERR_LEN];
+    dc_jit_kernel *jk = dc_jit_compile_gemm(&spec, NULL, msg, sizeof msg);
+    if (!jk) {
+        snprintf(why, len, "%s", msg);
+        return false;
+    }
+    gemm_ctx *c = calloc(1, sizeof *c);
+    if (!c) abort(); /* out of memory */
+    c->base.release = release;
+    c->jk = jk;
+    c->spec = spec;
+    c->M = M;
+    c->N = o.N;
+    c->K = o.K;
+    c->batch = batch;
+    c->trans_b = o.trans_b;
+    c->ldb = o.trans_b ? o.K : o.N;
+    c->sizes = dc_gemm_sizes_of(&spec, M, o.N, o.K, o.trans_a ? M : o.K, 1.0f);
+    c->range = batch * c->sizes.v[4];
+    c->a_off = alloc_or_die((size_t)batch * sizeof *c->a_off);
+    c->b_off = alloc_or_die((size_t)batch * sizeof *c->b_off);
+    c->n_b = b_batch;
+    c->b_src = alloc_or_die((size_t)b_batch * sizeof *c->b_src);
+    c->packed_size = dc_gemm_packed_size(&spec, o.N, o.K);
+    c->packed = alloc_or_die((size_t)(b_batch * c->packed_size) * sizeof(float));
+    for (int64_t i = 0; i < b_batch; i++) c->b_src[i] = i * o.K * o.N;
+    for (int64_t t = 0; t < batch; t++) {
+        c->a_off[t] = obr ? batch_offset(as, abr, os, obr, t) : 0;
+        c->b_off[t] = obr ? batch_offset(bs, bbr, os, obr, t) / (o.K * o.N) * c->packed_size : 0;
+    }
+    c->threads = omp_get_max_threads();
+    c->scratch = alloc_or_die((size_t)(c->threads * dc_gemm_scratch_size(&spec)) * sizeof(float));
+    c->in_bias = o.bias ? 2 : -1;
+    c->in_res = o.residual ? 2 + o.bias : -1;
+    memset(s, 0, sizeof *s);
+    s->node = node;
+    s->provider = "jit";
+    snprintf(s->impl, sizeof s->impl, "gemm %dx%d kc%lld mc%lld nc%lld u%d pf%d %s", spec.mr, spec.nr,
+             (long long)spec.kc, (long long)spec.mc, (long long)spec.nc, spec.unroll, spec.prefetch, dc_jit_impl(jk));
+    s->writes_all = true;
+    s->call = gemm_call;
+    s->prepare = gemm_prepare;
+    s->ctx = c;
+    return true;
+}
