@@ -268,10 +268,11 @@ static bool quoted(cursor *c, char **out) {
 static const char *parse_line(dc_tune_db *db, const char *p, const char *end, int *sec) {
     cursor c = { p, end, NULL };
     entry e = { 0 };
-    if (lit(&c, "target tuner=")) {
+    if (lit(&c, "target ")) {
         int tuner;
         char *target = NULL;
-        if (!number(&c, &tuner) || !lit(&c, " ") || !quoted(&c, &target) || c.p != end) {
+        if (!lit(&c, "tuner=") || !number(&c, &tuner) || !lit(&c, " ") || !quoted(&c, &target) ||
+            c.p != end) {
             free(target);
             return c.why ? c.why : "a malformed target line (expected: target tuner=N \"TEXT\")";
         }
