@@ -146,8 +146,8 @@ static char *with_line(const char *target, const char *name, const char *value) 
 static void check_file(const char *path, const dc_strbuf *want, const char *what) {
     size_t n = 0;
     char *got = dc_test_read_file(path, &n);
-    CHECK_MSG(got && n == want->len && memcmp(got, want->buf, n) == 0, "%s: the file:\n%s\nexpected:\n%s", what,
-              got ? got : "(none)", want->buf);
+    CHECK_MSG(got && n == want->len && memcmp(got, want->buf, n) == 0,
+              "%s: the file:\n%s\nexpected:\n%s", what, got ? got : "(none)", want->buf);
     free(got);
 }
 
@@ -212,7 +212,8 @@ TEST(tune_db_key) {
     char *tf = dc_jit_target_text(NULL);
     char codegen[32];
     snprintf(codegen, sizeof codegen, "\ncodegen %d\n", DC_JIT_CODEGEN_VERSION);
-    CHECK(strncmp(ta, "cpu tunedb-cpu-a\nfeatures ", 26) == 0 && strstr(ta, "\nllvm ") && strstr(ta, codegen));
+    CHECK(strncmp(ta, "cpu tunedb-cpu-a\nfeatures ", 26) == 0);
+    CHECK(strstr(ta, "\nllvm ") && strstr(ta, codegen));
     CHECK(strncmp(tb, "cpu tunedb-cpu-b\n", 17) == 0);
     CHECK(strstr(tf, ",-avx512f\nllvm ") != NULL);
     dc_hash128 ka = dc_tune_key(K1, ta, DC_TUNER_VERSION), kb = dc_tune_key(K1, tb, DC_TUNER_VERSION),
@@ -253,7 +254,8 @@ TEST(tune_db_round_trip) {
     dc_sb_printf(&want, HEADER);
     put_target_line(&want, target, DC_TUNER_VERSION);
     dc_sb_printf(&want, "entry key=%s kernel=\"%s\" choice=\"%s\" times=\"%s\"\n", k1, K1, C1, T1);
-    dc_sb_printf(&want, "entry key=%s kernel=\"%s\" choice=\"dnnl\" times=\"jit=30.0us dnnl=20.1us\"\n", k2, K2);
+    dc_sb_printf(&want, "entry key=%s kernel=\"%s\" choice=\"dnnl\" times=\"jit=30.0us dnnl=20.1us\"\n",
+                 k2, K2);
     dc_sb_printf(&want, "entry key=%s kernel=\"%s\" choice=\"say \\\"x\\\"\" times=\"\"\n", k3, K3_ESCAPED);
     put_checksum(&want);
     check_file(t.path, &want, "saved");
@@ -535,7 +537,8 @@ TEST(tune_db_malformed) {
     BAD("garbage", false, 1, "not a disco tuning database", "\x7f" "ELF\x02\x01 garbage\n");
     BAD("header cut", false, 1, "truncated (in the first line)", "# disco tuning");
     BAD("format 2", true, 1, "an unknown format", "# disco tuning database, format 2\n%s%s", tl.buf, e1.buf);
-    BAD("format 10", true, 1, "an unknown format", "# disco tuning database, format 10\n%s%s", tl.buf, e1.buf);
+    BAD("format 10", true, 1, "an unknown format", "# disco tuning database, format 10\n%s%s", tl.buf,
+        e1.buf);
     BAD("CRLF", true, 1, "an unknown format", "# disco tuning database, format 1\r\n%s%s", tl.buf, e1.buf);
     BAD("header only", false, 1, "truncated (the last line is not the checksum line)", HEADER);
     BAD("bad checksum", false, 4, "bad checksum", HEADER "%s%schecksum 0123456789abcdef\n", tl.buf, e1.buf);
@@ -679,7 +682,8 @@ TEST(tune_db_print) {
         bool describe = i == 2 || i == 8;
         if (describe) {
             size_t a = strlen(want[i]), b = strlen(want[i + 1]), len = strlen(line);
-            CHECK_MSG(len > a + b && strncmp(line, want[i], a) == 0 && strcmp(line + len - b, want[i + 1]) == 0,
+            CHECK_MSG(len > a + b && strncmp(line, want[i], a) == 0 &&
+                          strcmp(line + len - b, want[i + 1]) == 0,
                       "line %d: %s", i, line);
             i++;
         } else CHECK_STR_EQ(line, want[i]);
