@@ -314,4 +314,57 @@ dc_jit_stats dc_jit_get_stats(void);
 /* Releases every kernel still loaded and the LLJIT; statistics restart from 0. */
 void dc_jit_shutdown(void);
 
+/* ---- the tuner's database (codegen/tune_db.c) ----------------------------------------- */
+/* The choices of `disco tune`, per kernel and target: a kernel is a one-line canonical signature
+ * with its shapes ("matmul batch=512 m=196 n=8 k=196 trans_a=0 ..."), its choice says what to
+ * run ("jit mr=14 nr=32 kc=256 ..." or "dnnl") and its times are the measured medians of the
+ * providers tried ("jit=12.3us dnnl=20.1us"); the database never interprets these strings.
+ * They live in a readable text file, DIR/tune.db with DIR = dc_kcache_dir() unless a path is
+ * given (format in tune_db.c), saved atomically. Entries are keyed by dc_tune_key of the kernel,
+ * the target they were measured on (dc_jit_target_text) and DC_TUNER_VERSION. A lookup sees
+ * only the entries of the current target; the others (another CPU, or this CPU under another
+ * LLVM, codegen or tuner version) are ignored, counted, and kept when saving, so one file can
+ * serve several machines. A truncated, corrupt or malformed file is refused: the database
+ * opens empty, its message names the file and line, and the next save replaces the file.
+ * Not thread-safe: one thread uses a database. */
+#define DC_TUNER_VERSION 1 /* the tuner's measuring and choosing; part of every key */
+
+typedef struct dc_tune_db dc_tune_db;
+
+/* XXH3-128 of "disco tune key\nkernel LEN KERNEL\ntarget LEN TARGET\ntuner N\n", LEN being
+ * the byte length of the string after it: the key of kernel measured on target (the lines of
+ * dc_jit_target_text) by tuner version N. */
+dc_hash128 dc_tune_key(const char *kernel, const char *target, int tuner);
+/* The database at path (NULL: DIR/tune.db) for the current target, dc_jit_target_text(NULL) as
+ * it is now. A missing file is an empty database, a bad one an empty database with a message;
+ * NULL and err only when the file exists but cannot be read (a directory, no permission). */
+dc_tune_db *dc_tune_db_open(const char *path, char *err, size_t len);
+/* What opening found for the user, shown once by the caller: "" or lines ending in \n, e.g.
+ * "PATH:7: bad checksum; the database is ignored and the next save replaces it" or "PATH: 3
+ * entries are for another CPU (znver3), ignored". */
+const char *dc_tune_db_message(const dc_tune_db *db);
+/* The file the database is loaded from and saved to. */
+const char *dc_tune_db_path(const dc_tune_db *db);
+/* The choice stored for kernel on the current target, valid until the next store or free;
+ * NULL on a miss. */
+const char *dc_tune_db_lookup(dc_tune_db *db, const char *kernel);
+/* Inserts or replaces the entry of kernel on the current target (in memory until saved). */
+void dc_tune_db_store(dc_tune_db *db, const char *kernel, const char *choice, const char *times);
+/* Writes every entry, other targets' included, to the file atomically; false and err on
+ * failure (the file is then untouched). */
+bool dc_tune_db_save(dc_tune_db *db, char *err, size_t len);
+/* The table of `disco tune --show`: per target, its kernels, choices and times; the targets
+ * other than the current one say why they are ignored. */
+void dc_tune_db_print(const dc_tune_db *db, FILE *f);
+typedef struct {
+    int64_t entries;       /* every entry, whatever its target */
+    int64_t foreign;       /* entries for another CPU (name or feature string) */
+    int64_t stale;         /* entries for this CPU under another LLVM, codegen or tuner version */
+    int64_t hits, misses;  /* lookups since opening */
+    bool refused;          /* the file was refused, so the database opened empty */
+} dc_tune_db_stats;
+dc_tune_db_stats dc_tune_db_get_stats(const dc_tune_db *db);
+/* Frees the database without saving it. */
+void dc_tune_db_free(dc_tune_db *db);
+
 #endif
