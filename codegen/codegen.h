@@ -230,19 +230,26 @@ dc_attn_sizes dc_attn_sizes_of(const dc_attn_spec *s);
 typedef struct {
     int mr, nr, unroll, prefetch, lanes;
     int64_t kc, mc, nc;
+    bool pack_a;  /* pack each pass's A block (else read A where it is, packing only a last
+                   * partial slab of rows): worth it when many panels reuse it */
     bool trans_a, bias, residual;
     dc_activation act;
 } dc_gemm_spec;
 
-/* args[0] of a GEMM kernel: M, N, K, A's leading dimension, the work items per batch
- * (ceil(M / mc)), then the f32 scale (in the low 4 bytes of the last slot). */
-typedef struct { int64_t v[6]; } dc_gemm_sizes;
+/* args[0] of a GEMM kernel: M, N, K, A's leading dimension, the row blocks (ceil(M / mc))
+ * and column blocks (ceil(N / nc)) per batch, then the f32 scale (in the low 4 bytes of the
+ * last slot). */
+typedef struct { int64_t v[7]; } dc_gemm_sizes;
 dc_gemm_sizes dc_gemm_sizes_of(const dc_gemm_spec *s, int64_t M, int64_t N, int64_t K, int64_t lda, float scale);
+/* work items per batch: row blocks x column blocks */
+int64_t dc_gemm_items(const dc_gemm_sizes *z);
 
-/* The parameters the compiler uses for an M x N x K product without a tuned choice: the tile
- * that fits N (nr up to 4 vectors, mr as many rows as the registers hold), kc 256, about 64
- * rows per work item, 256 columns per B block, unroll 4, no prefetch. lanes: the target's. */
-dc_gemm_spec dc_gemm_default(int64_t M, int64_t N, int64_t K, int lanes);
+/* The parameters the compiler uses for `batch` M x N x K products without a tuned choice: the
+ * tile that fits N (8 lanes for N <= 8, nr up to 4 vectors, mr as many rows as the registers
+ * hold), kc 256, up to 64 rows and 256 columns per work item, smaller blocks until there are
+ * 8 work items where the shape allows, A packed when more than two panels reuse it, unroll 4,
+ * no prefetch. lanes: the target's. */
+dc_gemm_spec dc_gemm_default(int64_t batch, int64_t M, int64_t N, int64_t K, int lanes);
 
 /* The values `disco tune` tries for each GEMM parameter (codegen/tune.c): tiles (mr rows x
  * nv vectors), kc, rows per work item (mc, rounded up to a multiple of mr), columns per B
@@ -251,14 +258,16 @@ dc_gemm_spec dc_gemm_default(int64_t M, int64_t N, int64_t K, int lanes);
 #define DC_GEMM_SPACE_MAX 12
 typedef struct {
     int n_tiles, tile_mr[DC_GEMM_SPACE_MAX], tile_nv[DC_GEMM_SPACE_MAX];
-    int n_kc, n_mc, n_nc, n_unroll, n_prefetch, n_lanes;
+    int n_kc, n_mc, n_nc, n_unroll, n_prefetch, n_lanes, n_pack_a;
     int64_t kc[DC_GEMM_SPACE_MAX], mc[DC_GEMM_SPACE_MAX], nc[DC_GEMM_SPACE_MAX];
     int unroll[DC_GEMM_SPACE_MAX], prefetch[DC_GEMM_SPACE_MAX], lanes[DC_GEMM_SPACE_MAX];
+    bool pack_a[2];
 } dc_gemm_space;
 extern const dc_gemm_space dc_gemm_tuning_space;
 /* The spec of tile t (an index into the space's tiles) with lanes, kc, mc, nc (rounded up to
- * the tile), unroll and prefetch. */
-dc_gemm_spec dc_gemm_spec_of(int t, int lanes, int64_t kc, int64_t mc, int64_t nc, int unroll, int prefetch);
+ * the tile), unroll, prefetch and pack_a. */
+dc_gemm_spec dc_gemm_spec_of(int t, int lanes, int64_t kc, int64_t mc, int64_t nc, int unroll, int prefetch,
+                             bool pack_a);
 
 /* Whether spec is a kernel the emitter builds on `lanes`-wide vectors (lanes 8 or 16, and at
  * most the target's); false and why otherwise. */
@@ -287,8 +296,9 @@ dc_jit_kernel *dc_jit_compile(const dc_kir *k, const dc_jit_options *opt, char *
  * dq, dk, dv. sizes: a dc_attn_sizes. */
 dc_jit_kernel *dc_jit_compile_attention(const dc_attn_spec *spec, const dc_jit_options *opt, char *err,
                                         size_t len);
-/* The GEMM kernel of spec. Its entry runs work items [begin, end), item t computing rows
- * [m0, m0 + mc) of batch b = t / items, m0 = (t % items) mc (items: ceil(M / mc)), with args:
+/* The GEMM kernel of spec. Its entry runs work items [begin, end), item t computing the block
+ * of mc rows and nc columns (row block r / column blocks, column block r % column blocks) of
+ * batch b = t / items, r = t % items (items: dc_gemm_items), with args:
  * sizes (dc_gemm_sizes), A, a_off (int64 per batch: the offset of A[b] in floats), packed B,
  * b_off (int64 per batch: the offset of B[b]'s packing), out, bias, residual (NULL when the
  * spec has none), scratch (dc_gemm_scratch_size floats, one per thread). */

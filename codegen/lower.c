@@ -259,23 +259,6 @@ static bool gemm_claims(const dc_graph *g, int i, dc_backend backend) {
     }
 }
 
-/* The jit GEMM step of node i with the default parameters for its shape; false and why (the
- * caller picks another provider) when the kernel cannot be built. */
-static bool gemm_step(const dc_graph *g, int i, dc_step *s, char *why, size_t len) {
-    const dc_node *n = &g->nodes[i];
-    const dc_shape *o = &n->type.shape;
-    int64_t M = 1;
-    for (int d = 0; d < o->rank - 1; d++) M *= o->dim[d];
-    const dc_shape *a = &g->nodes[n->in[0]].type.shape;
-    int64_t K = n->op == DC_OP_LINEAR ? a->dim[a->rank - 1] : 0;
-    if (n->op != DC_OP_LINEAR) {
-        bool ta = n->op == DC_OP_MATMUL ? n->attr.matmul.trans_a : n->attr.fused_matmul.trans_a;
-        K = a->dim[ta ? a->rank - 2 : a->rank - 1];
-    }
-    dc_gemm_spec p = dc_gemm_default(M, o->dim[o->rank - 1], K, dc_jit_target_lanes(NULL));
-    return dc_gemm_step(g, i, &p, s, why, len);
-}
-
 dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len) {
     return dc_compile_in(g, seed, backend, NULL, err, len);
 }
@@ -301,7 +284,7 @@ dc_exec *dc_compile_in(const dc_graph *g, uint64_t seed, dc_backend backend, dc_
             continue;
         }
         char why[DC_ERR_LEN] = "";
-        if (gemm_claims(g, i, backend) && gemm_step(g, i, &steps[n], why, sizeof why)) {
+        if (gemm_claims(g, i, backend) && dc_gemm_step(g, i, NULL, &steps[n], why, sizeof why)) {
             n++;
             continue;
         }

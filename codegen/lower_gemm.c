@@ -167,7 +167,7 @@ bool dc_gemm_step(const dc_graph *g, int node, const dc_gemm_spec *params, dc_st
         batch = 1;
         obr = 0;
     }
-    dc_gemm_spec spec = *params;
+    dc_gemm_spec spec = params ? *params : dc_gemm_default(batch, M, o.N, o.K, dc_jit_target_lanes(NULL));
     spec.trans_a = o.trans_a;
     spec.bias = o.bias;
     spec.residual = o.residual;
@@ -190,7 +190,7 @@ bool dc_gemm_step(const dc_graph *g, int node, const dc_gemm_spec *params, dc_st
     c->trans_b = o.trans_b;
     c->ldb = o.trans_b ? o.K : o.N;
     c->sizes = dc_gemm_sizes_of(&spec, M, o.N, o.K, o.trans_a ? M : o.K, 1.0f);
-    c->range = batch * c->sizes.v[4];
+    c->range = batch * dc_gemm_items(&c->sizes);
     c->a_off = alloc_or_die((size_t)batch * sizeof *c->a_off);
     c->b_off = alloc_or_die((size_t)batch * sizeof *c->b_off);
     c->n_b = b_batch;

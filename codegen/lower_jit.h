@@ -32,8 +32,9 @@ typedef struct dc_codegen_ctx { void (*release)(struct dc_codegen_ctx *self); } 
 bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char *why, size_t len);
 
 /* The jit GEMM step (codegen/lower_gemm.c) of a matmul, linear or fused_matmul node with the
- * kernel parameters of params (its operation fields are set from the node); false and why
- * for a node the GEMM cannot take or a kernel LLVM cannot build. */
+ * kernel parameters of params (its operation fields are set from the node; NULL: the
+ * dc_gemm_default for the node's shape); false and why for a node the GEMM cannot take or a
+ * kernel LLVM cannot build. */
 bool dc_gemm_step(const dc_graph *g, int node, const dc_gemm_spec *params, dc_step *s, char *why, size_t len);
 
 #endif

@@ -66,7 +66,7 @@ static bool check_kernel(const dc_gemm_spec *spec, gshape h, uint64_t seed, char
     int64_t a_off[4], b_off[4];
     for (int64_t i = 0; i < h.batch; i++) a_off[i] = i * M * K, b_off[i] = h.shared_b ? 0 : i * ps;
     dc_gemm_sizes sz = dc_gemm_sizes_of(spec, M, N, K, spec->trans_a ? M : K, h.scale);
-    int64_t range = h.batch * sz.v[4], per = dc_gemm_scratch_size(spec);
+    int64_t range = h.batch * dc_gemm_items(&sz), per = dc_gemm_scratch_size(spec);
     float *scratch = malloc((size_t)(2 * per) * sizeof *scratch);
     dc_range_kernel fn = dc_jit_entry(jk);
     #pragma omp parallel num_threads(2)
@@ -144,21 +144,26 @@ TEST(gemm_space) {
     }
     for (int l = 0; l < sp->n_lanes; l++)
         for (int t = 0; t < sp->n_tiles; t++)
-            if (sp->lanes[l] <= target) check_spec(dc_gemm_spec_of(t, sp->lanes[l], 64, 32, 64, 2, 0), i++, &cases);
+            if (sp->lanes[l] <= target) {
+                check_spec(dc_gemm_spec_of(t, sp->lanes[l], 64, 32, 64, 2, 0, i % 2), i, &cases);
+                i++;
+            }
     int lanes = target >= 16 ? 16 : 8;
     /* each other parameter's values, on tiles taken in turn */
-    for (int k = 0; k < sp->n_kc; k++, i++) check_spec(dc_gemm_spec_of(i % sp->n_tiles, lanes, sp->kc[k], 64, 256, 4, 0), i, &cases);
-    for (int k = 0; k < sp->n_mc; k++, i++) check_spec(dc_gemm_spec_of(i % sp->n_tiles, lanes, 64, sp->mc[k], 256, 4, 0), i, &cases);
-    for (int k = 0; k < sp->n_nc; k++, i++) check_spec(dc_gemm_spec_of(i % sp->n_tiles, lanes, 64, 64, sp->nc[k], 4, 0), i, &cases);
+    for (int k = 0; k < sp->n_kc; k++, i++) check_spec(dc_gemm_spec_of(i % sp->n_tiles, lanes, sp->kc[k], 64, 256, 4, 0, i % 2), i, &cases);
+    for (int k = 0; k < sp->n_mc; k++, i++) check_spec(dc_gemm_spec_of(i % sp->n_tiles, lanes, 64, sp->mc[k], 256, 4, 0, i % 2), i, &cases);
+    for (int k = 0; k < sp->n_nc; k++, i++) check_spec(dc_gemm_spec_of(i % sp->n_tiles, lanes, 64, 64, sp->nc[k], 4, 0, i % 2), i, &cases);
     for (int k = 0; k < sp->n_unroll; k++, i++)
-        check_spec(dc_gemm_spec_of(i % sp->n_tiles, lanes, 64, 64, 256, sp->unroll[k], 0), i, &cases);
+        check_spec(dc_gemm_spec_of(i % sp->n_tiles, lanes, 64, 64, 256, sp->unroll[k], 0, i % 2), i, &cases);
     for (int k = 0; k < sp->n_prefetch; k++, i++)
-        check_spec(dc_gemm_spec_of(i % sp->n_tiles, lanes, 64, 64, 256, 4, sp->prefetch[k]), i, &cases);
+        check_spec(dc_gemm_spec_of(i % sp->n_tiles, lanes, 64, 64, 256, 4, sp->prefetch[k], i % 2), i, &cases);
+    for (int k = 0; k < sp->n_pack_a; k++, i++)
+        check_spec(dc_gemm_spec_of(i % sp->n_tiles, lanes, 64, 64, 256, 4, 0, sp->pack_a[k]), i, &cases);
     printf("gemm_space: %d kernels, %d shapes checked against the double oracle\n", i, cases);
 }
 
 TEST(gemm_spec_refused) {
-    dc_gemm_spec ok = dc_gemm_spec_of(0, 16, 64, 64, 256, 4, 0);
+    dc_gemm_spec ok = dc_gemm_spec_of(0, 16, 64, 64, 256, 4, 0, true);
     char why[256];
     CHECK(dc_gemm_spec_ok(&ok, 16, why, sizeof why));
     struct { const char *what; dc_gemm_spec s; int lanes; const char *says; } bad[] = {

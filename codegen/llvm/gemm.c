@@ -45,16 +45,18 @@ bool dc_gemm_spec_ok(const dc_gemm_spec *s, int lanes, char *why, size_t len) {
 }
 
 void dc_gemm_spec_text(const dc_gemm_spec *s, char *buf, size_t len) {
-    snprintf(buf, len, "gemm mr %d nr %d kc %lld mc %lld nc %lld unroll %d prefetch %d lanes %d trans_a %d bias %d act %s "
-             "residual %d", s->mr, s->nr, (long long)s->kc, (long long)s->mc, (long long)s->nc, s->unroll, s->prefetch,
-             s->lanes, s->trans_a, s->bias, dc_activation_name(s->act), s->residual);
+    snprintf(buf, len, "gemm mr %d nr %d kc %lld mc %lld nc %lld unroll %d prefetch %d lanes %d pack_a %d trans_a %d "
+             "bias %d act %s residual %d", s->mr, s->nr, (long long)s->kc, (long long)s->mc, (long long)s->nc, s->unroll,
+             s->prefetch, s->lanes, s->pack_a, s->trans_a, s->bias, dc_activation_name(s->act), s->residual);
 }
 
 dc_gemm_sizes dc_gemm_sizes_of(const dc_gemm_spec *s, int64_t M, int64_t N, int64_t K, int64_t lda, float scale) {
-    dc_gemm_sizes z = { { M, N, K, lda, (M + s->mc - 1) / s->mc, 0 } };
-    memcpy(&z.v[5], &scale, sizeof scale);
+    dc_gemm_sizes z = { { M, N, K, lda, (M + s->mc - 1) / s->mc, (N + s->nc - 1) / s->nc, 0 } };
+    memcpy(&z.v[6], &scale, sizeof scale);
     return z;
 }
+
+int64_t dc_gemm_items(const dc_gemm_sizes *z) { return z->v[4] * z->v[5]; }
 
 int64_t dc_gemm_packed_size(const dc_gemm_spec *s, int64_t N, int64_t K) { return (N + s->nr - 1) / s->nr * s->nr * K; }
 
@@ -84,24 +86,32 @@ const dc_gemm_space dc_gemm_tuning_space = {
     .n_unroll = 4, .unroll = { 1, 2, 4, 8 },
     .n_prefetch = 3, .prefetch = { 0, 4, 16 },
     .n_lanes = 2, .lanes = { 16, 8 },
+    .n_pack_a = 2, .pack_a = { true, false },
 };
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-dc_gemm_spec dc_gemm_spec_of(int t, int lanes, int64_t kc, int64_t mc, int64_t nc, int unroll, int prefetch) {
+dc_gemm_spec dc_gemm_spec_of(int t, int lanes, int64_t kc, int64_t mc, int64_t nc, int unroll, int prefetch,
+                             bool pack_a) {
     int mr = dc_gemm_tuning_space.tile_mr[t], nr = dc_gemm_tuning_space.tile_nv[t] * lanes;
     return (dc_gemm_spec){ .mr = mr, .nr = nr, .kc = kc, .mc = round_up(mc, mr), .nc = round_up(nc, nr),
-                           .unroll = unroll, .prefetch = prefetch, .lanes = lanes };
+                           .unroll = unroll, .prefetch = prefetch, .lanes = lanes, .pack_a = pack_a };
 }
 
-dc_gemm_spec dc_gemm_default(int64_t M, int64_t N, int64_t K, int lanes) {
+dc_gemm_spec dc_gemm_default(int64_t batch, int64_t M, int64_t N, int64_t K, int lanes) {
     (void)K;
     static const int tile[MAX_NV + 1] = { 0, 0, 3, 5, 7 }; /* by vectors per row: 14x1, 12x2, 8x3, 4x4, measured */
+    if (N <= 8 && lanes > 8) lanes = 8;
     int nv = (int)((N + lanes - 1) / lanes);
     nv = nv < 1 ? 1 : nv > MAX_NV ? MAX_NV : nv;
-    dc_gemm_spec s = dc_gemm_spec_of(tile[nv], lanes, 256, 64, 256, 4, 0);
-    int64_t mfit = round_up(M, s.mr);
-    if (s.mc > mfit) s.mc = mfit;
+    int64_t nr = (int64_t)nv * lanes;
+    dc_gemm_spec s = dc_gemm_spec_of(tile[nv], lanes, 256, 64, 256, 4, 0, (N + nr - 1) / nr > 2);
+    s.mc = s.mc < round_up(M, s.mr) ? s.mc : round_up(M, s.mr);
+    /* at least 8 work items where the shape allows, for the threads to share */
+    while (batch * ((M + s.mc - 1) / s.mc) * ((N + s.nc - 1) / s.nc) < 8 && (s.mc > s.mr || s.nc > s.nr)) {
+        if (s.nc > s.nr && (s.nc >= N || s.mc <= s.mr)) s.nc = round_up(s.nc / 2, s.nr);
+        else s.mc = round_up(s.mc / 2, s.mr);
+    }
     return s;
 }
 
@@ -118,7 +128,7 @@ typedef struct {
     LLVMTypeRef vt;
     LLVMValueRef acc[MAX_MR][MAX_NV];
     /* run time: sizes, and the item's operands */
-    LLVMValueRef M, N, K, lda, scale, items;
+    LLVMValueRef M, N, K, lda, scale, mblocks, nblocks;
     LLVMValueRef A, Bp, C, bias, res, Ap;
 } gx;
 
@@ -187,8 +197,11 @@ static void pack_a(gx *g, LLVMValueRef a, LLVMValueRef m0, LLVMValueRef mcur, LL
     for_close(g, &lo, 1);
 }
 
-/* one k step of the micro-kernel: acc[i][v] += ap[k*mr + i] * bp[k*nr + v*W] */
-static void micro_step(gx *g, LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef k) {
+/* Where the micro-kernel reads A: element (row i of the slab, step k) at p[k*ks + i*is] */
+typedef struct { LLVMValueRef p, ks, is; } a_view;
+
+/* one k step of the micro-kernel: acc[i][v] += A(i, k) * bp[k*nr + v*W] */
+static void micro_step(gx *g, a_view av, LLVMValueRef bp, LLVMValueRef k) {
     dc_lx *x = g->x;
     const dc_gemm_spec *s = g->s;
     LLVMValueRef bv[MAX_NV];
@@ -200,9 +213,10 @@ static void micro_step(gx *g, LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef k) 
                                           LLVMConstInt(x->i32, 1, 0) }, 4);
     }
     for (int v = 0; v < g->nv; v++) bv[v] = dc_lx_vload(x, g->vt, bp, addc(g, kb, (int64_t)v * g->W), NULL);
-    LLVMValueRef ka = mulc(g, k, s->mr);
+    LLVMValueRef ka = mul(g, k, av.ks);
     for (int i = 0; i < s->mr; i++) {
-        LLVMValueRef a = dc_lx_splat(x, dc_lx_sload(x, ap, addc(g, ka, i)), g->W);
+        LLVMValueRef off = i ? add(g, ka, mulc(g, av.is, i)) : ka;
+        LLVMValueRef a = dc_lx_splat(x, dc_lx_sload(x, av.p, off), g->W);
         for (int v = 0; v < g->nv; v++) {
             LLVMValueRef cur = LLVMBuildLoad2(x->b, g->vt, g->acc[i][v], "");
             LLVMBuildStore(x->b, dc_lx_fma(x, a, bv[v], cur), g->acc[i][v]);
@@ -211,7 +225,7 @@ static void micro_step(gx *g, LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef k) 
 }
 
 /* the micro-kernel over kcur steps, unrolled */
-static void micro(gx *g, LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef kcur) {
+static void micro(gx *g, a_view av, LLVMValueRef bp, LLVMValueRef kcur) {
     dc_lx *x = g->x;
     int u = g->s->unroll;
     for (int i = 0; i < g->s->mr; i++)
@@ -219,12 +233,12 @@ static void micro(gx *g, LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef kcur) {
     dc_lx_loop l;
     LLVMValueRef main_end = sub(g, kcur, LLVMBuildSRem(x->b, kcur, c64(g, u), ""));
     LLVMValueRef k = for_open(g, &l, c64(g, 0), main_end);
-    for (int j = 0; j < u; j++) micro_step(g, ap, bp, addc(g, k, j));
+    for (int j = 0; j < u; j++) micro_step(g, av, bp, addc(g, k, j));
     for_close(g, &l, u);
     if (u > 1) {
         dc_lx_loop lr;
         k = for_open(g, &lr, main_end, kcur);
-        micro_step(g, ap, bp, k);
+        micro_step(g, av, bp, k);
         for_close(g, &lr, 1);
     }
 }
@@ -320,8 +334,9 @@ void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
     g.N = load64(&g, sizes, 1);
     g.K = load64(&g, sizes, 2);
     g.lda = load64(&g, sizes, 3);
-    g.items = load64(&g, sizes, 4);
-    g.scale = LLVMBuildBitCast(x->b, LLVMBuildTrunc(x->b, load64(&g, sizes, 5), x->i32, ""), x->f32, "");
+    g.mblocks = load64(&g, sizes, 4);
+    g.nblocks = load64(&g, sizes, 5);
+    g.scale = LLVMBuildBitCast(x->b, LLVMBuildTrunc(x->b, load64(&g, sizes, 6), x->i32, ""), x->f32, "");
     LLVMValueRef A = arg(&g, args, 1), aoff = arg(&g, args, 2), Bp = arg(&g, args, 3), boff = arg(&g, args, 4);
     LLVMValueRef C = arg(&g, args, 5);
     g.bias = s->bias ? arg(&g, args, 6) : NULL;
@@ -330,8 +345,12 @@ void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
 
     dc_lx_loop lt_;
     LLVMValueRef t = for_open(&g, &lt_, LLVMGetParam(g.fn, 1), LLVMGetParam(g.fn, 2));
-    LLVMValueRef b = LLVMBuildSDiv(x->b, t, g.items, "");
-    LLVMValueRef m0 = mulc(&g, LLVMBuildSRem(x->b, t, g.items, ""), s->mc);
+    LLVMValueRef per_batch = mul(&g, g.mblocks, g.nblocks);
+    LLVMValueRef b = LLVMBuildSDiv(x->b, t, per_batch, "");
+    LLVMValueRef r = LLVMBuildSRem(x->b, t, per_batch, "");
+    LLVMValueRef m0 = mulc(&g, LLVMBuildSDiv(x->b, r, g.nblocks, ""), s->mc);
+    LLVMValueRef n0 = mulc(&g, LLVMBuildSRem(x->b, r, g.nblocks, ""), s->nc);
+    LLVMValueRef n1 = smin(&g, addc(&g, n0, s->nc), g.N);
     LLVMValueRef mcur = smin(&g, c64(&g, s->mc), sub(&g, g.M, m0));
     LLVMValueRef ld = LLVMBuildGEP2(x->b, x->i64, aoff, &b, 1, "");
     LLVMValueRef a = dc_lx_gep(x, A, LLVMBuildLoad2(x->b, x->i64, ld, ""));
@@ -344,25 +363,48 @@ void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
     dc_lx_loop lk;
     LLVMValueRef k0 = for_open(&g, &lk, c64(&g, 0), g.K);
     LLVMValueRef kcur = smin(&g, c64(&g, s->kc), sub(&g, g.K, k0));
-    pack_a(&g, a, m0, mcur, k0, kcur);
+    if (s->pack_a) pack_a(&g, a, m0, mcur, k0, kcur);
     LLVMValueRef accumulate = LLVMBuildICmp(x->b, LLVMIntSGT, k0, c64(&g, 0), "");
     LLVMValueRef final = LLVMBuildICmp(x->b, LLVMIntSGE, addc(&g, k0, s->kc), g.K, "");
-    dc_lx_loop ln;
-    LLVMValueRef n0 = for_open(&g, &ln, c64(&g, 0), g.N);
-    LLVMValueRef n1 = smin(&g, addc(&g, n0, s->nc), g.N);
     dc_lx_loop ls;
     LLVMValueRef r0 = for_open(&g, &ls, c64(&g, 0), mcur);
-    LLVMValueRef ap = dc_lx_gep(x, g.Ap, mul(&g, r0, kcur));
     LLVMValueRef rows = sub(&g, mcur, r0);
+    /* the slab packed (by pack_a above, or here when it is the last, partial slab of a
+     * direct kernel), else read where it is */
+    a_view packed = { dc_lx_gep(x, g.Ap, s->pack_a ? mul(&g, r0, kcur) : c64(&g, 0)), c64(&g, s->mr), c64(&g, 1) };
+    LLVMValueRef full = LLVMBuildICmp(x->b, LLVMIntSGE, rows, c64(&g, s->mr), "");
+    a_view direct = { NULL, NULL, NULL };
+    if (!s->pack_a) {
+        LLVMValueRef row = add(&g, m0, r0);
+        direct.p = dc_lx_gep(x, a, s->trans_a ? add(&g, mul(&g, k0, g.lda), row) : add(&g, mul(&g, row, g.lda), k0));
+        direct.ks = s->trans_a ? g.lda : c64(&g, 1);
+        direct.is = s->trans_a ? c64(&g, 1) : g.lda;
+        LLVMBasicBlockRef after = if_open(&g, LLVMBuildNot(x->b, full, ""));
+        pack_a(&g, a, add(&g, m0, r0), rows, k0, kcur);
+        if_close(&g, after);
+    }
     dc_lx_loop lj;
     LLVMValueRef j0 = for_open(&g, &lj, n0, n1);
     /* panel j0 / nr of packed B starts at j0 * K; this pass reads its rows [k0, k0 + kcur) */
     LLVMValueRef bpan = dc_lx_gep(x, bp, add(&g, mul(&g, j0, g.K), mulc(&g, k0, s->nr)));
-    micro(&g, ap, bpan, kcur);
+    if (s->pack_a) {
+        micro(&g, packed, bpan, kcur);
+    } else {
+        LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(x->ctx, g.fn, "direct");
+        LLVMBasicBlockRef other = LLVMAppendBasicBlockInContext(x->ctx, g.fn, "packed");
+        LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(x->ctx, g.fn, "tile");
+        LLVMBuildCondBr(x->b, full, then, other);
+        LLVMPositionBuilderAtEnd(x->b, then);
+        micro(&g, direct, bpan, kcur);
+        LLVMBuildBr(x->b, after);
+        LLVMPositionBuilderAtEnd(x->b, other);
+        micro(&g, packed, bpan, kcur);
+        LLVMBuildBr(x->b, after);
+        LLVMPositionBuilderAtEnd(x->b, after);
+    }
     store_tile(&g, r0, rows, j0, accumulate, final);
     for_close(&g, &lj, s->nr);
     for_close(&g, &ls, s->mr);
-    for_close(&g, &ln, s->nc);
     for_close(&g, &lk, s->kc);
     for_close(&g, &lt_, 1);
     LLVMBuildRetVoid(x->b);
