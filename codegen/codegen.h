@@ -324,6 +324,61 @@ dc_jit_stats dc_jit_get_stats(void);
 /* Releases every kernel still loaded and the LLJIT; statistics restart from 0. */
 void dc_jit_shutdown(void);
 
+/* ---- the tuner and tuned compiling (codegen/tune.c) ------------------------------------- */
+
+/* Where a compile gets the tuned choice of a contraction: choose(ctx, signature) returns
+ * "dnnl", "ref", "jit" (the GEMM with dc_gemm_default's parameters), a GEMM choice
+ * (dc_gemm_choice_text), or NULL for none (the default rule). */
+typedef const char *(*dc_choose_fn)(void *ctx, const char *signature);
+/* dc_compile_in with the choices of choose (NULL: none); dc_compile and dc_compile_in choose
+ * from the process's tuning database (dc_tune_db_default). Under auto a contraction runs on
+ * its choice, else on dc_contraction_default's provider; under jit the GEMM ops run as GEMMs
+ * with a jit choice's parameters; dnnl and ref ignore choices. */
+dc_exec *dc_compile_choosing(const dc_graph *g, uint64_t seed, dc_backend backend, dc_choose_fn choose, void *ctx,
+                             dc_exec *host, char *err, size_t len);
+
+#define DC_TUNE_SIG_LEN 512
+/* The signature node's choice is keyed by: its op, input and output types and attributes, the
+ * OpenMP thread count and the oneDNN version (both change which provider wins), e.g.
+ * "matmul f32[512,196,196], f32[512,196,8] -> f32[512,196,8] {trans_a=false, trans_b=false}
+ * threads=2 onednn=2.6.3"; false for a node the tuner does not tune (or a signature longer
+ * than len). The tuning database adds the target (CPU, features, LLVM and codegen versions). */
+bool dc_tune_signature(const dc_graph *g, int node, char *buf, size_t len);
+/* A GEMM choice: "jit mr=4 nr=64 kc=256 mc=64 nc=256 unroll=4 prefetch=0 lanes=16 pack_a=1"
+ * (the spec's parameters; its operation comes from the node). parse: false for any other
+ * text or for parameters dc_gemm_spec_ok refuses at their lanes. */
+void dc_gemm_choice_text(const dc_gemm_spec *s, char *buf, size_t len);
+bool dc_gemm_choice_parse(const char *text, dc_gemm_spec *s);
+/* The provider of contraction node without a tuned choice under auto, by measurement
+ * (bench/RESULTS.md): "jit" for batched matmuls (attention's per-head products, where
+ * oneDNN's per-call overhead dominates), "dnnl" for the rest. */
+const char *dc_contraction_default(const dc_graph *g, int node);
+
+typedef struct dc_tune_db dc_tune_db;
+/* The process's tuning database, opened on first use (its message, if any, printed to
+ * stderr once); NULL when $DISCO_TUNE is "off" (`--no-tune`) or it cannot be opened. */
+dc_tune_db *dc_tune_db_default(void);
+/* Whether $DISCO_TUNE allows reading the database (anything but "off"). */
+bool dc_tune_enabled(void);
+
+typedef struct {
+    double budget;   /* seconds for the whole graph; 0: no limit (searches stop early past it) */
+    FILE *progress;  /* progress bar (NULL: none) */
+    FILE *log;       /* a line per tuned kernel: signature, choice, times (NULL: none) */
+} dc_tune_options;
+typedef struct {
+    int kernels;         /* distinct tunable signatures in the graph */
+    int cached;          /* of them already in the database: not timed */
+    int tuned, jit, dnnl, ref;  /* tuned now, and the providers chosen */
+    int64_t timed_runs;  /* program runs timed */
+    double seconds;
+} dc_tune_report;
+/* Tunes every contraction of g (a graph as the compiler will lower it) without an entry in db,
+ * stores the choices and saves db when anything was tuned. false and err when db cannot be
+ * saved. */
+bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, dc_tune_report *r, char *err,
+                   size_t len);
+
 /* ---- the tuner's database (codegen/tune_db.c) ----------------------------------------- */
 /* The choices of `disco tune`, per kernel and target: a kernel is a one-line canonical signature
  * with its shapes ("matmul batch=512 m=196 n=8 k=196 trans_a=0 ..."), its choice says what to
@@ -339,7 +394,6 @@ void dc_jit_shutdown(void);
  * Not thread-safe: one thread uses a database. */
 #define DC_TUNER_VERSION 1 /* the tuner's measuring and choosing; part of every key */
 
-typedef struct dc_tune_db dc_tune_db;
 
 /* XXH3-128 of "disco tune key\nkernel LEN KERNEL\ntarget LEN TARGET\ntuner N\n", LEN being
  * the byte length of the string after it: the key of kernel measured on target (the lines of

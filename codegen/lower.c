@@ -244,19 +244,40 @@ static bool group_steps(const dc_graph *g, int first, int last, dc_step *steps, 
     return true;
 }
 
-/* ---- the jit GEMM steps -------------------------------------------------------------------- */
+/* ---- the contractions' providers ------------------------------------------------------- */
 
-/* Whether the backend gives node i to the jit GEMM: every f32 matmul, linear and fused_matmul
- * under jit. */
-static bool gemm_claims(const dc_graph *g, int i, dc_backend backend) {
-    switch (g->nodes[i].op) {
-    case DC_OP_MATMUL:
-    case DC_OP_LINEAR:
-    case DC_OP_FUSED_MATMUL:
-        return backend == DC_BACKEND_JIT && dnnl_has_kernel(g, &g->nodes[i]);
-    default:
-        return false;
-    }
+static bool gemm_op(dc_op op) { return op == DC_OP_MATMUL || op == DC_OP_LINEAR || op == DC_OP_FUSED_MATMUL; }
+
+/* The step of contraction node i (one oneDNN has a kernel for) under backend, given the tuned
+ * choice (NULL: none): ref under ref; oneDNN under dnnl; under jit the GEMM for the GEMM ops
+ * (with the choice's parameters when it is a jit choice), oneDNN for the rest; under auto
+ * the choice, else the default rule (dc_contraction_default). A GEMM that cannot be built
+ * falls back to oneDNN with the reason as the step's note. */
+static dc_step contraction_step(const dc_graph *g, int i, dc_backend backend, const char *choice) {
+    if (backend == DC_BACKEND_REF) return dc_ref_step(i);
+    if (backend == DC_BACKEND_DNNL) return dnnl_step(i, true);
+    bool gemm = gemm_op(g->nodes[i].op);
+    dc_gemm_spec params;
+    bool jit_choice = choice && dc_gemm_choice_parse(choice, &params);
+    const char *provider = backend == DC_BACKEND_JIT ? (gemm ? "jit" : "dnnl")
+                           : choice                  ? (jit_choice ? "jit" : choice)
+                                                     : dc_contraction_default(g, i);
+    if (strcmp(provider, "ref") == 0) return dc_ref_step(i);
+    char why[DC_ERR_LEN] = "";
+    dc_step s;
+    if (strcmp(provider, "jit") == 0 && gemm && dc_gemm_step(g, i, jit_choice ? &params : NULL, &s, why, sizeof why))
+        return s;
+    s = dnnl_step(i, false);
+    if (*why) snprintf(s.note, sizeof s.note, "jit: %.150s", why);
+    return s;
+}
+
+/* the tuned choice of node i from the process's tuning database (NULL: none, or
+ * DISCO_TUNE=off) */
+static const char *db_choice(void *ctx, const char *signature) {
+    (void)ctx;
+    dc_tune_db *db = dc_tune_db_default();
+    return db ? dc_tune_db_lookup(db, signature) : NULL;
 }
 
 dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *err, size_t len) {
@@ -264,6 +285,11 @@ dc_exec *dc_compile(const dc_graph *g, uint64_t seed, dc_backend backend, char *
 }
 
 dc_exec *dc_compile_in(const dc_graph *g, uint64_t seed, dc_backend backend, dc_exec *host, char *err, size_t len) {
+    return dc_compile_choosing(g, seed, backend, db_choice, NULL, host, err, len);
+}
+
+dc_exec *dc_compile_choosing(const dc_graph *g, uint64_t seed, dc_backend backend, dc_choose_fn choose, void *ctx,
+                             dc_exec *host, char *err, size_t len) {
     if ((int)backend < 0 || (int)backend >= N_BACKENDS) {
         snprintf(err, len, "unknown backend %d (choose auto, ref, dnnl or jit)", (int)backend);
         return NULL;
@@ -283,14 +309,13 @@ dc_exec *dc_compile_in(const dc_graph *g, uint64_t seed, dc_backend backend, dc_
             i = last;
             continue;
         }
-        char why[DC_ERR_LEN] = "";
-        if (gemm_claims(g, i, backend) && dc_gemm_step(g, i, NULL, &steps[n], why, sizeof why)) {
-            n++;
+        if (!dnnl_has_kernel(g, nd)) {
+            steps[n++] = dc_ref_step(i);
             continue;
         }
-        steps[n++] = backend != DC_BACKEND_REF && dnnl_has_kernel(g, nd) ? dnnl_step(i, backend == DC_BACKEND_DNNL)
-                                                                          : dc_ref_step(i);
-        if (*why) snprintf(steps[n - 1].note, sizeof steps[n - 1].note, "jit: %.150s", why);
+        char sig[DC_TUNE_SIG_LEN];
+        const char *choice = choose && dc_tune_signature(g, i, sig, sizeof sig) ? choose(ctx, sig) : NULL;
+        steps[n++] = contraction_step(g, i, backend, choice);
     }
     /* the executor owns the jit kernels from here on, also when it fails */
     dc_exec *e = ok ? dc_exec_new_program_in(g, seed, steps, n, free_ctx, host, err, len) : NULL;

@@ -400,6 +400,9 @@ dc_graph *dc_parse_file(const char *path, char *err, size_t errlen);
 /* A growing string (zero-initialise it); buf is malloc'd and NUL-terminated once written. */
 typedef struct { char *buf; size_t len, cap; } dc_strbuf;
 void dc_sb_printf(dc_strbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends node n's attributes as the printer writes them, " {name=value, ...}" (nothing for
+ * an op without attributes). */
+void dc_sb_attrs(dc_strbuf *s, const dc_node *n);
 /* Writes prefix, then the message, into err (truncated to len). */
 void dc_vprefixed(char *err, size_t len, const char *prefix, const char *fmt, va_list ap);
 

@@ -40,7 +40,7 @@ static void print_type(dc_strbuf *s, const dc_type *t) {
     dc_sb_printf(s, "%s", dc_type_str(t, buf, sizeof buf));
 }
 
-static void print_attrs(dc_strbuf *s, const dc_node *n) {
+void dc_sb_attrs(dc_strbuf *s, const dc_node *n) {
     const dc_attr_schema *sc = dc_op_get(n->op)->attr;
     if (sc->n_fields == 0) return;
     dc_sb_printf(s, " {");
@@ -123,7 +123,7 @@ static void print_node(dc_strbuf *s, const dc_graph *g, const int *num, int id) 
         dc_sb_printf(s, i ? ", " : " ");
         print_ref(s, g, num, n->in[i]);
     }
-    print_attrs(s, n);
+    dc_sb_attrs(s, n);
     dc_sb_printf(s, " : ");
     print_type(s, &n->type);
     print_group(s, g, id);

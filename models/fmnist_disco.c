@@ -88,6 +88,14 @@ static const dc_opt options[] = {
     { 0 }
 };
 
+static dc_graph *model_train_graph(const dc_train_config *c, const void *options) {
+    options_t o;
+    if (options) o = *(const options_t *)options;
+    else init(&(dc_train_config){ 0 }, &o);
+    if (o.quick) dc_img_setup_quick(&o.s);
+    return dc_img_train_graph(&o.s.model, o.quick ? o.s.train.batch : c->batch);
+}
+
 const dc_model dc_model_fmnist_disco = {
     .name = "fmnist-disco",
     .summary = "DisCo-Diff (or --baseline: EDM) on class-conditional Fashion-MNIST: U-Net with\n"
@@ -96,5 +104,6 @@ const dc_model dc_model_fmnist_disco = {
     .options = options,
     .options_size = sizeof(options_t),
     .init = init,
+    .train_graph = model_train_graph,
     .train = train,
 };

@@ -97,11 +97,17 @@ static bool train(const dc_train_config *cfg, const dc_train_request *r, char *e
     return ema >= 0;
 }
 
+static dc_graph *model_train_graph(const dc_train_config *c, const void *options) {
+    (void)options;
+    return train_graph(c->batch);
+}
+
 const dc_model dc_model_fmnist_mlp = {
     .name = "fmnist-mlp",
     .summary = "MLP 784-512-256-10 classifier on Fashion-MNIST (reports test accuracy)",
     .defaults = { .steps = 2340, .batch = 128, .warmup = 100, .lr = 1e-3, .min_lr_ratio = 0.0, .b1 = 0.9f,
                   .b2 = 0.999f, .eps = 1e-8f, .weight_decay = 1e-4f, .clip_norm = 1.0f, .ema_decay = 0.998f,
                   .seed = 0, .ckpt_every = 500 },
+    .train_graph = model_train_graph,
     .train = train,
 };

@@ -31,6 +31,9 @@ typedef struct {
     /* The common options that mean nothing to this model, NULL-terminated (NULL: none);
      * `disco train` refuses them. */
     const char *const *without;
+    /* The forward graph of its training step for config c and its own options (NULL: the
+     * defaults), as dc_train_graph wants it: what `disco tune MODEL` tunes. NULL: none. */
+    dc_graph *(*train_graph)(const dc_train_config *c, const void *options);
     /* Trains, evaluates and reports on r->out; false and err on failure. c->ckpt_path is set by
      * the model from r->out_dir. */
     bool (*train)(const dc_train_config *c, const dc_train_request *r, char *err, size_t len);

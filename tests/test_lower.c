@@ -92,8 +92,10 @@ static bool dnnl_op(const dc_graph *g, int node) {
     return op && n->type.dtype == DC_F32;
 }
 
-/* One step per non-source node, in order, each on the rule's provider (a oneDNN node may run
- * on ref only with a note saying why); returns the number of oneDNN steps. */
+/* One step per non-source node, in order, each on the rule's provider: under dnnl every
+ * contraction oneDNN implements on oneDNN, under auto on dc_contraction_default's provider
+ * (the tests' tuning database is empty), a contraction on ref only with a note saying why,
+ * no other node on oneDNN. Returns the number of contraction steps on their rule's provider. */
 static int check_rule(dc_exec *e, const dc_graph *g, dc_backend b) {
     int n, k = 0, on_dnnl = 0;
     const dc_step *s = dc_exec_steps(e, &n);
@@ -103,13 +105,15 @@ static int check_rule(dc_exec *e, const dc_graph *g, dc_backend b) {
             dc_test_fail(__FILE__, __LINE__, "@%s: no step for node %d", g->name, i);
             return on_dnnl;
         }
-        bool want_dnnl = b != DC_BACKEND_REF && dnnl_op(g, i);
-        bool is_dnnl = strcmp(s[k].provider, "dnnl") == 0;
-        CHECK_MSG(is_dnnl == want_dnnl || (want_dnnl && s[k].note[0] && strcmp(s[k].provider, "ref") == 0),
+        const char *want = b == DC_BACKEND_REF || !dnnl_op(g, i) ? NULL
+                           : b == DC_BACKEND_AUTO            ? dc_contraction_default(g, i)
+                                                             : "dnnl";
+        bool is_dnnl = strcmp(s[k].provider, "dnnl") == 0, on_rule = want && strcmp(s[k].provider, want) == 0;
+        CHECK_MSG(want ? on_rule || (s[k].note[0] && strcmp(s[k].provider, "ref") == 0) : !is_dnnl,
                   "@%s node %d (%s): provider %s, note '%s'", g->name, i, dc_op_name(g->nodes[i].op),
                   s[k].provider, s[k].note);
         if (is_dnnl) CHECK_MSG(s[k].impl[0] && !strstr(s[k].impl, "ref"), "dnnl impl '%s'", s[k].impl);
-        on_dnnl += is_dnnl;
+        on_dnnl += on_rule;
         k++;
     }
     CHECK_EQ_INT(k, n);

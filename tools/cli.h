@@ -30,7 +30,7 @@ typedef struct dc_command {
     const struct dc_command *const *variants;
 } dc_command;
 
-extern const dc_command dc_cmd_opt, dc_cmd_run, dc_cmd_train, dc_cmd_cache;
+extern const dc_command dc_cmd_opt, dc_cmd_run, dc_cmd_train, dc_cmd_cache, dc_cmd_tune;
 extern const dc_command dc_cmd_sample, dc_cmd_eval;   /* tools/toy.c */
 extern const dc_command dc_cmd_sample_images, dc_cmd_eval_images;   /* tools/images.c */
 extern const dc_command dc_cmd_demo;                  /* tools/demo.c */

@@ -6,7 +6,7 @@
 
 #include "tools/cli.h"
 
-static const dc_command *const commands[] = { &dc_cmd_opt, &dc_cmd_run, &dc_cmd_train, &dc_cmd_cache,
+static const dc_command *const commands[] = { &dc_cmd_opt, &dc_cmd_run, &dc_cmd_train, &dc_cmd_cache, &dc_cmd_tune,
                                                 &dc_cmd_sample, &dc_cmd_eval, &dc_cmd_demo };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -1,0 +1,355 @@
+/* tune.c — the tuner (`disco tune`) and what compiling needs of it: the signature a
+ * contraction's choice is keyed by, the choice strings, the default rule for a contraction
+ * without a tuned choice, and the process's tuning database.
+ *
+ * For each distinct contraction of a graph without an entry in the database, the tuner builds
+ * a one-node program per candidate (oneDNN, ref, and for the GEMM ops jit kernels from the
+ * tuning space, dc_gemm_tuning_space), runs each on random inputs and keeps medians of
+ * repeated runs (one warm-up run first: oneDNN builds its primitive, caches warm up):
+ *   1. successive halving over oneDNN, ref when the node is small, and one jit kernel per tile
+ *      and vector width (tiles wider than N pruned): each round times every survivor with
+ *      twice the runs of the round before and keeps the faster half;
+ *   2. coordinate descent from the best jit kernel over kc, mc, nc, unroll, prefetch and
+ *      pack_a: each value of one parameter in turn, a change kept when it is faster by more
+ *      than the tolerance band;
+ *   3. the incumbent, the default rule's choice, against the fastest: the incumbent stays
+ *      unless the other is faster by more than 3%, so winners do not flip between runs.
+ * Nothing is timed outside dc_tune_graph; compiling reads the database only, so runs with
+ * the same database are bitwise identical. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/codegen.h"
+#include "oneapi/dnnl/dnnl_version.h"
+#include "runtime/runtime.h"
+
+#define TOLERANCE 0.03 /* a challenger must be this much faster to replace the incumbent */
+#define MIN_RUN_SECONDS 0.002 /* a timing covers at least this long (runs repeated) */
+
+/* ---- signatures and choices ----------------------------------------------------------------- */
+
+static bool tunable(const dc_node *n) {
+    switch (n->op) {
+    case DC_OP_MATMUL:
+    case DC_OP_LINEAR:
+    case DC_OP_FUSED_MATMUL:
+    case DC_OP_CONV2D:
+    case DC_OP_CONV2D_BWD_DATA:
+    case DC_OP_CONV2D_BWD_WEIGHT:
+    case DC_OP_FUSED_CONV2D:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool dc_tune_signature(const dc_graph *g, int node, char *buf, size_t len) {
+    const dc_node *n = &g->nodes[node];
+    if (!tunable(n)) return false;
+    dc_strbuf s = { 0 };
+    dc_sb_printf(&s, "%s", dc_op_name(n->op));
+    for (int k = 0; k < n->n_in; k++) dc_sb_printf(&s, "%s%s", k ? ", " : " ", dc_type_s(&g->nodes[n->in[k]].type).s);
+    dc_sb_printf(&s, " -> %s", dc_type_s(&n->type).s);
+    dc_sb_attrs(&s, n);
+    dc_sb_printf(&s, " threads=%d onednn=%d.%d.%d", omp_get_max_threads(), DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR,
+                 DNNL_VERSION_PATCH);
+    bool fits = s.len < len;
+    if (fits) memcpy(buf, s.buf, s.len + 1);
+    free(s.buf);
+    return fits;
+}
+
+void dc_gemm_choice_text(const dc_gemm_spec *s, char *buf, size_t len) {
+    snprintf(buf, len, "jit mr=%d nr=%d kc=%lld mc=%lld nc=%lld unroll=%d prefetch=%d lanes=%d pack_a=%d", s->mr, s->nr,
+             (long long)s->kc, (long long)s->mc, (long long)s->nc, s->unroll, s->prefetch, s->lanes, s->pack_a);
+}
+
+bool dc_gemm_choice_parse(const char *text, dc_gemm_spec *s) {
+    long long kc, mc, nc;
+    int pack, end = 0;
+    memset(s, 0, sizeof *s);
+    if (sscanf(text, "jit mr=%d nr=%d kc=%lld mc=%lld nc=%lld unroll=%d prefetch=%d lanes=%d pack_a=%d%n", &s->mr, &s->nr,
+               &kc, &mc, &nc, &s->unroll, &s->prefetch, &s->lanes, &pack, &end) != 9 || text[end] != 0 ||
+        (pack != 0 && pack != 1))
+        return false;
+    s->kc = kc, s->mc = mc, s->nc = nc, s->pack_a = pack;
+    char why[128];
+    return dc_gemm_spec_ok(s, s->lanes, why, sizeof why);
+}
+
+/* ---- the default rule --------------------------------------------------------------------------- */
+
+const char *dc_contraction_default(const dc_graph *g, int node) {
+    const dc_node *n = &g->nodes[node];
+    if (n->op != DC_OP_MATMUL && n->op != DC_OP_FUSED_MATMUL) return "dnnl";
+    /* batched products (the per-head ones of attention): oneDNN's per-call overhead dominates */
+    return n->type.shape.rank > 2 && g->nodes[n->in[1]].type.shape.rank > 2 ? "jit" : "dnnl";
+}
+
+/* ---- the process's database ------------------------------------------------------------------- */
+
+static struct {
+    bool opened;
+    dc_tune_db *db;
+} P;
+
+bool dc_tune_enabled(void) {
+    const char *v = getenv("DISCO_TUNE");
+    return !(v && strcmp(v, "off") == 0);
+}
+
+dc_tune_db *dc_tune_db_default(void) {
+    if (!dc_tune_enabled()) return NULL;
+    if (!P.opened) {
+        P.opened = true;
+        char err[DC_ERR_LEN];
+        P.db = dc_tune_db_open(NULL, err, sizeof err);
+        if (!P.db) fprintf(stderr, "disco: tuning database: %s (compiling with the defaults)\n", err);
+        else if (*dc_tune_db_message(P.db)) fprintf(stderr, "%s", dc_tune_db_message(P.db));
+    }
+    return P.db;
+}
+
+/* ---- timing one candidate ----------------------------------------------------------------------- */
+
+/* a one-node program: the node of the graph under tuning, its inputs as graph inputs */
+typedef struct {
+    dc_graph *g;
+    int node;
+    dc_op op;
+} mini;
+
+static bool mini_new(const dc_graph *g, int node, mini *m, char *err, size_t len) {
+    const dc_node *n = &g->nodes[node];
+    m->g = dc_graph_new("tune");
+    int in[DC_MAX_INPUTS];
+    for (int k = 0; k < n->n_in; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "x%d", k);
+        in[k] = dc_graph_emit(m->g, DC_OP_INPUT, 0, NULL, NULL, &g->nodes[n->in[k]].type, name, NULL, 0, err, len);
+    }
+    m->node = dc_graph_emit(m->g, n->op, n->n_in, in, &n->attr, &n->type, NULL, NULL, 0, err, len);
+    m->op = n->op;
+    if (m->node < 0) {
+        dc_graph_free(m->g);
+        return false;
+    }
+    dc_graph_add_output(m->g, m->node, "y");
+    return true;
+}
+
+static const char *fixed_choice(void *ctx, const char *signature) {
+    (void)signature;
+    return ctx;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median seconds of one run of m under choice over `runs` timings (each of enough runs to
+ * last MIN_RUN_SECONDS), after a warm-up run; -1 when the choice does not build as itself (a
+ * jit kernel that fell back, a oneDNN refusal). */
+static double time_choice(const mini *m, const char *choice, int runs, int64_t *timed) {
+    char err[DC_ERR_LEN];
+    dc_exec *e = dc_compile_choosing(m->g, 0, DC_BACKEND_AUTO, fixed_choice, (void *)choice, NULL, err, sizeof err);
+    if (!e) return -1;
+    int n;
+    const dc_step *st = dc_exec_steps(e, &n);
+    const char *want = strncmp(choice, "jit", 3) == 0 ? "jit" : choice;
+    if (n != 1 || strcmp(st[0].provider, want) != 0 || st[0].note[0]) {
+        dc_exec_free(e);
+        return -1;
+    }
+    for (int i = 0; i < m->g->n_nodes; i++) {
+        const dc_node *nd = &m->g->nodes[i];
+        if (nd->op != DC_OP_INPUT) continue;
+        dc_tensor *t = dc_tensor_new(&nd->type);
+        float *p = t->data;
+        for (int64_t k = 0; k < dc_numel(&nd->type.shape); k++) p[k] = 2.0f * dc_rng_uniform01(7, (uint64_t)i, (uint64_t)k) - 1.0f;
+        dc_exec_set_input(e, nd->name, t, err, sizeof err);
+        dc_tensor_free(t);
+    }
+    double t0 = dc_seconds();
+    bool ok = dc_exec_run(e, err, sizeof err);
+    double once = dc_seconds() - t0;
+    int per = once >= MIN_RUN_SECONDS ? 1 : (int)(MIN_RUN_SECONDS / (once + 1e-9)) + 1;
+    double r[64];
+    if (runs > 64) runs = 64;
+    for (int i = 0; i < runs && ok; i++) {
+        t0 = dc_seconds();
+        for (int j = 0; j < per && ok; j++) ok = dc_exec_run(e, err, sizeof err);
+        r[i] = (dc_seconds() - t0) / per;
+        *timed += per;
+    }
+    dc_exec_free(e);
+    if (!ok) return -1;
+    qsort(r, (size_t)runs, sizeof *r, cmp_double);
+    return r[runs / 2];
+}
+
+/* ---- the search --------------------------------------------------------------------------------- */
+
+#define MAX_CANDS 48
+
+typedef struct {
+    char choice[160];
+    double t;   /* the latest median, -1: failed */
+} cand;
+
+/* the jit candidates of stage 1: one per tile and vector width that fits N, defaults else */
+static int jit_candidates(const dc_gemm_spec *def, int64_t N, cand *c, int max) {
+    const dc_gemm_space *sp = &dc_gemm_tuning_space;
+    int target = dc_jit_target_lanes(NULL), n = 0;
+    for (int l = 0; l < sp->n_lanes; l++) {
+        int lanes = sp->lanes[l];
+        if (lanes > target) continue;
+        for (int t = 0; t < sp->n_tiles && n < max; t++) {
+            int64_t nr = (int64_t)sp->tile_nv[t] * lanes;
+            if (nr > (N + lanes - 1) / lanes * lanes && sp->tile_nv[t] > 1) continue; /* wider than N */
+            dc_gemm_spec s = dc_gemm_spec_of(t, lanes, def->kc, def->mc, def->nc, def->unroll, def->prefetch, def->pack_a);
+            dc_gemm_choice_text(&s, c[n++].choice, sizeof c[0].choice);
+        }
+    }
+    return n;
+}
+
+typedef struct {
+    const dc_tune_options *o;
+    double deadline;   /* dc_seconds() past which searches stop early; 0: none */
+    int64_t timed;
+} search;
+
+static bool out_of_time(const search *s) { return s->deadline > 0 && dc_seconds() > s->deadline; }
+
+/* Successive halving over c[0..n): returns the index of the survivor (-1: none built). */
+static int halve(search *s, const mini *m, cand *c, int n) {
+    int alive[MAX_CANDS], na = 0;
+    for (int i = 0; i < n; i++) alive[na++] = i;
+    for (int runs = 3; na > 1; runs *= 2) {
+        for (int i = 0; i < na; i++) c[alive[i]].t = time_choice(m, c[alive[i]].choice, runs, &s->timed);
+        int k = 0;
+        for (int i = 0; i < na; i++)
+            if (c[alive[i]].t > 0) alive[k++] = alive[i];
+        na = k;
+        /* sort the survivors by time, keep the faster half */
+        for (int i = 1; i < na; i++)
+            for (int j = i; j > 0 && c[alive[j]].t < c[alive[j - 1]].t; j--) {
+                int t = alive[j];
+                alive[j] = alive[j - 1], alive[j - 1] = t;
+            }
+        if (na > 1) na = out_of_time(s) ? 1 : (na + 1) / 2;
+    }
+    return na ? alive[0] : -1;
+}
+
+/* Coordinate descent over the non-tile parameters from best (its time in *t). */
+static void descend(search *s, const mini *m, dc_gemm_spec *best, double *t) {
+    const dc_gemm_space *sp = &dc_gemm_tuning_space;
+    for (int param = 0; param < 6 && !out_of_time(s); param++) {
+        int count = (int[]){ sp->n_kc, sp->n_mc, sp->n_nc, sp->n_unroll, sp->n_prefetch, sp->n_pack_a }[param];
+        dc_gemm_spec start = *best;
+        for (int v = 0; v < count; v++) {
+            dc_gemm_spec c = start;
+            switch (param) {
+            case 0: c.kc = sp->kc[v]; break;
+            case 1: c.mc = (sp->mc[v] + c.mr - 1) / c.mr * c.mr; break;
+            case 2: c.nc = (sp->nc[v] + c.nr - 1) / c.nr * c.nr; break;
+            case 3: c.unroll = sp->unroll[v]; break;
+            case 4: c.prefetch = sp->prefetch[v]; break;
+            default: c.pack_a = sp->pack_a[v]; break;
+            }
+            if (memcmp(&c, &start, sizeof c) == 0) continue;
+            char text[160];
+            dc_gemm_choice_text(&c, text, sizeof text);
+            double tc = time_choice(m, text, 5, &s->timed);
+            if (tc > 0 && tc < *t * (1 - TOLERANCE)) *best = c, *t = tc;
+        }
+    }
+}
+
+/* Tunes the node of m: its choice and the times measured into *choice and times. */
+static void tune_node(search *s, const mini *m, const dc_graph *g, int node, char *choice, size_t clen, char *times,
+                      size_t tlen) {
+    cand c[MAX_CANDS];
+    int n = 0;
+    snprintf(c[n++].choice, sizeof c[0].choice, "dnnl");
+    const dc_node *nd = &g->nodes[node];
+    const dc_shape *a = &g->nodes[nd->in[0]].type.shape;
+    /* ref is a candidate for small nodes only (about a MFLOP): it loses everywhere else */
+    if (2.0 * (double)dc_numel(&nd->type.shape) * (double)a->dim[a->rank - 1] < 1e6)
+        snprintf(c[n++].choice, sizeof c[0].choice, "ref");
+    bool gemm = nd->op == DC_OP_MATMUL || nd->op == DC_OP_LINEAR || nd->op == DC_OP_FUSED_MATMUL;
+    int64_t N = nd->type.shape.dim[nd->type.shape.rank - 1];
+    dc_gemm_spec def = dc_gemm_default(1, dc_numel(&nd->type.shape) / N, N, 0, dc_jit_target_lanes(NULL));
+    if (gemm) n += jit_candidates(&def, N, c + n, MAX_CANDS - n);
+    int w = halve(s, m, c, n);
+    char best[160];
+    double tb = w >= 0 ? c[w].t : -1;
+    snprintf(best, sizeof best, "%s", w >= 0 ? c[w].choice : "dnnl");
+    dc_gemm_spec spec;
+    if (w >= 0 && dc_gemm_choice_parse(best, &spec)) {
+        descend(s, m, &spec, &tb);
+        dc_gemm_choice_text(&spec, best, sizeof best);
+    }
+    /* the incumbent: the default rule's choice ("jit": the default parameters) */
+    const char *inc = dc_contraction_default(g, node);
+    double ti = strcmp(inc, best) == 0 ? tb : time_choice(m, inc, 7, &s->timed);
+    double td = strcmp(best, "dnnl") == 0 ? tb : strcmp(inc, "dnnl") == 0 ? ti : time_choice(m, "dnnl", 7, &s->timed);
+    bool keep = ti > 0 && !(tb > 0 && tb < ti * (1 - TOLERANCE));
+    snprintf(choice, clen, "%s", keep ? inc : best);
+    snprintf(times, tlen, "chosen=%.1fus dnnl=%.1fus default=%.1fus", 1e6 * (keep ? ti : tb), 1e6 * td, 1e6 * ti);
+}
+
+bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, dc_tune_report *r, char *err,
+                   size_t len) {
+    memset(r, 0, sizeof *r);
+    double t0 = dc_seconds();
+    /* the distinct signatures, each with its first node */
+    int *first = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *first), n_sig = 0;
+    char (*sigs)[DC_TUNE_SIG_LEN] = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * DC_TUNE_SIG_LEN);
+    if (!first || !sigs) abort(); /* out of memory */
+    for (int i = 0; i < g->n_nodes; i++) {
+        char sig[DC_TUNE_SIG_LEN];
+        if (!dc_tune_signature(g, i, sig, sizeof sig)) continue;
+        bool seen = false;
+        for (int k = 0; k < n_sig && !seen; k++) seen = strcmp(sigs[k], sig) == 0;
+        if (seen) continue;
+        memcpy(sigs[n_sig], sig, sizeof sig);
+        first[n_sig++] = i;
+    }
+    r->kernels = n_sig;
+    int todo = 0;
+    for (int k = 0; k < n_sig; k++) todo += dc_tune_db_lookup(db, sigs[k]) == NULL;
+    r->cached = n_sig - todo;
+    search s = { .o = o, .deadline = o->budget > 0 ? t0 + o->budget : 0 };
+    dc_progress *p = todo && o->progress ? dc_progress_new("tune", todo, o->progress) : NULL;
+    bool ok = true;
+    for (int k = 0; k < n_sig && ok; k++) {
+        if (dc_tune_db_lookup(db, sigs[k])) continue;
+        mini m;
+        if (!mini_new(g, first[k], &m, err, len)) {
+            ok = false;
+            break;
+        }
+        char choice[160], times[160];
+        tune_node(&s, &m, g, first[k], choice, sizeof choice, times, sizeof times);
+        dc_graph_free(m.g);
+        dc_tune_db_store(db, sigs[k], choice, times);
+        r->tuned++;
+        if (strncmp(choice, "jit", 3) == 0) r->jit++;
+        else if (strcmp(choice, "dnnl") == 0) r->dnnl++;
+        else r->ref++;
+        if (o->log) fprintf(o->log, "%s\n  -> %s (%s)\n", sigs[k], choice, times);
+        if (p) dc_progress_update(p, r->tuned, NAN);
+    }
+    dc_progress_done(p);
+    free(first);
+    free(sigs);
+    r->timed_runs = s.timed;
+    r->seconds = dc_seconds() - t0;
+    return ok && (r->tuned == 0 || dc_tune_db_save(db, err, len));
+}
