@@ -373,6 +373,11 @@ typedef struct {
     int64_t timed_runs;  /* program runs timed */
     double seconds;
 } dc_tune_report;
+/* The tuner's measurement of contraction node of g under choice: the median seconds of one run
+ * of a program of that node alone over `runs` timings (each of enough runs to last 2 ms),
+ * after a warm-up run, on random inputs; -1 when the choice does not run as itself (a jit
+ * kernel that fell back to oneDNN, oneDNN refusing) or the node is not a contraction. */
+double dc_tune_time(const dc_graph *g, int node, const char *choice, int runs);
 /* Tunes every contraction of g (a graph as the compiler will lower it) without an entry in db,
  * stores the choices and saves db when anything was tuned. false and err when db cannot be
  * saved. */

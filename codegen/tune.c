@@ -191,6 +191,16 @@ static double time_choice(const mini *m, const char *choice, int runs, int64_t *
     return r[runs / 2];
 }
 
+double dc_tune_time(const dc_graph *g, int node, const char *choice, int runs) {
+    mini m;
+    char err[DC_ERR_LEN];
+    if (!tunable(&g->nodes[node]) || !mini_new(g, node, &m, err, sizeof err)) return -1;
+    int64_t timed = 0;
+    double t = time_choice(&m, choice, runs, &timed);
+    dc_graph_free(m.g);
+    return t;
+}
+
 /* ---- the search --------------------------------------------------------------------------------- */
 
 #define MAX_CANDS 48

@@ -3,8 +3,9 @@
  * every golden back byte for byte, truncated and mutated files giving `FILE:LINE:COL: error:`
  * and status 1 (never a signal), `run` writing .npy outputs that numpy reads, bitwise the same
  * with 1 and 2 threads, and running the compiler's sampling pipeline (JIT kernels for an
- * elementwise chain under auto) as `disco opt --pipeline` shows it. The binary is $DISCO (set by
- * `make test`), else build/disco. */
+ * elementwise chain under auto) as `disco opt --pipeline` shows it, and `disco tune` (a second
+ * run timing nothing, another CPU's entries ignored, a truncated database rebuilt). The binary
+ * is $DISCO (set by `make test`), else build/disco. */
 #include <dirent.h>
 #include <regex.h>
 #include <stdint.h>
@@ -119,7 +120,7 @@ TEST(cli_help_and_usage_errors) {
  * unknown option and a missing value, `--opt=V` like `--opt V`, and a --help page generated
  * from the table that parses; `disco train` takes a model's own options from the registry. */
 TEST(cli_every_command_one_parser) {
-    static const char *const cmds[] = { "opt", "run", "train", "cache", "sample", "eval", "demo" };
+    static const char *const cmds[] = { "opt", "run", "train", "cache", "tune", "sample", "eval", "demo" };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         char want[128];
         snprintf(want, sizeof want, "disco %s: unknown option '--bogus'", cmds[i]);
@@ -451,4 +452,71 @@ TEST(cli_run_valgrind_clean) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
 #endif
+}
+
+static const char TUNE_GRAPH[] =
+    "graph @t(%a: f32[4,9,24], %b: f32[24,20], %c: f32[20], %p: f32[3,5,7], %q: f32[3,7,6]) -> (f32[4,9,20], "
+    "f32[3,5,6]) {\n"
+    "  %0 = linear %a, %b, %c : f32[4,9,20]\n"
+    "  %1 = matmul %p, %q {trans_a=false, trans_b=false} : f32[3,5,6]\n"
+    "  return %0, %1\n"
+    "}\n";
+
+static bool contains(const char *text, const char *part) { return text && strstr(text, part); }
+
+/* `disco tune` as a user meets it, in a cache directory of its own: a first run tunes both
+ * contractions and saves tune.db, a second times nothing and says so, --show lists them,
+ * another CPU's features (AVX2 only) miss every entry and tune anew while keeping the first
+ * CPU's, a truncated database is refused with its file and line and rebuilt. */
+TEST(cli_tune) {
+    if (dc_jit_target_lanes(NULL) < 8) return;
+    char dir[] = "/tmp/disco_cli_tuneXXXXXX", file[64], db[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(file, sizeof file, "%s/g.dcir", dir);
+    snprintf(db, sizeof db, "%s/tune.db", dir);
+    FILE *f = fopen(file, "w");
+    CHECK(f && fputs(TUNE_GRAPH, f) >= 0 && fclose(f) == 0);
+    char *saved = getenv("DISCO_CACHE_DIR") ? strdup(getenv("DISCO_CACHE_DIR")) : NULL;
+    setenv("DISCO_CACHE_DIR", dir, 1);
+    run_result r = run_disco((const char *[]){ "tune", file, NULL });
+    CHECK_MSG(r.status == 0 && contains(r.out, "2 contractions") && contains(r.out, "tuned 2") && contains(r.out, db),
+              "first: %d '%s' '%s'", r.status, r.out, r.err);
+    run_free(&r);
+    r = run_disco((const char *[]){ "tune", file, NULL });
+    CHECK_MSG(r.status == 0 && contains(r.out, "nothing timed"), "second: '%s'", r.out);
+    run_free(&r);
+    r = run_disco((const char *[]){ "tune", "--show", NULL });
+    CHECK_MSG(r.status == 0 && contains(r.out, "fused_matmul f32[4,9,24], f32[24,20], f32[20] -> f32[4,9,20]") &&
+                  contains(r.out, "matmul f32[3,5,7], f32[3,7,6]"), "show: '%s'", r.out);
+    run_free(&r);
+    setenv("DISCO_CPU_FEATURES", "-avx512f", 1);
+    r = run_disco((const char *[]){ "tune", file, NULL });
+    CHECK_MSG(r.status == 0 && contains(r.out, "0 in the database; tuned 2") && contains(r.err, "another CPU"),
+              "AVX2: '%s' '%s'", r.out, r.err);
+    run_free(&r);
+    unsetenv("DISCO_CPU_FEATURES");
+    r = run_disco((const char *[]){ "tune", file, NULL });
+    CHECK_MSG(r.status == 0 && contains(r.out, "nothing timed"), "back on this CPU: '%s'", r.out);
+    run_free(&r);
+    size_t len = 0;
+    char *text = dc_test_read_file(db, &len);
+    f = fopen(db, "w");
+    CHECK(text && f && fwrite(text, 1, len / 2, f) == len / 2 && fclose(f) == 0);
+    free(text);
+    r = run_disco((const char *[]){ "tune", file, NULL });
+    CHECK_MSG(r.status == 0 && contains(r.err, db) && contains(r.err, "next save replaces it") && contains(r.out, "tuned 2"),
+              "truncated: '%s' '%s'", r.out, r.err);
+    run_free(&r);
+    r = run_disco((const char *[]){ "tune", file, NULL });
+    CHECK_MSG(r.status == 0 && contains(r.out, "nothing timed"), "rebuilt: '%s' '%s'", r.out, r.err);
+    run_free(&r);
+    expect_usage_error((const char *[]){ "tune", NULL }, "disco tune: missing MODEL or FILE.dcir");
+    r = run_disco((const char *[]){ "tune", "no-such-model", NULL });
+    CHECK_MSG(r.status == 1 && contains(r.err, "'no-such-model' is neither a model"), "'%s'", r.err);
+    run_free(&r);
+    if (saved) setenv("DISCO_CACHE_DIR", saved, 1);
+    free(saved);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
 }

@@ -184,6 +184,10 @@ bool dc_cli_backend(const char *cmd, int *backend, dc_backend fallback) {
     return true;
 }
 
+void dc_cli_no_tune(bool no_tune) {
+    if (no_tune) setenv("DISCO_TUNE", "off", 1);
+}
+
 /* ---- help ----------------------------------------------------------------------------- */
 
 /* "--name ARG" of row r into buf */

@@ -80,10 +80,16 @@ bool dc_cli_backend(const char *cmd, int *backend, dc_backend fallback);
     DC_OPT_INT("--threads", "T", T, F, 1, 1024, "OpenMP threads (default: OMP_NUM_THREADS or all cores)")
 #define DC_OPT_BACKEND(T, F)                                                                            \
     DC_OPT_ENUM("--backend", T, F, dc_backend_names,                                                      \
-                "kernel providers (default $DISCO_BACKEND, else auto): auto = oneDNN for f32\n"           \
-                "matmul/linear/conv2d (forward, backward, fused), LLVM JIT kernels for the\n"             \
-                "fuse-loops groups, ref for the rest; dnnl = the same, a oneDNN refusal is an\n"          \
-                "error; ref = the reference kernels only; jit = JIT kernels for every\n"                   \
-                "elementwise/reduction node")
+                "kernel providers (default $DISCO_BACKEND, else auto): auto = each f32\n"                 \
+                "contraction on the provider `disco tune` chose, else oneDNN (a JIT GEMM for\n"           \
+                "batched matmuls), LLVM JIT kernels for the fuse-loops groups and attention,\n"           \
+                "ref for the rest; dnnl = oneDNN for every contraction (a refusal is an error),\n"        \
+                "ref for the rest; ref = the reference kernels only; jit = JIT kernels for\n"             \
+                "every elementwise/reduction node and JIT GEMMs for matmul and linear")
+/* --no-tune (bool): the tuning database is not read (dc_cli_no_tune) */
+#define DC_OPT_NO_TUNE(T, F)                                                                            \
+    DC_OPT_FLAG("--no-tune", T, F, "ignore the tuning database: default providers (as DISCO_TUNE=off)")
+/* Applies a parsed --no-tune: sets DISCO_TUNE=off for this process's compiles. */
+void dc_cli_no_tune(bool no_tune);
 
 #endif

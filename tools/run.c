@@ -84,7 +84,7 @@ typedef struct {
     const char *file, *out_dir, *passes;
     uint64_t seed;
     int threads, backend;
-    bool profile, no_passes;
+    bool profile, no_passes, no_tune;
     input_list inputs;
 } run_args;
 
@@ -111,6 +111,7 @@ static int cmd_run(int argc, char **argv) {
     if (!dc_cli_backend("run", &a.backend, DC_BACKEND_AUTO)) return EXIT_USAGE;
     const char *passes = a.no_passes ? NULL : a.passes ? a.passes : dc_pipeline((dc_backend)a.backend);
     if (a.threads) omp_set_num_threads(a.threads);
+    dc_cli_no_tune(a.no_tune);
     char err[DC_ERR_LEN];
 
     int status = 1;
@@ -186,6 +187,7 @@ static const dc_opt options[] = {
     DC_OPT_THREADS(run_args, threads),
     DC_OPT_STR("--out", "DIR", run_args, out_dir, "write each output as DIR/NAME.npy; without it, print a summary"),
     DC_OPT_BACKEND(run_args, backend),
+    DC_OPT_NO_TUNE(run_args, no_tune),
     DC_OPT_STR("--passes", "a,b,c", run_args, passes,
                "run these passes before compiling instead of the compiler's\n"
                "pipeline for the backend (`disco opt --pipeline --print-pipeline`)"),

@@ -13,6 +13,7 @@ typedef struct {
     dc_train_config c;
     const char *out, *resume, *data;
     int backend;
+    bool no_tune;
 } train_args;
 
 static const dc_opt common[] = {
@@ -27,6 +28,7 @@ static const dc_opt common[] = {
     DC_OPT_STR("--data", "DIR", train_args, data,
                "dataset directory (default $DISCO_FMNIST_DIR or\n/usr/share/datasets/fashion-mnist)"),
     DC_OPT_BACKEND(train_args, backend),
+    DC_OPT_NO_TUNE(train_args, no_tune),
     { 0 }
 };
 
@@ -68,6 +70,7 @@ static int parse(const dc_model *m, int argc, char **argv, train_args *a, void *
     if (dc_opt_given(&sets[0], "--steps") && a->c.warmup > a->c.steps / 10) a->c.warmup = a->c.steps / 10;
     if (!dc_cli_backend("train", &a->backend, a->c.backend)) return EXIT_USAGE;
     a->c.backend = (dc_backend)a->backend;
+    dc_cli_no_tune(a->no_tune);
     return dc_cli_check_required("train", sets, 2);
 }
 

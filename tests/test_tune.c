@@ -1,0 +1,156 @@
+/* test_tune.c — the tuner (codegen/tune.c) in process: the signature a choice is keyed by
+ * (checked against the hand-written text), GEMM choice strings (round trip over the tuning
+ * space, malformed ones refused), and dc_tune_graph on a small graph with a database of its
+ * own: every distinct contraction tuned once and stored, a second run timing nothing, and the
+ * program compiled from the stored choices running each contraction on its chosen provider
+ * with outputs equal to the ref backend's within the GEMM's error bound. The command line
+ * (`disco tune`, --show, a second run, another CPU's features, a corrupt database) is tested in
+ * tests/test_cli.c. */
+#include "tests/test.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "codegen/codegen.h"
+#include "oneapi/dnnl/dnnl_version.h"
+#include "tests/op_util.h"
+
+static const char GRAPH[] =
+    "graph @t(%a: f32[4,9,24], %b: f32[24,20], %c: f32[20], %p: f32[3,5,7], %q: f32[3,7,6]) -> (f32[4,9,20], "
+    "f32[3,5,6], f32[3,5,6]) {\n"
+    "  %0 = linear %a, %b, %c : f32[4,9,20]\n"
+    "  %1 = matmul %p, %q {trans_a=false, trans_b=false} : f32[3,5,6]\n"
+    "  %2 = exp %p : f32[3,5,7]\n"
+    "  %3 = matmul %2, %q {trans_a=false, trans_b=false} : f32[3,5,6]\n"
+    "  return %0, %1, %3\n"
+    "}\n";
+
+static dc_graph *graph(void) {
+    char err[DC_ERR_LEN];
+    dc_graph *g = dc_parse(GRAPH, strlen(GRAPH), "tune_graph", err, sizeof err);
+    CHECK_MSG(g != NULL, "%s", err);
+    return g;
+}
+
+TEST(tune_signature) {
+    dc_graph *g = graph();
+    if (!g) return;
+    char sig[DC_TUNE_SIG_LEN], want[DC_TUNE_SIG_LEN];
+    int lin = -1, mm = -1, ex = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op == DC_OP_LINEAR) lin = i;
+        if (g->nodes[i].op == DC_OP_MATMUL && mm < 0) mm = i;
+        if (g->nodes[i].op == DC_OP_EXP) ex = i;
+    }
+    CHECK(dc_tune_signature(g, lin, sig, sizeof sig));
+    snprintf(want, sizeof want, "linear f32[4,9,24], f32[24,20], f32[20] -> f32[4,9,20] threads=%d onednn=%d.%d.%d",
+             omp_get_max_threads(), DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR, DNNL_VERSION_PATCH);
+    CHECK_STR_EQ(sig, want);
+    CHECK(dc_tune_signature(g, mm, sig, sizeof sig));
+    snprintf(want, sizeof want,
+             "matmul f32[3,5,7], f32[3,7,6] -> f32[3,5,6] {trans_a=false, trans_b=false} threads=%d onednn=%d.%d.%d",
+             omp_get_max_threads(), DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR, DNNL_VERSION_PATCH);
+    CHECK_STR_EQ(sig, want);
+    CHECK(!dc_tune_signature(g, ex, sig, sizeof sig)); /* not a contraction */
+    CHECK(!dc_tune_signature(g, mm, sig, 20));           /* does not fit */
+    dc_graph_free(g);
+}
+
+TEST(tune_choice_text) {
+    const dc_gemm_space *sp = &dc_gemm_tuning_space;
+    for (int t = 0; t < sp->n_tiles; t++)
+        for (int l = 0; l < sp->n_lanes; l++) {
+            dc_gemm_spec s = dc_gemm_spec_of(t, sp->lanes[l], sp->kc[t % sp->n_kc], sp->mc[t % sp->n_mc],
+                                             sp->nc[t % sp->n_nc], sp->unroll[t % sp->n_unroll],
+                                             sp->prefetch[t % sp->n_prefetch], sp->pack_a[t % 2]),
+                         back;
+            char text[200];
+            dc_gemm_choice_text(&s, text, sizeof text);
+            CHECK_MSG(dc_gemm_choice_parse(text, &back) && memcmp(&s, &back, sizeof s) == 0, "'%s'", text);
+        }
+    dc_gemm_spec s;
+    CHECK(dc_gemm_choice_parse("jit mr=4 nr=64 kc=256 mc=64 nc=256 unroll=4 prefetch=0 lanes=16 pack_a=1", &s));
+    CHECK(s.mr == 4 && s.nr == 64 && s.kc == 256 && s.mc == 64 && s.nc == 256 && s.unroll == 4 && s.lanes == 16 && s.pack_a);
+    static const char *const bad[] = {
+        "dnnl", "jit", "",
+        "jit mr=4 nr=64 kc=256 mc=64 nc=256 unroll=4 prefetch=0 lanes=16 pack_a=1 x",
+        "jit mr=4 nr=64 kc=256 mc=64 nc=256 unroll=4 prefetch=0 lanes=16 pack_a=2",
+        "jit mr=9 nr=64 kc=256 mc=63 nc=256 unroll=4 prefetch=0 lanes=16 pack_a=1", /* 41 registers */
+        "jit mr=4 nr=24 kc=256 mc=64 nc=256 unroll=4 prefetch=0 lanes=16 pack_a=1",
+        "jit mr=4 nr=64 kc=256 mc=64 nc=256 unroll=4 prefetch=0 lanes=12 pack_a=1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK_MSG(!dc_gemm_choice_parse(bad[i], &s), "'%s'", bad[i]);
+}
+
+static const char *db_lookup(void *ctx, const char *signature) { return dc_tune_db_lookup(ctx, signature); }
+
+static dc_exec *compile_run(const dc_graph *g, dc_backend b, dc_choose_fn choose, void *ctx) {
+    char err[DC_ERR_LEN];
+    dc_exec *e = dc_compile_choosing(g, 0, b, choose, ctx, NULL, err, sizeof err);
+    CHECK_MSG(e != NULL, "%s", err);
+    if (!e) return NULL;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const dc_node *n = &g->nodes[i];
+        if (n->op != DC_OP_INPUT) continue;
+        dc_tensor *t = dc_tensor_new(&n->type);
+        float *p = t->data;
+        for (int64_t k = 0; k < dc_numel(&n->type.shape); k++) p[k] = 2.0f * dc_rng_uniform01(5, (uint64_t)i, (uint64_t)k) - 1.0f;
+        CHECK(dc_exec_set_input(e, n->name, t, err, sizeof err));
+        dc_tensor_free(t);
+    }
+    CHECK_MSG(dc_exec_run(e, err, sizeof err), "%s", err);
+    return e;
+}
+
+TEST(tune_graph_tunes_once_and_compiles_the_choices) {
+    if (dc_jit_target_lanes(NULL) < 8) return;
+    dc_graph *g = graph();
+    if (!g) return;
+    char dir[] = "/tmp/disco_tune_testXXXXXX", path[64], err[DC_ERR_LEN];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/tune.db", dir);
+    dc_tune_db *db = dc_tune_db_open(path, err, sizeof err);
+    CHECK_MSG(db != NULL, "%s", err);
+    if (!db) return;
+    dc_tune_report r;
+    CHECK_MSG(dc_tune_graph(g, db, &(dc_tune_options){ 0 }, &r, err, sizeof err), "%s", err);
+    /* linear, and the two matmuls of one signature */
+    CHECK_EQ_INT(r.kernels, 2);
+    CHECK_EQ_INT(r.tuned, 2);
+    CHECK_EQ_INT(r.cached, 0);
+    CHECK_EQ_INT(r.jit + r.dnnl + r.ref, 2);
+    CHECK(r.timed_runs > 0);
+    dc_tune_db_free(db);
+    db = dc_tune_db_open(path, err, sizeof err);
+    CHECK_MSG(db != NULL && dc_tune_db_get_stats(db).entries == 2, "the saved database");
+    if (!db) return;
+    CHECK(dc_tune_graph(g, db, &(dc_tune_options){ 0 }, &r, err, sizeof err));
+    CHECK_EQ_INT(r.tuned, 0);
+    CHECK_EQ_INT(r.cached, 2);
+    CHECK_EQ_INT(r.timed_runs, 0);
+    dc_exec *ref = compile_run(g, DC_BACKEND_REF, NULL, NULL), *tuned = compile_run(g, DC_BACKEND_AUTO, db_lookup, db);
+    if (ref && tuned) {
+        int n;
+        const dc_step *st = dc_exec_steps(tuned, &n);
+        for (int k = 0; k < n; k++) {
+            char sig[DC_TUNE_SIG_LEN];
+            if (!dc_tune_signature(g, st[k].node, sig, sizeof sig)) continue;
+            const char *choice = dc_tune_db_lookup(db, sig);
+            CHECK_MSG(choice && strncmp(choice, st[k].provider, strlen(st[k].provider)) == 0, "step %d: %s for choice %s",
+                      k, st[k].provider, choice ? choice : "(none)");
+        }
+        for (int o = 0; o < 3; o++) {
+            const dc_tensor *a = dc_exec_output(ref, o), *b = dc_exec_output(tuned, o);
+            for (int64_t k = 0; k < dc_numel(&a->type.shape); k++)
+                CHECK_NEAR(tu_get(b, k), tu_get(a, k), 1e-5, 1e-5);
+        }
+    }
+    dc_exec_free(ref);
+    dc_exec_free(tuned);
+    dc_tune_db_free(db);
+    dc_graph_free(g);
+    unlink(path);
+    rmdir(dir);
+}
