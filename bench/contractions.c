@@ -1,169 +1,174 @@
-/* contractions.c — GFLOP/s of disco's oneDNN contractions (conv2d forward, backward-data,
- * backward-weights; linear forward and its two backward matmuls) on the shapes of the
- * fmnist-cnn model (models/fmnist_cnn.c) at batch 128, next to the ref kernels on the same
- * shapes and an AVX-512 FMA-peak loop measured in the same run. Each figure is the median
- * of 5 repetitions; a repetition runs the kernel enough times to last >= 20 ms. Run with
- * OMP_NUM_THREADS=2. */
+/* contractions.c — the contractions against the FMA peak and against each other, measured in
+ * one run with the tuner's own harness (dc_tune_time: a one-node program, a warm-up run, then
+ * the median of repeated timings, each at least 2 ms of runs):
+ *
+ *   1. the AVX-512 FMA-peak loop (bench_util.c: 24 independent chains per thread, bound
+ *      threads, warm-up, clock between barriers), the best of 7 repetitions: an upper bound;
+ *   2. a 1024^3 GEMM: oneDNN, the JIT GEMM with the default parameters, the best JIT GEMM
+ *      the tuner finds (dc_tune_node) and the tuner's choice, each as GFLOP/s and as a
+ *      fraction of the peak;
+ *   3. every distinct contraction of the image DisCo-Diff training step (fmnist-disco at its
+ *      defaults: forward, backward-data and backward-weight; matmuls, linears, convolutions and
+ *      their fused forms), with its count per step: oneDNN, the JIT GEMM with the default
+ *      parameters (GEMM ops; convolutions have no JIT kernel), and the tuned choice from the
+ *      user's tuning database (dc_kcache_dir()/tune.db; what is missing is tuned first and
+ *      saved), then totals per step for oneDNN alone, the default rule and the tuned choices,
+ *      over all shapes and over the small ones (< 10 MFLOP).
+ * Run with OMP_NUM_THREADS=2 on a quiet machine: build/bench/contractions. */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench/bench_util.h"
 #include "codegen/codegen.h"
+#include "models/models.h"
+#include "passes/passes.h"
 
-#define REPS 5
-#define MIN_REP_SECONDS 0.02
+#define RUNS 9
+#define SMALL_FLOPS 1e7
 
-/* ---- kernels under test --------------------------------------------------------------- */
-
-typedef enum { K_CONV, K_CONV_BWD_DATA, K_CONV_BWD_WEIGHT, K_MATMUL } kernel;
-
-/* One benchmarked contraction: operands in[0], in[1] -> out. */
-typedef struct {
-    const char *layer, *pass;
-    kernel k;
-    dc_conv_attr conv;
-    dc_matmul_attr mm;
-    dc_tensor *in[2], *out;
-    double flops;
-    dc_graph *g;   /* the one-node graph the ref kernel evaluates */
-    int node;
-} bench;
-
-static dc_tensor *tensor(int rank, const int64_t *dims) {
-    dc_type t = { .dtype = DC_F32, .shape = { .rank = rank } };
-    memcpy(t.shape.dim, dims, (size_t)rank * sizeof(int64_t));
-    dc_tensor *x = dc_tensor_new(&t);
-    float *p = x->data;
-    for (int64_t i = 0; i < dc_numel(&t.shape); i++) p[i] = 2.0f * dc_rng_uniform01(1, 2, (uint64_t)i) - 1.0f;
-    return x;
-}
-
-static bool run_dnnl(bench *b, char *err, size_t len) {
-    switch (b->k) {
-    case K_CONV: return dc_dnnl_conv2d(b->in[0], b->in[1], b->conv, NULL, b->out, err, len);
-    case K_CONV_BWD_DATA: return dc_dnnl_conv2d_bwd_data(b->in[0], b->in[1], b->conv, b->out, err, len);
-    case K_CONV_BWD_WEIGHT: return dc_dnnl_conv2d_bwd_weight(b->in[0], b->in[1], b->conv, b->out, NULL, err, len);
-    default: return dc_dnnl_matmul(b->in[0], b->in[1], b->mm, NULL, b->out, err, len);
+static double flops_of(const dc_graph *g, const dc_node *n) {
+    const dc_shape *o = &n->type.shape, *a = &g->nodes[n->in[0]].type.shape, *b = &g->nodes[n->in[1]].type.shape;
+    switch (n->op) {
+    case DC_OP_MATMUL:
+    case DC_OP_FUSED_MATMUL: {
+        bool ta = n->op == DC_OP_MATMUL ? n->attr.matmul.trans_a : n->attr.fused_matmul.trans_a;
+        return 2.0 * (double)dc_numel(o) * (double)a->dim[ta ? a->rank - 2 : a->rank - 1];
+    }
+    case DC_OP_LINEAR: return 2.0 * (double)dc_numel(o) * (double)a->dim[a->rank - 1];
+    case DC_OP_CONV2D:
+    case DC_OP_FUSED_CONV2D: return 2.0 * (double)dc_numel(o) * (double)(b->dim[0] * b->dim[1] * b->dim[2]);
+    case DC_OP_CONV2D_BWD_DATA: return 2.0 * (double)dc_numel(a) * (double)(b->dim[0] * b->dim[1] * b->dim[2]);
+    default: /* conv2d_bwd_weight: x, dy -> dw [KH,KW,C,O] */
+        return 2.0 * (double)dc_numel(o) * (double)(b->dim[0] * b->dim[1] * b->dim[2]);
     }
 }
 
-static bool run_ref(bench *b, char *err, size_t len) {
-    return dc_ref_eval(b->g, &b->g->nodes[b->node], (const dc_tensor *const *)b->in, b->out, 0, err, len);
+static bool gemm_op(dc_op op) { return op == DC_OP_MATMUL || op == DC_OP_LINEAR || op == DC_OP_FUSED_MATMUL; }
+
+/* one-node graph text for an M x N x K matmul */
+static dc_graph *gemm_graph(int64_t m, int64_t n, int64_t k) {
+    char text[512], err[DC_ERR_LEN];
+    snprintf(text, sizeof text,
+             "graph @gemm(%%a: f32[%lld,%lld], %%b: f32[%lld,%lld]) -> (f32[%lld,%lld]) {\n"
+             "  %%0 = matmul %%a, %%b {trans_a=false, trans_b=false} : f32[%lld,%lld]\n  return %%0\n}\n",
+             (long long)m, (long long)k, (long long)k, (long long)n, (long long)m, (long long)n, (long long)m,
+             (long long)n);
+    dc_graph *g = dc_parse(text, strlen(text), "gemm", err, sizeof err);
+    if (!g) fprintf(stderr, "contractions: %s\n", err);
+    return g;
 }
 
-/* Builds the one-node graph of b for the ref kernel (inputs, then the op). */
-static void make_graph(bench *b) {
-    static const dc_op ops[] = { [K_CONV] = DC_OP_CONV2D, [K_CONV_BWD_DATA] = DC_OP_CONV2D_BWD_DATA,
-                                 [K_CONV_BWD_WEIGHT] = DC_OP_CONV2D_BWD_WEIGHT, [K_MATMUL] = DC_OP_MATMUL };
-    b->g = dc_graph_new("bench");
-    int in[2];
-    for (int i = 0; i < 2; i++) {
-        char name[8];
-        snprintf(name, sizeof name, "x%d", i);
-        in[i] = dc_graph_emit(b->g, DC_OP_INPUT, 0, NULL, NULL, &b->in[i]->type, name, NULL, 0, NULL, 0);
-    }
-    dc_attr a;
-    memset(&a, 0, sizeof a);
-    if (b->k == K_MATMUL) a.matmul = b->mm;
-    else a.conv = b->conv;
-    char err[DC_ERR_LEN];
-    b->node = dc_graph_emit(b->g, ops[b->k], 2, in, &a, &b->out->type, NULL, NULL, 0, err, sizeof err);
-}
+static int last_node(const dc_graph *g) { return g->n_nodes - 1; }
 
-/* Median GFLOP/s of run over REPS repetitions; 0 if the kernel fails. */
-static double measure(bench *b, bool (*run)(bench *, char *, size_t), char *err, size_t len) {
-    if (!run(b, err, len)) return 0;
+static void big_gemm(double peak) {
+    dc_graph *g = gemm_graph(1024, 1024, 1024);
+    if (!g) return;
     double t0 = dc_seconds();
-    if (!run(b, err, len)) return 0;
-    double once = dc_seconds() - t0;
-    int n = once >= MIN_REP_SECONDS ? 1 : (int)(MIN_REP_SECONDS / (once + 1e-9)) + 1;
-    double r[REPS];
-    for (int i = 0; i < REPS; i++) {
-        t0 = dc_seconds();
-        for (int j = 0; j < n; j++) run(b, err, len);
-        r[i] = b->flops * n / (dc_seconds() - t0) * 1e-9;
+    dc_tune_result t;
+    dc_tune_node(g, last_node(g), &(dc_tune_options){ 0 }, &t);
+    double flops = 2.0 * 1024 * 1024 * 1024;
+    struct { const char *what, *choice; } rows[] = {
+        { "oneDNN", "dnnl" }, { "JIT default", "jit" }, { "JIT tuned", t.jit }, { "tuned choice", t.choice } };
+    printf("GEMM 1024 x 1024 x 1024 (tuned in %.0f s; best JIT kernel: %s)\n", dc_seconds() - t0, t.jit);
+    for (int i = 0; i < 4; i++) {
+        double tm = dc_tune_time(g, last_node(g), rows[i].choice, RUNS);
+        printf("  %-12s %8.3f ms %7.1f GFLOP/s %6.1f%% of peak  %s\n", rows[i].what, 1e3 * tm, flops / tm * 1e-9,
+               100.0 * flops / tm * 1e-9 / peak, rows[i].choice);
     }
-    return dc_median(r, REPS);
+    dc_graph_free(g);
 }
 
-/* ---- the CNN's shapes ----------------------------------------------------------------- */
-
-enum { BATCH = 128 };
-
-static bench mk(const char *layer, const char *pass, kernel k, dc_conv_attr conv, dc_matmul_attr mm,
-                dc_tensor *a, dc_tensor *b, dc_tensor *out, double flops) {
-    return (bench){ .layer = layer, .pass = pass, .k = k, .conv = conv, .mm = mm, .in = { a, b }, .out = out,
-                    .flops = flops };
+/* the image model's training step as the compiler lowers it */
+static dc_graph *training_step(void) {
+    const dc_model *m = dc_model_find("fmnist-disco");
+    dc_train_config c;
+    dc_model_defaults(m, &c, NULL);
+    char err[DC_ERR_LEN];
+    dc_graph *g = m->train_graph(&c, NULL);
+    if (!dc_train_graph(g, &c, NULL, err, sizeof err) ||
+        !dc_run_pipeline(g, dc_pipeline(DC_BACKEND_AUTO), &(dc_pass_opts){ 0 }, err, sizeof err)) {
+        fprintf(stderr, "contractions: the fmnist-disco training step: %s\n", err);
+        dc_graph_free(g);
+        return NULL;
+    }
+    return g;
 }
 
-/* The three passes of a 3x3 pad-1 conv on [BATCH,h,h,c] -> o channels. */
-static int add_conv(bench *bs, int n, const char *layer, int64_t h, int64_t c, int64_t o) {
-    dc_conv_attr a = { .stride = { 2, { 1, 1 } }, .pad = { 2, { 1, 1 } }, .groups = 1 };
-    int64_t dx[4] = { BATCH, h, h, c }, dw[4] = { 3, 3, c, o }, dy[4] = { BATCH, h, h, o };
-    double flops = 2.0 * BATCH * h * h * o * 9 * c;
-    dc_matmul_attr none = { false, false };
-    bs[n++] = mk(layer, "fwd", K_CONV, a, none, tensor(4, dx), tensor(4, dw), tensor(4, dy), flops);
-    bs[n++] = mk(layer, "bwd-data", K_CONV_BWD_DATA, a, none, tensor(4, dy), tensor(4, dw), tensor(4, dx), flops);
-    bs[n++] = mk(layer, "bwd-weight", K_CONV_BWD_WEIGHT, a, none, tensor(4, dx), tensor(4, dy), tensor(4, dw), flops);
-    return n;
+static void model_shapes(void) {
+    dc_graph *g = training_step();
+    if (!g) return;
+    char err[DC_ERR_LEN];
+    dc_tune_db *db = dc_tune_db_open(NULL, err, sizeof err);
+    dc_tune_report r;
+    if (!db || !dc_tune_graph(g, db, &(dc_tune_options){ .progress = stderr }, &r, err, sizeof err)) {
+        fprintf(stderr, "contractions: tuning: %s\n", err);
+        return;
+    }
+    printf("\nfmnist-disco training step: %d distinct contractions (%d were in %s, %d tuned now in %.0f s)\n", r.kernels, r.cached, dc_tune_db_path(db), r.tuned, r.seconds);
+    printf("%4s %9s %10s %10s %10s %8s  %-58s %s\n", "n", "MFLOP", "dnnl us", "jit us", "tuned us", "dnnl/tnd",
+           "tuned choice", "contraction");
+    double tot[2][3] = { { 0 } }; /* [all, small][dnnl, default rule, tuned] */
+    for (int i = 0; i < g->n_nodes; i++) {
+        char sig[DC_TUNE_SIG_LEN];
+        if (!dc_tune_signature(g, i, sig, sizeof sig)) continue;
+        bool first = true;
+        int count = 0;
+        for (int j = 0; j < g->n_nodes; j++) {
+            char other[DC_TUNE_SIG_LEN];
+            if (!dc_tune_signature(g, j, other, sizeof other) || strcmp(other, sig) != 0) continue;
+            if (j < i) first = false;
+            count++;
+        }
+        if (!first) continue;
+        const dc_node *n = &g->nodes[i];
+        double fl = flops_of(g, n);
+        const char *tuned = dc_tune_db_lookup(db, sig);
+        double td = dc_tune_time(g, i, "dnnl", RUNS);
+        double tj = gemm_op(n->op) ? dc_tune_time(g, i, "jit", RUNS) : -1;
+        double tt = tuned ? dc_tune_time(g, i, tuned, RUNS) : td;
+        const char *rule = dc_contraction_default(g, i);
+        double tr = strcmp(rule, "jit") == 0 ? tj : td;
+        for (int s = 0; s < 1 + (fl < SMALL_FLOPS); s++) {
+            tot[s][0] += count * td;
+            tot[s][1] += count * tr;
+            tot[s][2] += count * tt;
+        }
+        char jit[16];
+        snprintf(jit, sizeof jit, tj > 0 ? "%.1f" : "-", 1e6 * tj);
+        char *cut = strstr(sig, " threads=");
+        if (cut) *cut = 0;
+        printf("%4d %9.2f %10.1f %10s %10.1f %7.2fx  %-58s %s\n", count, fl * 1e-6, 1e6 * td, jit, 1e6 * tt, td / tt,
+               tuned ? tuned : "(none)", sig);
+    }
+    for (int s = 0; s < 2; s++)
+        printf("%s per step: oneDNN alone %.2f ms, default rule %.2f ms, tuned %.2f ms: tuned %.2fx oneDNN\n",
+               s ? "small contractions (< 10 MFLOP)" : "all contractions", 1e3 * tot[s][0], 1e3 * tot[s][1],
+               1e3 * tot[s][2], tot[s][0] / tot[s][2]);
+    dc_tune_db_free(db);
+    dc_graph_free(g);
 }
 
-/* The three matmuls of a linear layer [BATCH,i] @ [i,o]: y = x w, dx = dy w^T, dw = x^T dy. */
-static int add_linear(bench *bs, int n, const char *layer, int64_t i, int64_t o) {
-    int64_t dx[2] = { BATCH, i }, dw[2] = { i, o }, dy[2] = { BATCH, o };
-    double flops = 2.0 * BATCH * i * o;
-    dc_conv_attr c = { .groups = 1 };
-    bs[n++] = mk(layer, "fwd", K_MATMUL, c, (dc_matmul_attr){ false, false }, tensor(2, dx), tensor(2, dw),
-                 tensor(2, dy), flops);
-    bs[n++] = mk(layer, "bwd-data", K_MATMUL, c, (dc_matmul_attr){ false, true }, tensor(2, dy), tensor(2, dw),
-                 tensor(2, dx), flops);
-    bs[n++] = mk(layer, "bwd-weight", K_MATMUL, c, (dc_matmul_attr){ true, false }, tensor(2, dx), tensor(2, dy),
-                 tensor(2, dw), flops);
-    return n;
-}
-
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "usage: contractions (no arguments)\n");
+        return 2;
+    }
     if (!bench_has_avx512()) {
         fprintf(stderr, "contractions: this CPU has no AVX-512F, which the FMA-peak loop needs\n");
         return 1;
     }
-    bench bs[32];
-    int n = 0;
-    n = add_conv(bs, n, "conv1 28x28 1->32", 28, 1, 32);
-    n = add_conv(bs, n, "conv2 28x28 32->32", 28, 32, 32);
-    n = add_conv(bs, n, "conv3 14x14 32->64", 14, 32, 64);
-    n = add_linear(bs, n, "fc1 3136->128", 7 * 7 * 64, 128);
-    n = add_linear(bs, n, "fc2 128->10", 128, 10);
-    double peak = bench_fma_peak(REPS, NULL);
-    printf("batch %d, %d threads, FMA peak (AVX-512, median of %d) %.1f GFLOP/s\n\n", BATCH,
-           omp_get_max_threads(), REPS, peak);
-    printf("%-20s %-10s %8s %10s %7s %10s  %s\n", "layer", "pass", "MFLOP", "dnnl GF/s", "%peak", "ref GF/s",
-           "dnnl implementation");
-    double total_flops = 0, total_dnnl = 0;
-    for (int i = 0; i < n; i++) {
-        bench *b = &bs[i];
-        char err[DC_ERR_LEN] = "", rerr[DC_ERR_LEN] = "";
-        make_graph(b);
-        double d = measure(b, run_dnnl, err, sizeof err);
-        char impl[256];
-        snprintf(impl, sizeof impl, "%s", d > 0 ? dc_dnnl_last_impl() : err);
-        double r = b->node >= 0 ? measure(b, run_ref, rerr, sizeof rerr) : 0;
-        char rs[16];
-        if (r > 0) snprintf(rs, sizeof rs, "%10.1f", r);
-        else snprintf(rs, sizeof rs, "%10s", "n/a");
-        printf("%-20s %-10s %8.1f %10.1f %6.1f%% %s  %s\n", b->layer, b->pass, b->flops * 1e-6, d,
-               100.0 * d / peak, rs, impl);
-        if (d > 0) {
-            total_flops += b->flops;
-            total_dnnl += b->flops / (d * 1e9);
-        }
-        for (int k = 0; k < 2; k++) dc_tensor_free(b->in[k]);
-        dc_tensor_free(b->out);
-        dc_graph_free(b->g);
-    }
-    printf("\nall passes, one training step's contractions: %.1f GFLOP/s (%.1f%% of peak)\n",
-           total_flops / total_dnnl * 1e-9, 100.0 * total_flops / total_dnnl * 1e-9 / peak);
-    dc_dnnl_shutdown();
+    char load[64];
+    bench_loadavg(load, sizeof load);
+    double best, median = bench_fma_peak(7, &best);
+    printf("%d threads, load average %s; FMA peak (AVX-512): best %.1f GFLOP/s, median %.1f\n\n",
+           omp_get_max_threads(), load, best, median);
+    big_gemm(best);
+    model_shapes();
+    bench_loadavg(load, sizeof load);
+    printf("\nload average at the end %s\n", load);
     return 0;
 }

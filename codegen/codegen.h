@@ -350,8 +350,9 @@ bool dc_tune_signature(const dc_graph *g, int node, char *buf, size_t len);
 void dc_gemm_choice_text(const dc_gemm_spec *s, char *buf, size_t len);
 bool dc_gemm_choice_parse(const char *text, dc_gemm_spec *s);
 /* The provider of contraction node without a tuned choice under auto, by measurement
- * (bench/RESULTS.md): "jit" for batched matmuls (attention's per-head products, where
- * oneDNN's per-call overhead dominates), "dnnl" for the rest. */
+ * (bench/contractions, bench/RESULTS.md): "jit" for a fused_matmul with a residual but no
+ * bias and N >= 64, for a batched matmul (both operands batched: attention's per-head
+ * products) with trans_a and M >= 64 or without it and M >= 128, N <= 16; "dnnl" else. */
 const char *dc_contraction_default(const dc_graph *g, int node);
 
 typedef struct dc_tune_db dc_tune_db;
@@ -378,6 +379,17 @@ typedef struct {
  * after a warm-up run, on random inputs; -1 when the choice does not run as itself (a jit
  * kernel that fell back to oneDNN, oneDNN refusing) or the node is not a contraction. */
 double dc_tune_time(const dc_graph *g, int node, const char *choice, int runs);
+/* What tuning one contraction found: its choice, the best jit kernel (GEMM ops; "" and t_jit
+ * -1 for others or when none built), and the median seconds of the choice, oneDNN, the
+ * default rule's choice and the best jit kernel (-1: failed to run). */
+typedef struct {
+    char choice[160], jit[160];
+    double t_choice, t_dnnl, t_default, t_jit;
+    int64_t timed_runs;
+} dc_tune_result;
+/* Tunes node of g alone (o->budget bounds its search; progress and log unused); false for a
+ * node the tuner does not tune. */
+bool dc_tune_node(const dc_graph *g, int node, const dc_tune_options *o, dc_tune_result *r);
 /* Tunes every contraction of g (a graph as the compiler will lower it) without an entry in db,
  * stores the choices and saves db when anything was tuned. false and err when db cannot be
  * saved. */

@@ -6,13 +6,14 @@
  * a one-node program per candidate (oneDNN, ref, and for the GEMM ops jit kernels from the
  * tuning space, dc_gemm_tuning_space), runs each on random inputs and keeps medians of
  * repeated runs (one warm-up run first: oneDNN builds its primitive, caches warm up):
- *   1. successive halving over oneDNN, ref when the node is small, and one jit kernel per tile
- *      and vector width (tiles wider than N pruned): each round times every survivor with
- *      twice the runs of the round before and keeps the faster half;
+ *   1. for the GEMM ops, successive halving over one jit kernel per tile and vector width
+ *      (tiles wider than N pruned): each round times every survivor with twice the runs of
+ *      the round before and keeps the faster half;
  *   2. coordinate descent from the best jit kernel over kc, mc, nc, unroll, prefetch and
  *      pack_a: each value of one parameter in turn, a change kept when it is faster by more
  *      than the tolerance band;
- *   3. the incumbent, the default rule's choice, against the fastest: the incumbent stays
+ *   3. the finalists timed alike: oneDNN, ref when the node is small, the best jit kernel;
+ *   4. the incumbent, the default rule's choice, against the fastest: the incumbent stays
  *      unless the other is faster by more than 3%, so winners do not flip between runs.
  * Nothing is timed outside dc_tune_graph; compiling reads the database only, so runs with
  * the same database are bitwise identical. */
@@ -83,9 +84,18 @@ bool dc_gemm_choice_parse(const char *text, dc_gemm_spec *s) {
 
 const char *dc_contraction_default(const dc_graph *g, int node) {
     const dc_node *n = &g->nodes[node];
-    if (n->op != DC_OP_MATMUL && n->op != DC_OP_FUSED_MATMUL) return "dnnl";
-    /* batched products (the per-head ones of attention): oneDNN's per-call overhead dominates */
-    return n->type.shape.rank > 2 && g->nodes[n->in[1]].type.shape.rank > 2 ? "jit" : "dnnl";
+    const dc_shape *o = &n->type.shape;
+    int64_t M = o->rank >= 2 ? o->dim[o->rank - 2] : 1, N = o->dim[o->rank - 1];
+    if (n->op == DC_OP_FUSED_MATMUL) {
+        /* a residual without a bias: oneDNN's matmul with a full-tensor add post-op is 1.7-3x
+         * slower than the jit GEMM from 64 columns on */
+        const dc_fused_matmul_attr *f = &n->attr.fused_matmul;
+        return f->residual && !f->bias && N >= 64 ? "jit" : "dnnl";
+    }
+    if (n->op != DC_OP_MATMUL || o->rank < 3 || g->nodes[n->in[1]].type.shape.rank < 3) return "dnnl";
+    /* per-head products of attention: the jit GEMM wins on tall ones (P^T dO up to 2x) */
+    if (n->attr.matmul.trans_a) return M >= 64 ? "jit" : "dnnl";
+    return M >= 128 && N <= 16 ? "jit" : "dnnl";
 }
 
 /* ---- the process's database ------------------------------------------------------------------- */
@@ -239,7 +249,7 @@ static bool out_of_time(const search *s) { return s->deadline > 0 && dc_seconds(
 static int halve(search *s, const mini *m, cand *c, int n) {
     int alive[MAX_CANDS], na = 0;
     for (int i = 0; i < n; i++) alive[na++] = i;
-    for (int runs = 3; na > 1; runs *= 2) {
+    for (int runs = 3, round = 0; na > 1 || round == 0; runs *= 2, round++) {
         for (int i = 0; i < na; i++) c[alive[i]].t = time_choice(m, c[alive[i]].choice, runs, &s->timed);
         int k = 0;
         for (int i = 0; i < na; i++)
@@ -281,37 +291,55 @@ static void descend(search *s, const mini *m, dc_gemm_spec *best, double *t) {
     }
 }
 
-/* Tunes the node of m: its choice and the times measured into *choice and times. */
-static void tune_node(search *s, const mini *m, const dc_graph *g, int node, char *choice, size_t clen, char *times,
-                      size_t tlen) {
+/* Tunes the node of m into *r. */
+static void tune_node(search *s, const mini *m, const dc_graph *g, int node, dc_tune_result *r) {
+    memset(r, 0, sizeof *r);
+    r->t_jit = -1;
+    const dc_node *nd = &g->nodes[node];
     cand c[MAX_CANDS];
+    /* the best jit kernel: halving over the tiles, then each other parameter */
+    if (nd->op == DC_OP_MATMUL || nd->op == DC_OP_LINEAR || nd->op == DC_OP_FUSED_MATMUL) {
+        int64_t N = nd->type.shape.dim[nd->type.shape.rank - 1];
+        dc_gemm_spec def = dc_gemm_default(1, dc_numel(&nd->type.shape) / N, N, 0, dc_jit_target_lanes(NULL)), spec;
+        int w = halve(s, m, c, jit_candidates(&def, N, c, MAX_CANDS));
+        if (w >= 0 && dc_gemm_choice_parse(c[w].choice, &spec)) {
+            r->t_jit = c[w].t;
+            descend(s, m, &spec, &r->t_jit);
+            dc_gemm_choice_text(&spec, r->jit, sizeof r->jit);
+        }
+    }
+    /* the finalists, timed alike: oneDNN, ref for small nodes (about a MFLOP; it loses
+     * everywhere else), the best jit kernel */
     int n = 0;
     snprintf(c[n++].choice, sizeof c[0].choice, "dnnl");
-    const dc_node *nd = &g->nodes[node];
     const dc_shape *a = &g->nodes[nd->in[0]].type.shape;
-    /* ref is a candidate for small nodes only (about a MFLOP): it loses everywhere else */
     if (2.0 * (double)dc_numel(&nd->type.shape) * (double)a->dim[a->rank - 1] < 1e6)
         snprintf(c[n++].choice, sizeof c[0].choice, "ref");
-    bool gemm = nd->op == DC_OP_MATMUL || nd->op == DC_OP_LINEAR || nd->op == DC_OP_FUSED_MATMUL;
-    int64_t N = nd->type.shape.dim[nd->type.shape.rank - 1];
-    dc_gemm_spec def = dc_gemm_default(1, dc_numel(&nd->type.shape) / N, N, 0, dc_jit_target_lanes(NULL));
-    if (gemm) n += jit_candidates(&def, N, c + n, MAX_CANDS - n);
-    int w = halve(s, m, c, n);
-    char best[160];
-    double tb = w >= 0 ? c[w].t : -1;
-    snprintf(best, sizeof best, "%s", w >= 0 ? c[w].choice : "dnnl");
-    dc_gemm_spec spec;
-    if (w >= 0 && dc_gemm_choice_parse(best, &spec)) {
-        descend(s, m, &spec, &tb);
-        dc_gemm_choice_text(&spec, best, sizeof best);
+    if (r->t_jit > 0) snprintf(c[n++].choice, sizeof c[0].choice, "%s", r->jit);
+    int best = -1;
+    for (int i = 0; i < n; i++) {
+        c[i].t = time_choice(m, c[i].choice, 9, &s->timed);
+        if (c[i].t > 0 && (best < 0 || c[i].t < c[best].t)) best = i;
     }
-    /* the incumbent: the default rule's choice ("jit": the default parameters) */
+    r->t_dnnl = c[0].t;
+    /* the incumbent, the default rule's choice ("jit": the default parameters), stays unless
+     * the best is faster by more than the band */
     const char *inc = dc_contraction_default(g, node);
-    double ti = strcmp(inc, best) == 0 ? tb : time_choice(m, inc, 7, &s->timed);
-    double td = strcmp(best, "dnnl") == 0 ? tb : strcmp(inc, "dnnl") == 0 ? ti : time_choice(m, "dnnl", 7, &s->timed);
-    bool keep = ti > 0 && !(tb > 0 && tb < ti * (1 - TOLERANCE));
-    snprintf(choice, clen, "%s", keep ? inc : best);
-    snprintf(times, tlen, "chosen=%.1fus dnnl=%.1fus default=%.1fus", 1e6 * (keep ? ti : tb), 1e6 * td, 1e6 * ti);
+    r->t_default = strcmp(inc, "dnnl") == 0 ? r->t_dnnl : time_choice(m, inc, 9, &s->timed);
+    bool keep = r->t_default > 0 && !(best >= 0 && c[best].t < r->t_default * (1 - TOLERANCE));
+    snprintf(r->choice, sizeof r->choice, "%s", keep || best < 0 ? inc : c[best].choice);
+    r->t_choice = keep || best < 0 ? r->t_default : c[best].t;
+}
+
+bool dc_tune_node(const dc_graph *g, int node, const dc_tune_options *o, dc_tune_result *r) {
+    mini m;
+    char err[DC_ERR_LEN];
+    if (!tunable(&g->nodes[node]) || !mini_new(g, node, &m, err, sizeof err)) return false;
+    search s = { .o = o, .deadline = o->budget > 0 ? dc_seconds() + o->budget : 0 };
+    tune_node(&s, &m, g, node, r);
+    r->timed_runs = s.timed;
+    dc_graph_free(m.g);
+    return true;
 }
 
 bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, dc_tune_report *r, char *err,
@@ -345,15 +373,19 @@ bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, 
             ok = false;
             break;
         }
-        char choice[160], times[160];
-        tune_node(&s, &m, g, first[k], choice, sizeof choice, times, sizeof times);
+        dc_tune_result t;
+        tune_node(&s, &m, g, first[k], &t);
         dc_graph_free(m.g);
-        dc_tune_db_store(db, sigs[k], choice, times);
+        char times[256];
+        snprintf(times, sizeof times, "chosen=%.1fus dnnl=%.1fus default=%.1fus", 1e6 * t.t_choice, 1e6 * t.t_dnnl,
+                 1e6 * t.t_default);
+        if (t.t_jit > 0) snprintf(times + strlen(times), sizeof times - strlen(times), " best-jit=%.1fus", 1e6 * t.t_jit);
+        dc_tune_db_store(db, sigs[k], t.choice, times);
         r->tuned++;
-        if (strncmp(choice, "jit", 3) == 0) r->jit++;
-        else if (strcmp(choice, "dnnl") == 0) r->dnnl++;
+        if (strncmp(t.choice, "jit", 3) == 0) r->jit++;
+        else if (strcmp(t.choice, "dnnl") == 0) r->dnnl++;
         else r->ref++;
-        if (o->log) fprintf(o->log, "%s\n  -> %s (%s)\n", sigs[k], choice, times);
+        if (o->log) fprintf(o->log, "%s\n  -> %s (%s)\n", sigs[k], t.choice, times);
         if (p) dc_progress_update(p, r->tuned, NAN);
     }
     dc_progress_done(p);
