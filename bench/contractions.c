@@ -10,7 +10,7 @@
  *   3. every distinct contraction of the image DisCo-Diff training step (fmnist-disco at its
  *      defaults: forward, backward-data and backward-weight; matmuls, linears, convolutions and
  *      their fused forms), with its count per step: oneDNN, the JIT GEMM with the default
- *      parameters (GEMM ops; convolutions have no JIT kernel), and the tuned choice from the
+ *      parameters (a convolution as an implicit GEMM), and the tuned choice from the
  *      user's tuning database (dc_kcache_dir()/tune.db; what is missing is tuned first and
  *      saved), then totals per step for oneDNN alone, the default rule and the tuned choices,
  *      over all shapes and over the small ones (< 10 MFLOP).
@@ -45,8 +45,6 @@ static double flops_of(const dc_graph *g, const dc_node *n) {
         return 2.0 * (double)dc_numel(o) * (double)(b->dim[0] * b->dim[1] * b->dim[2]);
     }
 }
-
-static bool gemm_op(dc_op op) { return op == DC_OP_MATMUL || op == DC_OP_LINEAR || op == DC_OP_FUSED_MATMUL; }
 
 /* one-node graph text for an M x N x K matmul */
 static dc_graph *gemm_graph(int64_t m, int64_t n, int64_t k) {
@@ -127,7 +125,7 @@ static void model_shapes(void) {
         double fl = flops_of(g, n);
         const char *tuned = dc_tune_db_lookup(db, sig);
         double td = dc_tune_time(g, i, "dnnl", RUNS);
-        double tj = gemm_op(n->op) ? dc_tune_time(g, i, "jit", RUNS) : -1;
+        double tj = dc_tune_time(g, i, "jit", RUNS);
         double tt = tuned ? dc_tune_time(g, i, tuned, RUNS) : td;
         const char *rule = dc_contraction_default(g, i);
         double tr = strcmp(rule, "jit") == 0 ? tj : td;

@@ -37,9 +37,11 @@ const char *dc_forward_pipeline(dc_backend b);
 
 /* Lowers a (planned or unplanned) graph into a runtime program (codegen/lower.c), one step
  * per computed node with the provider chosen for it, and returns an executor for it (params
- * initialised from seed, as dc_exec_new). Rule: auto and dnnl give the f32 matmul, linear,
- * conv2d, conv2d_bwd_data, conv2d_bwd_weight, fused_conv2d and fused_matmul nodes to oneDNN,
- * everything else to ref. Every oneDNN step is tried once on the arena while the program is
+ * initialised from seed, as dc_exec_new). Rule: dnnl gives the f32 matmul, linear, conv2d,
+ * conv2d_bwd_data, conv2d_bwd_weight, fused_conv2d and fused_matmul nodes to oneDNN; auto gives
+ * each to its tuned choice from the tuning database (oneDNN, ref or a jit GEMM: see
+ * dc_compile_choosing), else to dc_contraction_default's provider; jit runs matmul, linear and
+ * fused_matmul as jit GEMMs; everything else goes to ref. Every oneDNN step is tried once on the arena while the program is
  * built; one that oneDNN refuses, or whose output the memory plan puts over one of its inputs,
  * runs on ref instead and its step's note says why (`disco run --profile` prints it). Under
  * DC_BACKEND_DNNL a refusal is an error instead. ref: ref everywhere. Loop groups (fuse-loops)
@@ -227,6 +229,19 @@ dc_attn_sizes dc_attn_sizes_of(const dc_attn_spec *s);
  * `unroll` times, packed B prefetched `prefetch` k steps ahead (0: no prefetch), and the
  * vector width. The sizes are read at run time (args[0], a dc_gemm_sizes), so one kernel
  * serves every shape with the same parameters and epilogue. */
+/* An implicit-GEMM convolution (NHWC input x [N,H,W,C], HWIO weights w [KH,KW,C,O], output
+ * [N,OH,OW,O], groups 1): A's elements are gathered from the tensor given as A by its packing,
+ * zero where the window leaves the input:
+ *   forward:          M = N*OH*OW rows (n,oh,ow), K = KH*KW*C (kh,kw,c), N = O; A from x;
+ *   backward-data:    M = N*H*W (n,ih,iw), K = KH*KW*O (kh,kw,o), N = C; A from dy, B(k, c) =
+ *                     w[kh,kw,c,o] (dc_gemm_pack_b reads w so);
+ *   backward-weight:  M = KH*KW*C (kh,kw,c), K = N*OH*OW (n,oh,ow), N = O; A from x, B = dy. */
+typedef enum { DC_GEMM_PLAIN, DC_GEMM_CONV_FWD, DC_GEMM_CONV_BWD_DATA, DC_GEMM_CONV_BWD_WEIGHT } dc_gemm_kind;
+typedef struct {
+    dc_gemm_kind kind;
+    int64_t H, W, C, OH, OW, O, KH, KW, sh, sw, ph, pw;
+} dc_gemm_conv;
+
 typedef struct {
     int mr, nr, unroll, prefetch, lanes;
     int64_t kc, mc, nc;
@@ -234,6 +249,7 @@ typedef struct {
                    * partial slab of rows): worth it when many panels reuse it */
     bool trans_a, bias, residual;
     dc_activation act;
+    dc_gemm_conv conv;  /* kind DC_GEMM_PLAIN (zero): a plain GEMM; else A is gathered (pack_a) */
 } dc_gemm_spec;
 
 /* args[0] of a GEMM kernel: M, N, K, A's leading dimension, the row blocks (ceil(M / mc))
@@ -244,12 +260,12 @@ dc_gemm_sizes dc_gemm_sizes_of(const dc_gemm_spec *s, int64_t M, int64_t N, int6
 /* work items per batch: row blocks x column blocks */
 int64_t dc_gemm_items(const dc_gemm_sizes *z);
 
-/* The parameters the compiler uses for `batch` M x N x K products without a tuned choice: the
+/* The parameters the compiler uses for `batch` products of M x N outputs without a tuned choice: the
  * tile that fits N (8 lanes for N <= 8, nr up to 4 vectors, mr as many rows as the registers
  * hold), kc 256, up to 64 rows and 256 columns per work item, smaller blocks until there are
  * 8 work items where the shape allows, A packed when more than two panels reuse it, unroll 4,
  * no prefetch. lanes: the target's. */
-dc_gemm_spec dc_gemm_default(int64_t batch, int64_t M, int64_t N, int64_t K, int lanes);
+dc_gemm_spec dc_gemm_default(int64_t batch, int64_t M, int64_t N, int lanes);
 
 /* The values `disco tune` tries for each GEMM parameter (codegen/tune.c): tiles (mr rows x
  * nv vectors), kc, rows per work item (mc, rounded up to a multiple of mr), columns per B
@@ -278,7 +294,8 @@ void dc_gemm_spec_text(const dc_gemm_spec *s, char *buf, size_t len);
 
 /* B [K, N] (trans_b: [N, K], row stride ldb) packed for spec: ceil(N/nr) panels, each
  * [K][nr] with the columns past N zero, so the whole packing is dc_gemm_packed_size floats;
- * dc_gemm_pack_b writes panels [p0, p1) of it into dst (the packing's start). */
+ * dc_gemm_pack_b writes panels [p0, p1) of it into dst (the packing's start). For a
+ * backward-data convolution b is w [KH,KW,C,O] and trans_b, ldb are ignored. */
 int64_t dc_gemm_packed_size(const dc_gemm_spec *s, int64_t N, int64_t K);
 void dc_gemm_pack_b(const dc_gemm_spec *s, const float *b, bool trans_b, int64_t ldb, int64_t N, int64_t K,
                     int64_t p0, int64_t p1, float *dst);

@@ -1,13 +1,17 @@
 /* lower.c — lowering a graph to a runtime program: one step per computed node (or per loop
  * group), from the provider the backend's rule picks.
- *   auto: oneDNN for the f32 contractions it has a kernel for (matmul, linear, conv2d,
- *         conv2d_bwd_data, conv2d_bwd_weight, fused_conv2d, fused_matmul with their epilogues),
- *         one jit kernel per loop group of g->group (fuse-loops), ref for everything else;
- *   jit:  as auto, and every ungrouped node that a group may hold (dc_op_groupable) is a jit
- *         kernel of its own: contractions stay on oneDNN (the jit has no contraction kernels; oneDNN's are
- *         the fast ones), with ref where oneDNN refuses;
- *   dnnl: oneDNN for those contractions, a refusal being an error; ref everywhere else;
+ *   auto: each f32 contraction oneDNN has a kernel for (matmul, linear, conv2d,
+ *         conv2d_bwd_data, conv2d_bwd_weight, fused_conv2d, fused_matmul with their epilogues)
+ *         on its tuned choice (codegen/tune.c: oneDNN, ref, or a jit GEMM with its parameters),
+ *         else on the default rule's provider (dc_contraction_default); one jit kernel per loop
+ *         group of g->group (fuse-loops); ref for everything else;
+ *   jit:  as auto, but those contractions are jit GEMMs (with a tuned choice's parameters,
+ *         else the defaults; convolutions as implicit GEMMs), and every ungrouped node that a
+ *         group may hold (dc_op_groupable) is a jit kernel of its own;
+ *   dnnl: oneDNN for every such contraction, a refusal being an error; ref everywhere else;
  *   ref:  ref everywhere.
+ * A jit GEMM step (codegen/lower_gemm.c) that cannot be built runs on oneDNN with the reason
+ * as its note.
  * Each oneDNN step is tried once on the executor's arena when the program is built (its
  * prepare hook, which the executor calls): a step that oneDNN refuses (or that would run in
  * place, which oneDNN cannot) becomes a ref step whose note says why (shown by `--profile`). A jit step computes a whole group
@@ -246,26 +250,23 @@ static bool group_steps(const dc_graph *g, int first, int last, dc_step *steps, 
 
 /* ---- the contractions' providers ------------------------------------------------------- */
 
-static bool gemm_op(dc_op op) { return op == DC_OP_MATMUL || op == DC_OP_LINEAR || op == DC_OP_FUSED_MATMUL; }
-
 /* The step of contraction node i (one oneDNN has a kernel for) under backend, given the tuned
- * choice (NULL: none): ref under ref; oneDNN under dnnl; under jit the GEMM for the GEMM ops
- * (with the choice's parameters when it is a jit choice), oneDNN for the rest; under auto
+ * choice (NULL: none): ref under ref; oneDNN under dnnl; under jit the jit GEMM (with the
+ * choice's parameters when it is a jit choice; a convolution as an implicit GEMM); under auto
  * the choice, else the default rule (dc_contraction_default). A GEMM that cannot be built
- * falls back to oneDNN with the reason as the step's note. */
+ * (a grouped convolution) falls back to oneDNN with the reason as the step's note. */
 static dc_step contraction_step(const dc_graph *g, int i, dc_backend backend, const char *choice) {
     if (backend == DC_BACKEND_REF) return dc_ref_step(i);
     if (backend == DC_BACKEND_DNNL) return dnnl_step(i, true);
-    bool gemm = gemm_op(g->nodes[i].op);
     dc_gemm_spec params;
     bool jit_choice = choice && dc_gemm_choice_parse(choice, &params);
-    const char *provider = backend == DC_BACKEND_JIT ? (gemm ? "jit" : "dnnl")
+    const char *provider = backend == DC_BACKEND_JIT ? "jit"
                            : choice                  ? (jit_choice ? "jit" : choice)
                                                      : dc_contraction_default(g, i);
     if (strcmp(provider, "ref") == 0) return dc_ref_step(i);
     char why[DC_ERR_LEN] = "";
     dc_step s;
-    if (strcmp(provider, "jit") == 0 && gemm && dc_gemm_step(g, i, jit_choice ? &params : NULL, &s, why, sizeof why))
+    if (strcmp(provider, "jit") == 0 && dc_gemm_step(g, i, jit_choice ? &params : NULL, &s, why, sizeof why))
         return s;
     s = dnnl_step(i, false);
     if (*why) snprintf(s.note, sizeof s.note, "jit: %.150s", why);

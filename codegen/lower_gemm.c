@@ -1,5 +1,7 @@
-/* lower_gemm.c — the jit step of a matmul, linear or fused_matmul node: one GEMM kernel
- * (codegen/llvm/gemm.c) over the node's batch. The operands' batch dims broadcast numpy-style
+/* lower_gemm.c — the jit step of a matmul, linear, fused_matmul, conv2d, fused_conv2d,
+ * conv2d_bwd_data or conv2d_bwd_weight node: one GEMM kernel (codegen/llvm/gemm.c) over the
+ * node's batch, a convolution as an implicit GEMM (groups 1; dc_gemm_conv) whose A the kernel
+ * gathers from its input as it packs it. The operands' batch dims broadcast numpy-style
  * (as the matmul op): the step keeps, per output batch, the offset of its A and of its B's
  * packing. When B has no batch of its own and A is not transposed, the batch folds into M (a
  * linear layer over [B, S, I] is one [B*S, I] x [I, O] product). A call packs each distinct
@@ -95,7 +97,27 @@ typedef struct {
     int64_t M, N, K;
     bool trans_a, trans_b, bias, residual;
     dc_activation act;
+    dc_gemm_conv conv;
 } gemm_op;
+
+/* A convolution's implicit GEMM (dc_gemm_conv) from x [N,H,W,C], the HWIO weight shape and the
+ * output [N,OH,OW,O]; false and why for groups > 1. */
+static bool conv_of(const dc_shape *x, const dc_shape *w, const dc_shape *y, const dc_ints *stride, const dc_ints *pad,
+                    int64_t groups, dc_gemm_kind kind, gemm_op *o, char *why, size_t len) {
+    if (groups != 1) {
+        snprintf(why, len, "the jit convolution has groups 1 only");
+        return false;
+    }
+    o->conv = (dc_gemm_conv){ .kind = kind, .H = x->dim[1], .W = x->dim[2], .C = x->dim[3], .OH = y->dim[1],
+                              .OW = y->dim[2], .O = y->dim[3], .KH = w->dim[0], .KW = w->dim[1], .sh = stride->v[0],
+                              .sw = stride->v[1], .ph = pad->v[0], .pw = pad->v[1] };
+    const dc_gemm_conv *c = &o->conv;
+    int64_t N = x->dim[0];
+    if (kind == DC_GEMM_CONV_FWD) o->M = N * c->OH * c->OW, o->K = c->KH * c->KW * c->C, o->N = c->O;
+    else if (kind == DC_GEMM_CONV_BWD_DATA) o->M = N * c->H * c->W, o->K = c->KH * c->KW * c->O, o->N = c->C;
+    else o->M = c->KH * c->KW * c->C, o->K = N * c->OH * c->OW, o->N = c->O;
+    return true;
+}
 
 static bool gemm_op_of(const dc_graph *g, const dc_node *n, gemm_op *o, char *why, size_t len) {
     memset(o, 0, sizeof *o);
@@ -119,6 +141,22 @@ static bool gemm_op_of(const dc_graph *g, const dc_node *n, gemm_op *o, char *wh
     case DC_OP_LINEAR:
         o->bias = true;
         break;
+    case DC_OP_CONV2D:
+        return conv_of(a, b, &n->type.shape, &n->attr.conv.stride, &n->attr.conv.pad, n->attr.conv.groups,
+                       DC_GEMM_CONV_FWD, o, why, len);
+    case DC_OP_FUSED_CONV2D: {
+        const dc_fused_conv_attr *f = &n->attr.fused_conv;
+        o->bias = f->bias;
+        o->residual = f->residual;
+        o->act = f->act;
+        return conv_of(a, b, &n->type.shape, &f->stride, &f->pad, f->groups, DC_GEMM_CONV_FWD, o, why, len);
+    }
+    case DC_OP_CONV2D_BWD_DATA: /* dy, w -> dx */
+        return conv_of(&n->type.shape, b, a, &n->attr.conv.stride, &n->attr.conv.pad, n->attr.conv.groups,
+                       DC_GEMM_CONV_BWD_DATA, o, why, len);
+    case DC_OP_CONV2D_BWD_WEIGHT: /* x, dy -> dw */
+        return conv_of(a, &n->type.shape, b, &n->attr.conv.stride, &n->attr.conv.pad, n->attr.conv.groups,
+                       DC_GEMM_CONV_BWD_WEIGHT, o, why, len);
     default:
         snprintf(why, len, "the jit GEMM has no kernel for %s", dc_op_name(n->op));
         return false;
@@ -155,19 +193,23 @@ bool dc_gemm_step(const dc_graph *g, int node, const dc_gemm_spec *params, dc_st
     if (!gemm_op_of(g, n, &o, why, len)) return false;
     const dc_shape *as = &g->nodes[n->in[0]].type.shape, *bs = &g->nodes[n->in[1]].type.shape;
     const dc_shape *os = &n->type.shape;
-    int obr = n->op == DC_OP_LINEAR ? 0 : os->rank - 2, abr = as->rank - 2, bbr = bs->rank - 2;
-    int64_t batch = 1, b_batch = 1;
+    /* batch dims: the output's, A's and B's before their matrices (none for linear and the
+     * convolutions, whose whole operands are one matrix each) */
+    bool flat = n->op == DC_OP_LINEAR || o.conv.kind != DC_GEMM_PLAIN;
+    int obr = flat ? 0 : os->rank - 2, abr = flat ? 0 : as->rank - 2, bbr = flat ? 0 : bs->rank - 2;
+    int64_t batch = 1, b_batch = 1, a_batch = 1;
     for (int d = 0; d < obr; d++) batch *= os->dim[d];
     for (int d = 0; d < bbr; d++) b_batch *= bs->dim[d];
-    int64_t a_batch = 1;
-    for (int d = 0; d < abr && n->op != DC_OP_LINEAR; d++) a_batch *= as->dim[d];
+    for (int d = 0; d < abr; d++) a_batch *= as->dim[d];
     int64_t M = o.M;
     if (b_batch == 1 && !o.trans_a && a_batch == batch) {
         M *= batch;
         batch = 1;
         obr = 0;
     }
-    dc_gemm_spec spec = params ? *params : dc_gemm_default(batch, M, o.N, o.K, dc_jit_target_lanes(NULL));
+    dc_gemm_spec spec = params ? *params : dc_gemm_default(batch, M, o.N, dc_jit_target_lanes(NULL));
+    spec.conv = o.conv;
+    if (o.conv.kind != DC_GEMM_PLAIN) spec.pack_a = true;
     spec.trans_a = o.trans_a;
     spec.bias = o.bias;
     spec.residual = o.residual;

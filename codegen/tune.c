@@ -6,7 +6,8 @@
  * a one-node program per candidate (oneDNN, ref, and for the GEMM ops jit kernels from the
  * tuning space, dc_gemm_tuning_space), runs each on random inputs and keeps medians of
  * repeated runs (one warm-up run first: oneDNN builds its primitive, caches warm up):
- *   1. for the GEMM ops, successive halving over one jit kernel per tile and vector width
+ *   1. successive halving over one jit GEMM kernel per tile and vector width (a convolution's
+ *      being an implicit GEMM)
  *      (tiles wider than N pruned): each round times every survivor with twice the runs of
  *      the round before and keeps the faster half;
  *   2. coordinate descent from the best jit kernel over kc, mc, nc, unroll, prefetch and
@@ -298,15 +299,13 @@ static void tune_node(search *s, const mini *m, const dc_graph *g, int node, dc_
     const dc_node *nd = &g->nodes[node];
     cand c[MAX_CANDS];
     /* the best jit kernel: halving over the tiles, then each other parameter */
-    if (nd->op == DC_OP_MATMUL || nd->op == DC_OP_LINEAR || nd->op == DC_OP_FUSED_MATMUL) {
-        int64_t N = nd->type.shape.dim[nd->type.shape.rank - 1];
-        dc_gemm_spec def = dc_gemm_default(1, dc_numel(&nd->type.shape) / N, N, 0, dc_jit_target_lanes(NULL)), spec;
-        int w = halve(s, m, c, jit_candidates(&def, N, c, MAX_CANDS));
-        if (w >= 0 && dc_gemm_choice_parse(c[w].choice, &spec)) {
-            r->t_jit = c[w].t;
-            descend(s, m, &spec, &r->t_jit);
-            dc_gemm_choice_text(&spec, r->jit, sizeof r->jit);
-        }
+    int64_t N = nd->type.shape.dim[nd->type.shape.rank - 1];
+    dc_gemm_spec def = dc_gemm_default(1, dc_numel(&nd->type.shape) / N, N, dc_jit_target_lanes(NULL)), spec;
+    int w = halve(s, m, c, jit_candidates(&def, N, c, MAX_CANDS));
+    if (w >= 0 && dc_gemm_choice_parse(c[w].choice, &spec)) {
+        r->t_jit = c[w].t;
+        descend(s, m, &spec, &r->t_jit);
+        dc_gemm_choice_text(&spec, r->jit, sizeof r->jit);
     }
     /* the finalists, timed alike: oneDNN, ref for small nodes (about a MFLOP; it loses
      * everywhere else), the best jit kernel */

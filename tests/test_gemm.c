@@ -9,9 +9,12 @@
  *     |got - ref| <= 4 u ((K + 2) S + 4 (|ref| + |residual|)),   u = 2^-24,
  * S = |scale| sum_k |a_ik b_kj| + |bias_j|: the forward error bound of an f32 dot product of
  * K terms (K u S), doubled, plus a few ulps for the activation's polynomial.
- * gemm_lowering: matmul (broadcast batch dims, transposes), linear and fused_matmul nodes
- * compiled under the jit backend run as GEMM steps and agree with the ref backend within the
- * same bound, and two runs with 1 and 2 threads agree bit for bit.
+ * gemm_lowering: matmul (broadcast batch dims, transposes), linear, fused_matmul and the
+ * convolutions (conv2d, fused_conv2d, conv2d_bwd_data, conv2d_bwd_weight: 3x3 and 1x1, stride
+ * 1 and 2, padding) compiled under the jit backend run as GEMM steps and agree with the ref
+ * backend within the same bound, and two runs with 1 and 2 threads agree bit for bit.
+ * gemm_conv_space: every tile of the tuning space and every value of the other parameters on
+ * each convolution kind, against ref.
  * gemm_spec_refused: specs outside what the emitter builds are refused with a reason. */
 #include "tests/test.h"
 
@@ -204,12 +207,55 @@ static const char *const LOWERING[] = {
     "graph @t(%a: f32[2,40,3], %b: f32[2,40,16], %r: f32[2,3,16]) -> (f32[2,3,16]) {\n"
     "  %0 = fused_matmul %a, %b, %r {trans_a=true, trans_b=false, act=silu, bias=false, residual=true} : f32[2,3,16]\n"
     "  return %0\n}\n",
+    /* convolutions: 3x3 and 1x1, stride 1 and 2, padding, channels no multiple of the lanes */
+    "graph @t(%x: f32[2,7,9,5], %w: f32[3,3,5,11]) -> (f32[2,7,9,11]) {\n"
+    "  %0 = conv2d %x, %w {stride=[1,1], pad=[1,1], groups=1} : f32[2,7,9,11]\n  return %0\n}\n",
+    "graph @t(%x: f32[2,9,8,3], %w: f32[3,3,3,17]) -> (f32[2,5,4,17]) {\n"
+    "  %0 = conv2d %x, %w {stride=[2,2], pad=[1,1], groups=1} : f32[2,5,4,17]\n  return %0\n}\n",
+    "graph @t(%x: f32[3,6,6,20], %w: f32[1,1,20,8], %b: f32[8], %r: f32[3,6,6,8]) -> (f32[3,6,6,8]) {\n"
+    "  %0 = fused_conv2d %x, %w, %b, %r {stride=[1,1], pad=[0,0], groups=1, act=silu, bias=true, residual=true} : "
+    "f32[3,6,6,8]\n  return %0\n}\n",
+    "graph @t(%x: f32[2,8,8,4], %w: f32[3,3,4,6], %b: f32[6]) -> (f32[2,4,4,6]) {\n"
+    "  %0 = fused_conv2d %x, %w, %b {stride=[2,2], pad=[1,1], groups=1, act=relu, bias=true, residual=false} : "
+    "f32[2,4,4,6]\n  return %0\n}\n",
+    "graph @t(%dy: f32[2,7,9,11], %w: f32[3,3,5,11]) -> (f32[2,7,9,5]) {\n"
+    "  %0 = conv2d_bwd_data %dy, %w {stride=[1,1], pad=[1,1], groups=1} : f32[2,7,9,5]\n  return %0\n}\n",
+    "graph @t(%dy: f32[2,5,4,17], %w: f32[3,3,3,17]) -> (f32[2,9,8,3]) {\n"
+    "  %0 = conv2d_bwd_data %dy, %w {stride=[2,2], pad=[1,1], groups=1} : f32[2,9,8,3]\n  return %0\n}\n",
+    "graph @t(%dy: f32[3,6,6,8], %w: f32[1,1,20,8]) -> (f32[3,6,6,20]) {\n"
+    "  %0 = conv2d_bwd_data %dy, %w {stride=[1,1], pad=[0,0], groups=1} : f32[3,6,6,20]\n  return %0\n}\n",
+    "graph @t(%x: f32[2,7,9,5], %dy: f32[2,7,9,11]) -> (f32[3,3,5,11]) {\n"
+    "  %0 = conv2d_bwd_weight %x, %dy {stride=[1,1], pad=[1,1], groups=1} : f32[3,3,5,11]\n  return %0\n}\n",
+    "graph @t(%x: f32[2,9,8,3], %dy: f32[2,5,4,17]) -> (f32[3,3,3,17]) {\n"
+    "  %0 = conv2d_bwd_weight %x, %dy {stride=[2,2], pad=[1,1], groups=1} : f32[3,3,3,17]\n  return %0\n}\n",
+    "graph @t(%x: f32[3,6,6,20], %dy: f32[3,6,6,8]) -> (f32[1,1,20,8]) {\n"
+    "  %0 = conv2d_bwd_weight %x, %dy {stride=[1,1], pad=[0,0], groups=1} : f32[1,1,20,8]\n  return %0\n}\n",
 };
 
-/* the program of text under backend with inputs from seed 3, run once with `threads` threads */
-static dc_exec *run_graph(const dc_graph *g, dc_backend backend, int threads) {
+/* the reduction length of node n's contraction (the oracle's error bound grows with it) */
+static int64_t reduction_length(const dc_graph *g, const dc_node *n) {
+    const dc_shape *a = &g->nodes[n->in[0]].type.shape, *b = &g->nodes[n->in[1]].type.shape;
+    switch (n->op) {
+    case DC_OP_MATMUL: return a->dim[n->attr.matmul.trans_a ? a->rank - 2 : a->rank - 1];
+    case DC_OP_FUSED_MATMUL: return a->dim[n->attr.fused_matmul.trans_a ? a->rank - 2 : a->rank - 1];
+    case DC_OP_LINEAR: return a->dim[a->rank - 1];
+    case DC_OP_CONV2D:
+    case DC_OP_FUSED_CONV2D: return b->dim[0] * b->dim[1] * b->dim[2];
+    case DC_OP_CONV2D_BWD_DATA: return b->dim[0] * b->dim[1] * b->dim[3];
+    default: return a->dim[0] * b->dim[1] * b->dim[2]; /* bwd_weight: N * OH * OW */
+    }
+}
+
+static const char *fixed_choice(void *ctx, const char *signature) {
+    (void)signature;
+    return ctx;
+}
+
+/* the program of g under backend (with every contraction on choice when it is not NULL) with
+ * inputs from seed 3, run once with `threads` threads */
+static dc_exec *run_choice(const dc_graph *g, dc_backend backend, const char *choice, int threads) {
     char err[DC_ERR_LEN];
-    dc_exec *e = dc_compile(g, 0, backend, err, sizeof err);
+    dc_exec *e = dc_compile_choosing(g, 0, backend, choice ? fixed_choice : NULL, (void *)choice, NULL, err, sizeof err);
     CHECK_MSG(e != NULL, "compile: %s", err);
     if (!e) return NULL;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -228,6 +274,28 @@ static dc_exec *run_graph(const dc_graph *g, dc_backend backend, int threads) {
     return e;
 }
 
+static dc_exec *run_graph(const dc_graph *g, dc_backend backend, int threads) {
+    return run_choice(g, backend, NULL, threads);
+}
+
+/* Whether out's elements are within the GEMM's error bound of ref's (K the reduction length);
+ * the first failure is reported with what. */
+static bool close_to_ref(const dc_tensor *out, const dc_tensor *ref, int64_t K, const char *what) {
+    int64_t total = dc_numel(&ref->type.shape);
+    double rms = 0;
+    for (int64_t k = 0; k < total; k++) rms += tu_get(ref, k) * tu_get(ref, k);
+    rms = sqrt(rms / (double)total);
+    for (int64_t k = 0; k < total; k++) {
+        /* inputs in [-1, 1]: sum |a b| <= K, and the epilogue's terms are O(1) */
+        double tol = 4 * U * ((double)(K + 2) * (double)K + 4 * (fabs(tu_get(ref, k)) + rms + 1));
+        if (!(fabs(tu_get(out, k) - tu_get(ref, k)) <= tol)) {
+            CHECK_MSG(false, "%s: element %lld = %.9g, expected %.9g", what, (long long)k, tu_get(out, k), tu_get(ref, k));
+            return false;
+        }
+    }
+    return true;
+}
+
 TEST(gemm_lowering) {
     if (dc_jit_target_lanes(NULL) < 8) return;
     for (size_t c = 0; c < sizeof LOWERING / sizeof LOWERING[0]; c++) {
@@ -241,27 +309,65 @@ TEST(gemm_lowering) {
             int ns;
             const dc_step *st = dc_exec_steps(jit, &ns);
             CHECK_MSG(ns == 1 && strncmp(st[0].impl, "gemm ", 5) == 0, "case %zu: step impl '%s'", c, st[0].impl);
-            const dc_node *n = &g->nodes[g->n_nodes - 1];
-            const dc_shape *as = &g->nodes[n->in[0]].type.shape;
-            bool ta = n->op == DC_OP_MATMUL ? n->attr.matmul.trans_a : n->op == DC_OP_FUSED_MATMUL && n->attr.fused_matmul.trans_a;
-            int64_t K = as->dim[ta ? as->rank - 2 : as->rank - 1];
+            int64_t K = reduction_length(g, &g->nodes[g->n_nodes - 1]);
             const dc_tensor *r = dc_exec_output(ref, 0), *j = dc_exec_output(jit, 0), *o = dc_exec_output(one, 0);
             int64_t total = dc_numel(&r->type.shape);
-            double rms = 0;
-            for (int64_t k = 0; k < total; k++) rms += tu_get(r, k) * tu_get(r, k);
-            rms = sqrt(rms / (double)total);
-            int bad = 0;
-            for (int64_t k = 0; k < total; k++) {
-                /* inputs in [-1, 1]: sum |a b| <= K, and the epilogue's terms are O(1) */
-                double tol = 4 * U * ((double)(K + 2) * (double)K + 4 * (fabs(tu_get(r, k)) + rms + 1));
-                if (!(fabs(tu_get(j, k) - tu_get(r, k)) <= tol) && bad++ == 0)
-                    CHECK_MSG(false, "case %zu: element %lld = %.9g, expected %.9g", c, (long long)k, tu_get(j, k),
-                              tu_get(r, k));
-            }
+            char what[32];
+            snprintf(what, sizeof what, "case %zu", c);
+            close_to_ref(j, r, K, what);
             CHECK_MSG(memcmp(j->data, o->data, (size_t)total * sizeof(float)) == 0,
                       "case %zu: 1 and 2 threads differ", c);
         }
         dc_exec_free(ref), dc_exec_free(jit), dc_exec_free(one);
         dc_graph_free(g);
     }
+}
+
+/* Every tile of the tuning space and every value of each other parameter on a forward, a
+ * backward-data and a backward-weight convolution (stride 2, padding, odd channels), each
+ * against ref. */
+TEST(gemm_conv_space) {
+    int target = dc_jit_target_lanes(NULL);
+    if (target < 8) return;
+    static const size_t cases[] = { 7, 11, 14 }; /* LOWERING: conv2d, conv2d_bwd_data, conv2d_bwd_weight, stride 2 */
+    const dc_gemm_space *sp = &dc_gemm_tuning_space;
+    int kernels = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *text = LOWERING[cases[i]];
+        char err[DC_ERR_LEN];
+        dc_graph *g = dc_parse(text, strlen(text), "gemm_conv_space", err, sizeof err);
+        CHECK_MSG(g != NULL, "%s", err);
+        if (!g) continue;
+        dc_exec *ref = run_graph(g, DC_BACKEND_REF, 2);
+        int64_t K = reduction_length(g, &g->nodes[g->n_nodes - 1]);
+        dc_gemm_spec specs[64];
+        int n = 0;
+        for (int l = 0; l < sp->n_lanes; l++)
+            for (int t = 0; t < sp->n_tiles; t++)
+                if (sp->lanes[l] <= target) specs[n++] = dc_gemm_spec_of(t, sp->lanes[l], 64, 32, 64, 2, 0, true);
+        int lanes = target >= 16 ? 16 : 8, t = (int)i;
+        for (int k = 0; k < sp->n_kc; k++) specs[n++] = dc_gemm_spec_of(t++ % sp->n_tiles, lanes, sp->kc[k], 64, 256, 4, 0, true);
+        for (int k = 0; k < sp->n_mc; k++) specs[n++] = dc_gemm_spec_of(t++ % sp->n_tiles, lanes, 64, sp->mc[k], 256, 4, 0, true);
+        for (int k = 0; k < sp->n_nc; k++) specs[n++] = dc_gemm_spec_of(t++ % sp->n_tiles, lanes, 64, 64, sp->nc[k], 4, 0, true);
+        for (int k = 0; k < sp->n_unroll; k++)
+            specs[n++] = dc_gemm_spec_of(t++ % sp->n_tiles, lanes, 64, 64, 256, sp->unroll[k], 0, true);
+        for (int k = 0; k < sp->n_prefetch; k++)
+            specs[n++] = dc_gemm_spec_of(t++ % sp->n_tiles, lanes, 64, 64, 256, 4, sp->prefetch[k], true);
+        for (int k = 0; ref && k < n; k++) {
+            char choice[200], what[300];
+            dc_gemm_choice_text(&specs[k], choice, sizeof choice);
+            dc_exec *e = run_choice(g, DC_BACKEND_AUTO, choice, 2);
+            if (!e) continue;
+            int ns;
+            const dc_step *st = dc_exec_steps(e, &ns);
+            snprintf(what, sizeof what, "%s, %s", dc_op_name(g->nodes[g->n_nodes - 1].op), choice);
+            CHECK_MSG(ns == 1 && strncmp(st[0].impl, "gemm ", 5) == 0, "%s: step '%s' (%s)", what, st[0].impl, st[0].note);
+            close_to_ref(dc_exec_output(e, 0), dc_exec_output(ref, 0), K, what);
+            dc_exec_free(e);
+            kernels++;
+        }
+        dc_exec_free(ref);
+        dc_graph_free(g);
+    }
+    printf("gemm_conv_space: %d convolution kernels checked against ref\n", kernels);
 }

@@ -40,14 +40,25 @@ bool dc_gemm_spec_ok(const dc_gemm_spec *s, int lanes, char *why, size_t len) {
     else if (s->unroll < 1 || s->unroll > 16) bad = "unroll must be 1 to 16";
     else if (s->prefetch < 0 || s->prefetch > 256) bad = "prefetch must be 0 to 256";
     else if ((int)s->act < 0 || s->act >= DC_NACTIVATIONS) bad = "unknown activation";
+    else if (s->conv.kind != DC_GEMM_PLAIN && (!s->pack_a || s->trans_a)) bad = "a convolution packs A, untransposed";
+    else if (s->conv.kind != DC_GEMM_PLAIN && (s->conv.sh < 1 || s->conv.sw < 1 || s->conv.ph < 0 || s->conv.pw < 0))
+        bad = "a convolution needs strides >= 1 and paddings >= 0";
     if (bad) snprintf(why, len, "gemm: %s", bad);
     return !bad;
 }
 
 void dc_gemm_spec_text(const dc_gemm_spec *s, char *buf, size_t len) {
-    snprintf(buf, len, "gemm mr %d nr %d kc %lld mc %lld nc %lld unroll %d prefetch %d lanes %d pack_a %d trans_a %d "
-             "bias %d act %s residual %d", s->mr, s->nr, (long long)s->kc, (long long)s->mc, (long long)s->nc, s->unroll,
-             s->prefetch, s->lanes, s->pack_a, s->trans_a, s->bias, dc_activation_name(s->act), s->residual);
+    static const char *const kinds[] = { "", "fwd", "bwd_data", "bwd_weight" };
+    int n = snprintf(buf, len, "gemm mr %d nr %d kc %lld mc %lld nc %lld unroll %d prefetch %d lanes %d pack_a %d "
+                     "trans_a %d bias %d act %s residual %d", s->mr, s->nr, (long long)s->kc, (long long)s->mc,
+                     (long long)s->nc, s->unroll, s->prefetch, s->lanes, s->pack_a, s->trans_a, s->bias,
+                     dc_activation_name(s->act), s->residual);
+    const dc_gemm_conv *c = &s->conv;
+    if (c->kind != DC_GEMM_PLAIN && n >= 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, " conv %s H %lld W %lld C %lld OH %lld OW %lld O %lld KH %lld KW %lld "
+                 "stride %lld,%lld pad %lld,%lld", kinds[c->kind], (long long)c->H, (long long)c->W, (long long)c->C,
+                 (long long)c->OH, (long long)c->OW, (long long)c->O, (long long)c->KH, (long long)c->KW,
+                 (long long)c->sh, (long long)c->sw, (long long)c->ph, (long long)c->pw);
 }
 
 dc_gemm_sizes dc_gemm_sizes_of(const dc_gemm_spec *s, int64_t M, int64_t N, int64_t K, int64_t lda, float scale) {
@@ -62,12 +73,15 @@ int64_t dc_gemm_packed_size(const dc_gemm_spec *s, int64_t N, int64_t K) { retur
 
 void dc_gemm_pack_b(const dc_gemm_spec *s, const float *b, bool trans_b, int64_t ldb, int64_t N, int64_t K,
                     int64_t p0, int64_t p1, float *dst) {
-    int64_t nr = s->nr;
+    int64_t nr = s->nr, O = s->conv.O, C = s->conv.C;
+    bool bwd_data = s->conv.kind == DC_GEMM_CONV_BWD_DATA;
     for (int64_t j0 = p0 * nr; j0 < N && j0 < p1 * nr; j0 += nr) {
         int64_t w = N - j0 < nr ? N - j0 : nr;
         float *p = dst + j0 * K;
         for (int64_t k = 0; k < K; k++, p += nr) {
-            if (trans_b)
+            if (bwd_data) /* k = (kh, kw, o), column j = c: w[kh, kw, c, o] */
+                for (int64_t j = 0; j < w; j++) p[j] = b[(k / O * C + j0 + j) * O + k % O];
+            else if (trans_b)
                 for (int64_t j = 0; j < w; j++) p[j] = b[(j0 + j) * ldb + k];
             else
                 memcpy(p, b + k * ldb + j0, (size_t)w * sizeof *p);
@@ -98,8 +112,7 @@ dc_gemm_spec dc_gemm_spec_of(int t, int lanes, int64_t kc, int64_t mc, int64_t n
                            .unroll = unroll, .prefetch = prefetch, .lanes = lanes, .pack_a = pack_a };
 }
 
-dc_gemm_spec dc_gemm_default(int64_t batch, int64_t M, int64_t N, int64_t K, int lanes) {
-    (void)K;
+dc_gemm_spec dc_gemm_default(int64_t batch, int64_t M, int64_t N, int lanes) {
     static const int tile[MAX_NV + 1] = { 0, 0, 3, 5, 7 }; /* by vectors per row: 14x1, 12x2, 8x3, 4x4, measured */
     if (N <= 8 && lanes > 8) lanes = 8;
     int nv = (int)((N + lanes - 1) / lanes);
@@ -174,21 +187,69 @@ static void if_close(gx *g, LLVMBasicBlockRef after) {
     LLVMPositionBuilderAtEnd(g->x->b, after);
 }
 
+static LLVMValueRef sdivc(gx *g, LLVMValueRef u, int64_t c) { return c == 1 ? u : LLVMBuildSDiv(g->x->b, u, c64(g, c), ""); }
+static LLVMValueRef sremc(gx *g, LLVMValueRef u, int64_t c) { return c == 1 ? c64(g, 0) : LLVMBuildSRem(g->x->b, u, c64(g, c), ""); }
+static LLVMValueRef and1(gx *g, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildAnd(g->x->b, u, v, ""); }
+/* 0 <= v < n */
+static LLVMValueRef in_range(gx *g, LLVMValueRef v, int64_t n) {
+    return LLVMBuildICmp(g->x->b, LLVMIntULT, v, c64(g, n), "");
+}
+
+/* The offset in the tensor given as A of element (row, k) of a convolution's implicit A, and
+ * in *valid whether the window is inside the input there (dc_gemm_conv). */
+static LLVMValueRef conv_offset(gx *g, LLVMValueRef row, LLVMValueRef k, LLVMValueRef *valid) {
+    const dc_gemm_conv *c = &g->s->conv;
+    dc_lx *x = g->x;
+    if (c->kind == DC_GEMM_CONV_BWD_DATA) {
+        /* row (n, ih, iw), k (kh, kw, o): dy[n, (ih+ph-kh)/sh, (iw+pw-kw)/sw, o] where it divides */
+        LLVMValueRef n = sdivc(g, row, c->H * c->W), rem = sremc(g, row, c->H * c->W);
+        LLVMValueRef th = sub(g, addc(g, sdivc(g, rem, c->W), c->ph), sdivc(g, k, c->KW * c->O));
+        LLVMValueRef tw = sub(g, addc(g, sremc(g, rem, c->W), c->pw), sdivc(g, sremc(g, k, c->KW * c->O), c->O));
+        LLVMValueRef o = sremc(g, k, c->O);
+        LLVMValueRef zero = c64(g, 0);
+        LLVMValueRef ok = and1(g, LLVMBuildICmp(x->b, LLVMIntSGE, th, zero, ""), LLVMBuildICmp(x->b, LLVMIntSGE, tw, zero, ""));
+        ok = and1(g, ok, LLVMBuildICmp(x->b, LLVMIntEQ, sremc(g, th, c->sh), zero, ""));
+        ok = and1(g, ok, LLVMBuildICmp(x->b, LLVMIntEQ, sremc(g, tw, c->sw), zero, ""));
+        LLVMValueRef oh = sdivc(g, th, c->sh), ow = sdivc(g, tw, c->sw);
+        *valid = and1(g, ok, and1(g, in_range(g, oh, c->OH), in_range(g, ow, c->OW)));
+        return add(g, mulc(g, add(g, mulc(g, add(g, mulc(g, n, c->OH), oh), c->OW), ow), c->O), o);
+    }
+    /* forward: row (n, oh, ow), k (kh, kw, c); backward-weight: row (kh, kw, c), k (n, oh, ow):
+     * x[n, oh*sh + kh - ph, ow*sw + kw - pw, c] */
+    bool fwd = c->kind == DC_GEMM_CONV_FWD;
+    LLVMValueRef pos = fwd ? row : k, tap = fwd ? k : row;
+    LLVMValueRef n = sdivc(g, pos, c->OH * c->OW), rem = sremc(g, pos, c->OH * c->OW);
+    LLVMValueRef kh = sdivc(g, tap, c->KW * c->C), kw = sdivc(g, sremc(g, tap, c->KW * c->C), c->C);
+    LLVMValueRef ih = sub(g, add(g, mulc(g, sdivc(g, rem, c->OW), c->sh), kh), c64(g, c->ph));
+    LLVMValueRef iw = sub(g, add(g, mulc(g, sremc(g, rem, c->OW), c->sw), kw), c64(g, c->pw));
+    *valid = and1(g, in_range(g, ih, c->H), in_range(g, iw, c->W));
+    return add(g, mulc(g, add(g, mulc(g, add(g, mulc(g, n, c->H), ih), c->W), iw), c->C), sremc(g, tap, c->C));
+}
+
 /* Packs rows [m0, m0 + mcur) x depth [k0, k0 + kcur) of A into the scratch as slabs
- * [ceil(mcur/mr)][kcur][mr], rows past mcur zero. */
+ * [ceil(mcur/mr)][kcur][mr], rows past mcur (and a convolution's taps outside the input)
+ * zero. */
 static void pack_a(gx *g, LLVMValueRef a, LLVMValueRef m0, LLVMValueRef mcur, LLVMValueRef k0, LLVMValueRef kcur) {
     dc_lx *x = g->x;
     int64_t mr = g->s->mr;
     LLVMValueRef rows = mulc(g, LLVMBuildSDiv(x->b, addc(g, mcur, mr - 1), c64(g, mr), ""), mr);
     dc_lx_loop lo, li;
     /* the loop over A's contiguous index is the inner one */
-    bool t = g->s->trans_a;
+    bool t = g->s->trans_a || g->s->conv.kind == DC_GEMM_CONV_BWD_WEIGHT;
     LLVMValueRef u = for_open(g, &lo, c64(g, 0), t ? kcur : rows);
     LLVMValueRef v = for_open(g, &li, c64(g, 0), t ? rows : kcur);
     LLVMValueRef r = t ? v : u, k = t ? u : v;
     LLVMValueRef live = lt(g, r, mcur);
     LLVMValueRef row = add(g, m0, LLVMBuildSelect(x->b, live, r, c64(g, 0), ""));
-    LLVMValueRef off = t ? add(g, mul(g, add(g, k0, k), g->lda), row) : add(g, mul(g, row, g->lda), add(g, k0, k));
+    LLVMValueRef off;
+    if (g->s->conv.kind != DC_GEMM_PLAIN) {
+        LLVMValueRef valid;
+        off = conv_offset(g, row, add(g, k0, k), &valid);
+        live = and1(g, live, valid);
+        off = LLVMBuildSelect(x->b, live, off, c64(g, 0), "");
+    } else {
+        off = g->s->trans_a ? add(g, mul(g, add(g, k0, k), g->lda), row) : add(g, mul(g, row, g->lda), add(g, k0, k));
+    }
     LLVMValueRef val = LLVMBuildSelect(x->b, live, dc_lx_sload(x, a, off), LLVMConstReal(x->f32, 0.0), "");
     LLVMValueRef slab = LLVMBuildSDiv(x->b, r, c64(g, mr), "");
     LLVMValueRef dst = add(g, mul(g, slab, mulc(g, kcur, mr)), add(g, mulc(g, k, mr), LLVMBuildSRem(x->b, r, c64(g, mr), "")));
