@@ -380,7 +380,8 @@ dc_tune_db *dc_tune_db_default(void);
 bool dc_tune_enabled(void);
 
 typedef struct {
-    double budget;   /* seconds for the whole graph; 0: no limit (searches stop early past it) */
+    double budget;   /* seconds for the whole graph, shared equally by the contractions left
+                      * (each search stops early past its share); 0: no limit */
     FILE *progress;  /* progress bar (NULL: none) */
     FILE *log;       /* a line per tuned kernel: signature, choice, times (NULL: none) */
 } dc_tune_options;

@@ -6,6 +6,9 @@
  * a one-node program per candidate (oneDNN, ref, and for the GEMM ops jit kernels from the
  * tuning space, dc_gemm_tuning_space), runs each on random inputs and keeps medians of
  * repeated runs (one warm-up run first: oneDNN builds its primitive, caches warm up):
+ *   0. oneDNN and the default jit kernel: when the jit kernel is more than 3x slower, the jit
+ *      search is pruned (no tile closes such a gap; the im2col packing of today's implicit-GEMM
+ *      convolutions makes them 5-20x slower than oneDNN's);
  *   1. successive halving over one jit GEMM kernel per tile and vector width (a convolution's
  *      being an implicit GEMM)
  *      (tiles wider than N pruned): each round times every survivor with twice the runs of
@@ -29,6 +32,7 @@
 
 #define TOLERANCE 0.03 /* a challenger must be this much faster to replace the incumbent */
 #define MIN_RUN_SECONDS 0.002 /* a timing covers at least this long (runs repeated) */
+#define PRUNE 3.0 /* no jit search where the default jit kernel is this many times slower than oneDNN */
 
 /* ---- signatures and choices ----------------------------------------------------------------- */
 
@@ -298,10 +302,13 @@ static void tune_node(search *s, const mini *m, const dc_graph *g, int node, dc_
     r->t_jit = -1;
     const dc_node *nd = &g->nodes[node];
     cand c[MAX_CANDS];
-    /* the best jit kernel: halving over the tiles, then each other parameter */
+    /* the best jit kernel: halving over the tiles, then each other parameter; pruned when the
+     * default jit kernel is more than PRUNE times slower than oneDNN (no tile closes such a gap) */
     int64_t N = nd->type.shape.dim[nd->type.shape.rank - 1];
     dc_gemm_spec def = dc_gemm_default(1, dc_numel(&nd->type.shape) / N, N, dc_jit_target_lanes(NULL)), spec;
-    int w = halve(s, m, c, jit_candidates(&def, N, c, MAX_CANDS));
+    double td = time_choice(m, "dnnl", 3, &s->timed), tj = time_choice(m, "jit", 3, &s->timed);
+    bool search_jit = tj > 0 && !(td > 0 && tj > PRUNE * td) && !out_of_time(s);
+    int w = search_jit ? halve(s, m, c, jit_candidates(&def, N, c, MAX_CANDS)) : -1;
     if (w >= 0 && dc_gemm_choice_parse(c[w].choice, &spec)) {
         r->t_jit = c[w].t;
         descend(s, m, &spec, &r->t_jit);
@@ -362,11 +369,13 @@ bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, 
     int todo = 0;
     for (int k = 0; k < n_sig; k++) todo += dc_tune_db_lookup(db, sigs[k]) == NULL;
     r->cached = n_sig - todo;
-    search s = { .o = o, .deadline = o->budget > 0 ? t0 + o->budget : 0 };
+    search s = { .o = o };
     dc_progress *p = todo && o->progress ? dc_progress_new("tune", todo, o->progress) : NULL;
     bool ok = true;
     for (int k = 0; k < n_sig && ok; k++) {
         if (dc_tune_db_lookup(db, sigs[k])) continue;
+        /* each signature left gets an equal share of the budget left */
+        if (o->budget > 0) s.deadline = dc_seconds() + (t0 + o->budget - dc_seconds()) / (todo - r->tuned);
         mini m;
         if (!mini_new(g, first[k], &m, err, len)) {
             ok = false;

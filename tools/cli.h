@@ -85,7 +85,7 @@ bool dc_cli_backend(const char *cmd, int *backend, dc_backend fallback);
                 "batched matmuls), LLVM JIT kernels for the fuse-loops groups and attention,\n"           \
                 "ref for the rest; dnnl = oneDNN for every contraction (a refusal is an error),\n"        \
                 "ref for the rest; ref = the reference kernels only; jit = JIT kernels for\n"             \
-                "every elementwise/reduction node and JIT GEMMs for matmul and linear")
+                "every elementwise/reduction node and JIT GEMMs for every contraction")
 /* --no-tune (bool): the tuning database is not read (dc_cli_no_tune) */
 #define DC_OPT_NO_TUNE(T, F)                                                                            \
     DC_OPT_FLAG("--no-tune", T, F, "ignore the tuning database: default providers (as DISCO_TUNE=off)")

@@ -11,6 +11,8 @@
 #include "passes/passes.h"
 #include "tools/cli.h"
 
+#define DEFAULT_BUDGET 240.0 /* seconds: a whole model tunes in under 5 minutes */
+
 typedef struct {
     double budget;
     int threads;
@@ -54,7 +56,7 @@ static dc_graph *graph_of(const char *what, char *err, size_t len) {
 }
 
 static int cmd_tune(int argc, char **argv) {
-    tune_args a = { 0 };
+    tune_args a = { .budget = DEFAULT_BUDGET };
     const char *what;
     int st = dc_cli_parse(&dc_cmd_tune, &a, argc, argv, &what);
     if (st) return st;
@@ -91,8 +93,8 @@ static int cmd_tune(int argc, char **argv) {
 
 static const dc_opt options[] = {
     DC_OPT_POS("--budget", "SECONDS", tune_args, budget, 86400,
-               "stop searching past this time: each contraction still gets a choice, the\n"
-               "best found so far (default: no limit)"),
+               "the time the searches may take: each contraction gets an equal share of\n"
+               "what is left, and past it keeps the best found so far (default 240)"),
     DC_OPT_THREADS(tune_args, threads),
     DC_OPT_FLAG("--show", tune_args, show, "print the database: per CPU, each kernel's choice and times"),
     DC_OPT_FLAG("--verbose", tune_args, verbose, "print each tuned contraction's signature, choice and times"),
