@@ -209,7 +209,12 @@ bool dc_gemm_step(const dc_graph *g, int node, const dc_gemm_spec *params, dc_st
     }
     dc_gemm_spec spec = params ? *params : dc_gemm_default(batch, M, o.N, dc_jit_target_lanes(NULL));
     spec.conv = o.conv;
-    if (o.conv.kind != DC_GEMM_PLAIN) spec.pack_a = true;
+    if (o.conv.kind != DC_GEMM_PLAIN && !spec.pack_a) {
+        /* a direct convolution takes K in one pass; the kinds that cannot read in place pack */
+        char ignored[DC_ERR_LEN];
+        spec.kc = spec.kc > o.K ? spec.kc : o.K;
+        if (!dc_gemm_spec_ok(&spec, spec.lanes, ignored, sizeof ignored)) spec.pack_a = true;
+    }
     spec.trans_a = o.trans_a;
     spec.bias = o.bias;
     spec.residual = o.residual;

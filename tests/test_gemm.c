@@ -323,36 +323,54 @@ TEST(gemm_lowering) {
     }
 }
 
-/* Every tile of the tuning space and every value of each other parameter on a forward, a
- * backward-data and a backward-weight convolution (stride 2, padding, odd channels), each
- * against ref. */
+/* Convolutions wide enough for slabs of every tile to lie on one grid row inside the input,
+ * so the direct (read in place) path runs next to the packed one at the edges. */
+static const char *const CONVS[] = {
+    "graph @t(%x: f32[2,5,40,6], %w: f32[3,3,6,9]) -> (f32[2,5,40,9]) {\n"
+    "  %0 = conv2d %x, %w {stride=[1,1], pad=[1,1], groups=1} : f32[2,5,40,9]\n  return %0\n}\n",
+    "graph @t(%dy: f32[1,3,31,17], %w: f32[3,3,3,17]) -> (f32[1,6,61,3]) {\n"
+    "  %0 = conv2d_bwd_data %dy, %w {stride=[2,2], pad=[1,1], groups=1} : f32[1,6,61,3]\n  return %0\n}\n",
+    "graph @t(%x: f32[1,6,61,3], %w: f32[3,3,3,17]) -> (f32[1,3,31,17]) {\n"
+    "  %0 = conv2d %x, %w {stride=[2,2], pad=[1,1], groups=1} : f32[1,3,31,17]\n  return %0\n}\n",
+    "graph @t(%dy: f32[2,5,40,9], %w: f32[3,3,6,9]) -> (f32[2,5,40,6]) {\n"
+    "  %0 = conv2d_bwd_data %dy, %w {stride=[1,1], pad=[1,1], groups=1} : f32[2,5,40,6]\n  return %0\n}\n",
+    "graph @t(%x: f32[1,6,61,3], %dy: f32[1,3,31,17]) -> (f32[3,3,3,17]) {\n"
+    "  %0 = conv2d_bwd_weight %x, %dy {stride=[2,2], pad=[1,1], groups=1} : f32[3,3,3,17]\n  return %0\n}\n",
+};
+
+/* Every tile of the tuning space on forward and backward-data convolutions at strides 1 and 2
+ * and a backward-weight one (padding, odd channels), read in place (pack_a 0: a direct
+ * convolution where the kind allows) and packed in turn, and every value of each other
+ * parameter on the first two; each against ref. */
 TEST(gemm_conv_space) {
     int target = dc_jit_target_lanes(NULL);
     if (target < 8) return;
-    static const size_t cases[] = { 7, 11, 14 }; /* LOWERING: conv2d, conv2d_bwd_data, conv2d_bwd_weight, stride 2 */
     const dc_gemm_space *sp = &dc_gemm_tuning_space;
     int kernels = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        const char *text = LOWERING[cases[i]];
+    for (size_t i = 0; i < sizeof CONVS / sizeof *CONVS; i++) {
         char err[DC_ERR_LEN];
-        dc_graph *g = dc_parse(text, strlen(text), "gemm_conv_space", err, sizeof err);
+        dc_graph *g = dc_parse(CONVS[i], strlen(CONVS[i]), "gemm_conv_space", err, sizeof err);
         CHECK_MSG(g != NULL, "%s", err);
         if (!g) continue;
         dc_exec *ref = run_graph(g, DC_BACKEND_REF, 2);
         int64_t K = reduction_length(g, &g->nodes[g->n_nodes - 1]);
         dc_gemm_spec specs[64];
         int n = 0;
-        for (int l = 0; l < sp->n_lanes; l++)
-            for (int t = 0; t < sp->n_tiles; t++)
-                if (sp->lanes[l] <= target) specs[n++] = dc_gemm_spec_of(t, sp->lanes[l], 64, 32, 64, 2, 0, true);
+        for (int t = 0; t < sp->n_tiles; t++) {
+            int l = sp->lanes[(t + (int)i) % sp->n_lanes] <= target ? sp->lanes[(t + (int)i) % sp->n_lanes] : 8;
+            specs[n++] = dc_gemm_spec_of(t, l, 64, 32, 64, 2, 0, (t + (int)i) % 2);
+        }
         int lanes = target >= 16 ? 16 : 8, t = (int)i;
-        for (int k = 0; k < sp->n_kc; k++) specs[n++] = dc_gemm_spec_of(t++ % sp->n_tiles, lanes, sp->kc[k], 64, 256, 4, 0, true);
-        for (int k = 0; k < sp->n_mc; k++) specs[n++] = dc_gemm_spec_of(t++ % sp->n_tiles, lanes, 64, sp->mc[k], 256, 4, 0, true);
-        for (int k = 0; k < sp->n_nc; k++) specs[n++] = dc_gemm_spec_of(t++ % sp->n_tiles, lanes, 64, 64, sp->nc[k], 4, 0, true);
-        for (int k = 0; k < sp->n_unroll; k++)
-            specs[n++] = dc_gemm_spec_of(t++ % sp->n_tiles, lanes, 64, 64, 256, sp->unroll[k], 0, true);
-        for (int k = 0; k < sp->n_prefetch; k++)
-            specs[n++] = dc_gemm_spec_of(t++ % sp->n_tiles, lanes, 64, 64, 256, 4, sp->prefetch[k], true);
+        for (int k = 0; i < 2 && k < sp->n_kc; k++, t++)
+            specs[n++] = dc_gemm_spec_of(t % sp->n_tiles, lanes, sp->kc[k], 64, 256, 4, 0, t % 2);
+        for (int k = 0; i < 2 && k < sp->n_mc; k++, t++)
+            specs[n++] = dc_gemm_spec_of(t % sp->n_tiles, lanes, 64, sp->mc[k], 256, 4, 0, t % 2);
+        for (int k = 0; i < 2 && k < sp->n_nc; k++, t++)
+            specs[n++] = dc_gemm_spec_of(t % sp->n_tiles, lanes, 64, 64, sp->nc[k], 4, 0, t % 2);
+        for (int k = 0; i < 2 && k < sp->n_unroll; k++, t++)
+            specs[n++] = dc_gemm_spec_of(t % sp->n_tiles, lanes, 64, 64, 256, sp->unroll[k], 0, t % 2);
+        for (int k = 0; i < 2 && k < sp->n_prefetch; k++, t++)
+            specs[n++] = dc_gemm_spec_of(t % sp->n_tiles, lanes, 64, 64, 256, 4, sp->prefetch[k], t % 2);
         for (int k = 0; ref && k < n; k++) {
             char choice[200], what[300];
             dc_gemm_choice_text(&specs[k], choice, sizeof choice);

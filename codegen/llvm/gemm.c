@@ -27,6 +27,14 @@
 
 /* ---- the contract's C side -------------------------------------------------------------- */
 
+/* A direct convolution reads its slab in place (forward, and backward-data at stride 1): the
+ * mr rows of a slab are mr neighbours along one row of the grid they index, so for each tap
+ * (kh, kw) their windows start sw*C (backward-data: O) floats apart in the input, and a tap
+ * is one micro-kernel loop over its channels with B's rows of that tap. */
+static bool conv_direct_kind(const dc_gemm_conv *c) {
+    return c->kind == DC_GEMM_CONV_FWD || (c->kind == DC_GEMM_CONV_BWD_DATA && c->sh == 1 && c->sw == 1);
+}
+
 bool dc_gemm_spec_ok(const dc_gemm_spec *s, int lanes, char *why, size_t len) {
     const char *bad = NULL;
     if (s->lanes != 8 && s->lanes != 16) bad = "lanes must be 8 or 16";
@@ -40,7 +48,10 @@ bool dc_gemm_spec_ok(const dc_gemm_spec *s, int lanes, char *why, size_t len) {
     else if (s->unroll < 1 || s->unroll > 16) bad = "unroll must be 1 to 16";
     else if (s->prefetch < 0 || s->prefetch > 256) bad = "prefetch must be 0 to 256";
     else if ((int)s->act < 0 || s->act >= DC_NACTIVATIONS) bad = "unknown activation";
-    else if (s->conv.kind != DC_GEMM_PLAIN && (!s->pack_a || s->trans_a)) bad = "a convolution packs A, untransposed";
+    else if (s->conv.kind != DC_GEMM_PLAIN && s->trans_a) bad = "a convolution's A is untransposed";
+    else if (s->conv.kind != DC_GEMM_PLAIN && !s->pack_a &&
+             (!conv_direct_kind(&s->conv) || s->kc < s->conv.KH * s->conv.KW * (s->conv.kind == DC_GEMM_CONV_FWD ? s->conv.C : s->conv.O)))
+        bad = "a direct convolution (pack_a 0) is a forward or stride-1 backward-data one in one pass over K (kc >= K)";
     else if (s->conv.kind != DC_GEMM_PLAIN && (s->conv.sh < 1 || s->conv.sw < 1 || s->conv.ph < 0 || s->conv.pw < 0))
         bad = "a convolution needs strides >= 1 and paddings >= 0";
     if (bad) snprintf(why, len, "gemm: %s", bad);
@@ -285,12 +296,15 @@ static void micro_step(gx *g, a_view av, LLVMValueRef bp, LLVMValueRef k) {
     }
 }
 
-/* the micro-kernel over kcur steps, unrolled */
-static void micro(gx *g, a_view av, LLVMValueRef bp, LLVMValueRef kcur) {
+static void micro_zero(gx *g) {
+    for (int i = 0; i < g->s->mr; i++)
+        for (int v = 0; v < g->nv; v++) LLVMBuildStore(g->x->b, dc_lx_f32(g->x, 0.0f, g->W), g->acc[i][v]);
+}
+
+/* kcur steps of the micro-kernel, unrolled, into the accumulators as they are */
+static void micro_loop(gx *g, a_view av, LLVMValueRef bp, LLVMValueRef kcur) {
     dc_lx *x = g->x;
     int u = g->s->unroll;
-    for (int i = 0; i < g->s->mr; i++)
-        for (int v = 0; v < g->nv; v++) LLVMBuildStore(x->b, dc_lx_f32(x, 0.0f, g->W), g->acc[i][v]);
     dc_lx_loop l;
     LLVMValueRef main_end = sub(g, kcur, LLVMBuildSRem(x->b, kcur, c64(g, u), ""));
     LLVMValueRef k = for_open(g, &l, c64(g, 0), main_end);
@@ -301,6 +315,48 @@ static void micro(gx *g, a_view av, LLVMValueRef bp, LLVMValueRef kcur) {
         k = for_open(g, &lr, main_end, kcur);
         micro_step(g, av, bp, k);
         for_close(g, &lr, 1);
+    }
+}
+
+/* the micro-kernel over kcur steps, from zero */
+static void micro(gx *g, a_view av, LLVMValueRef bp, LLVMValueRef kcur) {
+    micro_zero(g);
+    micro_loop(g, av, bp, kcur);
+}
+
+/* Whether the slab from row0 (mr full rows) lies on one grid row with every tap's window inside
+ * the input horizontally; the grid position into *n, *y, *x0. */
+static LLVMValueRef conv_slab_inside(gx *g, LLVMValueRef row0, LLVMValueRef *n, LLVMValueRef *y, LLVMValueRef *x0) {
+    const dc_gemm_conv *c = &g->s->conv;
+    bool fwd = c->kind == DC_GEMM_CONV_FWD;
+    int64_t RH = fwd ? c->OH : c->H, RW = fwd ? c->OW : c->W, mr = g->s->mr;
+    *n = sdivc(g, row0, RH * RW);
+    LLVMValueRef rem = sremc(g, row0, RH * RW);
+    *y = sdivc(g, rem, RW);
+    *x0 = sremc(g, rem, RW);
+    LLVMValueRef ok = LLVMBuildICmp(g->x->b, LLVMIntSLE, addc(g, *x0, mr), c64(g, RW), "");
+    /* the first row's leftmost and the last row's rightmost reads */
+    LLVMValueRef lo = fwd ? addc(g, mulc(g, *x0, c->sw), -c->pw) : addc(g, *x0, c->pw - (c->KW - 1));
+    LLVMValueRef hi = fwd ? addc(g, mulc(g, *x0, c->sw), (mr - 1) * c->sw + c->KW - 1 - c->pw) : addc(g, *x0, mr - 1 + c->pw);
+    ok = and1(g, ok, LLVMBuildICmp(g->x->b, LLVMIntSGE, lo, c64(g, 0), ""));
+    return and1(g, ok, LLVMBuildICmp(g->x->b, LLVMIntSLT, hi, c64(g, fwd ? c->W : c->OW), ""));
+}
+
+/* the taps of a slab inside the input (conv_slab_inside), accumulated; bpan: the panel of B */
+static void conv_direct(gx *g, LLVMValueRef a, LLVMValueRef n, LLVMValueRef y, LLVMValueRef x0, LLVMValueRef bpan) {
+    const dc_gemm_conv *c = &g->s->conv;
+    bool fwd = c->kind == DC_GEMM_CONV_FWD;
+    int64_t IH = fwd ? c->H : c->OH, IW = fwd ? c->W : c->OW, CH = fwd ? c->C : c->O;
+    for (int64_t kh = 0; kh < c->KH; kh++) {
+        LLVMValueRef iy = fwd ? addc(g, mulc(g, y, c->sh), kh - c->ph) : addc(g, y, c->ph - kh);
+        LLVMBasicBlockRef after = if_open(g, in_range(g, iy, IH));
+        for (int64_t kw = 0; kw < c->KW; kw++) {
+            LLVMValueRef ix = fwd ? addc(g, mulc(g, x0, c->sw), kw - c->pw) : addc(g, x0, c->pw - kw);
+            LLVMValueRef off = mulc(g, add(g, mulc(g, add(g, mulc(g, n, IH), iy), IW), ix), CH);
+            a_view v = { dc_lx_gep(g->x, a, off), c64(g, 1), c64(g, fwd ? c->sw * CH : CH) };
+            micro_loop(g, v, dc_lx_gep(g->x, bpan, c64(g, (kh * c->KW + kw) * CH * g->s->nr)), c64(g, CH));
+        }
+        if_close(g, after);
     }
 }
 
@@ -435,11 +491,17 @@ void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
     a_view packed = { dc_lx_gep(x, g.Ap, s->pack_a ? mul(&g, r0, kcur) : c64(&g, 0)), c64(&g, s->mr), c64(&g, 1) };
     LLVMValueRef full = LLVMBuildICmp(x->b, LLVMIntSGE, rows, c64(&g, s->mr), "");
     a_view direct = { NULL, NULL, NULL };
-    if (!s->pack_a) {
+    bool conv = s->conv.kind != DC_GEMM_PLAIN;
+    LLVMValueRef cn = NULL, cy = NULL, cx0 = NULL;
+    if (!s->pack_a && conv) {
+        full = and1(&g, full, conv_slab_inside(&g, add(&g, m0, r0), &cn, &cy, &cx0));
+    } else if (!s->pack_a) {
         LLVMValueRef row = add(&g, m0, r0);
         direct.p = dc_lx_gep(x, a, s->trans_a ? add(&g, mul(&g, k0, g.lda), row) : add(&g, mul(&g, row, g.lda), k0));
         direct.ks = s->trans_a ? g.lda : c64(&g, 1);
         direct.is = s->trans_a ? c64(&g, 1) : g.lda;
+    }
+    if (!s->pack_a) {
         LLVMBasicBlockRef after = if_open(&g, LLVMBuildNot(x->b, full, ""));
         pack_a(&g, a, add(&g, m0, r0), rows, k0, kcur);
         if_close(&g, after);
@@ -456,7 +518,12 @@ void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
         LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(x->ctx, g.fn, "tile");
         LLVMBuildCondBr(x->b, full, then, other);
         LLVMPositionBuilderAtEnd(x->b, then);
-        micro(&g, direct, bpan, kcur);
+        if (conv) {
+            micro_zero(&g);
+            conv_direct(&g, a, cn, cy, cx0, bpan);
+        } else {
+            micro(&g, direct, bpan, kcur);
+        }
         LLVMBuildBr(x->b, after);
         LLVMPositionBuilderAtEnd(x->b, other);
         micro(&g, packed, bpan, kcur);
