@@ -177,7 +177,7 @@ bool dc_kcache_clear(char *err, size_t len);
  * Not thread-safe: one caller thread (the kernels themselves run on any threads). */
 #include "codegen/kir.h"
 
-#define DC_JIT_CODEGEN_VERSION 5 /* 2: the formulas of ops.def; 3: block layouts, hoisted loads; 4: fused multiply-adds in exp, log; stashes; 5: flash attention */
+#define DC_JIT_CODEGEN_VERSION 6 /* 2: the formulas of ops.def; 3: block layouts, hoisted loads; 4: fused multiply-adds in exp, log; stashes; 5: flash attention; 6: GEMM and implicit-GEMM convolution kernels */
 
 typedef struct {
     const char *cpu;       /* NULL: $DISCO_CPU, else the host's (LLVMGetHostCPUName) */
@@ -218,6 +218,27 @@ typedef struct {
 typedef struct { int64_t v[7]; } dc_attn_sizes;
 dc_attn_sizes dc_attn_sizes_of(const dc_attn_spec *s);
 
+/* An implicit-GEMM convolution (NHWC input x [N,H,W,C], HWIO weights w [KH,KW,C,O], output
+ * [N,OH,OW,O], groups 1): A's elements are gathered from the tensor given as A by its packing,
+ * zero where the window leaves the input:
+ *   forward:          M = N*OH*OW rows (n,oh,ow), K = KH*KW*C (kh,kw,c), N = O; A from x;
+ *   backward-data:    M = N*H*W (n,ih,iw), K = KH*KW*O (kh,kw,o), N = C; A from dy, B(k, c) =
+ *                     w[kh,kw,c,o] (dc_gemm_pack_b reads w so);
+ *   backward-weight:  M = KH*KW*C (kh,kw,c), K = N*OH*OW (n,oh,ow), N = O; A from x, B = dy.
+ * With pack_a 0 a convolution reads A in place: forward as a direct convolution over whole
+ * output rows, from a copy of x zero-padded by ph, pw on each side ([N, H+2ph, W+2pw, C] then
+ * dc_gemm_conv_slack floats) with M = N*OH*ceil(OW/mr)*mr (each output row's positions padded
+ * to whole slabs; the padding positions are not stored); stride-1 backward-data slabs that lie
+ * inside dy; both in one pass over K (kc >= K). */
+typedef enum { DC_GEMM_PLAIN, DC_GEMM_CONV_FWD, DC_GEMM_CONV_BWD_DATA, DC_GEMM_CONV_BWD_WEIGHT } dc_gemm_kind;
+typedef struct {
+    dc_gemm_kind kind;
+    int64_t H, W, C, OH, OW, O, KH, KW, sh, sw, ph, pw;
+} dc_gemm_conv;
+/* floats past the padded copy of a direct forward convolution's x: a last slab's padding
+ * positions read that far */
+int64_t dc_gemm_conv_slack(const dc_gemm_conv *c, int mr);
+
 /* A GEMM kernel (codegen/llvm/gemm.c): for each batch b,
  *     out[b] = act(scale * A[b] B[b] + bias) + residual[b]
  * A[b] [M, K] ([K, M] when trans_a) at its batch's offset, B[b] packed beforehand into panels of
@@ -229,19 +250,6 @@ dc_attn_sizes dc_attn_sizes_of(const dc_attn_spec *s);
  * `unroll` times, packed B prefetched `prefetch` k steps ahead (0: no prefetch), and the
  * vector width. The sizes are read at run time (args[0], a dc_gemm_sizes), so one kernel
  * serves every shape with the same parameters and epilogue. */
-/* An implicit-GEMM convolution (NHWC input x [N,H,W,C], HWIO weights w [KH,KW,C,O], output
- * [N,OH,OW,O], groups 1): A's elements are gathered from the tensor given as A by its packing,
- * zero where the window leaves the input:
- *   forward:          M = N*OH*OW rows (n,oh,ow), K = KH*KW*C (kh,kw,c), N = O; A from x;
- *   backward-data:    M = N*H*W (n,ih,iw), K = KH*KW*O (kh,kw,o), N = C; A from dy, B(k, c) =
- *                     w[kh,kw,c,o] (dc_gemm_pack_b reads w so);
- *   backward-weight:  M = KH*KW*C (kh,kw,c), K = N*OH*OW (n,oh,ow), N = O; A from x, B = dy. */
-typedef enum { DC_GEMM_PLAIN, DC_GEMM_CONV_FWD, DC_GEMM_CONV_BWD_DATA, DC_GEMM_CONV_BWD_WEIGHT } dc_gemm_kind;
-typedef struct {
-    dc_gemm_kind kind;
-    int64_t H, W, C, OH, OW, O, KH, KW, sh, sw, ph, pw;
-} dc_gemm_conv;
-
 typedef struct {
     int mr, nr, unroll, prefetch, lanes;
     int64_t kc, mc, nc;

@@ -139,6 +139,8 @@ dc_gemm_spec dc_gemm_default(int64_t batch, int64_t M, int64_t N, int lanes) {
     return s;
 }
 
+int64_t dc_gemm_conv_slack(const dc_gemm_conv *c, int mr) { return ((int64_t)mr * c->sw + c->KW) * c->C; }
+
 int64_t dc_gemm_scratch_size(const dc_gemm_spec *s) { return s->mc * s->kc; }
 
 /* ---- emission --------------------------------------------------------------------------- */
@@ -324,34 +326,33 @@ static void micro(gx *g, a_view av, LLVMValueRef bp, LLVMValueRef kcur) {
     micro_loop(g, av, bp, kcur);
 }
 
-/* Whether the slab from row0 (mr full rows) lies on one grid row with every tap's window inside
- * the input horizontally; the grid position into *n, *y, *x0. */
+/* Whether the slab of a stride-1 backward-data convolution from row0 (mr full rows) lies on one
+ * row of dx with every tap's window inside dy horizontally; the position into *n, *y, *x0. */
 static LLVMValueRef conv_slab_inside(gx *g, LLVMValueRef row0, LLVMValueRef *n, LLVMValueRef *y, LLVMValueRef *x0) {
     const dc_gemm_conv *c = &g->s->conv;
-    bool fwd = c->kind == DC_GEMM_CONV_FWD;
-    int64_t RH = fwd ? c->OH : c->H, RW = fwd ? c->OW : c->W, mr = g->s->mr;
-    *n = sdivc(g, row0, RH * RW);
-    LLVMValueRef rem = sremc(g, row0, RH * RW);
-    *y = sdivc(g, rem, RW);
-    *x0 = sremc(g, rem, RW);
-    LLVMValueRef ok = LLVMBuildICmp(g->x->b, LLVMIntSLE, addc(g, *x0, mr), c64(g, RW), "");
+    int64_t mr = g->s->mr;
+    *n = sdivc(g, row0, c->H * c->W);
+    LLVMValueRef rem = sremc(g, row0, c->H * c->W);
+    *y = sdivc(g, rem, c->W);
+    *x0 = sremc(g, rem, c->W);
+    LLVMValueRef ok = LLVMBuildICmp(g->x->b, LLVMIntSLE, addc(g, *x0, mr), c64(g, c->W), "");
     /* the first row's leftmost and the last row's rightmost reads */
-    LLVMValueRef lo = fwd ? addc(g, mulc(g, *x0, c->sw), -c->pw) : addc(g, *x0, c->pw - (c->KW - 1));
-    LLVMValueRef hi = fwd ? addc(g, mulc(g, *x0, c->sw), (mr - 1) * c->sw + c->KW - 1 - c->pw) : addc(g, *x0, mr - 1 + c->pw);
-    ok = and1(g, ok, LLVMBuildICmp(g->x->b, LLVMIntSGE, lo, c64(g, 0), ""));
-    return and1(g, ok, LLVMBuildICmp(g->x->b, LLVMIntSLT, hi, c64(g, fwd ? c->W : c->OW), ""));
+    ok = and1(g, ok, LLVMBuildICmp(g->x->b, LLVMIntSGE, addc(g, *x0, c->pw - (c->KW - 1)), c64(g, 0), ""));
+    return and1(g, ok, LLVMBuildICmp(g->x->b, LLVMIntSLT, addc(g, *x0, mr - 1 + c->pw), c64(g, c->OW), ""));
 }
 
-/* the taps of a slab inside the input (conv_slab_inside), accumulated; bpan: the panel of B */
+/* the taps of a slab (forward: conv_rows; backward-data: conv_slab_inside), accumulated into the
+ * accumulators; bpan: the panel of B */
 static void conv_direct(gx *g, LLVMValueRef a, LLVMValueRef n, LLVMValueRef y, LLVMValueRef x0, LLVMValueRef bpan) {
     const dc_gemm_conv *c = &g->s->conv;
+    /* forward reads the zero-padded copy of x (dc_gemm_conv_padded), every window inside it */
     bool fwd = c->kind == DC_GEMM_CONV_FWD;
-    int64_t IH = fwd ? c->H : c->OH, IW = fwd ? c->W : c->OW, CH = fwd ? c->C : c->O;
+    int64_t IH = fwd ? c->H + 2 * c->ph : c->OH, IW = fwd ? c->W + 2 * c->pw : c->OW, CH = fwd ? c->C : c->O;
     for (int64_t kh = 0; kh < c->KH; kh++) {
-        LLVMValueRef iy = fwd ? addc(g, mulc(g, y, c->sh), kh - c->ph) : addc(g, y, c->ph - kh);
-        LLVMBasicBlockRef after = if_open(g, in_range(g, iy, IH));
+        LLVMValueRef iy = fwd ? addc(g, mulc(g, y, c->sh), kh) : addc(g, y, c->ph - kh);
+        LLVMBasicBlockRef after = if_open(g, fwd ? LLVMConstInt(g->x->i1, 1, 0) : in_range(g, iy, IH));
         for (int64_t kw = 0; kw < c->KW; kw++) {
-            LLVMValueRef ix = fwd ? addc(g, mulc(g, x0, c->sw), kw - c->pw) : addc(g, x0, c->pw - kw);
+            LLVMValueRef ix = fwd ? addc(g, mulc(g, x0, c->sw), kw) : addc(g, x0, c->pw - kw);
             LLVMValueRef off = mulc(g, add(g, mulc(g, add(g, mulc(g, n, IH), iy), IW), ix), CH);
             a_view v = { dc_lx_gep(g->x, a, off), c64(g, 1), c64(g, fwd ? c->sw * CH : CH) };
             micro_loop(g, v, dc_lx_gep(g->x, bpan, c64(g, (kh * c->KW + kw) * CH * g->s->nr)), c64(g, CH));
@@ -430,6 +431,30 @@ static void store_tile(gx *g, LLVMValueRef r0, LLVMValueRef rows, LLVMValueRef j
     over_tile(g, r0, rows, j0, same, &c);
 }
 
+/* A direct forward convolution's work item: its M counts the output rows' positions padded to a
+ * multiple of mr (dc_gemm_conv_rows), so every slab lies on one output row: the slab at
+ * virtual row v is output row (n, oh), columns x0 .. x0 + count with count = min(mr, OW - x0);
+ * every tap is one micro-kernel loop reading the padded input in place; one pass over K. */
+static void conv_rows(gx *g, LLVMValueRef a, LLVMValueRef m0, LLVMValueRef mcur, LLVMValueRef n0, LLVMValueRef n1,
+                      LLVMValueRef bp) {
+    const dc_gemm_conv *c = &g->s->conv;
+    int64_t mr = g->s->mr, owp = (c->OW + mr - 1) / mr * mr;
+    dc_lx_loop ls, lj;
+    LLVMValueRef r0 = for_open(g, &ls, c64(g, 0), mcur);
+    LLVMValueRef v = add(g, m0, r0);
+    LLVMValueRef n = sdivc(g, v, c->OH * owp), rem = sremc(g, v, c->OH * owp);
+    LLVMValueRef oh = sdivc(g, rem, owp), x0 = sremc(g, rem, owp);
+    LLVMValueRef count = smin(g, c64(g, mr), sub(g, c64(g, c->OW), x0));
+    LLVMValueRef row = add(g, mulc(g, add(g, mulc(g, n, c->OH), oh), c->OW), x0);
+    LLVMValueRef j0 = for_open(g, &lj, n0, n1);
+    micro_zero(g);
+    conv_direct(g, a, n, oh, x0, dc_lx_gep(g->x, bp, mul(g, j0, g->K)));
+    LLVMValueRef no = LLVMConstInt(g->x->i1, 0, 0), yes = LLVMConstInt(g->x->i1, 1, 0);
+    store_tile(g, row, count, j0, no, yes);
+    for_close(g, &lj, g->s->nr);
+    for_close(g, &ls, mr);
+}
+
 void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
     gx g = { .x = x, .s = s, .W = s->lanes, .nv = s->nr / s->lanes };
     g.vt = dc_lx_type(x->f32, g.W);
@@ -473,6 +498,15 @@ void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
     LLVMValueRef a = dc_lx_gep(x, A, LLVMBuildLoad2(x->b, x->i64, ld, ""));
     ld = LLVMBuildGEP2(x->b, x->i64, boff, &b, 1, "");
     LLVMValueRef bp = dc_lx_gep(x, Bp, LLVMBuildLoad2(x->b, x->i64, ld, ""));
+    if (s->conv.kind == DC_GEMM_CONV_FWD && !s->pack_a) {
+        g.C = C, g.res = R;
+        conv_rows(&g, a, m0, mcur, n0, n1, bp);
+        for_close(&g, &lt_, 1);
+        LLVMBuildRetVoid(x->b);
+        LLVMBuildBr(g.eb, start);
+        LLVMDisposeBuilder(g.eb);
+        return;
+    }
     LLVMValueRef coff = add(&g, mul(&g, mul(&g, b, g.M), g.N), mul(&g, m0, g.N));
     g.C = dc_lx_gep(x, C, coff);
     g.res = R ? dc_lx_gep(x, R, coff) : NULL;
