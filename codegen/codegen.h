@@ -245,8 +245,8 @@ int64_t dc_gemm_conv_slack(const dc_gemm_conv *c, int mr);
  * nr columns (dc_gemm_pack_b), out and residual dense [batch, M, N], bias [N]. The parameters
  * are compiled in and are all in the kernel's cache key: an mr x nr register tile (nr/lanes
  * vectors of fused multiply-adds per row, one broadcast per row and k), cache blocks of kc
- * (the depth of one pass over K), mc (rows of one work item, whose A block is packed [k][mr]
- * on the thread's scratch) and nc (columns of packed B per block), the k loop unrolled
+ * (the depth of one pass over K), mc and nc (the rows and columns of one work item; its A block
+ * is packed [k][mr] on the thread's scratch when pack_a), the k loop unrolled
  * `unroll` times, packed B prefetched `prefetch` k steps ahead (0: no prefetch), and the
  * vector width. The sizes are read at run time (args[0], a dc_gemm_sizes), so one kernel
  * serves every shape with the same parameters and epilogue. */

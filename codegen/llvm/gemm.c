@@ -1,21 +1,23 @@
 /* gemm.c — GEMM kernels in LLVM IR (codegen.h: dc_gemm_spec), with the C side of their contract
- * (spec checks, canonical text, run-time sizes, B packing).
+ * (spec checks, canonical text, run-time sizes, B packing, the tuning space and defaults).
  *
- * One work item computes mc rows of one batch's output, in the loop order of the Goto/BLIS
- * GEMM with the roles of the caches kept so the A micro-panel stays in L1:
+ * One work item computes a block of mc rows and nc columns of one batch's output, in the loop
+ * order of the Goto/BLIS GEMM with the roles of the caches kept so the A micro-panel stays in
+ * L1:
  *   for each pass over K (kc deep):
- *     pack the item's A block (mc x kc) into [slab of mr rows][k][mr] on the thread's scratch,
- *     rows past M zero;
- *     for each block of nc columns of packed B (kc x nc, reused by every slab: L2):
- *       for each slab of mr rows (its kc x mr panel reused by every panel: L1):
- *         for each panel of nr columns: the micro-kernel, then the tile's store.
+ *     pack_a: pack the item's A block (mc x kc) into [slab of mr rows][k][mr] on the thread's
+ *     scratch, rows past M zero (else read A where it is, packing only a last partial slab);
+ *     for each slab of mr rows (its kc x mr panel reused by every panel: L1):
+ *       for each panel of nr columns of packed B (kc x nc reused by every slab: L2): the
+ *       micro-kernel, then the tile's store.
  * The micro-kernel keeps mr x nr/lanes accumulator vectors; per k it loads nr/lanes vectors
- * of packed B and broadcasts mr values of packed A, one fused multiply-add each. Stores are
- * masked by column (N need not be a multiple of anything) and skipped by row past M. A pass
- * that is not the first adds the partial sums stored by the previous one; the last pass
- * applies the epilogue act(scale * y + bias) + residual. Every sum runs in one fixed order
- * inside its work item, so results are bitwise the same for any split of the items over
- * threads. */
+ * of packed B and broadcasts mr values of A, one fused multiply-add each. Stores are masked
+ * by column (N need not be a multiple of anything) and skipped by row past M. A pass that is
+ * not the first adds the partial sums stored by the previous one; the last pass applies the
+ * epilogue act(scale * y + bias) + residual. A convolution is an implicit GEMM (dc_gemm_conv):
+ * its A is gathered by the packing, or read in place (conv_rows: a direct forward convolution
+ * over whole output rows of a padded input). Every sum runs in one fixed order inside its work
+ * item, so results are bitwise the same for any split of the items over threads. */
 #include <stdio.h>
 #include <string.h>
 
