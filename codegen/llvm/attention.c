@@ -467,20 +467,12 @@ void dc_lx_emit_attention(dc_lx *x, const dc_attn_spec *s, const char *name) {
     a.bkp = round_up(s->bk, a.W);
     a.dp = round_up(s->d, a.W);
     a.dvp = round_up(s->dv, a.W);
-    LLVMTypeRef params[3] = { x->ptr, x->i64, x->i64 };
-    a.fn = LLVMAddFunction(x->mod, name, LLVMFunctionType(LLVMVoidTypeInContext(x->ctx), params, 3, 0));
-    unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
-    LLVMAddAttributeAtIndex(a.fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(x->ctx, nounwind, 0));
-    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(x->ctx, a.fn, "entry");
-    LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(x->ctx, a.fn, "start");
-    a.eb = LLVMCreateBuilderInContext(x->ctx);
-    LLVMPositionBuilderAtEnd(a.eb, entry);
+    dc_lx_fn f = dc_lx_fn_open(x, name);
+    a.fn = f.fn;
+    a.eb = f.entry;
     for (int i = 0; i < MAX_ACC; i++) a.acc[i] = stack(&a, a.vt, 1);
-    LLVMPositionBuilderAtEnd(x->b, start);
     load_sizes(&a);
     if (s->backward) backward(&a);
     else forward(&a);
-    LLVMBuildRetVoid(x->b);
-    LLVMBuildBr(a.eb, start);
-    LLVMDisposeBuilder(a.eb);
+    dc_lx_fn_close(x, &f);
 }

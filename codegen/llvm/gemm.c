@@ -457,19 +457,81 @@ static void conv_rows(gx *g, LLVMValueRef a, LLVMValueRef m0, LLVMValueRef mcur,
     for_close(g, &ls, mr);
 }
 
+/* The passes over K of a GEMM's work item (see the top of the file): A packed or read in
+ * place, the micro-kernels, the stores. */
+static void item_passes(gx *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef m0, LLVMValueRef mcur, LLVMValueRef n0,
+                        LLVMValueRef n1, LLVMValueRef bp, LLVMValueRef C, LLVMValueRef R) {
+    dc_lx *x = g->x;
+    const dc_gemm_spec *s = g->s;
+    LLVMValueRef coff = add(g, mul(g, mul(g, b, g->M), g->N), mul(g, m0, g->N));
+    g->C = dc_lx_gep(x, C, coff);
+    g->res = R ? dc_lx_gep(x, R, coff) : NULL;
+
+    dc_lx_loop lk;
+    LLVMValueRef k0 = for_open(g, &lk, c64(g, 0), g->K);
+    LLVMValueRef kcur = smin(g, c64(g, s->kc), sub(g, g->K, k0));
+    if (s->pack_a) pack_a(g, a, m0, mcur, k0, kcur);
+    LLVMValueRef accumulate = LLVMBuildICmp(x->b, LLVMIntSGT, k0, c64(g, 0), "");
+    LLVMValueRef final = LLVMBuildICmp(x->b, LLVMIntSGE, addc(g, k0, s->kc), g->K, "");
+    dc_lx_loop ls;
+    LLVMValueRef r0 = for_open(g, &ls, c64(g, 0), mcur);
+    LLVMValueRef rows = sub(g, mcur, r0);
+    /* the slab packed (by pack_a above, or here when it is the last, partial slab of a
+     * direct kernel), else read where it is */
+    a_view packed = { dc_lx_gep(x, g->Ap, s->pack_a ? mul(g, r0, kcur) : c64(g, 0)), c64(g, s->mr), c64(g, 1) };
+    LLVMValueRef full = LLVMBuildICmp(x->b, LLVMIntSGE, rows, c64(g, s->mr), "");
+    a_view direct = { NULL, NULL, NULL };
+    bool conv = s->conv.kind != DC_GEMM_PLAIN;
+    LLVMValueRef cn = NULL, cy = NULL, cx0 = NULL;
+    if (!s->pack_a && conv) {
+        full = and1(g, full, conv_slab_inside(g, add(g, m0, r0), &cn, &cy, &cx0));
+    } else if (!s->pack_a) {
+        LLVMValueRef row = add(g, m0, r0);
+        direct.p = dc_lx_gep(x, a, s->trans_a ? add(g, mul(g, k0, g->lda), row) : add(g, mul(g, row, g->lda), k0));
+        direct.ks = s->trans_a ? g->lda : c64(g, 1);
+        direct.is = s->trans_a ? c64(g, 1) : g->lda;
+    }
+    if (!s->pack_a) {
+        LLVMBasicBlockRef after = if_open(g, LLVMBuildNot(x->b, full, ""));
+        pack_a(g, a, add(g, m0, r0), rows, k0, kcur);
+        if_close(g, after);
+    }
+    dc_lx_loop lj;
+    LLVMValueRef j0 = for_open(g, &lj, n0, n1);
+    /* panel j0 / nr of packed B starts at j0 * K; this pass reads its rows [k0, k0 + kcur) */
+    LLVMValueRef bpan = dc_lx_gep(x, bp, add(g, mul(g, j0, g->K), mulc(g, k0, s->nr)));
+    if (s->pack_a) {
+        micro(g, packed, bpan, kcur);
+    } else {
+        LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(x->ctx, g->fn, "direct");
+        LLVMBasicBlockRef other = LLVMAppendBasicBlockInContext(x->ctx, g->fn, "packed");
+        LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(x->ctx, g->fn, "tile");
+        LLVMBuildCondBr(x->b, full, then, other);
+        LLVMPositionBuilderAtEnd(x->b, then);
+        if (conv) {
+            micro_zero(g);
+            conv_direct(g, a, cn, cy, cx0, bpan);
+        } else {
+            micro(g, direct, bpan, kcur);
+        }
+        LLVMBuildBr(x->b, after);
+        LLVMPositionBuilderAtEnd(x->b, other);
+        micro(g, packed, bpan, kcur);
+        LLVMBuildBr(x->b, after);
+        LLVMPositionBuilderAtEnd(x->b, after);
+    }
+    store_tile(g, r0, rows, j0, accumulate, final);
+    for_close(g, &lj, s->nr);
+    for_close(g, &ls, s->mr);
+    for_close(g, &lk, s->kc);
+}
+
 void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
     gx g = { .x = x, .s = s, .W = s->lanes, .nv = s->nr / s->lanes };
     g.vt = dc_lx_type(x->f32, g.W);
-    LLVMTypeRef params[3] = { x->ptr, x->i64, x->i64 };
-    g.fn = LLVMAddFunction(x->mod, name, LLVMFunctionType(LLVMVoidTypeInContext(x->ctx), params, 3, 0));
-    unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
-    LLVMAddAttributeAtIndex(g.fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(x->ctx, nounwind, 0));
-    /* allocas go to the entry block, which ends by branching to the code at start */
-    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(x->ctx, g.fn, "entry");
-    LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(x->ctx, g.fn, "start");
-    g.eb = LLVMCreateBuilderInContext(x->ctx);
-    LLVMPositionBuilderAtEnd(g.eb, entry);
-    LLVMPositionBuilderAtEnd(x->b, start);
+    dc_lx_fn f = dc_lx_fn_open(x, name);
+    g.fn = f.fn;
+    g.eb = f.entry;
     for (int i = 0; i < s->mr; i++)
         for (int v = 0; v < g.nv; v++) g.acc[i][v] = dc_lx_stack(x, g.eb, g.vt, 1);
     LLVMValueRef args = LLVMGetParam(g.fn, 0);
@@ -503,75 +565,11 @@ void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
     if (s->conv.kind == DC_GEMM_CONV_FWD && !s->pack_a) {
         g.C = C, g.res = R;
         conv_rows(&g, a, m0, mcur, n0, n1, bp);
-        for_close(&g, &lt_, 1);
-        LLVMBuildRetVoid(x->b);
-        LLVMBuildBr(g.eb, start);
-        LLVMDisposeBuilder(g.eb);
-        return;
-    }
-    LLVMValueRef coff = add(&g, mul(&g, mul(&g, b, g.M), g.N), mul(&g, m0, g.N));
-    g.C = dc_lx_gep(x, C, coff);
-    g.res = R ? dc_lx_gep(x, R, coff) : NULL;
-
-    dc_lx_loop lk;
-    LLVMValueRef k0 = for_open(&g, &lk, c64(&g, 0), g.K);
-    LLVMValueRef kcur = smin(&g, c64(&g, s->kc), sub(&g, g.K, k0));
-    if (s->pack_a) pack_a(&g, a, m0, mcur, k0, kcur);
-    LLVMValueRef accumulate = LLVMBuildICmp(x->b, LLVMIntSGT, k0, c64(&g, 0), "");
-    LLVMValueRef final = LLVMBuildICmp(x->b, LLVMIntSGE, addc(&g, k0, s->kc), g.K, "");
-    dc_lx_loop ls;
-    LLVMValueRef r0 = for_open(&g, &ls, c64(&g, 0), mcur);
-    LLVMValueRef rows = sub(&g, mcur, r0);
-    /* the slab packed (by pack_a above, or here when it is the last, partial slab of a
-     * direct kernel), else read where it is */
-    a_view packed = { dc_lx_gep(x, g.Ap, s->pack_a ? mul(&g, r0, kcur) : c64(&g, 0)), c64(&g, s->mr), c64(&g, 1) };
-    LLVMValueRef full = LLVMBuildICmp(x->b, LLVMIntSGE, rows, c64(&g, s->mr), "");
-    a_view direct = { NULL, NULL, NULL };
-    bool conv = s->conv.kind != DC_GEMM_PLAIN;
-    LLVMValueRef cn = NULL, cy = NULL, cx0 = NULL;
-    if (!s->pack_a && conv) {
-        full = and1(&g, full, conv_slab_inside(&g, add(&g, m0, r0), &cn, &cy, &cx0));
-    } else if (!s->pack_a) {
-        LLVMValueRef row = add(&g, m0, r0);
-        direct.p = dc_lx_gep(x, a, s->trans_a ? add(&g, mul(&g, k0, g.lda), row) : add(&g, mul(&g, row, g.lda), k0));
-        direct.ks = s->trans_a ? g.lda : c64(&g, 1);
-        direct.is = s->trans_a ? c64(&g, 1) : g.lda;
-    }
-    if (!s->pack_a) {
-        LLVMBasicBlockRef after = if_open(&g, LLVMBuildNot(x->b, full, ""));
-        pack_a(&g, a, add(&g, m0, r0), rows, k0, kcur);
-        if_close(&g, after);
-    }
-    dc_lx_loop lj;
-    LLVMValueRef j0 = for_open(&g, &lj, n0, n1);
-    /* panel j0 / nr of packed B starts at j0 * K; this pass reads its rows [k0, k0 + kcur) */
-    LLVMValueRef bpan = dc_lx_gep(x, bp, add(&g, mul(&g, j0, g.K), mulc(&g, k0, s->nr)));
-    if (s->pack_a) {
-        micro(&g, packed, bpan, kcur);
     } else {
-        LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(x->ctx, g.fn, "direct");
-        LLVMBasicBlockRef other = LLVMAppendBasicBlockInContext(x->ctx, g.fn, "packed");
-        LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(x->ctx, g.fn, "tile");
-        LLVMBuildCondBr(x->b, full, then, other);
-        LLVMPositionBuilderAtEnd(x->b, then);
-        if (conv) {
-            micro_zero(&g);
-            conv_direct(&g, a, cn, cy, cx0, bpan);
-        } else {
-            micro(&g, direct, bpan, kcur);
-        }
-        LLVMBuildBr(x->b, after);
-        LLVMPositionBuilderAtEnd(x->b, other);
-        micro(&g, packed, bpan, kcur);
-        LLVMBuildBr(x->b, after);
-        LLVMPositionBuilderAtEnd(x->b, after);
+        item_passes(&g, a, b, m0, mcur, n0, n1, bp, C, R);
     }
-    store_tile(&g, r0, rows, j0, accumulate, final);
-    for_close(&g, &lj, s->nr);
-    for_close(&g, &ls, s->mr);
-    for_close(&g, &lk, s->kc);
     for_close(&g, &lt_, 1);
-    LLVMBuildRetVoid(x->b);
-    LLVMBuildBr(g.eb, start);
-    LLVMDisposeBuilder(g.eb);
+    dc_lx_fn_close(x, &f);
 }
+
+

@@ -34,6 +34,14 @@ LLVMValueRef dc_lx_intrinsic(dc_lx *x, const char *name, LLVMTypeRef *tys, int n
 /* scalar libm function float f(float[, float]) applied lane by lane. */
 LLVMValueRef dc_lx_libm(dc_lx *x, const char *name, LLVMValueRef a, LLVMValueRef b, int w);
 
+/* A range kernel's function `void name(ptr args, i64 begin, i64 end)` (nounwind): open makes
+ * it with an entry block for allocas (built through .entry, which the optimizer promotes or
+ * sizes once) and positions x->b at the start of its code; close returns after the code built
+ * there and branches from the entry block to it. */
+typedef struct { LLVMValueRef fn; LLVMBuilderRef entry; LLVMBasicBlockRef start; } dc_lx_fn;
+dc_lx_fn dc_lx_fn_open(dc_lx *x, const char *name);
+void dc_lx_fn_close(dc_lx *x, dc_lx_fn *f);
+
 /* Memory: p is an f32 pointer, off an i64 element offset. A vector access of type vt with a
  * mask (an i1 vector; NULL: every lane) reads masked-off lanes as 0 and leaves them unwritten;
  * accesses assume 4-byte alignment only. */

@@ -99,6 +99,28 @@ void dc_lx_loop_close(dc_lx *x, dc_lx_loop *l, LLVMValueRef step) {
     LLVMPositionBuilderAtEnd(x->b, l->exit);
 }
 
+/* ---- range kernels ------------------------------------------------------------------------- */
+
+dc_lx_fn dc_lx_fn_open(dc_lx *x, const char *name) {
+    dc_lx_fn f;
+    LLVMTypeRef params[3] = { x->ptr, x->i64, x->i64 };
+    f.fn = LLVMAddFunction(x->mod, name, LLVMFunctionType(LLVMVoidTypeInContext(x->ctx), params, 3, 0));
+    unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    LLVMAddAttributeAtIndex(f.fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(x->ctx, nounwind, 0));
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(x->ctx, f.fn, "entry");
+    f.start = LLVMAppendBasicBlockInContext(x->ctx, f.fn, "start");
+    f.entry = LLVMCreateBuilderInContext(x->ctx);
+    LLVMPositionBuilderAtEnd(f.entry, entry);
+    LLVMPositionBuilderAtEnd(x->b, f.start);
+    return f;
+}
+
+void dc_lx_fn_close(dc_lx *x, dc_lx_fn *f) {
+    LLVMBuildRetVoid(x->b);
+    LLVMBuildBr(f->entry, f->start);
+    LLVMDisposeBuilder(f->entry);
+}
+
 /* ---- memory ------------------------------------------------------------------------------ */
 
 LLVMValueRef dc_lx_i64c(dc_lx *x, int64_t v) { return LLVMConstInt(x->i64, (uint64_t)v, 1); }
