@@ -59,3 +59,18 @@ double tu_get(const dc_tensor *t, int64_t i) {
     if (t->type.dtype == DC_F32) return ((const float *)t->data)[i];
     return ((const int32_t *)t->data)[i];
 }
+
+bool tu_set_uniform_inputs(dc_exec *e, const dc_graph *g, uint64_t seed) {
+    char err[DC_ERR_LEN];
+    for (int i = 0; i < g->n_nodes; i++) {
+        const dc_node *n = &g->nodes[i];
+        if (n->op != DC_OP_INPUT) continue;
+        dc_tensor *t = dc_tensor_new(&n->type);
+        float *p = t->data;
+        for (int64_t k = 0; k < dc_numel(&n->type.shape); k++) p[k] = 2.0f * dc_rng_uniform01(seed, (uint64_t)i, (uint64_t)k) - 1.0f;
+        bool ok = dc_exec_set_input(e, n->name, t, err, sizeof err);
+        dc_tensor_free(t);
+        if (!ok) return false;
+    }
+    return true;
+}

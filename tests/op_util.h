@@ -1,5 +1,5 @@
 /* op_util.h — helpers for op forward tests: make tensors from literals and evaluate one op
- * through its shape rule and ref kernel. */
+ * through its shape rule and ref kernel; random inputs for a compiled program. */
 #ifndef DC_OP_UTIL_H
 #define DC_OP_UTIL_H
 
@@ -16,5 +16,8 @@ dc_tensor *tu_eval(dc_op op, const dc_attr *attr, int n_in, dc_tensor *const *in
 void tu_free(int n, ...);
 /* Element i as double (f32 or i32). */
 double tu_get(const dc_tensor *t, int64_t i);
+/* Sets every (f32) INPUT of g in e to uniform values in [-1, 1) from seed (stream: the node's
+ * id); false on the first input e refuses. */
+bool tu_set_uniform_inputs(dc_exec *e, const dc_graph *g, uint64_t seed);
 
 #endif

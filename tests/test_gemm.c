@@ -258,15 +258,7 @@ static dc_exec *run_choice(const dc_graph *g, dc_backend backend, const char *ch
     dc_exec *e = dc_compile_choosing(g, 0, backend, choice ? fixed_choice : NULL, (void *)choice, NULL, err, sizeof err);
     CHECK_MSG(e != NULL, "compile: %s", err);
     if (!e) return NULL;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const dc_node *n = &g->nodes[i];
-        if (n->op != DC_OP_INPUT) continue;
-        dc_tensor *t = dc_tensor_new(&n->type);
-        float *p = t->data;
-        for (int64_t k = 0; k < dc_numel(&n->type.shape); k++) p[k] = uniform(3, (uint64_t)i, k);
-        CHECK(dc_exec_set_input(e, n->name, t, err, sizeof err));
-        dc_tensor_free(t);
-    }
+    CHECK(tu_set_uniform_inputs(e, g, 3));
     int before = omp_get_max_threads();
     omp_set_num_threads(threads);
     CHECK_MSG(dc_exec_run(e, err, sizeof err), "run: %s", err);

@@ -91,15 +91,7 @@ static dc_exec *compile_run(const dc_graph *g, dc_backend b, dc_choose_fn choose
     dc_exec *e = dc_compile_choosing(g, 0, b, choose, ctx, NULL, err, sizeof err);
     CHECK_MSG(e != NULL, "%s", err);
     if (!e) return NULL;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const dc_node *n = &g->nodes[i];
-        if (n->op != DC_OP_INPUT) continue;
-        dc_tensor *t = dc_tensor_new(&n->type);
-        float *p = t->data;
-        for (int64_t k = 0; k < dc_numel(&n->type.shape); k++) p[k] = 2.0f * dc_rng_uniform01(5, (uint64_t)i, (uint64_t)k) - 1.0f;
-        CHECK(dc_exec_set_input(e, n->name, t, err, sizeof err));
-        dc_tensor_free(t);
-    }
+    CHECK(tu_set_uniform_inputs(e, g, 5));
     CHECK_MSG(dc_exec_run(e, err, sizeof err), "%s", err);
     return e;
 }
