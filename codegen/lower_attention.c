@@ -3,7 +3,8 @@
  * puts them together) run as one flash-attention kernel (codegen/llvm/attention.c) that
  * writes every result the graph has; results it has not (the forward's lse in an inference
  * program, a gradient nobody asked for) go to scratch the step owns. The forward also keeps
- * the keys transposed per key block ([B*H][Sk/bk][D][bk], O(S*D)) as scratch, the backward
+ * the keys transposed per key block ([B*H][Sk/bk][D][bk], O(S*D)) as scratch, and the values
+ * too when Dv is under a vector (the kernel's P V is then a dot product along the keys), the backward
  * the rows' delta = rowsum(dout * out). The kernel's work items are split statically over the OpenMP
  * threads, as the executor splits range kernels, so results are bitwise the same for a thread
  * count (and, as every item is computed alike, for any). */
@@ -37,7 +38,7 @@ typedef struct {
     int64_t range;
     int result_node[4];   /* the node of each result, -1 when the graph has none */
     float *scratch[4];    /* the missing results' buffers */
-    float *kt, *delta;    /* forward: the transposed keys; backward: delta */
+    float *kt, *vt, *delta; /* forward: the transposed keys (and values); backward: delta */
 } attn_ctx;
 
 static void *alloc_floats(int64_t n) {
@@ -51,22 +52,23 @@ static void release(dc_codegen_ctx *base) {
     dc_jit_release(c->jk);
     for (int r = 0; r < 4; r++) free(c->scratch[r]);
     free(c->kt);
+    free(c->vt);
     free(c->delta);
     free(c);
 }
 
-/* kt[bh][kb][d][c] = k[bh][kb*bk + c][d], 0 past Sk: each key block transposed into one
- * contiguous [D][bk] tile (rows of a whole head apart would alias in the L1 cache) */
-static void transpose_keys(const attn_ctx *c, const float *k) {
-    const dc_attn_spec *s = &c->spec;
+/* dst[bh][kb][d][c] = x[bh][kb*bk + c][d] (x: keys or values, D columns), 0 past Sk: each key
+ * block transposed into one contiguous [D][bk] tile (rows of a whole head apart would alias in
+ * the L1 cache) */
+static void transpose_keys(const dc_attn_spec *s, const float *x, int64_t D, float *dst) {
     int64_t nkb = (s->sk + s->bk - 1) / s->bk;
     #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < s->B * s->H * nkb; t++) {
         int64_t bh = t / nkb, j0 = t % nkb * s->bk, nk = s->sk - j0 < s->bk ? s->sk - j0 : s->bk;
-        const float *src = k + (bh * s->sk + j0) * s->d;
-        float *dst = c->kt + t * s->d * s->bk;
+        const float *src = x + (bh * s->sk + j0) * D;
+        float *tile = dst + t * D * s->bk;
         for (int64_t j = 0; j < s->bk; j++)
-            for (int64_t d = 0; d < s->d; d++) dst[d * s->bk + j] = j < nk ? src[j * s->d + d] : 0.0f;
+            for (int64_t d = 0; d < D; d++) tile[d * s->bk + j] = j < nk ? src[j * D + d] : 0.0f;
     }
 }
 
@@ -88,8 +90,12 @@ static bool attn_call(const dc_step *s, const dc_frame *f, char *err, size_t len
         args[na++] = c->delta;
         for (int r = 0; r < 3; r++) args[na++] = result_ptr(c, f, r);
     } else {
-        transpose_keys(c, f->vals[n->in[1]].data);
+        transpose_keys(&c->spec, f->vals[n->in[1]].data, c->spec.d, c->kt);
         args[na++] = c->kt;
+        if (c->vt) {
+            transpose_keys(&c->spec, f->vals[n->in[2]].data, c->spec.dv, c->vt);
+            args[na++] = c->vt;
+        }
         for (int r = 0; r < 2; r++) args[na++] = result_ptr(c, f, r);
     }
     dc_range_kernel kernel = dc_jit_entry(c->jk);
@@ -147,7 +153,11 @@ bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char 
         if (result_node[r] < 0)
             c->scratch[r] = alloc_floats(bwd ? dc_numel(&g->nodes[n->in[r]].type.shape) : bh * spec.sq * (r == 0 ? spec.dv : 1));
     if (bwd) c->delta = alloc_floats(bh * spec.sq);
-    else c->kt = alloc_floats(bh * spec.d * ((spec.sk + spec.bk - 1) / spec.bk * spec.bk));
+    else {
+        int64_t keys = (spec.sk + spec.bk - 1) / spec.bk * spec.bk;
+        c->kt = alloc_floats(bh * spec.d * keys);
+        if (spec.dv < dc_jit_lanes(jk)) c->vt = alloc_floats(bh * spec.dv * keys);
+    }
     memset(s, 0, sizeof *s);
     s->node = last;
     s->provider = "jit";

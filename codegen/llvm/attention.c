@@ -16,11 +16,16 @@
  * sum runs in one fixed order inside one work item, so results are bitwise the same for any
  * split of the items over threads.
  *
- * All contractions are one register-tiled loop (tile_loop): mr rows x nv vectors of
- * accumulators, per step k one vector load per column vector and one broadcast scalar per row
- * (mr chosen so the accumulators, the loaded vectors and the broadcast fit the 32 vector
- * registers of AVX-512). Sums use fused multiply-adds; the row sums and reductions run in a
- * fixed order. exp and log are vmath.c's. */
+ * The contractions are register-tiled loops (run_job): mr rows x nc vectors of accumulators,
+ * per step k one vector load per column vector and one broadcast scalar per row, the columns
+ * in chunks whose width and mr need the fewest loads (the accumulators, the loaded vectors and
+ * the broadcast fit the 32 vector registers of AVX-512). A head size under a vector (D = 8
+ * with 16 lanes) would leave lanes idle where it is the column count, so there the keys fill
+ * the lanes: P v and dq = dS k are dot jobs (run_dot: one accumulator vector per output,
+ * summed over its lanes at the end; the forward reads v transposed per key block, as k), and
+ * dv, dk are accumulated transposed ([Dv][bk]: dout^T P, q^T dS). Sums use fused
+ * multiply-adds; the row sums, maxima and lane sums run in a fixed order (the lane tree). exp
+ * and log are vmath.c's. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -45,6 +50,8 @@ typedef struct {
 } ax;
 
 /* ---- small builders -------------------------------------------------------------------- */
+
+static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 static LLVMValueRef i64c(ax *a, int64_t v) { return dc_lx_i64c(a->x, v); }
 static LLVMValueRef add(ax *a, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildAdd(a->x->b, u, v, ""); }
@@ -95,9 +102,32 @@ static LLVMValueRef first_lanes(ax *a, int64_t n) {
 /* the mask of the last of nv vectors covering n columns (NULL for the others) */
 static LLVMValueRef tail(ax *a, int n, int nv, int64_t cols) { return n == nv - 1 ? first_lanes(a, cols) : NULL; }
 
-/* the sum of v's lanes in lane order */
-static LLVMValueRef hsum(ax *a, LLVMValueRef v) {
-    return dc_lx_intrinsic(a->x, "llvm.vector.reduce.fadd", &a->vt, 1, (LLVMValueRef[]){ fconst(a, 0.0f), v }, 2);
+/* v's lanes combined by f (sum or max) in a fixed tree order (the xor butterfly): lane 0 */
+static LLVMValueRef lane_tree(ax *a, LLVMValueRef v, LLVMValueRef (*f)(dc_lx *, LLVMValueRef, LLVMValueRef)) {
+    for (int h = a->W / 2; h >= 1; h /= 2) v = f(a->x, v, dc_lx_lane_xor(a->x, v, h));
+    return LLVMBuildExtractElement(a->x->b, v, i64c(a, 0), "");
+}
+
+static LLVMValueRef fadd_x(dc_lx *x, LLVMValueRef u, LLVMValueRef v) { return LLVMBuildFAdd(x->b, u, v, ""); }
+static LLVMValueRef lane_sum(ax *a, LLVMValueRef v) { return lane_tree(a, v, fadd_x); }
+/* u > v ? u : v, one vmaxps: a NaN logit is passed over here, and the row it is in still
+ * ends NaN, as its exp(s - m) is NaN */
+static LLVMValueRef max_x(dc_lx *x, LLVMValueRef u, LLVMValueRef v) {
+    return LLVMBuildSelect(x->b, LLVMBuildFCmp(x->b, LLVMRealOGT, u, v, ""), u, v, "");
+}
+static LLVMValueRef lane_max(ax *a, LLVMValueRef v) { return lane_tree(a, v, max_x); }
+
+/* v[0] f v[1] f ... v[n-1] combined pairwise (a tree of depth log2 n, in a fixed order) */
+static LLVMValueRef tree(ax *a, LLVMValueRef *v, int n, LLVMValueRef (*f)(dc_lx *, LLVMValueRef, LLVMValueRef)) {
+    LLVMValueRef t[MAX_NV];
+    for (int i = 0; i < n; i++) t[i] = v[i];
+    while (n > 1) {
+        int h = n / 2;
+        for (int i = 0; i < h; i++) t[i] = f(a->x, t[2 * i], t[2 * i + 1]);
+        if (n % 2) t[h] = t[n - 1];
+        n = h + n % 2;
+    }
+    return t[0];
 }
 
 /* ---- loops ------------------------------------------------------------------------------- */
@@ -139,10 +169,10 @@ typedef struct {
     LLVMValueRef probs;          /* DS: the P tile read */
 } job;
 
-/* how many rows a tile of nv vectors per row takes: accumulators, the loaded vectors and the
+/* how many rows a tile of nc vectors per row takes: accumulators, the loaded vectors and the
  * broadcast scalar in 32 registers */
-static int tile_rows(int nv) {
-    int mr = (30 - nv) / nv;
+static int tile_rows(int nc) {
+    int mr = (30 - nc) / nc;
     return mr < 1 ? 1 : mr > 12 ? 12 : mr;
 }
 
@@ -168,29 +198,31 @@ static LLVMValueRef logits(ax *a, const job *j, LLVMValueRef acc, LLVMValueRef q
 
 /* exp(v - m), exactly 0 where v is -inf */
 static LLVMValueRef exp_from(ax *a, LLVMValueRef v, LLVMValueRef m) {
-    LLVMValueRef e = dc_lx_exp(a->x, fsub(a, v, splat(a, m)), a->W);
+    LLVMValueRef e = dc_lx_exp_nonpos(a->x, fsub(a, v, splat(a, m)), a->W);
     return sel(a, fcmp(a, LLVMRealOEQ, v, vconst(a, -INFINITY)), vconst(a, 0.0f), e);
 }
 
-static void tile(ax *a, const job *j, LLVMValueRef r0, int mr) {
+/* the job's vectors [n0, n0 + nc) of rows [r0, r0 + mr) */
+static void tile(ax *a, const job *j, LLVMValueRef r0, int mr, int n0, int nc) {
     int nv = j->nv;
     for (int i = 0; i < mr; i++)
-        for (int n = 0; n < nv; n++) {
+        for (int n = n0; n < n0 + nc; n++) {
             LLVMValueRef init = vconst(a, 0.0f);
             if (j->load_init)
                 init = vload(a, j->acc_base, addc(a, mulc(a, addc(a, r0, i), j->acc_rs), (int64_t)n * a->W),
                              tail(a, n, nv, j->acc_cols));
-            LLVMBuildStore(a->x->b, init, a->acc[i * nv + n]);
+            LLVMBuildStore(a->x->b, init, a->acc[i * nc + n - n0]);
         }
     LLVMValueRef w = gep(a, j->w, mulc(a, r0, j->wr));
     dc_lx_loop l;
     LLVMValueRef k = for_open(a, &l, i64c(a, 0), j->kn, 1);
     LLVMValueRef rv[MAX_NV];
-    for (int n = 0; n < nv; n++) rv[n] = vload(a, j->r, addc(a, mul(a, k, j->rk), (int64_t)n * a->W), tail(a, n, nv, j->cols));
+    for (int n = n0; n < n0 + nc; n++)
+        rv[n - n0] = vload(a, j->r, addc(a, mul(a, k, j->rk), (int64_t)n * a->W), tail(a, n, nv, j->cols));
     for (int i = 0; i < mr; i++) {
         LLVMValueRef ws = splat(a, sload(a, w, addc(a, mulc(a, k, j->wk), i * j->wr)));
-        for (int n = 0; n < nv; n++) {
-            LLVMValueRef p = a->acc[i * nv + n];
+        for (int n = 0; n < nc; n++) {
+            LLVMValueRef p = a->acc[i * nc + n];
             LLVMBuildStore(a->x->b, vfma(a, ws, rv[n], LLVMBuildLoad2(a->x->b, a->vt, p, "")), p);
         }
     }
@@ -198,8 +230,8 @@ static void tile(ax *a, const job *j, LLVMValueRef r0, int mr) {
     for (int i = 0; i < mr; i++) {
         LLVMValueRef row = addc(a, r0, i);
         LLVMValueRef qi = j->q0 ? add(a, j->q0, row) : NULL;
-        for (int n = 0; n < nv; n++) {
-            LLVMValueRef v = LLVMBuildLoad2(a->x->b, a->vt, a->acc[i * nv + n], "");
+        for (int n = n0; n < n0 + nc; n++) {
+            LLVMValueRef v = LLVMBuildLoad2(a->x->b, a->vt, a->acc[i * nc + n - n0], "");
             LLVMValueRef at = addc(a, mulc(a, row, a->bkp), (int64_t)n * a->W);
             switch (j->fin) {
             case FIN_STORE:
@@ -222,20 +254,97 @@ static void tile(ax *a, const job *j, LLVMValueRef r0, int mr) {
     }
 }
 
-/* the job over rows [0, nrows) (at most block): tiles of mr rows, then single rows; mr the
- * largest tile_rows(nv) or less that divides block, so full blocks have no single rows */
-static void run_job(ax *a, const job *j, LLVMValueRef nrows, int64_t block) {
-    int mr = tile_rows(j->nv);
+/* rows [0, nrows) (at most block) with tiles of mr rows, then single rows: mr is the largest
+ * count up to max_rows that divides block, so full blocks have no single rows */
+static int divisor_rows(int max_rows, int64_t block) {
+    int mr = max_rows;
     while (block % mr) mr--;
+    return mr;
+}
+
+/* The column chunk of a job of nv vectors per row: each chunk of c vectors runs in tiles of
+ * mr = divisor_rows(tile_rows(c)) rows, loading c vectors and broadcasting mr scalars for
+ * c * mr fused multiply-adds per step; the chunk width with the fewest loads over the row is
+ * taken (the widest of equals). */
+static int chunk_of(int nv, int64_t block) {
+    int best = nv;
+    double best_loads = 1e30;
+    for (int c = nv; c >= 1; c--) {
+        double loads = 0;
+        for (int n0 = 0; n0 < nv; n0 += c) {
+            int w = nv - n0 < c ? nv - n0 : c, mr = divisor_rows(tile_rows(w), block);
+            loads += (double)w / mr + 1;
+        }
+        if (loads < best_loads - 1e-9) best_loads = loads, best = c;
+    }
+    return best;
+}
+
+/* the job over rows [0, nrows) (at most block), chunk by chunk of its columns */
+static void run_job(ax *a, const job *j, LLVMValueRef nrows, int64_t block) {
+    int c = chunk_of(j->nv, block);
+    for (int n0 = 0; n0 < j->nv; n0 += c) {
+        int nc = j->nv - n0 < c ? j->nv - n0 : c, mr = divisor_rows(tile_rows(nc), block);
+        dc_lx_loop l;
+        LLVMValueRef r0 = for_open(a, &l, i64c(a, 0), nrows, mr);
+        tile(a, j, r0, mr, n0, nc);
+        for_close(a, &l, mr);
+        if (mr == 1) continue;
+        LLVMValueRef rest = LLVMBuildLoad2(a->x->b, a->x->i64, l.var, "");
+        dc_lx_loop lt;
+        LLVMValueRef r = for_open(a, &lt, rest, nrows, 1);
+        tile(a, j, r, 1, n0, nc);
+        for_close(a, &lt, 1);
+    }
+}
+
+/* out[i][c] += sum_k W[i][k] R[c][k] for rows i in [0, nrows), c < nc, over the keys of the
+ * first nkv vectors: W's rows at w + i*wr, R's at r + c*rr, both contiguous along the keys and
+ * zero past them; out's rows ors apart. For head sizes under a vector (a tile of them would
+ * leave lanes idle): one accumulator vector per (row, column) in a tile of mr rows, the lanes
+ * summed at the end (lane_sum). */
+typedef struct {
+    LLVMValueRef w, r, nkv, out;
+    int64_t wr, rr, ors;
+    int nc;
+} dot_job;
+
+static void dot_tile(ax *a, const dot_job *j, LLVMValueRef r0, int mr) {
+    int nc = j->nc;
+    for (int i = 0; i < mr * nc; i++) LLVMBuildStore(a->x->b, vconst(a, 0.0f), a->acc[i]);
+    LLVMValueRef w = gep(a, j->w, mulc(a, r0, j->wr));
+    dc_lx_loop l;
+    LLVMValueRef kv = for_open(a, &l, i64c(a, 0), j->nkv, 1);
+    LLVMValueRef k = mulc(a, kv, a->W), rv[MAX_NV], wv[MAX_ACC];
+    for (int c = 0; c < nc; c++) rv[c] = vload(a, j->r, addc(a, k, c * j->rr), NULL);
+    for (int i = 0; i < mr; i++) wv[i] = vload(a, w, addc(a, k, i * j->wr), NULL);
+    for (int i = 0; i < mr; i++)
+        for (int c = 0; c < nc; c++) {
+            LLVMValueRef p = a->acc[i * nc + c];
+            LLVMBuildStore(a->x->b, vfma(a, wv[i], rv[c], LLVMBuildLoad2(a->x->b, a->vt, p, "")), p);
+        }
+    for_close(a, &l, 1);
+    for (int i = 0; i < mr; i++)
+        for (int c = 0; c < nc; c++) {
+            LLVMValueRef at = addc(a, mulc(a, addc(a, r0, i), j->ors), c);
+            LLVMValueRef sum = lane_sum(a, LLVMBuildLoad2(a->x->b, a->vt, a->acc[i * nc + c], ""));
+            sstore(a, j->out, at, fadd(a, sload(a, j->out, at), sum));
+        }
+}
+
+static void run_dot(ax *a, const dot_job *j, LLVMValueRef nrows, int64_t block) {
+    int most = (31 - j->nc) / (j->nc + 1);
+    if (most * j->nc > MAX_ACC) most = MAX_ACC / j->nc;
+    int mr = divisor_rows(most < 1 ? 1 : most, block);
     dc_lx_loop l;
     LLVMValueRef r0 = for_open(a, &l, i64c(a, 0), nrows, mr);
-    tile(a, j, r0, mr);
+    dot_tile(a, j, r0, mr);
     for_close(a, &l, mr);
     if (mr == 1) return;
     LLVMValueRef rest = LLVMBuildLoad2(a->x->b, a->x->i64, l.var, "");
     dc_lx_loop lt;
     LLVMValueRef r = for_open(a, &lt, rest, nrows, 1);
-    tile(a, j, r, 1);
+    dot_tile(a, j, r, 1);
     for_close(a, &lt, 1);
 }
 
@@ -278,6 +387,13 @@ static void load_sizes(ax *a) {
     a->nkb = LLVMBuildSDiv(a->x->b, addc(a, a->sk, a->s->bk - 1), i64c(a, a->s->bk), "");
 }
 
+/* a head size under a vector: its products run as dot jobs or with the output transposed, so
+ * that the keys fill the lanes */
+static bool small(const ax *a, int64_t n) { return n < a->W; }
+
+/* the key vectors that hold nk keys */
+static LLVMValueRef key_vectors(ax *a, LLVMValueRef nk) { return LLVMBuildSDiv(a->x->b, addc(a, nk, a->W - 1), i64c(a, a->W), ""); }
+
 static void forward(ax *a) {
     const dc_attn_spec *s = a->s;
     dc_lx *x = a->x;
@@ -285,10 +401,15 @@ static void forward(ax *a) {
     LLVMValueRef q = arg(a, ai++), k = arg(a, ai++), v = arg(a, ai++);
     (void)k;
     LLVMValueRef bias = s->bias ? arg(a, ai++) : NULL;
-    LLVMValueRef kt = arg(a, ai++), out = arg(a, ai++), lse = arg(a, ai++);
+    bool dot_pv = small(a, s->dv);
+    LLVMValueRef kt = arg(a, ai++), vt = dot_pv ? arg(a, ai++) : NULL, out = arg(a, ai++), lse = arg(a, ai++);
     int nvk = (int)(a->bkp / a->W), nvv = (int)(a->dvp / a->W);
     LLVMValueRef S = stack(a, x->f32, s->bq * a->bkp), O = stack(a, x->f32, s->bq * a->dvp);
-    LLVMValueRef M = stack(a, x->f32, s->bq), L = stack(a, a->vt, s->bq);
+    /* per row: the running max M, the block's new max Mn, the max subtracted Ms (0 for -inf),
+     * the rescale factor A (vectors of rows: bq rounded up), the running sums L */
+    int64_t bqp = round_up(s->bq, a->W);
+    LLVMValueRef M = stack(a, x->f32, bqp), Mn = stack(a, x->f32, bqp), Ms = stack(a, x->f32, bqp);
+    LLVMValueRef A = stack(a, x->f32, bqp), L = stack(a, a->vt, s->bq);
     dc_lx_loop li;
     LLVMValueRef t = for_open(a, &li, LLVMGetParam(a->fn, 1), LLVMGetParam(a->fn, 2), 1);
     LLVMValueRef bh = LLVMBuildSDiv(x->b, t, a->nqb, "");
@@ -312,43 +433,55 @@ static void forward(ax *a) {
                .r = gep(a, kt, mulc(a, add(a, mul(a, bh, a->nkb), kb), s->d * s->bk)), .rk = i64c(a, s->bk), .cols = a->bkp, .nv = nvk,
                .kn = i64c(a, s->d), .fin = FIN_LOGITS, .q0 = i0, .j0 = j0, .bias = bias_at(a, bias, bh), .out = S };
     run_job(a, &js, nq, s->bq);
-    /* the online softmax, row by row */
+    /* the online softmax in three passes over the block's rows, so that no row waits on
+     * another: the rows' new maxima; then, a vector of rows at a time, the rescale factors
+     * alpha = exp(m_old - m_new); then the probabilities, their sums and O rescaled */
+    LLVMValueRef ninf = fconst(a, -INFINITY), vninf = vconst(a, -INFINITY);
     dc_lx_loop ls;
     r = for_open(a, &ls, i64c(a, 0), nq, 1);
-    LLVMValueRef sv[MAX_NV], mx = NULL;
+    LLVMValueRef sv[MAX_NV];
+    for (int n = 0; n < nvk; n++) sv[n] = vload(a, S, addc(a, mulc(a, r, a->bkp), (int64_t)n * a->W), NULL);
+    sstore(a, Mn, r, dc_lx_maxf(x, sload(a, M, r), lane_max(a, tree(a, sv, nvk, max_x))));
+    for_close(a, &ls, 1);
+    dc_lx_loop la;
+    r = for_open(a, &la, i64c(a, 0), nq, 1);
+    LLVMValueRef m_old = vload(a, M, r, NULL), m_new = vload(a, Mn, r, NULL);
+    LLVMValueRef m_safe = sel(a, fcmp(a, LLVMRealOEQ, m_new, vninf), vconst(a, 0.0f), m_new);
+    vstore(a, Ms, r, m_safe, NULL);
+    vstore(a, A, r, sel(a, fcmp(a, LLVMRealOEQ, m_old, vninf), vconst(a, 0.0f), dc_lx_exp_nonpos(x, fsub(a, m_old, m_safe), a->W)), NULL);
+    vstore(a, M, r, m_new, NULL);
+    for_close(a, &la, a->W);
+    dc_lx_loop lp;
+    r = for_open(a, &lp, i64c(a, 0), nq, 1);
+    LLVMValueRef m_row = sload(a, Ms, r), alpha = splat(a, sload(a, A, r)), pv[MAX_NV];
     for (int n = 0; n < nvk; n++) {
-        sv[n] = vload(a, S, addc(a, mulc(a, r, a->bkp), (int64_t)n * a->W), NULL);
-        mx = mx ? dc_lx_maxf(x, mx, sv[n]) : sv[n];
+        LLVMValueRef at = addc(a, mulc(a, r, a->bkp), (int64_t)n * a->W);
+        pv[n] = exp_from(a, vload(a, S, at, NULL), m_row);
+        vstore(a, S, at, pv[n], NULL);
     }
-    mx = dc_lx_intrinsic(x, "llvm.vector.reduce.fmax", &a->vt, 1, &mx, 1);
-    LLVMValueRef m_old = sload(a, M, r), m_new = dc_lx_maxf(x, m_old, mx);
-    LLVMValueRef ninf = fconst(a, -INFINITY);
-    LLVMValueRef m_safe = sel(a, fcmp(a, LLVMRealOEQ, m_new, ninf), fconst(a, 0.0f), m_new);
-    LLVMValueRef alpha = sel(a, fcmp(a, LLVMRealOEQ, m_old, ninf), fconst(a, 0.0f),
-                             dc_lx_exp(x, fsub(a, m_old, m_safe), 1));
-    LLVMValueRef psum = NULL;
-    for (int n = 0; n < nvk; n++) {
-        LLVMValueRef p = exp_from(a, sv[n], m_safe);
-        vstore(a, S, addc(a, mulc(a, r, a->bkp), (int64_t)n * a->W), p, NULL);
-        psum = psum ? fadd(a, psum, p) : p;
-    }
-    LLVMValueRef lp = LLVMBuildGEP2(x->b, a->vt, L, &r, 1, "");
-    LLVMBuildStore(x->b, vfma(a, LLVMBuildLoad2(x->b, a->vt, lp, ""), splat(a, alpha), psum), lp);
-    sstore(a, M, r, m_new);
+    LLVMValueRef lrow = LLVMBuildGEP2(x->b, a->vt, L, &r, 1, "");
+    LLVMBuildStore(x->b, vfma(a, LLVMBuildLoad2(x->b, a->vt, lrow, ""), alpha, tree(a, pv, nvk, fadd_x)), lrow);
     for (int n = 0; n < nvv; n++) {
         LLVMValueRef off = addc(a, mulc(a, r, a->dvp), (int64_t)n * a->W);
-        vstore(a, O, off, fmul(a, vload(a, O, off, NULL), splat(a, alpha)), NULL);
+        vstore(a, O, off, fmul(a, vload(a, O, off, NULL), alpha), NULL);
     }
-    for_close(a, &ls, 1);
-    job jv = { .w = S, .wr = a->bkp, .wk = 1, .r = gep(a, v, mulc(a, add(a, mul(a, bh, a->sk), j0), s->dv)),
-               .rk = i64c(a, s->dv), .cols = s->dv, .nv = nvv, .kn = nk, .load_init = true, .acc_base = O,
-               .acc_rs = a->dvp, .acc_cols = a->dvp, .fin = FIN_STORE };
-    run_job(a, &jv, nq, s->bq);
+    for_close(a, &lp, 1);
+    LLVMValueRef kblock = add(a, mul(a, bh, a->nkb), kb);
+    if (dot_pv) {
+        dot_job jv = { .w = S, .wr = a->bkp, .r = gep(a, vt, mulc(a, kblock, s->dv * s->bk)), .rr = s->bk,
+                       .nkv = key_vectors(a, nk), .out = O, .ors = a->dvp, .nc = (int)s->dv };
+        run_dot(a, &jv, nq, s->bq);
+    } else {
+        job jv = { .w = S, .wr = a->bkp, .wk = 1, .r = gep(a, v, mulc(a, add(a, mul(a, bh, a->sk), j0), s->dv)),
+                   .rk = i64c(a, s->dv), .cols = s->dv, .nv = nvv, .kn = nk, .load_init = true, .acc_base = O,
+                   .acc_rs = a->dvp, .acc_cols = a->dvp, .fin = FIN_STORE };
+        run_job(a, &jv, nq, s->bq);
+    }
     for_close(a, &lk, 1);
     /* out = O / l, lse = m + log l */
     dc_lx_loop lf;
     r = for_open(a, &lf, i64c(a, 0), nq, 1);
-    LLVMValueRef l = hsum(a, LLVMBuildLoad2(x->b, a->vt, LLVMBuildGEP2(x->b, a->vt, L, &r, 1, ""), ""));
+    LLVMValueRef l = lane_sum(a, LLVMBuildLoad2(x->b, a->vt, LLVMBuildGEP2(x->b, a->vt, L, &r, 1, ""), ""));
     LLVMValueRef some = fcmp(a, LLVMRealOGT, l, fconst(a, 0.0f));
     LLVMValueRef inv = sel(a, some, LLVMBuildFDiv(x->b, fconst(a, 1.0f), l, ""), fconst(a, 0.0f));
     LLVMValueRef orow = mulc(a, add(a, row0, r), s->dv);
@@ -375,6 +508,21 @@ static void pack_transposed(ax *a, LLVMValueRef dst, LLVMValueRef src, LLVMValue
     for_close(a, &ld, 1);
 }
 
+/* dst's row krow (cols wide) from key c of the block's accumulator src: [bkp][cols rounded up
+ * to a vector], or [cols][bkp] when transposed */
+static void store_key_row(ax *a, LLVMValueRef dst, LLVMValueRef krow, LLVMValueRef src, LLVMValueRef c, int64_t cols,
+                          bool transposed) {
+    LLVMValueRef at = mulc(a, krow, cols);
+    if (transposed) {
+        for (int64_t e = 0; e < cols; e++) sstore(a, dst, addc(a, at, e), sload(a, src, addc(a, c, e * a->bkp)));
+        return;
+    }
+    int nv = (int)(round_up(cols, a->W) / a->W);
+    for (int n = 0; n < nv; n++)
+        vstore(a, dst, addc(a, at, (int64_t)n * a->W), vload(a, src, addc(a, mulc(a, c, nv * a->W), (int64_t)n * a->W), NULL),
+               tail(a, n, nv, cols));
+}
+
 static void backward(ax *a) {
     const dc_attn_spec *s = a->s;
     dc_lx *x = a->x;
@@ -386,6 +534,7 @@ static void backward(ax *a) {
     int nvk = (int)(a->bkp / a->W), nvd = (int)(a->dp / a->W), nvv = (int)(a->dvp / a->W);
     LLVMValueRef Kt = stack(a, x->f32, s->d * a->bkp), Vt = stack(a, x->f32, s->dv * a->bkp);
     LLVMValueRef P = stack(a, x->f32, s->bq * a->bkp), dS = stack(a, x->f32, s->bq * a->bkp);
+    bool tk = small(a, s->d), tv = small(a, s->dv); /* dK, dV kept transposed: [D][bkp], [Dv][bkp] */
     LLVMValueRef dK = stack(a, x->f32, a->bkp * a->dp), dV = stack(a, x->f32, a->bkp * a->dvp);
     dc_lx_loop li;
     LLVMValueRef bh = for_open(a, &li, LLVMGetParam(a->fn, 1), LLVMGetParam(a->fn, 2), 1);
@@ -401,7 +550,7 @@ static void backward(ax *a) {
         LLVMValueRef p = fmul(a, vload(a, dout, o, m), vload(a, out, o, m));
         acc = acc ? fadd(a, acc, p) : p;
     }
-    sstore(a, delta, add(a, hrow, r), hsum(a, acc));
+    sstore(a, delta, add(a, hrow, r), lane_sum(a, acc));
     for_close(a, &lr, 1);
     zero_rows(a, gep(a, dq, mulc(a, hrow, s->d)), a->sq, s->d, s->d);
     LLVMValueRef hbias = bias_at(a, bias, bh);
@@ -411,8 +560,10 @@ static void backward(ax *a) {
     LLVMValueRef nk = smin(a, i64c(a, s->bk), LLVMBuildSub(x->b, a->sk, j0, ""));
     pack_transposed(a, Kt, gep(a, k, mulc(a, add(a, hkey, j0), s->d)), nk, s->d);
     pack_transposed(a, Vt, gep(a, v, mulc(a, add(a, hkey, j0), s->dv)), nk, s->dv);
-    zero_rows(a, dK, i64c(a, a->bkp), a->dp, a->dp);
-    zero_rows(a, dV, i64c(a, a->bkp), a->dvp, a->dvp);
+    if (tk) zero_rows(a, dK, i64c(a, s->d), a->bkp, a->bkp);
+    else zero_rows(a, dK, i64c(a, a->bkp), a->dp, a->dp);
+    if (tv) zero_rows(a, dV, i64c(a, s->dv), a->bkp, a->bkp);
+    else zero_rows(a, dV, i64c(a, a->bkp), a->dvp, a->dvp);
     LLVMValueRef qb0 = s->causal ? LLVMBuildSDiv(x->b, j0, i64c(a, s->bq), "") : i64c(a, 0);
     dc_lx_loop lq;
     LLVMValueRef qb = for_open(a, &lq, qb0, a->nqb, 1);
@@ -428,33 +579,42 @@ static void backward(ax *a) {
                .kn = i64c(a, s->dv), .fin = FIN_DS, .q0 = i0, .j0 = j0, .out = dS, .probs = P,
                .delta = gep(a, delta, hrow) };
     run_job(a, &jd, nq, s->bq);
-    job jdv = { .w = P, .wr = 1, .wk = a->bkp, .r = doblk, .rk = i64c(a, s->dv), .cols = s->dv, .nv = nvv, .kn = nq,
-                .load_init = true, .acc_base = dV, .acc_rs = a->dvp, .acc_cols = a->dvp, .fin = FIN_STORE };
-    run_job(a, &jdv, nk, s->bk);
-    job jdk = { .w = dS, .wr = 1, .wk = a->bkp, .r = qblk, .rk = i64c(a, s->d), .cols = s->d, .nv = nvd, .kn = nq,
-                .load_init = true, .acc_base = dK, .acc_rs = a->dp, .acc_cols = a->dp, .fin = FIN_STORE };
-    run_job(a, &jdk, nk, s->bk);
-    job jdq = { .w = dS, .wr = a->bkp, .wk = 1, .r = gep(a, k, mulc(a, add(a, hkey, j0), s->d)), .rk = i64c(a, s->d),
-                .cols = s->d, .nv = nvd, .kn = nk, .load_init = true, .acc_base = gep(a, dq, mulc(a, qrow, s->d)),
-                .acc_rs = s->d, .acc_cols = s->d, .fin = FIN_STORE };
-    run_job(a, &jdq, nq, s->bq);
+    if (tv) { /* dV^T += dout^T P */
+        job jdv = { .w = doblk, .wr = 1, .wk = s->dv, .r = P, .rk = i64c(a, a->bkp), .cols = a->bkp, .nv = nvk, .kn = nq,
+                    .load_init = true, .acc_base = dV, .acc_rs = a->bkp, .acc_cols = a->bkp, .fin = FIN_STORE };
+        run_job(a, &jdv, i64c(a, s->dv), s->dv);
+    } else {
+        job jdv = { .w = P, .wr = 1, .wk = a->bkp, .r = doblk, .rk = i64c(a, s->dv), .cols = s->dv, .nv = nvv, .kn = nq,
+                    .load_init = true, .acc_base = dV, .acc_rs = a->dvp, .acc_cols = a->dvp, .fin = FIN_STORE };
+        run_job(a, &jdv, nk, s->bk);
+    }
+    if (tk) { /* dK^T += q^T dS */
+        job jdk = { .w = qblk, .wr = 1, .wk = s->d, .r = dS, .rk = i64c(a, a->bkp), .cols = a->bkp, .nv = nvk, .kn = nq,
+                    .load_init = true, .acc_base = dK, .acc_rs = a->bkp, .acc_cols = a->bkp, .fin = FIN_STORE };
+        run_job(a, &jdk, i64c(a, s->d), s->d);
+        dot_job jdq = { .w = dS, .wr = a->bkp, .r = Kt, .rr = a->bkp, .nkv = key_vectors(a, nk),
+                        .out = gep(a, dq, mulc(a, qrow, s->d)), .ors = s->d, .nc = (int)s->d };
+        run_dot(a, &jdq, nq, s->bq);
+    } else {
+        job jdk = { .w = dS, .wr = 1, .wk = a->bkp, .r = qblk, .rk = i64c(a, s->d), .cols = s->d, .nv = nvd, .kn = nq,
+                    .load_init = true, .acc_base = dK, .acc_rs = a->dp, .acc_cols = a->dp, .fin = FIN_STORE };
+        run_job(a, &jdk, nk, s->bk);
+        job jdq = { .w = dS, .wr = a->bkp, .wk = 1, .r = gep(a, k, mulc(a, add(a, hkey, j0), s->d)), .rk = i64c(a, s->d),
+                    .cols = s->d, .nv = nvd, .kn = nk, .load_init = true, .acc_base = gep(a, dq, mulc(a, qrow, s->d)),
+                    .acc_rs = s->d, .acc_cols = s->d, .fin = FIN_STORE };
+        run_job(a, &jdq, nq, s->bq);
+    }
     for_close(a, &lq, 1);
     /* the key block's dk, dv rows */
     dc_lx_loop lc;
     LLVMValueRef c = for_open(a, &lc, i64c(a, 0), nk, 1);
     LLVMValueRef krow = add(a, add(a, hkey, j0), c);
-    for (int n = 0; n < nvd; n++)
-        vstore(a, dk, addc(a, mulc(a, krow, s->d), (int64_t)n * a->W),
-               vload(a, dK, addc(a, mulc(a, c, a->dp), (int64_t)n * a->W), NULL), tail(a, n, nvd, s->d));
-    for (int n = 0; n < nvv; n++)
-        vstore(a, dv, addc(a, mulc(a, krow, s->dv), (int64_t)n * a->W),
-               vload(a, dV, addc(a, mulc(a, c, a->dvp), (int64_t)n * a->W), NULL), tail(a, n, nvv, s->dv));
+    store_key_row(a, dk, krow, dK, c, s->d, tk);
+    store_key_row(a, dv, krow, dV, c, s->dv, tv);
     for_close(a, &lc, 1);
     for_close(a, &lk, 1);
     for_close(a, &li, 1);
 }
-
-static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 bool dc_lx_attention_supported(const dc_attn_spec *s, int lanes) {
     return lanes >= 8 && s->bk % lanes == 0 && s->d >= 1 && s->dv >= 1 && round_up(s->d, lanes) / lanes <= MAX_NV &&

@@ -319,12 +319,7 @@ static void finish_reduce(kx *c, int r) {
     int w = x->lanes, row_lanes = c->L ? c->L : w;
     LLVMTypeRef et = elem_type(c, c->k->exprs[c->k->reduces[r].expr].dtype);
     LLVMValueRef v = LLVMBuildLoad2(x->b, dc_lx_type(et, w), c->accs[r], "");
-    for (int h = row_lanes / 2; h >= 1; h /= 2) {
-        LLVMValueRef partner[64];
-        for (int i = 0; i < w; i++) partner[i] = LLVMConstInt(x->i32, (uint64_t)(i ^ h), 0);
-        LLVMValueRef u = LLVMBuildShuffleVector(x->b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(partner, (unsigned)w), "");
-        v = combine(c, r, v, u);
-    }
+    for (int h = row_lanes / 2; h >= 1; h /= 2) v = combine(c, r, v, dc_lx_lane_xor(x, v, h));
     LLVMBuildStore(x->b, v, c->results[r]);
 }
 

@@ -69,10 +69,13 @@ void dc_lx_loop_close(dc_lx *x, dc_lx_loop *l, LLVMValueRef step);
 /* ---- vmath.c: f32 math with the semantics of ir/formula.h's primitives ------------------ */
 
 LLVMValueRef dc_lx_exp(dc_lx *x, LLVMValueRef v, int w);
+LLVMValueRef dc_lx_exp_nonpos(dc_lx *x, LLVMValueRef v, int w);
 LLVMValueRef dc_lx_log(dc_lx *x, LLVMValueRef v, int w);
 LLVMValueRef dc_lx_tanh(dc_lx *x, LLVMValueRef v, int w);
 LLVMValueRef dc_lx_sigmoid(dc_lx *x, LLVMValueRef v, int w);
 LLVMValueRef dc_lx_log1p(dc_lx *x, LLVMValueRef v, int w);
+/* v with lane i taking lane i ^ h (a step of the xor butterfly that reduces a vector) */
+LLVMValueRef dc_lx_lane_xor(dc_lx *x, LLVMValueRef v, int h);
 /* dc_maxf / dc_minf (NaN from either side) */
 LLVMValueRef dc_lx_maxf(dc_lx *x, LLVMValueRef u, LLVMValueRef v);
 LLVMValueRef dc_lx_minf(dc_lx *x, LLVMValueRef u, LLVMValueRef v);

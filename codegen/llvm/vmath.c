@@ -197,6 +197,13 @@ static LLVMValueRef horner(dc_lx *x, LLVMValueRef v, const double *c, int n, int
     return p;
 }
 
+LLVMValueRef dc_lx_lane_xor(dc_lx *x, LLVMValueRef v, int h) {
+    int w = (int)LLVMGetVectorSize(LLVMTypeOf(v));
+    LLVMValueRef partner[64];
+    for (int i = 0; i < w; i++) partner[i] = LLVMConstInt(x->i32, (uint64_t)(i ^ h), 0);
+    return LLVMBuildShuffleVector(x->b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(partner, (unsigned)w), "");
+}
+
 LLVMValueRef dc_lx_maxf(dc_lx *x, LLVMValueRef u, LLVMValueRef v) {
     LLVMValueRef c = LLVMBuildOr(x->b, fcmp(x, LLVMRealUNO, u, u), fcmp(x, LLVMRealOGT, u, v), "");
     return sel(x, c, u, v);
@@ -234,6 +241,23 @@ LLVMValueRef dc_lx_exp(dc_lx *x, LLVMValueRef v, int w) {
     LLVMValueRef n2 = LLVMBuildSub(x->b, n, n1, "");
     LLVMValueRef res = fmul(x, fmul(x, p, pow2i(x, n1, w)), pow2i(x, n2, w));
     return sel(x, fcmp(x, LLVMRealUNO, v, v), v, res);
+}
+
+/* exp(v) for v <= 0 (softmax's exp(s - max)), cheaper than dc_lx_exp: v is clamped at
+ * -87.3 (exp = 1.2e-38, so 2^n stays a normal number and one multiply applies it), so
+ * results under that come out as about 1e-38 instead of the subnormals; -inf gives 1e-38
+ * too (callers that need 0 select it), NaN stays NaN. */
+LLVMValueRef dc_lx_exp_nonpos(dc_lx *x, LLVMValueRef v, int w) {
+    static const double c[8] = { 1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040 };
+    LLVMValueRef lo = dc_lx_f32(x, -87.3f, w);
+    LLVMValueRef xc = sel(x, fcmp(x, LLVMRealOLT, v, lo), lo, v);
+    LLVMValueRef magic = dc_lx_f32(x, 12582912.0f, w); /* 1.5 * 2^23: rounds to an integer */
+    LLVMValueRef t = fmul(x, xc, dc_lx_f32(x, 1.44269504088896341f, w));
+    LLVMValueRef nf = fsub(x, fadd(x, t, magic), magic);
+    LLVMValueRef r = fma3(x, nf, dc_lx_f32(x, -0.693359375f, w), xc);
+    r = fma3(x, nf, dc_lx_f32(x, 2.12194440e-4f, w), r);
+    LLVMValueRef n = LLVMBuildFPToSI(x->b, nf, dc_lx_type(x->i32, w), "");
+    return fmul(x, horner(x, r, c, 8, w), pow2i(x, n, w));
 }
 
 /* ---- log -------------------------------------------------------------------------------- */
