@@ -391,7 +391,7 @@ typedef struct {
  * for the shape is starred */
 static void print_key(const shape *s, variant v) {
     char name[16];
-    bool picked = dc_attention_fuses(s->s, s->d, s->causal, NULL, 0) == (v == FUSED);
+    bool picked = dc_attention_fuses(s->bh, s->s, s->s, s->d, s->causal, NULL, 0) == (v == FUSED);
     snprintf(name, sizeof name, "%s%s", variant_name[v], picked ? "*" : "");
     printf("%-7s %6d %5lld %6lld %4lld %-13s", mode_name[s->m], s->causal, (long long)s->bh, (long long)s->s,
            (long long)s->d, name);

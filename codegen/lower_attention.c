@@ -161,8 +161,8 @@ bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char 
     memset(s, 0, sizeof *s);
     s->node = last;
     s->provider = "jit";
-    char rule[64];
-    dc_attention_fuses(spec.sk, spec.d, spec.causal, rule, sizeof rule);
+    char rule[96];
+    dc_attention_fuses(spec.B * spec.H, spec.sq, spec.sk, spec.d, spec.causal, rule, sizeof rule);
     snprintf(s->impl, sizeof s->impl, "flash %s bq%lld bk%lld %s (%s)", bwd ? "bwd" : "fwd", (long long)spec.bq,
              (long long)spec.bk, dc_jit_impl(jk), rule);
     s->writes_all = true;

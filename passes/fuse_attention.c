@@ -216,19 +216,21 @@ static bool operands_fit(const dc_graph *g, group *m) {
     return false;
 }
 
-/* Measured with bench/attention (2 threads, AVX-512, B*H 8 and 32, D 32 and 64, medians of
- * a quiet run, bench/RESULTS.md 2026-12-05): the flash kernels beat the plain spelling (oneDNN
- * matmuls, a JIT softmax) under the causal mask from Sk = 196 on (forward 1.24-2.65x, forward
- * + backward 1.05-2.25x), and lose at Sk = 49 (0.62-0.98x, masked or not), where the
- * exponentials and the per-row work dominate. Without a mask the plain spelling's matmuls run
- * near the FMA peak and the flash backward recomputes the probabilities: fused loses at Sk
- * 196-256 (0.64-1.04x); from 1024 on it wins for D = 32 (1.09-1.28x, forward and training)
- * and for D = 64 only forward (1.01-1.20x; training 0.94-1.02x: kept unfused). */
-bool dc_attention_fuses(int64_t sk, int64_t d, bool causal, char *why, size_t len) {
-    bool fuse = causal ? sk >= 128 : d <= 32 && sk >= 1024;
+/* Measured with bench/attention (2 threads, AVX-512, medians of quiet runs, bench/RESULTS.md).
+ * Under the causal mask (B*H 8 and 32, D 32 and 64) the flash kernels beat the plain spelling
+ * (oneDNN matmuls, a JIT softmax) from Sk = 128 on (forward + backward 1.05-2.25x at 196) and
+ * lose at 49. Without a mask what counts is the logits tensor the plain spelling writes and
+ * reads back, n = B*H*Sq*Sk floats, against the head size (forward + backward, 2026-12-05,
+ * B*H 32 and 512, S 49-1024): D 8 and 16 fused 1.29-2.21x from n = 2M on (32x256x256), 0.79-1.06x
+ * below (32x196x196, 512x49x49); D 32 fused 1.11-1.15x from 32M (512x256x256, 32x1024x1024),
+ * 0.88-0.93x at 20M and below; D 64 fused 0.78-0.93x wherever the plain spelling fits, so
+ * only when its logits pass 1 GiB (n >= 2^28, where its training arena needs several). */
+bool dc_attention_fuses(int64_t heads, int64_t sq, int64_t sk, int64_t d, bool causal, char *why, size_t len) {
+    double n = (double)heads * (double)sq * (double)sk;
+    bool fuse = causal ? sk >= 128 : (d <= 16 && n >= 0x1p21) || (d <= 32 && n >= 0x1p25) || n >= 0x1p28;
     if (why)
-        snprintf(why, len, "rule: %s for %s, %lld keys, D %lld", fuse ? "fused" : "unfused",
-                 causal ? "causal" : "unmasked", (long long)sk, (long long)d);
+        snprintf(why, len, "rule: %s for %s, D %lld, %lldx%lldx%lld logits", fuse ? "fused" : "unfused",
+                 causal ? "causal" : "unmasked", (long long)d, (long long)heads, (long long)sq, (long long)sk);
     return fuse;
 }
 
@@ -245,7 +247,9 @@ static bool find_group(const finder *f, int out, group *res) {
     if (!walk(f, p->in[0], m, res) || !operands_fit(g, res)) return false;
     const dc_shape *ks = &type_of(g, res->k)->shape;
     int64_t sk = ks->dim[ks->rank - (res->k_t ? 1 : 2)], d = ks->dim[ks->rank - (res->k_t ? 2 : 1)];
-    return f->every || dc_attention_fuses(sk, d, res->causal, NULL, 0);
+    const dc_shape *qs = &type_of(g, res->q)->shape;
+    int64_t heads = dc_numel(qs) / (qs->dim[qs->rank - 1] * qs->dim[qs->rank - 2]);
+    return f->every || dc_attention_fuses(heads, qs->dim[qs->rank - 2], sk, d, res->causal, NULL, 0);
 }
 
 /* ---- the rewrite ----------------------------------------------------------------------- */

@@ -41,10 +41,10 @@ bool dc_pass_plan_memory(dc_graph *g, const dc_pass_opts *o, char *err, size_t l
 bool dc_pass_fuse_attention(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_fuse_attention_all(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 /* fuse-attention's rule: whether the attention op (the flash kernels) beats the plain
- * spelling for Sk keys of head size D, causal or not (measured; fuse_attention.c); why (may
- * be NULL) gets the verdict and what it was read from, e.g. "rule: fused for causal, 1024 keys,
- * D 64" */
-bool dc_attention_fuses(int64_t sk, int64_t d, bool causal, char *why, size_t len);
+ * spelling for `heads` (the product of the batch dims) heads of Sq queries, Sk keys and head
+ * size D, causal or not (measured; fuse_attention.c); why (may be NULL) gets the verdict and
+ * what it was read from, e.g. "rule: fused for unmasked, D 8, 512x196x196 logits" */
+bool dc_attention_fuses(int64_t heads, int64_t sq, int64_t sk, int64_t d, bool causal, char *why, size_t len);
 bool dc_pass_fuse_contraction(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_fuse_loops(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_schedule_results(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);

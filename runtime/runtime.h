@@ -72,7 +72,7 @@ typedef enum {
 struct dc_step {
     int node;                   /* the node whose value the step writes */
     const char *provider;       /* "ref", "dnnl", "jit": a static string */
-    char impl[96];              /* the implementation, e.g. "brg:avx512_core"; may be "" */
+    char impl[128];             /* the implementation, e.g. "brg:avx512_core"; may be "" */
     char note[160];             /* why the rule's provider was not used, or "" */
     bool writes_all;            /* writes every element of its output: no zero-fill first */
     /* exactly one of call and kernel is set */

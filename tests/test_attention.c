@@ -419,9 +419,12 @@ TEST(attention_prior_training_step_is_fused_and_equal) {
     ok = ok && dc_train_graph(gr, &tc, NULL, err, sizeof err);
     for (int i = 0; ok && i < gr->n_nodes; i++) CHECK(gr->nodes[i].op != DC_OP_ATTENTION);
     dc_graph_free(gr);
-    char why[64];
-    CHECK(!dc_attention_fuses(7, 8, true, NULL, 0) && dc_attention_fuses(128, 8, true, why, sizeof why));
-    CHECK_STR_EQ(why, "rule: fused for causal, 128 keys, D 8");
+    char why[96];
+    CHECK(!dc_attention_fuses(8, 7, 7, 8, true, NULL, 0) && dc_attention_fuses(8, 128, 128, 8, true, why, sizeof why));
+    CHECK_STR_EQ(why, "rule: fused for causal, D 8, 8x128x128 logits");
+    CHECK(dc_attention_fuses(512, 196, 196, 8, false, why, sizeof why));
+    CHECK_STR_EQ(why, "rule: fused for unmasked, D 8, 512x196x196 logits");
+    CHECK(!dc_attention_fuses(32, 196, 196, 8, false, NULL, 0) && !dc_attention_fuses(512, 196, 196, 32, false, NULL, 0));
     CHECK_MSG(ok, "%s", err);
     int att = 0, bwd = 0, square = 0;
     for (int i = 0; ok && i < gf->n_nodes; i++) {
