@@ -105,13 +105,13 @@ static void model_shapes(void) {
         fprintf(stderr, "contractions: tuning: %s\n", err);
         return;
     }
-    printf("\nfmnist-disco training step: %d distinct contractions (%d were in %s, %d tuned now in %.0f s)\n", r.kernels, r.cached, dc_tune_db_path(db), r.tuned, r.seconds);
+    printf("\nfmnist-disco training step: %d distinct contractions and attentions (%d were in %s, %d tuned now in %.0f s)\n", r.kernels, r.cached, dc_tune_db_path(db), r.tuned, r.seconds);
     printf("%4s %9s %10s %10s %10s %8s  %-58s %s\n", "n", "MFLOP", "dnnl us", "jit us", "tuned us", "dnnl/tnd",
            "tuned choice", "contraction");
     double tot[2][3] = { { 0 } }; /* [all, small][dnnl, default rule, tuned] */
     for (int i = 0; i < g->n_nodes; i++) {
         char sig[DC_TUNE_SIG_LEN];
-        if (!dc_tune_signature(g, i, sig, sizeof sig)) continue;
+        if (dc_op_multi_result(g->nodes[i].op) || !dc_tune_signature(g, i, sig, sizeof sig)) continue; /* attention: not a contraction */
         bool first = true;
         int count = 0;
         for (int j = 0; j < g->n_nodes; j++) {

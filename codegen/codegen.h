@@ -213,6 +213,14 @@ typedef struct {
     float scale;
 } dc_attn_spec;
 
+/* A flash-attention choice of `disco tune`: "flash bq=64 bk=128" (the block sizes; parse:
+ * false for any other text). The default blocks of the attention computation whose first
+ * result node is first: bq 64, bk 128 (64 under the causal mask) or the power of two from 16
+ * that holds Sk when that is less. */
+void dc_attn_choice_text(int64_t bq, int64_t bk, char *buf, size_t len);
+bool dc_attn_choice_parse(const char *text, int64_t *bq, int64_t *bk);
+void dc_attn_default_blocks(const dc_graph *g, int first, int64_t *bq, int64_t *bk);
+
 /* args[0] of a flash-attention kernel: H, Sq, Sk, the bias strides over B, H and Sq, then the
  * f32 scale (in the low 4 bytes of the last slot). */
 typedef struct { int64_t v[7]; } dc_attn_sizes;

@@ -224,13 +224,14 @@ static bool jit_step(const dc_graph *g, int first, int last, dc_step *s, char *w
     return true;
 }
 
-/* The steps of the group first..last (a loop group, or the result nodes of one attention):
- * one jit step, or ref steps node by node with the reason on the last. false and err when the
- * group cannot run on ref either (a memory plan that gave its internal values no slots). */
-static bool group_steps(const dc_graph *g, int first, int last, dc_step *steps, int *n, char *err,
+/* The steps of the group first..last (a loop group, or the result nodes of one attention, with
+ * the choice for its first node): one jit step, or ref steps node by node with the reason on
+ * the last. false and err when the group cannot run on ref either (a memory plan that gave its
+ * internal values no slots). */
+static bool group_steps(const dc_graph *g, int first, int last, const char *choice, dc_step *steps, int *n, char *err,
                         size_t len) {
     char why[DC_ERR_LEN] = "";
-    if (dc_op_multi_result(g->nodes[first].op) ? dc_attention_step(g, first, last, &steps[*n], why, sizeof why)
+    if (dc_op_multi_result(g->nodes[first].op) ? dc_attention_step(g, first, last, choice, &steps[*n], why, sizeof why)
                   : jit_step(g, first, last, &steps[*n], why, sizeof why)) {
         (*n)++;
         return true;
@@ -305,18 +306,14 @@ dc_exec *dc_compile_choosing(const dc_graph *g, uint64_t seed, dc_backend backen
         if (nd->op == DC_OP_INPUT || nd->op == DC_OP_PARAM) continue;
         bool results = dc_op_multi_result(nd->op);
         int last = results ? dc_results_last(g, i) : group_last(g, i);
+        char sig[DC_TUNE_SIG_LEN];
+        const char *choice = choose && dc_tune_signature(g, i, sig, sizeof sig) ? choose(ctx, sig) : NULL;
         if (results ? dc_backend_uses_jit(backend) : jit_claims(g, i, backend)) {
-            ok = group_steps(g, i, last, steps, &n, err, len);
+            ok = group_steps(g, i, last, choice, steps, &n, err, len);
             i = last;
             continue;
         }
-        if (!dnnl_has_kernel(g, nd)) {
-            steps[n++] = dc_ref_step(i);
-            continue;
-        }
-        char sig[DC_TUNE_SIG_LEN];
-        const char *choice = choose && dc_tune_signature(g, i, sig, sizeof sig) ? choose(ctx, sig) : NULL;
-        steps[n++] = contraction_step(g, i, backend, choice);
+        steps[n++] = dnnl_has_kernel(g, nd) ? contraction_step(g, i, backend, choice) : dc_ref_step(i);
     }
     /* the executor owns the jit kernels from here on, also when it fails */
     dc_exec *e = ok ? dc_exec_new_program_in(g, seed, steps, n, free_ctx, host, err, len) : NULL;

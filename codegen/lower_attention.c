@@ -16,9 +16,9 @@
 #include "codegen/lower_jit.h"
 #include "passes/passes.h"
 
-/* block sizes, chosen by measurement (BH 8 and 32, S 256 and 1024, D 32 and 64, 2 threads):
- * 128 keys per block are 5-10% faster without a mask; with the causal mask 64 waste less on
- * the diagonal blocks */
+/* default block sizes, chosen by measurement (BH 8 and 32, S 256 and 1024, D 32 and 64, 2
+ * threads): 128 keys per block are 5-10% faster without a mask; with the causal mask 64 waste
+ * less on the diagonal blocks. `disco tune` may choose others per shape. */
 #define BQ 64
 #define BK(causal) ((causal) ? 64 : 128)
 
@@ -109,7 +109,26 @@ static bool attn_call(const dc_step *s, const dc_frame *f, char *err, size_t len
     return true;
 }
 
-bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char *why, size_t len) {
+void dc_attn_choice_text(int64_t bq, int64_t bk, char *buf, size_t len) {
+    snprintf(buf, len, "flash bq=%lld bk=%lld", (long long)bq, (long long)bk);
+}
+
+bool dc_attn_choice_parse(const char *text, int64_t *bq, int64_t *bk) {
+    long long q, k;
+    int end = 0;
+    if (sscanf(text, "flash bq=%lld bk=%lld%n", &q, &k, &end) != 2 || text[end] || q < 1 || q > 4096 || k < 1 || k > 4096)
+        return false;
+    *bq = q, *bk = k;
+    return true;
+}
+
+void dc_attn_default_blocks(const dc_graph *g, int first, int64_t *bq, int64_t *bk) {
+    const dc_node *n = &g->nodes[first];
+    *bq = BQ;
+    *bk = key_block(BK(n->attr.attention.causal), g->nodes[n->in[1]].type.shape.dim[2]);
+}
+
+bool dc_attention_step(const dc_graph *g, int first, int last, const char *choice, dc_step *s, char *why, size_t len) {
     const dc_node *n = &g->nodes[first];
     const dc_attention_attr *at = &n->attr.attention;
     bool bwd = n->op == DC_OP_ATTENTION_BWD;
@@ -117,8 +136,8 @@ bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char 
     const dc_shape *qs = &g->nodes[n->in[0]].type.shape;
     dc_attn_spec spec = { .backward = bwd, .B = qs->dim[0], .H = qs->dim[1], .sq = qs->dim[2], .d = qs->dim[3],
                           .sk = g->nodes[n->in[1]].type.shape.dim[2], .dv = g->nodes[n->in[2]].type.shape.dim[3],
-                          .scale = at->scale, .causal = at->causal, .bias = at->bias, .bq = BQ,
-                          .bk = key_block(BK(at->causal), g->nodes[n->in[1]].type.shape.dim[2]) };
+                          .scale = at->scale, .causal = at->causal, .bias = at->bias };
+    if (!choice || !dc_attn_choice_parse(choice, &spec.bq, &spec.bk)) dc_attn_default_blocks(g, first, &spec.bq, &spec.bk);
     if (at->bias) {
         const dc_shape *bs = &g->nodes[n->in[3]].type.shape;
         int64_t st = 1;

@@ -27,9 +27,10 @@ bool dc_lower_group(const dc_graph *g, int first, int last, dc_jit_group *out, c
 typedef struct dc_codegen_ctx { void (*release)(struct dc_codegen_ctx *self); } dc_codegen_ctx;
 
 /* One jit step computing the results of the attention or attention_bwd computation whose
- * nodes are first..last (dc_results_last) with a flash-attention kernel; false and why when
- * that kernel cannot take it (the caller runs the nodes on ref). */
-bool dc_attention_step(const dc_graph *g, int first, int last, dc_step *s, char *why, size_t len);
+ * nodes are first..last (dc_results_last) with a flash-attention kernel, of the block sizes of
+ * choice (a tuned "flash bq=.. bk=.." choice; NULL or another text: the defaults); false and
+ * why when that kernel cannot take it (the caller runs the nodes on ref). */
+bool dc_attention_step(const dc_graph *g, int first, int last, const char *choice, dc_step *s, char *why, size_t len);
 
 /* The jit GEMM step (codegen/lower_gemm.c) of a matmul, linear or fused_matmul node with the
  * kernel parameters of params (its operation fields are set from the node; NULL: the

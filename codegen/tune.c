@@ -45,6 +45,8 @@ static bool tunable(const dc_node *n) {
     case DC_OP_CONV2D_BWD_DATA:
     case DC_OP_CONV2D_BWD_WEIGHT:
     case DC_OP_FUSED_CONV2D:
+    case DC_OP_ATTENTION:
+    case DC_OP_ATTENTION_BWD:
         return true;
     default:
         return false;
@@ -129,7 +131,8 @@ dc_tune_db *dc_tune_db_default(void) {
 
 /* ---- timing one candidate ----------------------------------------------------------------------- */
 
-/* a one-node program: the node of the graph under tuning, its inputs as graph inputs */
+/* a one-step program: the node of the graph under tuning (with the other result nodes of its
+ * computation, for an attention), its inputs as graph inputs, its results as outputs */
 typedef struct {
     dc_graph *g;
     int node;
@@ -145,13 +148,21 @@ static bool mini_new(const dc_graph *g, int node, mini *m, char *err, size_t len
         snprintf(name, sizeof name, "x%d", k);
         in[k] = dc_graph_emit(m->g, DC_OP_INPUT, 0, NULL, NULL, &g->nodes[n->in[k]].type, name, NULL, 0, err, len);
     }
-    m->node = dc_graph_emit(m->g, n->op, n->n_in, in, &n->attr, &n->type, NULL, NULL, 0, err, len);
     m->op = n->op;
-    if (m->node < 0) {
-        dc_graph_free(m->g);
-        return false;
+    m->node = -1;
+    int last = dc_op_multi_result(n->op) ? dc_results_last(g, node) : node;
+    for (int i = node; i <= last; i++) {
+        const dc_node *r = &g->nodes[i];
+        int id = dc_graph_emit(m->g, r->op, r->n_in, in, &r->attr, &r->type, NULL, NULL, 0, err, len);
+        if (id < 0) {
+            dc_graph_free(m->g);
+            return false;
+        }
+        if (m->node < 0) m->node = id;
+        char name[16];
+        snprintf(name, sizeof name, "y%d", i - node);
+        dc_graph_add_output(m->g, id, name);
     }
-    dc_graph_add_output(m->g, m->node, "y");
     return true;
 }
 
@@ -174,7 +185,7 @@ static double time_choice(const mini *m, const char *choice, int runs, int64_t *
     if (!e) return -1;
     int n;
     const dc_step *st = dc_exec_steps(e, &n);
-    const char *want = strncmp(choice, "jit", 3) == 0 ? "jit" : choice;
+    const char *want = strcmp(choice, "dnnl") == 0 || strcmp(choice, "ref") == 0 ? choice : "jit";
     if (n != 1 || strcmp(st[0].provider, want) != 0 || st[0].note[0]) {
         dc_exec_free(e);
         return -1;
@@ -219,6 +230,7 @@ double dc_tune_time(const dc_graph *g, int node, const char *choice, int runs) {
 /* ---- the search --------------------------------------------------------------------------------- */
 
 #define MAX_CANDS 48
+#define MAX_TILE (128 * 256) /* the largest bq x bk of a flash-attention candidate */
 
 typedef struct {
     char choice[160];
@@ -296,11 +308,46 @@ static void descend(search *s, const mini *m, dc_gemm_spec *best, double *t) {
     }
 }
 
+/* Tunes the attention computation of m (first result node `node`) into *r: successive halving
+ * over the flash kernel's block sizes (bq 16-128; bk the multiples of the vector from 16 to
+ * 512 that are powers of two up to the one holding Sk, and Sk rounded up to a vector; tiles of
+ * at most MAX_TILE floats, as a thread's stack holds a few), then
+ * the best against the default blocks, timed alike; the default stays unless beaten by more
+ * than the band. */
+static void tune_attention(search *s, const mini *m, const dc_graph *g, int node, dc_tune_result *r) {
+    const dc_node *nd = &g->nodes[node];
+    int64_t sq = g->nodes[nd->in[0]].type.shape.dim[2], sk = g->nodes[nd->in[1]].type.shape.dim[2];
+    int64_t lanes = dc_jit_target_lanes(NULL), whole = (sk + lanes - 1) / lanes * lanes, dq, dk;
+    cand c[MAX_CANDS];
+    int n = 0;
+    for (int64_t bq = 16; bq <= 128 && bq / 2 < sq; bq *= 2)
+        for (int64_t bk = 16; bk <= 512 && bk / 2 < sk; bk *= 2)
+            if (bk % lanes == 0 && bk != whole && bq * bk <= MAX_TILE) dc_attn_choice_text(bq, bk, c[n++].choice, sizeof c[0].choice);
+    for (int64_t bq = 16; bq <= 128 && bq / 2 < sq && whole <= 512 && bq * whole <= MAX_TILE; bq *= 2)
+        dc_attn_choice_text(bq, whole, c[n++].choice, sizeof c[0].choice);
+    dc_attn_default_blocks(g, node, &dq, &dk);
+    char inc[64];
+    dc_attn_choice_text(dq, dk, inc, sizeof inc);
+    int w = halve(s, m, c, n);
+    r->t_default = time_choice(m, inc, 9, &s->timed);
+    if (w >= 0) {
+        snprintf(r->jit, sizeof r->jit, "%s", c[w].choice);
+        r->t_jit = time_choice(m, c[w].choice, 9, &s->timed);
+    }
+    bool keep = r->t_default > 0 && !(r->t_jit > 0 && r->t_jit < r->t_default * (1 - TOLERANCE));
+    snprintf(r->choice, sizeof r->choice, "%s", keep || r->t_jit <= 0 ? inc : r->jit);
+    r->t_choice = keep || r->t_jit <= 0 ? r->t_default : r->t_jit;
+}
+
 /* Tunes the node of m into *r. */
 static void tune_node(search *s, const mini *m, const dc_graph *g, int node, dc_tune_result *r) {
     memset(r, 0, sizeof *r);
-    r->t_jit = -1;
+    r->t_jit = r->t_dnnl = -1;
     const dc_node *nd = &g->nodes[node];
+    if (dc_op_multi_result(nd->op)) {
+        tune_attention(s, m, g, node, r);
+        return;
+    }
     cand c[MAX_CANDS];
     /* the best jit kernel: halving over the tiles, then each other parameter; pruned when the
      * default jit kernel is more than PRUNE times slower than oneDNN (no tile closes such a gap) */
@@ -352,18 +399,21 @@ bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, 
                    size_t len) {
     memset(r, 0, sizeof *r);
     double t0 = dc_seconds();
-    /* the distinct signatures, each with its first node */
+    /* the distinct signatures, each with its first node (an attention's: its first result node,
+     * which compiling looks its choice up by) */
     int *first = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *first), n_sig = 0;
     char (*sigs)[DC_TUNE_SIG_LEN] = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * DC_TUNE_SIG_LEN);
     if (!first || !sigs) abort(); /* out of memory */
     for (int i = 0; i < g->n_nodes; i++) {
         char sig[DC_TUNE_SIG_LEN];
-        if (!dc_tune_signature(g, i, sig, sizeof sig)) continue;
+        int at = i;
+        if (dc_op_multi_result(g->nodes[i].op)) i = dc_results_last(g, i);
+        if (!dc_tune_signature(g, at, sig, sizeof sig)) continue;
         bool seen = false;
         for (int k = 0; k < n_sig && !seen; k++) seen = strcmp(sigs[k], sig) == 0;
         if (seen) continue;
         memcpy(sigs[n_sig], sig, sizeof sig);
-        first[n_sig++] = i;
+        first[n_sig++] = at;
     }
     r->kernels = n_sig;
     int todo = 0;
@@ -385,14 +435,15 @@ bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, 
         tune_node(&s, &m, g, first[k], &t);
         dc_graph_free(m.g);
         char times[256];
-        snprintf(times, sizeof times, "chosen=%.1fus dnnl=%.1fus default=%.1fus", 1e6 * t.t_choice, 1e6 * t.t_dnnl,
-                 1e6 * t.t_default);
-        if (t.t_jit > 0) snprintf(times + strlen(times), sizeof times - strlen(times), " best-jit=%.1fus", 1e6 * t.t_jit);
+        int tn = snprintf(times, sizeof times, "chosen=%.1fus", 1e6 * t.t_choice);
+        if (t.t_dnnl > 0) tn += snprintf(times + tn, sizeof times - (size_t)tn, " dnnl=%.1fus", 1e6 * t.t_dnnl);
+        tn += snprintf(times + tn, sizeof times - (size_t)tn, " default=%.1fus", 1e6 * t.t_default);
+        if (t.t_jit > 0) snprintf(times + tn, sizeof times - (size_t)tn, " best-jit=%.1fus", 1e6 * t.t_jit);
         dc_tune_db_store(db, sigs[k], t.choice, times);
         r->tuned++;
-        if (strncmp(t.choice, "jit", 3) == 0) r->jit++;
-        else if (strcmp(t.choice, "dnnl") == 0) r->dnnl++;
-        else r->ref++;
+        if (strcmp(t.choice, "dnnl") == 0) r->dnnl++;
+        else if (strcmp(t.choice, "ref") == 0) r->ref++;
+        else r->jit++;
         if (o->log) fprintf(o->log, "%s\n  -> %s (%s)\n", sigs[k], t.choice, times);
         if (p) dc_progress_update(p, r->tuned, NAN);
     }

@@ -479,7 +479,7 @@ TEST(cli_tune) {
     char *saved = getenv("DISCO_CACHE_DIR") ? strdup(getenv("DISCO_CACHE_DIR")) : NULL;
     setenv("DISCO_CACHE_DIR", dir, 1);
     run_result r = run_disco((const char *[]){ "tune", file, NULL });
-    CHECK_MSG(r.status == 0 && contains(r.out, "2 contractions") && contains(r.out, "tuned 2") && contains(r.out, db),
+    CHECK_MSG(r.status == 0 && contains(r.out, "2 kernels") && contains(r.out, "tuned 2") && contains(r.out, db),
               "first: %d '%s' '%s'", r.status, r.out, r.err);
     run_free(&r);
     r = run_disco((const char *[]){ "tune", file, NULL });

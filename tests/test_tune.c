@@ -3,7 +3,8 @@
  * space, malformed ones refused), and dc_tune_graph on a small graph with a database of its
  * own: every distinct contraction tuned once and stored, a second run timing nothing, and the
  * program compiled from the stored choices running each contraction on its chosen provider
- * with outputs equal to the ref backend's within the GEMM's error bound. The command line
+ * with outputs equal to the ref backend's within the GEMM's error bound; attention computations
+ * tuned once each to flash-attention block sizes, which the compiled steps then use. The command line
  * (`disco tune`, --show, a second run, another CPU's features, a corrupt database) is tested in
  * tests/test_cli.c. */
 #include "tests/test.h"
@@ -14,7 +15,9 @@
 #include <unistd.h>
 
 #include "codegen/codegen.h"
+#include "frontend/dsl.h"
 #include "oneapi/dnnl/dnnl_version.h"
+#include "passes/passes.h"
 #include "tests/op_util.h"
 
 static const char GRAPH[] =
@@ -141,6 +144,91 @@ TEST(tune_graph_tunes_once_and_compiles_the_choices) {
     }
     dc_exec_free(ref);
     dc_exec_free(tuned);
+    dc_tune_db_free(db);
+    dc_graph_free(g);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* out, lse of an unmasked attention (2 heads, 20 queries, 30 keys, D 8) and its dq, dk, dv:
+ * two attention computations, through the compiler's pipeline */
+static dc_graph *attention_graph(void) {
+    dc_graph *g = dc_graph_new("tune_attention");
+    dc_t q = dc_input(g, "q", DC_F32, 4, ((int64_t[]){ 1, 2, 20, 8 }));
+    dc_t k = dc_input(g, "k", DC_F32, 4, ((int64_t[]){ 1, 2, 30, 8 }));
+    dc_t v = dc_input(g, "v", DC_F32, 4, ((int64_t[]){ 1, 2, 30, 8 }));
+    dc_t r = dc_input(g, "r", DC_F32, 4, ((int64_t[]){ 1, 2, 20, 8 }));
+    dc_t out = dc_attention(g, q, k, v, DC_NONE, .scale = 0.5f);
+    dc_t lse = dc_attention(g, q, k, v, DC_NONE, .scale = 0.5f, .lse = true);
+    dc_output(g, out, "out");
+    dc_output(g, lse, "lse");
+    static const char *const names[3] = { "dq", "dk", "dv" };
+    for (int w = 0; w < 3; w++) dc_output(g, dc_attention_bwd(g, q, k, v, DC_NONE, out, r, lse, w, .scale = 0.5f), names[w]);
+    char err[DC_ERR_LEN];
+    CHECK_MSG(dc_run_pipeline(g, dc_pipeline(DC_BACKEND_AUTO), &(dc_pass_opts){ 0 }, err, sizeof err), "%s", err);
+    return g;
+}
+
+static const char *fixed(void *ctx, const char *signature) {
+    (void)signature;
+    return ctx;
+}
+
+/* The program of choose against the ref backend's: every output within the flash kernels'
+ * tolerance (tests/test_attention.c), and each flash step's impl naming the chosen blocks. */
+static void check_attention_program(const dc_graph *g, dc_choose_fn choose, void *ctx) {
+    dc_exec *ref = compile_run(g, DC_BACKEND_REF, NULL, NULL), *e = compile_run(g, DC_BACKEND_AUTO, choose, ctx);
+    if (ref && e) {
+        int n, flash = 0;
+        const dc_step *st = dc_exec_steps(e, &n);
+        for (int k = 0; k < n; k++) {
+            char sig[DC_TUNE_SIG_LEN], want[32];
+            if (strncmp(st[k].impl, "flash", 5) != 0) continue;
+            flash++;
+            int first = st[k].node;
+            while (first > 0 && dc_op_multi_result(g->nodes[first - 1].op) && dc_results_last(g, first - 1) == st[k].node) first--;
+            CHECK(dc_tune_signature(g, first, sig, sizeof sig));
+            int64_t bq, bk;
+            CHECK(dc_attn_choice_parse(choose(ctx, sig), &bq, &bk));
+            snprintf(want, sizeof want, " bq%lld bk%lld ", (long long)bq, (long long)bk);
+            CHECK_MSG(strstr(st[k].impl, want) != NULL, "step %d: '%s' for choice %s", k, st[k].impl, choose(ctx, sig));
+        }
+        CHECK_EQ_INT(flash, 2);
+        for (int o = 0; o < g->n_outputs; o++) {
+            const dc_tensor *a = dc_exec_output(ref, o), *b = dc_exec_output(e, o);
+            for (int64_t k = 0; k < dc_numel(&a->type.shape); k++) CHECK_NEAR(tu_get(b, k), tu_get(a, k), 1e-4, 1e-3);
+        }
+    }
+    dc_exec_free(ref);
+    dc_exec_free(e);
+}
+
+/* Attention computations are tuned once each (not once per result node) to a flash choice,
+ * and programs compiled from stored or forced choices run those blocks with the ref's results. */
+TEST(tune_attention_blocks) {
+    if (dc_jit_target_lanes(NULL) < 8) return;
+    char text[64];
+    int64_t bq, bk;
+    dc_attn_choice_text(32, 48, text, sizeof text);
+    CHECK_STR_EQ(text, "flash bq=32 bk=48");
+    CHECK(dc_attn_choice_parse(text, &bq, &bk) && bq == 32 && bk == 48);
+    static const char *const bad[] = { "flash", "flash bq=0 bk=64", "flash bq=64 bk=64 x", "jit bq=64 bk=64", "dnnl" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK_MSG(!dc_attn_choice_parse(bad[i], &bq, &bk), "'%s'", bad[i]);
+    dc_graph *g = attention_graph();
+    char dir[] = "/tmp/disco_tune_testXXXXXX", path[64], err[DC_ERR_LEN];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/tune.db", dir);
+    dc_tune_db *db = dc_tune_db_open(path, err, sizeof err);
+    CHECK_MSG(db != NULL, "%s", err);
+    dc_tune_report r;
+    bool tuned = db && dc_tune_graph(g, db, &(dc_tune_options){ 0 }, &r, err, sizeof err);
+    CHECK_MSG(tuned, "%s", err);
+    if (tuned) {
+        CHECK_EQ_INT(r.kernels, 2);
+        CHECK_EQ_INT(r.jit, 2);
+        check_attention_program(g, db_lookup, db);
+    }
+    check_attention_program(g, fixed, "flash bq=16 bk=32");
     dc_tune_db_free(db);
     dc_graph_free(g);
     unlink(path);

@@ -1,4 +1,4 @@
-/* tune.c — `disco tune`: tunes the contractions of a model's training step (or of a graph file)
+/* tune.c — `disco tune`: tunes the contractions and attentions of a model's training step (or of a graph file)
  * on this CPU with codegen/tune.c and keeps the choices in the tuning database beside the
  * kernel cache, which every later compile reads; --show prints the database. */
 #include <omp.h>
@@ -80,10 +80,10 @@ static int cmd_tune(int argc, char **argv) {
     dc_tune_report r;
     bool ok = dc_tune_graph(g, db, &o, &r, err, sizeof err);
     if (ok && r.tuned == 0)
-        printf("tune: all %d contractions of %s (%d threads) are in %s: nothing timed\n", r.kernels, what,
+        printf("tune: all %d kernels (contractions, attentions) of %s (%d threads) are in %s: nothing timed\n", r.kernels, what,
                omp_get_max_threads(), dc_tune_db_path(db));
     else if (ok)
-        printf("tune: %d contractions of %s (%d threads), %d in the database; tuned %d in %.1f s (%lld timed runs): "
+        printf("tune: %d kernels (contractions, attentions) of %s (%d threads), %d in the database; tuned %d in %.1f s (%lld timed runs): "
                "jit %d, dnnl %d, ref %d; saved %s\n", r.kernels, what, omp_get_max_threads(), r.cached, r.tuned,
                r.seconds, (long long)r.timed_runs, r.jit, r.dnnl, r.ref, dc_tune_db_path(db));
     dc_graph_free(g);
@@ -93,26 +93,28 @@ static int cmd_tune(int argc, char **argv) {
 
 static const dc_opt options[] = {
     DC_OPT_POS("--budget", "SECONDS", tune_args, budget, 86400,
-               "the time the searches may take: each contraction gets an equal share of\n"
+               "the time the searches may take: each kernel gets an equal share of\n"
                "what is left, and past it keeps the best found so far (default 240)"),
     DC_OPT_THREADS(tune_args, threads),
     DC_OPT_FLAG("--show", tune_args, show, "print the database: per CPU, each kernel's choice and times"),
-    DC_OPT_FLAG("--verbose", tune_args, verbose, "print each tuned contraction's signature, choice and times"),
+    DC_OPT_FLAG("--verbose", tune_args, verbose, "print each tuned kernel's signature, choice and times"),
     { 0 },
 };
 
 const dc_command dc_cmd_tune = {
-    .name = "tune", .fn = cmd_tune, .summary = "tune the contractions of a model or graph for this CPU",
+    .name = "tune", .fn = cmd_tune, .summary = "tune the contractions and attentions of a model or graph for this CPU",
     .args = "MODEL|FILE.dcir", .arg_what = "model or graph file", .options = options,
     .about = "For each distinct contraction (matmul, linear, conv2d and their backward and fused\n"
              "forms) of MODEL's training step, or of FILE.dcir after the compiler's pipeline,\n"
              "that the tuning database has no entry for, times oneDNN, ref (small ones) and JIT\n"
              "GEMM kernels (successive halving over tiles and vector widths, then each other\n"
              "parameter in turn) and keeps the fastest; the default rule's choice stays unless\n"
-             "another is more than 3% faster. The database is tune.db in the kernel cache's\n"
-             "directory, keyed by each kernel's signature (op, types, attributes, threads, oneDNN\n"
-             "version), the CPU, its full feature string, the LLVM, codegen and tuner versions: an\n"
-             "entry from another CPU is ignored (and said so), a second run times nothing.\n"
+             "another is more than 3% faster. For each attention computation (forward and\n"
+             "backward) the flash kernel's query and key block sizes are searched alike.\n"
+             "The database is tune.db in the kernel cache's directory, keyed by each kernel's\n"
+             "signature (op, types, attributes, threads, oneDNN version), the CPU, its full\n"
+             "feature string, the LLVM, codegen and tuner versions: an entry from another CPU\n"
+             "is ignored (and said so), a second run times nothing.\n"
              "Every compile then reads the database (DISCO_TUNE=off or --no-tune: the defaults);\n"
              "nothing is timed outside `disco tune`, so runs stay bitwise reproducible.\n",
 };
