@@ -117,7 +117,7 @@ static double kernels_alone(dc_exec *e, int nt) {
         double t0 = dc_seconds();
         s[i].kernel(args, 0, s[i].range);
         double dt = dc_seconds() - t0;
-        bool split = s[i].range > 1 && !(s[i].work > 0 && s[i].work < DC_PAR_MIN_WORK);
+        bool split = dc_step_splits(&s[i]);
         total += split ? dt / nt : dt;
     }
     return total;
@@ -132,7 +132,7 @@ static result measure(const chain *c) {
     int nt = omp_get_max_threads(), n;
     const dc_step *s = dc_exec_steps(e, &n);
     result r = { .same = same_bits(e, g) };
-    for (int i = 0; i < n; i++) r.split += s[i].range > 1 && !(s[i].work > 0 && s[i].work < DC_PAR_MIN_WORK);
+    for (int i = 0; i < n; i++) r.split += dc_step_splits(&s[i]);
     time_runs(e, false, 3);
     time_runs(e, true, 3);
     int runs = 1;

@@ -377,6 +377,14 @@ dc_exec *dc_compile_choosing(const dc_graph *g, uint64_t seed, dc_backend backen
  * threads=2 onednn=2.6.3"; false for a node the tuner does not tune (or a signature longer
  * than len). The tuning database adds the target (CPU, features, LLVM and codegen versions). */
 bool dc_tune_signature(const dc_graph *g, int node, char *buf, size_t len);
+/* The signature a loop kernel step's choice is keyed by: "loop <impl> range=R work=W
+ * threads=T" (impl names the compiled kernel by its canonical key and target); false for a
+ * step that is not a range kernel or a signature longer than len. Its choices: "loop split"
+ * (over the threads) and "loop serial" (on the calling thread), chosen by timing the step in
+ * the whole program both ways; without one the step splits by its work (DC_PAR_MIN_WORK). */
+bool dc_tune_loop_signature(const dc_step *s, char *buf, size_t len);
+/* The split mode of a loop choice (DC_SPLIT_RULE for any other text). */
+dc_split_mode dc_tune_loop_choice(const char *choice);
 /* A GEMM choice: "jit mr=4 nr=64 kc=256 mc=64 nc=256 unroll=4 prefetch=0 lanes=16 pack_a=1"
  * (the spec's parameters; its operation comes from the node). parse: false for any other
  * text or for parameters dc_gemm_spec_ok refuses at their lanes. */
@@ -402,7 +410,7 @@ typedef struct {
     FILE *log;       /* a line per tuned kernel: signature, choice, times (NULL: none) */
 } dc_tune_options;
 typedef struct {
-    int kernels;         /* distinct tunable signatures in the graph */
+    int kernels;         /* distinct tunable signatures in the graph (loop kernels included) */
     int cached;          /* of them already in the database: not timed */
     int tuned, jit, dnnl, ref;  /* tuned now, and the providers chosen */
     int64_t timed_runs;  /* program runs timed */
@@ -424,9 +432,11 @@ typedef struct {
 /* Tunes node of g alone (o->budget bounds its search; progress and log unused); false for a
  * node the tuner does not tune. */
 bool dc_tune_node(const dc_graph *g, int node, const dc_tune_options *o, dc_tune_result *r);
-/* Tunes every contraction of g (a graph as the compiler will lower it) without an entry in db,
- * stores the choices and saves db when anything was tuned. false and err when db cannot be
- * saved. */
+/* Tunes every contraction, attention and loop kernel of g (a graph as the compiler will lower
+ * it) without an entry in db, stores the choices and saves db when anything was tuned: the
+ * contractions and attentions each alone (budget shared), then the loop kernels timed in the
+ * whole program compiled with those choices. false and err when the program cannot be built
+ * or run, or db cannot be saved. */
 bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, dc_tune_report *r, char *err,
                    size_t len);
 

@@ -309,7 +309,10 @@ dc_exec *dc_compile_choosing(const dc_graph *g, uint64_t seed, dc_backend backen
         char sig[DC_TUNE_SIG_LEN];
         const char *choice = choose && dc_tune_signature(g, i, sig, sizeof sig) ? choose(ctx, sig) : NULL;
         if (results ? dc_backend_uses_jit(backend) : jit_claims(g, i, backend)) {
+            int at = n;
             ok = group_steps(g, i, last, choice, steps, &n, err, len);
+            if (ok && choose && steps[at].kernel && dc_tune_loop_signature(&steps[at], sig, sizeof sig))
+                steps[at].split = dc_tune_loop_choice(choose(ctx, sig));
             i = last;
             continue;
         }

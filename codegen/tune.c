@@ -1,6 +1,6 @@
-/* tune.c — the tuner (`disco tune`) and what compiling needs of it: the signature a
- * contraction's choice is keyed by, the choice strings, the default rule for a contraction
- * without a tuned choice, and the process's tuning database.
+/* tune.c — the tuner (`disco tune`) and what compiling needs of it: the signatures a
+ * contraction's, an attention's and a loop kernel's choice is keyed by, the choice strings, the
+ * default rule for a contraction without a tuned choice, and the process's tuning database.
  *
  * For each distinct contraction of a graph without an entry in the database, the tuner builds
  * a one-node program per candidate (oneDNN, ref, and for the GEMM ops jit kernels from the
@@ -19,7 +19,10 @@
  *   3. the finalists timed alike: oneDNN, ref when the node is small, the best jit kernel;
  *   4. the incumbent, the default rule's choice, against the fastest: the incumbent stays
  *      unless the other is faster by more than 3%, so winners do not flip between runs.
- * Nothing is timed outside dc_tune_graph; compiling reads the database only, so runs with
+ * An attention computation (its result nodes, one flash step) is tuned alike over the flash
+ * kernel's block sizes (tune_attention). Then the loop kernels, whose one choice is whether
+ * they split over the threads, are timed in the whole program compiled with those choices
+ * (tune_loops). Nothing is timed outside dc_tune_graph; compiling reads the database only, so runs with
  * the same database are bitwise identical. */
 #include <math.h>
 #include <omp.h>
@@ -67,6 +70,19 @@ bool dc_tune_signature(const dc_graph *g, int node, char *buf, size_t len) {
     if (fits) memcpy(buf, s.buf, s.len + 1);
     free(s.buf);
     return fits;
+}
+
+bool dc_tune_loop_signature(const dc_step *s, char *buf, size_t len) {
+    if (!s->kernel || s->range <= 1) return false;
+    int n = snprintf(buf, len, "loop %s range=%lld work=%lld threads=%d", s->impl, (long long)s->range,
+                     (long long)s->work, omp_get_max_threads());
+    return n >= 0 && (size_t)n < len;
+}
+
+dc_split_mode dc_tune_loop_choice(const char *choice) {
+    if (choice && strcmp(choice, "loop split") == 0) return DC_SPLIT_ALWAYS;
+    if (choice && strcmp(choice, "loop serial") == 0) return DC_SPLIT_NEVER;
+    return DC_SPLIT_RULE;
 }
 
 void dc_gemm_choice_text(const dc_gemm_spec *s, char *buf, size_t len) {
@@ -176,6 +192,22 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Fills the inputs of e's graph g: f32 uniform in [-1, 1), other types zero (valid indices). */
+static void fill_inputs(dc_exec *e, const dc_graph *g) {
+    char err[DC_ERR_LEN];
+    for (int i = 0; i < g->n_nodes; i++) {
+        const dc_node *nd = &g->nodes[i];
+        if (nd->op != DC_OP_INPUT) continue;
+        dc_tensor *t = dc_tensor_new(&nd->type);
+        if (nd->type.dtype == DC_F32) {
+            float *p = t->data;
+            for (int64_t k = 0; k < dc_numel(&nd->type.shape); k++) p[k] = 2.0f * dc_rng_uniform01(7, (uint64_t)i, (uint64_t)k) - 1.0f;
+        }
+        dc_exec_set_input(e, nd->name, t, err, sizeof err);
+        dc_tensor_free(t);
+    }
+}
+
 /* The median seconds of one run of m under choice over `runs` timings (each of enough runs to
  * last MIN_RUN_SECONDS), after a warm-up run; -1 when the choice does not build as itself (a
  * jit kernel that fell back, a oneDNN refusal). */
@@ -190,15 +222,7 @@ static double time_choice(const mini *m, const char *choice, int runs, int64_t *
         dc_exec_free(e);
         return -1;
     }
-    for (int i = 0; i < m->g->n_nodes; i++) {
-        const dc_node *nd = &m->g->nodes[i];
-        if (nd->op != DC_OP_INPUT) continue;
-        dc_tensor *t = dc_tensor_new(&nd->type);
-        float *p = t->data;
-        for (int64_t k = 0; k < dc_numel(&nd->type.shape); k++) p[k] = 2.0f * dc_rng_uniform01(7, (uint64_t)i, (uint64_t)k) - 1.0f;
-        dc_exec_set_input(e, nd->name, t, err, sizeof err);
-        dc_tensor_free(t);
-    }
+    fill_inputs(e, m->g);
     double t0 = dc_seconds();
     bool ok = dc_exec_run(e, err, sizeof err);
     double once = dc_seconds() - t0;
@@ -395,6 +419,89 @@ bool dc_tune_node(const dc_graph *g, int node, const dc_tune_options *o, dc_tune
     return true;
 }
 
+/* ---- loop kernels, timed in the program -------------------------------------------------- */
+
+#define LOOP_RUNS 7 /* program runs per split mode */
+
+static const char *db_choice(void *ctx, const char *signature) { return dc_tune_db_lookup(ctx, signature); }
+
+/* The loop kernel steps of g's program without a choice in db: each is timed inside the whole
+ * program (compiled with db's choices) split over the threads and on the calling thread, the
+ * two modes alternating run by run (LOOP_RUNS each, after a warm-up run); a signature's time is
+ * the median over runs of the sum over its steps. The mode the work rule gives stays unless
+ * the other is faster by more than the band. Adds to r; false and err when the program cannot
+ * be built or run. */
+static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, dc_tune_report *r, search *sr,
+                       char *err, size_t len) {
+    dc_exec *e = dc_compile_choosing(g, 0, DC_BACKEND_AUTO, db_choice, db, NULL, err, len);
+    if (!e) return false;
+    int n;
+    const dc_step *st = dc_exec_steps(e, &n);
+    /* the signatures to tune, and each step's (-1: not one of them) */
+    int *sig_of = malloc((size_t)(n ? n : 1) * sizeof *sig_of), n_sig = 0;
+    char (*sigs)[DC_TUNE_SIG_LEN] = malloc((size_t)(n ? n : 1) * DC_TUNE_SIG_LEN);
+    bool *rule_splits = malloc((size_t)(n ? n : 1) * sizeof *rule_splits);
+    double *t = calloc((size_t)(n ? n : 1) * 2 * LOOP_RUNS, sizeof *t); /* [sig][mode][run] */
+    if (!sig_of || !sigs || !rule_splits || !t) abort(); /* out of memory */
+    for (int i = 0; i < n; i++) {
+        char sig[DC_TUNE_SIG_LEN];
+        sig_of[i] = -1;
+        if (!dc_tune_loop_signature(&st[i], sig, sizeof sig)) continue;
+        int k = 0;
+        while (k < n_sig && strcmp(sigs[k], sig) != 0) k++;
+        if (k == n_sig) {
+            r->kernels++;
+            memcpy(sigs[n_sig++], sig, sizeof sig);
+            if (dc_tune_db_lookup(db, sig)) r->cached++;
+        }
+        if (dc_tune_db_lookup(db, sig)) continue;
+        sig_of[i] = k;
+        dc_step rule = st[i];
+        rule.split = DC_SPLIT_RULE;
+        rule_splits[k] = dc_step_splits(&rule);
+    }
+    int todo = 0;
+    for (int i = 0; i < n; i++) todo += sig_of[i] >= 0;
+    fill_inputs(e, g);
+    bool ok = todo == 0 || dc_exec_run(e, err, len);
+    int64_t *before = malloc((size_t)(n ? n : 1) * sizeof *before);
+    if (!before) abort(); /* out of memory */
+    for (int run = 0; ok && todo && run < 2 * LOOP_RUNS; run++) {
+        int mode = run % 2; /* 0: the rule's mode, 1: the other */
+        for (int i = 0; i < n; i++) {
+            if (sig_of[i] >= 0)
+                dc_exec_set_split(e, i, (rule_splits[sig_of[i]] != (mode == 1)) ? DC_SPLIT_ALWAYS : DC_SPLIT_NEVER);
+            before[i] = dc_exec_step_time(e, i).ns;
+        }
+        ok = dc_exec_run(e, err, len);
+        sr->timed++;
+        for (int i = 0; i < n; i++)
+            if (sig_of[i] >= 0) t[((size_t)sig_of[i] * 2 + (size_t)mode) * LOOP_RUNS + (size_t)(run / 2)] += 1e-9 * (double)(dc_exec_step_time(e, i).ns - before[i]);
+    }
+    for (int k = 0; ok && k < n_sig; k++) {
+        if (dc_tune_db_lookup(db, sigs[k])) continue; /* cached */
+        double *a = &t[(size_t)k * 2 * LOOP_RUNS], *b = a + LOOP_RUNS;
+        qsort(a, LOOP_RUNS, sizeof *a, cmp_double);
+        qsort(b, LOOP_RUNS, sizeof *b, cmp_double);
+        double ta = a[LOOP_RUNS / 2], tb = b[LOOP_RUNS / 2];
+        bool flip = tb < ta * (1 - TOLERANCE), split = rule_splits[k] != flip;
+        char times[128];
+        snprintf(times, sizeof times, "chosen=%.1fus default=%.1fus", 1e6 * (flip ? tb : ta), 1e6 * ta);
+        const char *choice = split ? "loop split" : "loop serial";
+        dc_tune_db_store(db, sigs[k], choice, times);
+        r->tuned++;
+        r->jit++;
+        if (o->log) fprintf(o->log, "%s\n  -> %s (%s)\n", sigs[k], choice, times);
+    }
+    free(before);
+    free(sig_of);
+    free(sigs);
+    free(rule_splits);
+    free(t);
+    dc_exec_free(e);
+    return ok;
+}
+
 bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, dc_tune_report *r, char *err,
                    size_t len) {
     memset(r, 0, sizeof *r);
@@ -450,6 +557,7 @@ bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, 
     dc_progress_done(p);
     free(first);
     free(sigs);
+    ok = ok && tune_loops(g, db, o, r, &s, err, len);
     r->timed_runs = s.timed;
     r->seconds = dc_seconds() - t0;
     return ok && (r->tuned == 0 || dc_tune_db_save(db, err, len));

@@ -329,8 +329,13 @@ bool dc_exec_set_input(dc_exec *e, const char *name, const dc_tensor *t, char *e
 
 void dc_exec_set_seed(dc_exec *e, uint64_t seed) { e->seed = seed; }
 
-/* Whether range kernel step s is split over the threads: not when it is too small. */
-static bool splits(const dc_step *s) { return s->range > 1 && !(s->work > 0 && s->work < DC_PAR_MIN_WORK); }
+bool dc_step_splits(const dc_step *s) {
+    if (s->range <= 1 || s->split == DC_SPLIT_NEVER) return false;
+    return s->split == DC_SPLIT_ALWAYS || !(s->work > 0 && s->work < DC_PAR_MIN_WORK);
+}
+
+void dc_exec_set_split(dc_exec *e, int i, dc_split_mode m) { e->steps[i].split = m; }
+
 
 /* Whether step s's output is zero-filled before it runs: kernels that do not write every
  * element see a zero-filled output, as they do when called on a fresh tensor, except in
@@ -381,7 +386,7 @@ static void clock_step(dc_exec *e, int i, int64_t *t0) {
 static void run_kernels(dc_exec *e, int a, int b) {
     int64_t t0 = dc_trace_now_ns();
     bool any_split = false;
-    for (int i = a; i < b && !any_split; i++) any_split = splits(&e->steps[i]);
+    for (int i = a; i < b && !any_split; i++) any_split = dc_step_splits(&e->steps[i]);
     if (!any_split) {
         for (int i = a; i < b; i++) {
             if (zero_fills(e, &e->steps[i])) zero_part(e, &e->steps[i], 0, 1);
@@ -395,7 +400,7 @@ static void run_kernels(dc_exec *e, int a, int b) {
         int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
         for (int i = a; i < b; i++) {
             const dc_step *s = &e->steps[i];
-            bool split = splits(s);
+            bool split = dc_step_splits(s);
             if (split) {
                 if (zero_fills(e, s)) {
                     zero_part(e, s, t, nt);
@@ -407,7 +412,7 @@ static void run_kernels(dc_exec *e, int a, int b) {
                 run_part(e, s, 0, 1);
             }
             if (i + 1 < b) {
-                if (split || splits(&e->steps[i + 1])) {
+                if (split || dc_step_splits(&e->steps[i + 1])) {
 #pragma omp barrier
                 }
                 if (t == 0) clock_step(e, i, &t0);

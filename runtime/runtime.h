@@ -62,6 +62,11 @@ typedef struct {
  * its node; args[i] is the data pointer of node step->args[i]. */
 typedef void (*dc_range_kernel)(void **args, int64_t begin, int64_t end);
 
+/* Whether a range kernel step is split over the threads: by its work against DC_PAR_MIN_WORK
+ * (the default), or as `disco tune` measured faster in the program. Results are bitwise the
+ * same either way (an outer index is computed alike). */
+typedef enum { DC_SPLIT_RULE, DC_SPLIT_ALWAYS, DC_SPLIT_NEVER } dc_split_mode;
+
 /* What a step's prepare hook decided about it. */
 typedef enum {
     DC_STEP_READY,              /* the step runs as it is */
@@ -84,6 +89,7 @@ struct dc_step {
                                  * is computed alike either way) */
     int64_t range;
     int64_t work;               /* kernel: the elements it reads and writes, about; 0 = large */
+    dc_split_mode split;        /* kernel: DC_SPLIT_RULE (by work), or a tuned choice */
     int n_args;
     int args[DC_STEP_MAX_ARGS];
     void *ctx;                  /* the provider's, freed with the program's free_ctx */
@@ -141,6 +147,10 @@ bool dc_exec_run(dc_exec *e, char *err, size_t len);
  * kernel a region of its own, for benchmarks and tests that compare the two. Results are
  * bitwise the same either way for a thread count. */
 void dc_exec_share_regions(dc_exec *e, bool share);
+/* Sets range kernel step i's split mode (the tuner times a program both ways). */
+void dc_exec_set_split(dc_exec *e, int i, dc_split_mode m);
+/* Whether range kernel step s runs split over the threads under its mode. */
+bool dc_step_splits(const dc_step *s);
 /* The program's steps as built (after their prepare hooks). */
 const dc_step *dc_exec_steps(const dc_exec *e, int *n);
 /* How many of the program's steps run on ref; buf gets their ops with counts in program

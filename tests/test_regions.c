@@ -75,7 +75,7 @@ static void count_steps(const dc_exec *e, int *split, int *small, int *range1, i
     *split = *small = *range1 = *calls = 0;
     for (int i = 0; i < n; i++) {
         if (s[i].call) ++*calls;
-        else if (s[i].range > 1 && !(s[i].work > 0 && s[i].work < DC_PAR_MIN_WORK)) ++*split;
+        else if (dc_step_splits(&s[i])) ++*split;
         else ++*small;
         *range1 += s[i].kernel && s[i].range == 1;
     }

@@ -111,7 +111,8 @@ TEST(tune_graph_tunes_once_and_compiles_the_choices) {
     if (!db) return;
     dc_tune_report r;
     CHECK_MSG(dc_tune_graph(g, db, &(dc_tune_options){ 0 }, &r, err, sizeof err), "%s", err);
-    /* linear, and the two matmuls of one signature */
+    /* linear, and the two matmuls of one signature (the graph has not been through fuse-loops:
+     * the exp is no loop kernel) */
     CHECK_EQ_INT(r.kernels, 2);
     CHECK_EQ_INT(r.tuned, 2);
     CHECK_EQ_INT(r.cached, 0);
@@ -229,6 +230,68 @@ TEST(tune_attention_blocks) {
         check_attention_program(g, db_lookup, db);
     }
     check_attention_program(g, fixed, "flash bq=16 bk=32");
+    dc_tune_db_free(db);
+    dc_graph_free(g);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* exp of a [256,256] value (split by the work rule) and of a [6,8] one (not), each added to
+ * itself: two loop kernels */
+static const char LOOPS[] = "graph @l(%a: f32[256,256], %b: f32[6,8]) -> (f32[256,256], f32[6,8]) {\n"
+                            "  %0 = exp %a : f32[256,256]\n"
+                            "  %1 = add %0, %0 : f32[256,256]\n"
+                            "  %2 = exp %b : f32[6,8]\n"
+                            "  %3 = add %2, %2 : f32[6,8]\n"
+                            "  return %1, %3\n"
+                            "}\n";
+
+/* Loop kernels are tuned in the program to a split mode each; programs compiled from the
+ * stored or forced modes run their steps so, with outputs bitwise equal to the rule's. */
+TEST(tune_loops_in_the_program) {
+    if (dc_jit_target_lanes(NULL) < 8) return;
+    char err[DC_ERR_LEN];
+    dc_graph *g = dc_parse(LOOPS, strlen(LOOPS), "loops", err, sizeof err);
+    CHECK_MSG(g != NULL, "%s", err);
+    if (!g) return;
+    CHECK_MSG(dc_run_pipeline(g, dc_pipeline(DC_BACKEND_AUTO), &(dc_pass_opts){ 0 }, err, sizeof err), "%s", err);
+    CHECK(dc_tune_loop_choice("loop split") == DC_SPLIT_ALWAYS && dc_tune_loop_choice("loop serial") == DC_SPLIT_NEVER &&
+          dc_tune_loop_choice(NULL) == DC_SPLIT_RULE && dc_tune_loop_choice("loop") == DC_SPLIT_RULE);
+    char dir[] = "/tmp/disco_tune_testXXXXXX", path[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/tune.db", dir);
+    dc_tune_db *db = dc_tune_db_open(path, err, sizeof err);
+    dc_tune_report r;
+    bool tuned = db && dc_tune_graph(g, db, &(dc_tune_options){ 0 }, &r, err, sizeof err);
+    CHECK_MSG(tuned, "%s", err);
+    if (tuned) {
+        CHECK_EQ_INT(r.kernels, 2);
+        CHECK_EQ_INT(r.tuned, 2);
+    }
+    dc_exec *rule = compile_run(g, DC_BACKEND_AUTO, NULL, NULL);
+    const struct { dc_choose_fn f; void *ctx; } progs[3] = { { db_lookup, db }, { fixed, "loop serial" }, { fixed, "loop split" } };
+    for (int p = 0; p < 3 && rule && tuned; p++) {
+        dc_exec *e = compile_run(g, DC_BACKEND_AUTO, progs[p].f, progs[p].ctx);
+        if (!e) continue;
+        int n, loops = 0;
+        const dc_step *st = dc_exec_steps(e, &n);
+        for (int k = 0; k < n; k++) {
+            char sig[DC_TUNE_SIG_LEN];
+            if (!dc_tune_loop_signature(&st[k], sig, sizeof sig)) continue;
+            loops++;
+            dc_split_mode want = dc_tune_loop_choice(progs[p].f(progs[p].ctx, sig));
+            CHECK_MSG(want != DC_SPLIT_RULE && st[k].split == want, "program %d step %d: mode %d, want %d", p, k,
+                      (int)st[k].split, (int)want);
+            CHECK(dc_step_splits(&st[k]) == (want == DC_SPLIT_ALWAYS));
+        }
+        CHECK_EQ_INT(loops, 2);
+        for (int o = 0; o < 2; o++) {
+            const dc_tensor *a = dc_exec_output(rule, o), *b = dc_exec_output(e, o);
+            CHECK(memcmp(a->data, b->data, (size_t)dc_numel(&a->type.shape) * sizeof(float)) == 0);
+        }
+        dc_exec_free(e);
+    }
+    dc_exec_free(rule);
     dc_tune_db_free(db);
     dc_graph_free(g);
     unlink(path);

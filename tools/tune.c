@@ -1,6 +1,7 @@
-/* tune.c — `disco tune`: tunes the contractions and attentions of a model's training step (or of a graph file)
- * on this CPU with codegen/tune.c and keeps the choices in the tuning database beside the
- * kernel cache, which every later compile reads; --show prints the database. */
+/* tune.c — `disco tune`: tunes the contractions, attentions and loop kernels of a model's
+ * training step (or of a graph file) on this CPU with codegen/tune.c and keeps the choices in
+ * the tuning database beside the kernel cache, which every later compile reads; --show prints
+ * the database. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,10 +81,10 @@ static int cmd_tune(int argc, char **argv) {
     dc_tune_report r;
     bool ok = dc_tune_graph(g, db, &o, &r, err, sizeof err);
     if (ok && r.tuned == 0)
-        printf("tune: all %d kernels (contractions, attentions) of %s (%d threads) are in %s: nothing timed\n", r.kernels, what,
+        printf("tune: all %d kernels (contractions, attentions, loops) of %s (%d threads) are in %s: nothing timed\n", r.kernels, what,
                omp_get_max_threads(), dc_tune_db_path(db));
     else if (ok)
-        printf("tune: %d kernels (contractions, attentions) of %s (%d threads), %d in the database; tuned %d in %.1f s (%lld timed runs): "
+        printf("tune: %d kernels (contractions, attentions, loops) of %s (%d threads), %d in the database; tuned %d in %.1f s (%lld timed runs): "
                "jit %d, dnnl %d, ref %d; saved %s\n", r.kernels, what, omp_get_max_threads(), r.cached, r.tuned,
                r.seconds, (long long)r.timed_runs, r.jit, r.dnnl, r.ref, dc_tune_db_path(db));
     dc_graph_free(g);
@@ -102,7 +103,7 @@ static const dc_opt options[] = {
 };
 
 const dc_command dc_cmd_tune = {
-    .name = "tune", .fn = cmd_tune, .summary = "tune the contractions and attentions of a model or graph for this CPU",
+    .name = "tune", .fn = cmd_tune, .summary = "tune the kernels of a model or graph for this CPU",
     .args = "MODEL|FILE.dcir", .arg_what = "model or graph file", .options = options,
     .about = "For each distinct contraction (matmul, linear, conv2d and their backward and fused\n"
              "forms) of MODEL's training step, or of FILE.dcir after the compiler's pipeline,\n"
@@ -111,6 +112,8 @@ const dc_command dc_cmd_tune = {
              "parameter in turn) and keeps the fastest; the default rule's choice stays unless\n"
              "another is more than 3% faster. For each attention computation (forward and\n"
              "backward) the flash kernel's query and key block sizes are searched alike.\n"
+             "Then each loop kernel is timed in the whole program, split over the threads and\n"
+             "on one, and keeps the faster (the work rule's mode unless the other wins by 3%).\n"
              "The database is tune.db in the kernel cache's directory, keyed by each kernel's\n"
              "signature (op, types, attributes, threads, oneDNN version), the CPU, its full\n"
              "feature string, the LLVM, codegen and tuner versions: an entry from another CPU\n"
