@@ -413,6 +413,8 @@ typedef struct {
     int kernels;         /* distinct tunable signatures in the graph (loop kernels included) */
     int cached;          /* of them already in the database: not timed */
     int tuned, jit, dnnl, ref;  /* tuned now, and the providers chosen */
+    int reverted;        /* of them, choices replaced by the default rule's as they were not
+                          * faster inside the whole program */
     int64_t timed_runs;  /* program runs timed */
     double seconds;
 } dc_tune_report;

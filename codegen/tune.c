@@ -502,6 +502,89 @@ static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options 
     return ok;
 }
 
+/* The default rule's choice for the contraction or attention whose (first) node is node. */
+static void default_choice(const dc_graph *g, int node, char *buf, size_t len) {
+    int64_t bq, bk;
+    if (!dc_op_multi_result(g->nodes[node].op)) {
+        snprintf(buf, len, "%s", dc_contraction_default(g, node));
+        return;
+    }
+    dc_attn_default_blocks(g, node, &bq, &bk);
+    dc_attn_choice_text(bq, bk, buf, len);
+}
+
+/* The choices just made for signatures sigs[k] with fresh[k] (first node first[k]), checked
+ * where they run: the whole program compiled with db's choices and with the default rule's
+ * runs alternately (LOOP_RUNS each, after a warm-up run of each), and a choice whose steps
+ * (every node of its signature) are not faster by more than the band there, median against
+ * median, is replaced by the default rule's. One node timed alone can mislead: in the program
+ * its inputs come from the step before, and a jit GEMM's packed and padded buffers compete
+ * for the cache with its neighbours'. Adds to r->reverted; false and err when a program
+ * cannot be built or run. */
+static bool check_in_program(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, char (*sigs)[DC_TUNE_SIG_LEN],
+                             const int *first, const bool *fresh, int n_sig, dc_tune_report *r, search *sr, char *err,
+                             size_t len) {
+    char (*def)[160] = malloc((size_t)(n_sig ? n_sig : 1) * sizeof *def);
+    int *sig_of = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *sig_of), todo = 0;
+    if (!def || !sig_of) abort(); /* out of memory */
+    for (int i = 0; i < g->n_nodes; i++) sig_of[i] = -1;
+    for (int k = 0; k < n_sig; k++) {
+        default_choice(g, first[k], def[k], sizeof def[k]);
+        if (!fresh[k] || strcmp(dc_tune_db_lookup(db, sigs[k]), def[k]) == 0) continue;
+        todo++;
+        for (int i = 0; i < g->n_nodes; i++) {
+            char sig[DC_TUNE_SIG_LEN];
+            int at = i;
+            if (dc_op_multi_result(g->nodes[i].op)) i = dc_results_last(g, i); /* its step's node */
+            if (dc_tune_signature(g, at, sig, sizeof sig) && strcmp(sig, sigs[k]) == 0) sig_of[i] = k;
+        }
+    }
+    dc_exec *e[2] = { NULL, NULL };
+    bool ok = true;
+    double *t = calloc((size_t)(n_sig ? n_sig : 1) * 2 * LOOP_RUNS, sizeof *t); /* [sig][program][run] */
+    if (!t) abort(); /* out of memory */
+    for (int p = 0; todo && ok && p < 2; p++) {
+        e[p] = dc_compile_choosing(g, 0, DC_BACKEND_AUTO, p == 0 ? db_choice : NULL, db, NULL, err, len);
+        ok = e[p] != NULL;
+        if (ok) fill_inputs(e[p], g);
+        ok = ok && dc_exec_run(e[p], err, len);
+    }
+    for (int run = 0; todo && ok && run < 2 * LOOP_RUNS; run++) {
+        int p = run % 2, n;
+        const dc_step *st = dc_exec_steps(e[p], &n);
+        int64_t *before = malloc((size_t)(n ? n : 1) * sizeof *before);
+        if (!before) abort(); /* out of memory */
+        for (int i = 0; i < n; i++) before[i] = dc_exec_step_time(e[p], i).ns;
+        ok = dc_exec_run(e[p], err, len);
+        sr->timed++;
+        for (int i = 0; i < n; i++) {
+            int k = sig_of[st[i].node];
+            if (k >= 0) t[((size_t)k * 2 + (size_t)p) * LOOP_RUNS + (size_t)(run / 2)] += 1e-9 * (double)(dc_exec_step_time(e[p], i).ns - before[i]);
+        }
+        free(before);
+    }
+    for (int k = 0; todo && ok && k < n_sig; k++) {
+        if (!fresh[k] || strcmp(dc_tune_db_lookup(db, sigs[k]), def[k]) == 0) continue;
+        double *a = &t[(size_t)k * 2 * LOOP_RUNS], *b = a + LOOP_RUNS;
+        qsort(a, LOOP_RUNS, sizeof *a, cmp_double);
+        qsort(b, LOOP_RUNS, sizeof *b, cmp_double);
+        double ta = a[LOOP_RUNS / 2], tb = b[LOOP_RUNS / 2];
+        if (ta > 0 && ta < tb * (1 - TOLERANCE)) continue;
+        char times[256];
+        snprintf(times, sizeof times, "in the program: %s %.1fus, default %.1fus", dc_tune_db_lookup(db, sigs[k]), 1e6 * ta,
+                 1e6 * tb);
+        if (o->log) fprintf(o->log, "%s\n  -> %s (%s)\n", sigs[k], def[k], times);
+        dc_tune_db_store(db, sigs[k], def[k], times);
+        r->reverted++;
+    }
+    dc_exec_free(e[0]);
+    dc_exec_free(e[1]);
+    free(t);
+    free(def);
+    free(sig_of);
+    return ok;
+}
+
 bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, dc_tune_report *r, char *err,
                    size_t len) {
     memset(r, 0, sizeof *r);
@@ -524,7 +607,9 @@ bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, 
     }
     r->kernels = n_sig;
     int todo = 0;
-    for (int k = 0; k < n_sig; k++) todo += dc_tune_db_lookup(db, sigs[k]) == NULL;
+    bool *fresh = malloc((size_t)(n_sig ? n_sig : 1) * sizeof *fresh);
+    if (!fresh) abort(); /* out of memory */
+    for (int k = 0; k < n_sig; k++) todo += fresh[k] = dc_tune_db_lookup(db, sigs[k]) == NULL;
     r->cached = n_sig - todo;
     search s = { .o = o };
     dc_progress *p = todo && o->progress ? dc_progress_new("tune", todo, o->progress) : NULL;
@@ -548,15 +633,21 @@ bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, 
         if (t.t_jit > 0) snprintf(times + tn, sizeof times - (size_t)tn, " best-jit=%.1fus", 1e6 * t.t_jit);
         dc_tune_db_store(db, sigs[k], t.choice, times);
         r->tuned++;
-        if (strcmp(t.choice, "dnnl") == 0) r->dnnl++;
-        else if (strcmp(t.choice, "ref") == 0) r->ref++;
-        else r->jit++;
         if (o->log) fprintf(o->log, "%s\n  -> %s (%s)\n", sigs[k], t.choice, times);
         if (p) dc_progress_update(p, r->tuned, NAN);
     }
     dc_progress_done(p);
+    ok = ok && check_in_program(g, db, o, sigs, first, fresh, n_sig, r, &s, err, len);
+    for (int k = 0; ok && k < n_sig; k++) {
+        const char *c = fresh[k] ? dc_tune_db_lookup(db, sigs[k]) : NULL;
+        if (!c) continue;
+        if (strcmp(c, "dnnl") == 0) r->dnnl++;
+        else if (strcmp(c, "ref") == 0) r->ref++;
+        else r->jit++;
+    }
     free(first);
     free(sigs);
+    free(fresh);
     ok = ok && tune_loops(g, db, o, r, &s, err, len);
     r->timed_runs = s.timed;
     r->seconds = dc_seconds() - t0;

@@ -85,8 +85,9 @@ static int cmd_tune(int argc, char **argv) {
                omp_get_max_threads(), dc_tune_db_path(db));
     else if (ok)
         printf("tune: %d kernels (contractions, attentions, loops) of %s (%d threads), %d in the database; tuned %d in %.1f s (%lld timed runs): "
-               "jit %d, dnnl %d, ref %d; saved %s\n", r.kernels, what, omp_get_max_threads(), r.cached, r.tuned,
-               r.seconds, (long long)r.timed_runs, r.jit, r.dnnl, r.ref, dc_tune_db_path(db));
+               "jit %d, dnnl %d, ref %d (%d set back to the default rule's in the program); saved %s\n", r.kernels,
+               what, omp_get_max_threads(), r.cached, r.tuned, r.seconds, (long long)r.timed_runs, r.jit, r.dnnl, r.ref,
+               r.reverted, dc_tune_db_path(db));
     dc_graph_free(g);
     dc_tune_db_free(db);
     return ok ? 0 : dc_run_error("tune", err);
@@ -109,9 +110,10 @@ const dc_command dc_cmd_tune = {
              "forms) of MODEL's training step, or of FILE.dcir after the compiler's pipeline,\n"
              "that the tuning database has no entry for, times oneDNN, ref (small ones) and JIT\n"
              "GEMM kernels (successive halving over tiles and vector widths, then each other\n"
-             "parameter in turn) and keeps the fastest; the default rule's choice stays unless\n"
-             "another is more than 3% faster. For each attention computation (forward and\n"
-             "backward) the flash kernel's query and key block sizes are searched alike.\n"
+             "parameter in turn); for each attention computation (forward and backward), the\n"
+             "flash kernel's query and key block sizes alike. A choice replaces the default\n"
+             "rule's only when it is more than 3% faster alone and also faster inside the\n"
+             "whole program (timed against the default rule's program, runs alternating).\n"
              "Then each loop kernel is timed in the whole program, split over the threads and\n"
              "on one, and keeps the faster (the work rule's mode unless the other wins by 3%).\n"
              "The database is tune.db in the kernel cache's directory, keyed by each kernel's\n"
