@@ -425,12 +425,16 @@ bool dc_tune_node(const dc_graph *g, int node, const dc_tune_options *o, dc_tune
 
 static const char *db_choice(void *ctx, const char *signature) { return dc_tune_db_lookup(ctx, signature); }
 
-/* The loop kernel steps of g's program without a choice in db: each is timed inside the whole
- * program (compiled with db's choices) split over the threads and on the calling thread, the
- * two modes alternating run by run (LOOP_RUNS each, after a warm-up run); a signature's time is
- * the median over runs of the sum over its steps. The mode the work rule gives stays unless
- * the other is faster by more than the band. Adds to r; false and err when the program cannot
- * be built or run. */
+/* The loop kernel steps of g's program that the work rule splits over the threads, without a
+ * choice in db: each is timed inside the whole program (compiled with db's choices) split and
+ * on the calling thread, the two modes alternating run by run (LOOP_RUNS each, after a
+ * warm-up run); a signature's time is the median over runs of the sum over its steps. A split
+ * stays unless running on one thread is faster by more than the band (a split kernel with a
+ * short range can be slower than one thread). Steps the rule keeps on one thread stay there:
+ * splitting one opens a parallel region where there was none, and its cost falls on the steps
+ * after it, not on the step's own clock (on fmnist-disco, forcing such splits that timed
+ * faster made the ref and oneDNN steps after them up to 2x slower). Adds to r; false and err
+ * when the program cannot be built or run. */
 static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, dc_tune_report *r, search *sr,
                        char *err, size_t len) {
     dc_exec *e = dc_compile_choosing(g, 0, DC_BACKEND_AUTO, db_choice, db, NULL, err, len);
@@ -440,13 +444,14 @@ static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options 
     /* the signatures to tune, and each step's (-1: not one of them) */
     int *sig_of = malloc((size_t)(n ? n : 1) * sizeof *sig_of), n_sig = 0;
     char (*sigs)[DC_TUNE_SIG_LEN] = malloc((size_t)(n ? n : 1) * DC_TUNE_SIG_LEN);
-    bool *rule_splits = malloc((size_t)(n ? n : 1) * sizeof *rule_splits);
     double *t = calloc((size_t)(n ? n : 1) * 2 * LOOP_RUNS, sizeof *t); /* [sig][mode][run] */
-    if (!sig_of || !sigs || !rule_splits || !t) abort(); /* out of memory */
+    if (!sig_of || !sigs || !t) abort(); /* out of memory */
     for (int i = 0; i < n; i++) {
         char sig[DC_TUNE_SIG_LEN];
         sig_of[i] = -1;
-        if (!dc_tune_loop_signature(&st[i], sig, sizeof sig)) continue;
+        dc_step rule = st[i];
+        rule.split = DC_SPLIT_RULE;
+        if (!dc_step_splits(&rule) || !dc_tune_loop_signature(&st[i], sig, sizeof sig)) continue;
         int k = 0;
         while (k < n_sig && strcmp(sigs[k], sig) != 0) k++;
         if (k == n_sig) {
@@ -456,9 +461,6 @@ static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options 
         }
         if (dc_tune_db_lookup(db, sig)) continue;
         sig_of[i] = k;
-        dc_step rule = st[i];
-        rule.split = DC_SPLIT_RULE;
-        rule_splits[k] = dc_step_splits(&rule);
     }
     int todo = 0;
     for (int i = 0; i < n; i++) todo += sig_of[i] >= 0;
@@ -467,10 +469,9 @@ static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options 
     int64_t *before = malloc((size_t)(n ? n : 1) * sizeof *before);
     if (!before) abort(); /* out of memory */
     for (int run = 0; ok && todo && run < 2 * LOOP_RUNS; run++) {
-        int mode = run % 2; /* 0: the rule's mode, 1: the other */
+        int mode = run % 2; /* 0: split (the rule's mode), 1: on the calling thread */
         for (int i = 0; i < n; i++) {
-            if (sig_of[i] >= 0)
-                dc_exec_set_split(e, i, (rule_splits[sig_of[i]] != (mode == 1)) ? DC_SPLIT_ALWAYS : DC_SPLIT_NEVER);
+            if (sig_of[i] >= 0) dc_exec_set_split(e, i, mode ? DC_SPLIT_NEVER : DC_SPLIT_ALWAYS);
             before[i] = dc_exec_step_time(e, i).ns;
         }
         ok = dc_exec_run(e, err, len);
@@ -484,10 +485,10 @@ static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options 
         qsort(a, LOOP_RUNS, sizeof *a, cmp_double);
         qsort(b, LOOP_RUNS, sizeof *b, cmp_double);
         double ta = a[LOOP_RUNS / 2], tb = b[LOOP_RUNS / 2];
-        bool flip = tb < ta * (1 - TOLERANCE), split = rule_splits[k] != flip;
+        bool serial = tb < ta * (1 - TOLERANCE);
         char times[128];
-        snprintf(times, sizeof times, "chosen=%.1fus default=%.1fus", 1e6 * (flip ? tb : ta), 1e6 * ta);
-        const char *choice = split ? "loop split" : "loop serial";
+        snprintf(times, sizeof times, "chosen=%.1fus default=%.1fus", 1e6 * (serial ? tb : ta), 1e6 * ta);
+        const char *choice = serial ? "loop serial" : "loop split";
         dc_tune_db_store(db, sigs[k], choice, times);
         r->tuned++;
         r->jit++;
@@ -496,7 +497,6 @@ static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options 
     free(before);
     free(sig_of);
     free(sigs);
-    free(rule_splits);
     free(t);
     dc_exec_free(e);
     return ok;
