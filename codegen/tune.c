@@ -192,8 +192,11 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Fills the inputs of e's graph g: f32 uniform in [-1, 1), other types zero (valid indices). */
-static void fill_inputs(dc_exec *e, const dc_graph *g) {
+/* Fills the inputs of e's graph g: f32 uniform in [-1, 1), or in [0.25, 0.75) when positive (a whole
+ * training program's inputs are images, noise levels, uniforms: a negative noise level would
+ * fill the program with NaNs and subnormals, and time it on them), other types zero (valid
+ * indices). */
+static void fill_inputs(dc_exec *e, const dc_graph *g, bool positive) {
     char err[DC_ERR_LEN];
     for (int i = 0; i < g->n_nodes; i++) {
         const dc_node *nd = &g->nodes[i];
@@ -201,7 +204,10 @@ static void fill_inputs(dc_exec *e, const dc_graph *g) {
         dc_tensor *t = dc_tensor_new(&nd->type);
         if (nd->type.dtype == DC_F32) {
             float *p = t->data;
-            for (int64_t k = 0; k < dc_numel(&nd->type.shape); k++) p[k] = 2.0f * dc_rng_uniform01(7, (uint64_t)i, (uint64_t)k) - 1.0f;
+            for (int64_t k = 0; k < dc_numel(&nd->type.shape); k++) {
+                float u = dc_rng_uniform01(7, (uint64_t)i, (uint64_t)k);
+                p[k] = positive ? 0.5f * u + 0.25f : 2.0f * u - 1.0f;
+            }
         }
         dc_exec_set_input(e, nd->name, t, err, sizeof err);
         dc_tensor_free(t);
@@ -222,7 +228,7 @@ static double time_choice(const mini *m, const char *choice, int runs, int64_t *
         dc_exec_free(e);
         return -1;
     }
-    fill_inputs(e, m->g);
+    fill_inputs(e, m->g, false);
     double t0 = dc_seconds();
     bool ok = dc_exec_run(e, err, sizeof err);
     double once = dc_seconds() - t0;
@@ -464,7 +470,7 @@ static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options 
     }
     int todo = 0;
     for (int i = 0; i < n; i++) todo += sig_of[i] >= 0;
-    fill_inputs(e, g);
+    fill_inputs(e, g, true);
     bool ok = todo == 0 || dc_exec_run(e, err, len);
     int64_t *before = malloc((size_t)(n ? n : 1) * sizeof *before);
     if (!before) abort(); /* out of memory */
@@ -546,7 +552,7 @@ static bool check_in_program(const dc_graph *g, dc_tune_db *db, const dc_tune_op
     for (int p = 0; todo && ok && p < 2; p++) {
         e[p] = dc_compile_choosing(g, 0, DC_BACKEND_AUTO, p == 0 ? db_choice : NULL, db, NULL, err, len);
         ok = e[p] != NULL;
-        if (ok) fill_inputs(e[p], g);
+        if (ok) fill_inputs(e[p], g, true);
         ok = ok && dc_exec_run(e[p], err, len);
     }
     for (int run = 0; todo && ok && run < 2 * LOOP_RUNS; run++) {
