@@ -530,7 +530,8 @@ static void default_choice(const dc_graph *g, int node, char *buf, size_t len) {
 static bool check_in_program(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, char (*sigs)[DC_TUNE_SIG_LEN],
                              const int *first, const bool *fresh, int n_sig, dc_tune_report *r, search *sr, char *err,
                              size_t len) {
-    char (*def)[160] = malloc((size_t)(n_sig ? n_sig : 1) * sizeof *def);
+    size_t ns = n_sig > 0 ? (size_t)n_sig : 1;
+    char (*def)[160] = malloc(ns * sizeof *def);
     int *sig_of = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *sig_of), todo = 0;
     if (!def || !sig_of) abort(); /* out of memory */
     for (int i = 0; i < g->n_nodes; i++) sig_of[i] = -1;
@@ -547,7 +548,7 @@ static bool check_in_program(const dc_graph *g, dc_tune_db *db, const dc_tune_op
     }
     dc_exec *e[2] = { NULL, NULL };
     bool ok = true;
-    double *t = calloc((size_t)(n_sig ? n_sig : 1) * 2 * LOOP_RUNS, sizeof *t); /* [sig][program][run] */
+    double *t = calloc(ns * 2 * LOOP_RUNS, sizeof *t); /* [sig][program][run] */
     if (!t) abort(); /* out of memory */
     for (int p = 0; todo && ok && p < 2; p++) {
         e[p] = dc_compile_choosing(g, 0, DC_BACKEND_AUTO, p == 0 ? db_choice : NULL, db, NULL, err, len);
