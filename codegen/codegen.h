@@ -438,7 +438,7 @@ bool dc_tune_node(const dc_graph *g, int node, const dc_tune_options *o, dc_tune
  * it) without an entry in db, stores the choices and saves db when anything was tuned: the
  * contractions and attentions each alone (budget shared), then the loop kernels timed in the
  * whole program compiled with those choices. false and err when the program cannot be built
- * or run, or db cannot be saved. */
+ * or run (what was tuned before is still saved), or db cannot be saved. */
 bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, dc_tune_report *r, char *err,
                    size_t len);
 

@@ -644,8 +644,9 @@ bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, 
         if (p) dc_progress_update(p, r->tuned, NAN);
     }
     dc_progress_done(p);
+    bool nodes_ok = ok; /* what the nodes' searches found is saved even if a program fails below */
     ok = ok && check_in_program(g, db, o, sigs, first, fresh, n_sig, r, &s, err, len);
-    for (int k = 0; ok && k < n_sig; k++) {
+    for (int k = 0; nodes_ok && k < n_sig; k++) {
         const char *c = fresh[k] ? dc_tune_db_lookup(db, sigs[k]) : NULL;
         if (!c) continue;
         if (strcmp(c, "dnnl") == 0) r->dnnl++;
@@ -658,5 +659,10 @@ bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, 
     ok = ok && tune_loops(g, db, o, r, &s, err, len);
     r->timed_runs = s.timed;
     r->seconds = dc_seconds() - t0;
-    return ok && (r->tuned == 0 || dc_tune_db_save(db, err, len));
+    char save_err[DC_ERR_LEN];
+    if (nodes_ok && r->tuned > 0 && !dc_tune_db_save(db, save_err, sizeof save_err)) {
+        if (ok) snprintf(err, len, "%s", save_err);
+        return false;
+    }
+    return ok;
 }
