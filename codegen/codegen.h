@@ -359,14 +359,17 @@ void dc_jit_shutdown(void);
 
 /* ---- the tuner and tuned compiling (codegen/tune.c) ------------------------------------- */
 
-/* Where a compile gets the tuned choice of a contraction: choose(ctx, signature) returns
- * "dnnl", "ref", "jit" (the GEMM with dc_gemm_default's parameters), a GEMM choice
- * (dc_gemm_choice_text), or NULL for none (the default rule). */
+/* Where a compile gets a tuned choice: choose(ctx, signature) returns, for a contraction,
+ * "dnnl", "ref", "jit" (the GEMM with dc_gemm_default's parameters) or a GEMM choice
+ * (dc_gemm_choice_text); for an attention computation a flash choice (dc_attn_choice_text);
+ * for a loop kernel step "loop split" or "loop serial" (dc_tune_loop_signature); NULL for
+ * none (the default rule). */
 typedef const char *(*dc_choose_fn)(void *ctx, const char *signature);
 /* dc_compile_in with the choices of choose (NULL: none); dc_compile and dc_compile_in choose
  * from the process's tuning database (dc_tune_db_default). Under auto a contraction runs on
  * its choice, else on dc_contraction_default's provider; under jit the GEMM ops run as GEMMs
- * with a jit choice's parameters; dnnl and ref ignore choices. */
+ * with a jit choice's parameters; under both, attention steps take their flash blocks and
+ * loop kernel steps their split mode from the choices; dnnl and ref ignore choices. */
 dc_exec *dc_compile_choosing(const dc_graph *g, uint64_t seed, dc_backend backend, dc_choose_fn choose, void *ctx,
                              dc_exec *host, char *err, size_t len);
 
