@@ -431,6 +431,34 @@ bool dc_tune_node(const dc_graph *g, int node, const dc_tune_options *o, dc_tune
 
 static const char *db_choice(void *ctx, const char *signature) { return dc_tune_db_lookup(ctx, signature); }
 
+/* One run of e, timed where it runs: each step's seconds (the executor's per-step clock) are
+ * added to t[key(step) * 2 * LOOP_RUNS + slot], key(step) = key[node of the step] when by_node,
+ * else key[step]; steps with key -1 are not counted. */
+static bool timed_run(dc_exec *e, const int *key, bool by_node, double *t, size_t slot, search *sr, char *err,
+                      size_t len) {
+    int n;
+    const dc_step *st = dc_exec_steps(e, &n);
+    int64_t *before = malloc((size_t)(n ? n : 1) * sizeof *before);
+    if (!before) abort(); /* out of memory */
+    for (int i = 0; i < n; i++) before[i] = dc_exec_step_time(e, i).ns;
+    bool ok = dc_exec_run(e, err, len);
+    sr->timed++;
+    for (int i = 0; i < n; i++) {
+        int k = key[by_node ? st[i].node : i];
+        if (k >= 0) t[(size_t)k * 2 * LOOP_RUNS + slot] += 1e-9 * (double)(dc_exec_step_time(e, i).ns - before[i]);
+    }
+    free(before);
+    return ok;
+}
+
+/* The medians of the two sets of LOOP_RUNS timings of key k in t (sorted in place). */
+static void pair_medians(double *t, int k, double *ta, double *tb) {
+    double *a = &t[(size_t)k * 2 * LOOP_RUNS], *b = a + LOOP_RUNS;
+    qsort(a, LOOP_RUNS, sizeof *a, cmp_double);
+    qsort(b, LOOP_RUNS, sizeof *b, cmp_double);
+    *ta = a[LOOP_RUNS / 2], *tb = b[LOOP_RUNS / 2];
+}
+
 /* The loop kernel steps of g's program that the work rule splits over the threads, without a
  * choice in db: each is timed inside the whole program (compiled with db's choices) split and
  * on the calling thread, the two modes alternating run by run (LOOP_RUNS each, after a
@@ -472,25 +500,16 @@ static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options 
     for (int i = 0; i < n; i++) todo += sig_of[i] >= 0;
     fill_inputs(e, g, true);
     bool ok = todo == 0 || dc_exec_run(e, err, len);
-    int64_t *before = malloc((size_t)(n ? n : 1) * sizeof *before);
-    if (!before) abort(); /* out of memory */
     for (int run = 0; ok && todo && run < 2 * LOOP_RUNS; run++) {
         int mode = run % 2; /* 0: split (the rule's mode), 1: on the calling thread */
-        for (int i = 0; i < n; i++) {
-            if (sig_of[i] >= 0) dc_exec_set_split(e, i, mode ? DC_SPLIT_NEVER : DC_SPLIT_ALWAYS);
-            before[i] = dc_exec_step_time(e, i).ns;
-        }
-        ok = dc_exec_run(e, err, len);
-        sr->timed++;
         for (int i = 0; i < n; i++)
-            if (sig_of[i] >= 0) t[((size_t)sig_of[i] * 2 + (size_t)mode) * LOOP_RUNS + (size_t)(run / 2)] += 1e-9 * (double)(dc_exec_step_time(e, i).ns - before[i]);
+            if (sig_of[i] >= 0) dc_exec_set_split(e, i, mode ? DC_SPLIT_NEVER : DC_SPLIT_ALWAYS);
+        ok = timed_run(e, sig_of, false, t, (size_t)(mode * LOOP_RUNS + run / 2), sr, err, len);
     }
     for (int k = 0; ok && k < n_sig; k++) {
         if (dc_tune_db_lookup(db, sigs[k])) continue; /* cached */
-        double *a = &t[(size_t)k * 2 * LOOP_RUNS], *b = a + LOOP_RUNS;
-        qsort(a, LOOP_RUNS, sizeof *a, cmp_double);
-        qsort(b, LOOP_RUNS, sizeof *b, cmp_double);
-        double ta = a[LOOP_RUNS / 2], tb = b[LOOP_RUNS / 2];
+        double ta, tb;
+        pair_medians(t, k, &ta, &tb);
         bool serial = tb < ta * (1 - TOLERANCE);
         char times[128];
         snprintf(times, sizeof times, "chosen=%.1fus default=%.1fus", 1e6 * (serial ? tb : ta), 1e6 * ta);
@@ -500,7 +519,6 @@ static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options 
         r->jit++;
         if (o->log) fprintf(o->log, "%s\n  -> %s (%s)\n", sigs[k], choice, times);
     }
-    free(before);
     free(sig_of);
     free(sigs);
     free(t);
@@ -533,18 +551,21 @@ static bool check_in_program(const dc_graph *g, dc_tune_db *db, const dc_tune_op
     size_t ns = n_sig > 0 ? (size_t)n_sig : 1;
     char (*def)[160] = malloc(ns * sizeof *def);
     int *sig_of = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *sig_of), todo = 0;
-    if (!def || !sig_of) abort(); /* out of memory */
-    for (int i = 0; i < g->n_nodes; i++) sig_of[i] = -1;
+    bool *check = malloc(ns * sizeof *check);
+    if (!def || !sig_of || !check) abort(); /* out of memory */
     for (int k = 0; k < n_sig; k++) {
         default_choice(g, first[k], def[k], sizeof def[k]);
-        if (!fresh[k] || strcmp(dc_tune_db_lookup(db, sigs[k]), def[k]) == 0) continue;
-        todo++;
-        for (int i = 0; i < g->n_nodes; i++) {
-            char sig[DC_TUNE_SIG_LEN];
-            int at = i;
-            if (dc_op_multi_result(g->nodes[i].op)) i = dc_results_last(g, i); /* its step's node */
-            if (dc_tune_signature(g, at, sig, sizeof sig) && strcmp(sig, sigs[k]) == 0) sig_of[i] = k;
-        }
+        todo += check[k] = fresh[k] && strcmp(dc_tune_db_lookup(db, sigs[k]), def[k]) != 0;
+    }
+    /* each step's node (an attention's last result node) -> the signature checked, or -1 */
+    for (int i = 0; i < g->n_nodes; i++) sig_of[i] = -1;
+    for (int i = 0; todo && i < g->n_nodes; i++) {
+        char sig[DC_TUNE_SIG_LEN];
+        int at = i;
+        if (dc_op_multi_result(g->nodes[i].op)) i = dc_results_last(g, i);
+        if (!dc_tune_signature(g, at, sig, sizeof sig)) continue;
+        for (int k = 0; k < n_sig; k++)
+            if (check[k] && strcmp(sig, sigs[k]) == 0) sig_of[i] = k;
     }
     dc_exec *e[2] = { NULL, NULL };
     bool ok = true;
@@ -557,25 +578,13 @@ static bool check_in_program(const dc_graph *g, dc_tune_db *db, const dc_tune_op
         ok = ok && dc_exec_run(e[p], err, len);
     }
     for (int run = 0; todo && ok && run < 2 * LOOP_RUNS; run++) {
-        int p = run % 2, n;
-        const dc_step *st = dc_exec_steps(e[p], &n);
-        int64_t *before = malloc((size_t)(n ? n : 1) * sizeof *before);
-        if (!before) abort(); /* out of memory */
-        for (int i = 0; i < n; i++) before[i] = dc_exec_step_time(e[p], i).ns;
-        ok = dc_exec_run(e[p], err, len);
-        sr->timed++;
-        for (int i = 0; i < n; i++) {
-            int k = sig_of[st[i].node];
-            if (k >= 0) t[((size_t)k * 2 + (size_t)p) * LOOP_RUNS + (size_t)(run / 2)] += 1e-9 * (double)(dc_exec_step_time(e[p], i).ns - before[i]);
-        }
-        free(before);
+        int p = run % 2;
+        ok = timed_run(e[p], sig_of, true, t, (size_t)(p * LOOP_RUNS + run / 2), sr, err, len);
     }
     for (int k = 0; todo && ok && k < n_sig; k++) {
-        if (!fresh[k] || strcmp(dc_tune_db_lookup(db, sigs[k]), def[k]) == 0) continue;
-        double *a = &t[(size_t)k * 2 * LOOP_RUNS], *b = a + LOOP_RUNS;
-        qsort(a, LOOP_RUNS, sizeof *a, cmp_double);
-        qsort(b, LOOP_RUNS, sizeof *b, cmp_double);
-        double ta = a[LOOP_RUNS / 2], tb = b[LOOP_RUNS / 2];
+        if (!check[k]) continue;
+        double ta, tb;
+        pair_medians(t, k, &ta, &tb);
         if (ta > 0 && ta < tb * (1 - TOLERANCE)) continue;
         char times[256];
         snprintf(times, sizeof times, "in the program: %s %.1fus, default %.1fus", dc_tune_db_lookup(db, sigs[k]), 1e6 * ta,
@@ -588,6 +597,7 @@ static bool check_in_program(const dc_graph *g, dc_tune_db *db, const dc_tune_op
     dc_exec_free(e[1]);
     free(t);
     free(def);
+    free(check);
     free(sig_of);
     return ok;
 }
