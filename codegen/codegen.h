@@ -106,18 +106,25 @@ bool dc_dnnl_matmul(const dc_tensor *a, const dc_tensor *b, dc_matmul_attr t,
  * epilogue with .bias = b). */
 bool dc_dnnl_linear(const dc_tensor *x, const dc_tensor *w, const dc_epilogue *e,
                     dc_tensor *out, char *err, size_t len);
+/* How a convolution is computed: directly, or with oneDNN's Winograd F(4x4, 3x3) kernels
+ * (3x3 stride-1 convolutions with channel counts a multiple of 16; fewer multiplications, the
+ * activations reordered to and from a blocked layout, results within rounding of the direct
+ * ones). A Winograd call oneDNN has no kernel for runs directly; the implementation string
+ * says which ran. */
+typedef enum { DC_CONV_DIRECT, DC_CONV_WINOGRAD } dc_conv_algo;
+
 /* conv2d: x [N,H,W,C] * w [KH,KW,C/G,O] -> out [N,OH,OW,O] (stride, symmetric padding,
  * groups as the conv2d op), then the epilogue. */
-bool dc_dnnl_conv2d(const dc_tensor *x, const dc_tensor *w, dc_conv_attr attr,
+bool dc_dnnl_conv2d(const dc_tensor *x, const dc_tensor *w, dc_conv_attr attr, dc_conv_algo algo,
                     const dc_epilogue *e, dc_tensor *out, char *err, size_t len);
 /* The gradient of conv2d w.r.t. its input: dy [N,OH,OW,O], w -> dx [N,H,W,C] (dx's shape
  * chooses H and W, as the conv2d_bwd_data op's declared type). */
 bool dc_dnnl_conv2d_bwd_data(const dc_tensor *dy, const dc_tensor *w, dc_conv_attr attr,
-                             dc_tensor *dx, char *err, size_t len);
+                             dc_conv_algo algo, dc_tensor *dx, char *err, size_t len);
 /* The gradient of conv2d w.r.t. its weight: x, dy -> dw [KH,KW,C/G,O]; and, when db is not
  * NULL, the bias gradient db [O] = sum of dy over N, OH, OW, from the same primitive. */
 bool dc_dnnl_conv2d_bwd_weight(const dc_tensor *x, const dc_tensor *dy, dc_conv_attr attr,
-                               dc_tensor *dw, dc_tensor *db, char *err, size_t len);
+                               dc_conv_algo algo, dc_tensor *dw, dc_tensor *db, char *err, size_t len);
 
 /* The implementation oneDNN chose for the last successful call, e.g.
  * "brg:avx512_core" or "jit:avx512_core + reorder jit:uni" (weight reorders included), for
@@ -367,7 +374,8 @@ void dc_jit_shutdown(void);
 typedef const char *(*dc_choose_fn)(void *ctx, const char *signature);
 /* dc_compile_in with the choices of choose (NULL: none); dc_compile and dc_compile_in choose
  * from the process's tuning database (dc_tune_db_default). Under auto a contraction runs on
- * its choice, else on dc_contraction_default's provider; under jit the GEMM ops run as GEMMs
+ * its choice ("dnnl", "dnnl winograd", "ref", a jit choice), else on dc_contraction_default's
+ * provider; under jit the GEMM ops run as GEMMs
  * with a jit choice's parameters; under both, attention steps take their flash blocks and
  * loop kernel steps their split mode from the choices; dnnl and ref ignore choices. */
 dc_exec *dc_compile_choosing(const dc_graph *g, uint64_t seed, dc_backend backend, dc_choose_fn choose, void *ctx,
@@ -393,8 +401,13 @@ dc_split_mode dc_tune_loop_choice(const char *choice);
  * text or for parameters dc_gemm_spec_ok refuses at their lanes. */
 void dc_gemm_choice_text(const dc_gemm_spec *s, char *buf, size_t len);
 bool dc_gemm_choice_parse(const char *text, dc_gemm_spec *s);
+/* Whether convolution node `node` (conv2d, its backward ops, fused_conv2d) is one oneDNN's
+ * Winograd kernels compute: 3x3, stride 1, padding at most 1, no groups, input and output
+ * channels multiples of 16. */
+bool dc_conv_winograd_fits(const dc_graph *g, int node);
 /* The provider of contraction node without a tuned choice under auto, by measurement
- * (bench/contractions, bench/RESULTS.md): "jit" for a fused_matmul with a residual but no
+ * (bench/contractions, bench/RESULTS.md): "dnnl winograd" for a convolution Winograd fits
+ * (dc_conv_winograd_fits); "jit" for a fused_matmul with a residual but no
  * bias and N >= 64, for a batched matmul (both operands batched: attention's per-head
  * products) with trans_a and M >= 64 or without it and M >= 128, N <= 16; "dnnl" else. */
 const char *dc_contraction_default(const dc_graph *g, int node);

@@ -87,7 +87,8 @@ static dc_conv_attr fused_conv(const dc_fused_conv_attr *f) {
     return a;
 }
 
-static bool dnnl_call(const dc_step *s, const dc_frame *f, char *err, size_t len) {
+/* Runs step s's contraction on oneDNN, a convolution computed as algo says. */
+static bool dnnl_run(const dc_step *s, const dc_frame *f, dc_conv_algo algo, char *err, size_t len) {
     const dc_node *n = &f->g->nodes[s->node];
     const dc_tensor *v = f->vals;
     const dc_tensor *a = &v[n->in[0]], *b = &v[n->in[1]];
@@ -98,15 +99,15 @@ static bool dnnl_call(const dc_step *s, const dc_frame *f, char *err, size_t len
     case DC_OP_LINEAR:
         return dc_dnnl_linear(a, b, &(dc_epilogue){ .bias = &v[n->in[2]] }, out, err, len);
     case DC_OP_CONV2D:
-        return dc_dnnl_conv2d(a, b, n->attr.conv, NULL, out, err, len);
+        return dc_dnnl_conv2d(a, b, n->attr.conv, algo, NULL, out, err, len);
     case DC_OP_CONV2D_BWD_DATA:
-        return dc_dnnl_conv2d_bwd_data(a, b, n->attr.conv, out, err, len);
+        return dc_dnnl_conv2d_bwd_data(a, b, n->attr.conv, algo, out, err, len);
     case DC_OP_CONV2D_BWD_WEIGHT:
-        return dc_dnnl_conv2d_bwd_weight(a, b, n->attr.conv, out, NULL, err, len);
+        return dc_dnnl_conv2d_bwd_weight(a, b, n->attr.conv, algo, out, NULL, err, len);
     case DC_OP_FUSED_CONV2D: {
         const dc_fused_conv_attr *fa = &n->attr.fused_conv;
         dc_epilogue e = fused_epilogue(n, fa->act, fa->bias, fa->residual, v);
-        return dc_dnnl_conv2d(a, b, fused_conv(fa), &e, out, err, len);
+        return dc_dnnl_conv2d(a, b, fused_conv(fa), algo, &e, out, err, len);
     }
     case DC_OP_FUSED_MATMUL: {
         const dc_fused_matmul_attr *fa = &n->attr.fused_matmul;
@@ -118,6 +119,14 @@ static bool dnnl_call(const dc_step *s, const dc_frame *f, char *err, size_t len
         snprintf(err, len, "the dnnl provider has no kernel for %s", dc_op_name(n->op));
         return false;
     }
+}
+
+static bool dnnl_call(const dc_step *s, const dc_frame *f, char *err, size_t len) {
+    return dnnl_run(s, f, DC_CONV_DIRECT, err, len);
+}
+
+static bool dnnl_call_winograd(const dc_step *s, const dc_frame *f, char *err, size_t len) {
+    return dnnl_run(s, f, DC_CONV_WINOGRAD, err, len);
 }
 
 /* Validates a oneDNN step where it will run (its prepare hook): a step whose output the memory
@@ -134,7 +143,7 @@ static dc_step_verdict try_dnnl(dc_step *s, const dc_frame *f, bool forced, char
             return DC_STEP_FALLBACK;
         }
     char why[DC_ERR_LEN] = "";
-    if (dnnl_call(s, f, why, sizeof why)) {
+    if (s->call(s, f, why, sizeof why)) {
         snprintf(s->impl, sizeof s->impl, "%s", dc_dnnl_last_impl());
         return DC_STEP_READY;
     }
@@ -151,13 +160,14 @@ static dc_step_verdict dnnl_prepare_forced(dc_step *s, const dc_frame *f, char *
     return try_dnnl(s, f, true, err, len);
 }
 
-static dc_step dnnl_step(int node, bool forced) {
+/* A oneDNN step; a convolution computed as algo says. */
+static dc_step dnnl_step(int node, bool forced, dc_conv_algo algo) {
     dc_step s;
     memset(&s, 0, sizeof s);
     s.node = node;
     s.provider = "dnnl";
     s.writes_all = true;
-    s.call = dnnl_call;
+    s.call = algo == DC_CONV_WINOGRAD ? dnnl_call_winograd : dnnl_call;
     s.prepare = forced ? dnnl_prepare_forced : dnnl_prepare;
     return s;
 }
@@ -258,7 +268,7 @@ static bool group_steps(const dc_graph *g, int first, int last, const char *choi
  * (a grouped convolution) falls back to oneDNN with the reason as the step's note. */
 static dc_step contraction_step(const dc_graph *g, int i, dc_backend backend, const char *choice) {
     if (backend == DC_BACKEND_REF) return dc_ref_step(i);
-    if (backend == DC_BACKEND_DNNL) return dnnl_step(i, true);
+    if (backend == DC_BACKEND_DNNL) return dnnl_step(i, true, DC_CONV_DIRECT);
     dc_gemm_spec params;
     bool jit_choice = choice && dc_gemm_choice_parse(choice, &params);
     const char *provider = backend == DC_BACKEND_JIT ? "jit"
@@ -269,7 +279,7 @@ static dc_step contraction_step(const dc_graph *g, int i, dc_backend backend, co
     dc_step s;
     if (strcmp(provider, "jit") == 0 && dc_gemm_step(g, i, jit_choice ? &params : NULL, &s, why, sizeof why))
         return s;
-    s = dnnl_step(i, false);
+    s = dnnl_step(i, false, strcmp(provider, "dnnl winograd") == 0 ? DC_CONV_WINOGRAD : DC_CONV_DIRECT);
     if (*why) snprintf(s.note, sizeof s.note, "jit: %.150s", why);
     return s;
 }

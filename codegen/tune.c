@@ -105,9 +105,32 @@ bool dc_gemm_choice_parse(const char *text, dc_gemm_spec *s) {
 
 /* ---- the default rule --------------------------------------------------------------------------- */
 
+bool dc_conv_winograd_fits(const dc_graph *g, int node) {
+    const dc_node *n = &g->nodes[node];
+    const dc_ints *stride, *pad;
+    int64_t groups;
+    switch (n->op) {
+    case DC_OP_CONV2D:
+    case DC_OP_CONV2D_BWD_DATA:
+    case DC_OP_CONV2D_BWD_WEIGHT:
+        stride = &n->attr.conv.stride, pad = &n->attr.conv.pad, groups = n->attr.conv.groups;
+        break;
+    case DC_OP_FUSED_CONV2D:
+        stride = &n->attr.fused_conv.stride, pad = &n->attr.fused_conv.pad, groups = n->attr.fused_conv.groups;
+        break;
+    default:
+        return false;
+    }
+    /* the weight is input 1 except for the backward-weight, whose output it is */
+    const dc_shape *w = n->op == DC_OP_CONV2D_BWD_WEIGHT ? &n->type.shape : &g->nodes[n->in[1]].type.shape;
+    return groups == 1 && w->rank == 4 && w->dim[0] == 3 && w->dim[1] == 3 && w->dim[2] % 16 == 0 &&
+           w->dim[3] % 16 == 0 && stride->v[0] == 1 && stride->v[1] == 1 && pad->v[0] <= 1 && pad->v[1] <= 1;
+}
+
 const char *dc_contraction_default(const dc_graph *g, int node) {
     const dc_node *n = &g->nodes[node];
     const dc_shape *o = &n->type.shape;
+    if (dc_conv_winograd_fits(g, node)) return "dnnl winograd";
     int64_t M = o->rank >= 2 ? o->dim[o->rank - 2] : 1, N = o->dim[o->rank - 1];
     if (n->op == DC_OP_FUSED_MATMUL) {
         /* a residual without a bias: oneDNN's matmul with a full-tensor add post-op is 1.7-3x
@@ -223,8 +246,9 @@ static double time_choice(const mini *m, const char *choice, int runs, int64_t *
     if (!e) return -1;
     int n;
     const dc_step *st = dc_exec_steps(e, &n);
-    const char *want = strcmp(choice, "dnnl") == 0 || strcmp(choice, "ref") == 0 ? choice : "jit";
-    if (n != 1 || strcmp(st[0].provider, want) != 0 || st[0].note[0]) {
+    bool wino = strcmp(choice, "dnnl winograd") == 0;
+    const char *want = wino ? "dnnl" : strcmp(choice, "dnnl") == 0 || strcmp(choice, "ref") == 0 ? choice : "jit";
+    if (n != 1 || strcmp(st[0].provider, want) != 0 || st[0].note[0] || (wino && !strstr(st[0].impl, "wino"))) {
         dc_exec_free(e);
         return -1;
     }
@@ -395,6 +419,7 @@ static void tune_node(search *s, const mini *m, const dc_graph *g, int node, dc_
      * everywhere else), the best jit kernel */
     int n = 0;
     snprintf(c[n++].choice, sizeof c[0].choice, "dnnl");
+    if (dc_conv_winograd_fits(g, node)) snprintf(c[n++].choice, sizeof c[0].choice, "dnnl winograd");
     const dc_shape *a = &g->nodes[nd->in[0]].type.shape;
     if (2.0 * (double)dc_numel(&nd->type.shape) * (double)a->dim[a->rank - 1] < 1e6)
         snprintf(c[n++].choice, sizeof c[0].choice, "ref");
@@ -659,7 +684,7 @@ bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, 
     for (int k = 0; nodes_ok && k < n_sig; k++) {
         const char *c = fresh[k] ? dc_tune_db_lookup(db, sigs[k]) : NULL;
         if (!c) continue;
-        if (strcmp(c, "dnnl") == 0) r->dnnl++;
+        if (strncmp(c, "dnnl", 4) == 0) r->dnnl++;
         else if (strcmp(c, "ref") == 0) r->ref++;
         else r->jit++;
     }

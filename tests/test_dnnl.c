@@ -197,6 +197,7 @@ static const conv_case conv_cases[] = {
     { 2, 6, 6, 4, 3, 3, 6, 1, 0, 2 },   { 2, 7, 7, 8, 3, 3, 8, 1, 1, 8 },
     { 2, 9, 9, 6, 3, 3, 12, 2, 1, 6 },  { 2, 6, 5, 16, 3, 3, 32, 2, 0, 2 },
     { 2, 28, 28, 1, 3, 3, 32, 1, 1, 1 }, { 3, 14, 14, 32, 3, 3, 64, 1, 1, 1 },
+    { 2, 9, 11, 16, 3, 3, 16, 1, 1, 1 }, { 2, 7, 6, 32, 3, 3, 48, 1, 0, 1 },
 };
 #define N_CONV (sizeof conv_cases / sizeof conv_cases[0])
 
@@ -205,10 +206,26 @@ static dc_conv_attr conv_attr(const conv_case *cc) {
                            .groups = cc->groups };
 }
 
-static void conv_name(char *buf, size_t len, const char *op, const conv_case *cc) {
-    snprintf(buf, len, "%s x[%lld,%lld,%lld,%lld] k%lldx%lld o%lld s%lld p%lld g%lld", op, (long long)cc->n,
-             (long long)cc->h, (long long)cc->w, (long long)cc->c, (long long)cc->kh, (long long)cc->kw,
-             (long long)cc->o, (long long)cc->stride, (long long)cc->pad, (long long)cc->groups);
+static void conv_name(char *buf, size_t len, const char *op, const conv_case *cc, dc_conv_algo algo) {
+    snprintf(buf, len, "%s%s x[%lld,%lld,%lld,%lld] k%lldx%lld o%lld s%lld p%lld g%lld", op,
+             algo == DC_CONV_WINOGRAD ? " winograd" : "", (long long)cc->n, (long long)cc->h, (long long)cc->w,
+             (long long)cc->c, (long long)cc->kh, (long long)cc->kw, (long long)cc->o, (long long)cc->stride,
+             (long long)cc->pad, (long long)cc->groups);
+}
+
+/* The direct kernels ran when asked for; Winograd's when asked for where
+ * dc_conv_winograd_fits says they fit (3x3, stride 1, pad <= 1, no groups, channels multiples
+ * of 16) and the epilogue is one they take (oneDNN's Winograd convolution has no gelu, swish
+ * or linear post-op; it then runs directly). */
+static void check_algo(const char *what, const conv_case *cc, dc_conv_algo algo, const dc_epilogue *e) {
+    bool fits = cc->kh == 3 && cc->kw == 3 && cc->stride == 1 && cc->pad <= 1 && cc->groups == 1 &&
+                cc->c % 16 == 0 && cc->o % 16 == 0;
+    bool takes = !e || ((e->act == DC_ACTIVATION_NONE || e->act == DC_ACTIVATION_RELU) &&
+                        (e->scale == 0.0f || e->scale == 1.0f));
+    bool wino = strstr(dc_dnnl_last_impl(), "wino") != NULL;
+    if (algo == DC_CONV_DIRECT) CHECK_MSG(!wino, "%s: implementation '%s'", what, dc_dnnl_last_impl());
+    if (algo == DC_CONV_WINOGRAD && fits && takes)
+        CHECK_MSG(wino, "%s: implementation '%s'", what, dc_dnnl_last_impl());
 }
 
 static void conv_inputs(const conv_case *cc, dc_tensor **x, dc_tensor **w) {
@@ -218,9 +235,10 @@ static void conv_inputs(const conv_case *cc, dc_tensor **x, dc_tensor **w) {
 
 TEST(dnnl_conv2d_forward) {
     char err[DC_ERR_LEN] = "", what[128];
-    for (size_t i = 0; i < N_CONV; i++) {
-        const conv_case *cc = &conv_cases[i];
-        conv_name(what, sizeof what, "conv2d", cc);
+    for (size_t i = 0; i < 2 * N_CONV; i++) {
+        const conv_case *cc = &conv_cases[i / 2];
+        dc_conv_algo algo = i % 2 ? DC_CONV_WINOGRAD : DC_CONV_DIRECT;
+        conv_name(what, sizeof what, "conv2d", cc, algo);
         dc_tensor *x, *w;
         conv_inputs(cc, &x, &w);
         dc_attr at = { .conv = conv_attr(cc) };
@@ -234,12 +252,13 @@ TEST(dnnl_conv2d_forward) {
             dc_tensor *want = dc_tensor_new(&ref->type), *got = zeros_like(ref), *again = zeros_like(ref);
             memcpy(want->data, ref->data, (size_t)dc_numel(so) * sizeof(float));
             apply_epilogue(want, &e);
-            bool ok = dc_dnnl_conv2d(x, w, at.conv, &e, got, err, sizeof err);
+            bool ok = dc_dnnl_conv2d(x, w, at.conv, algo, &e, got, err, sizeof err);
             CHECK_MSG(ok, "%s epilogue %d: %s", what, v, err);
             if (ok) {
                 check_impl(what);
+                check_algo(what, cc, algo, &e);
                 check_close(what, got, want, k);
-                CHECK(dc_dnnl_conv2d(x, w, at.conv, &e, again, err, sizeof err));
+                CHECK(dc_dnnl_conv2d(x, w, at.conv, algo, &e, again, err, sizeof err));
                 check_same_bits(what, got, again);
             }
             tu_free(3, want, got, again);
@@ -300,8 +319,9 @@ static dc_tensor *conv_dy(const conv_case *cc, const dc_tensor *x, const dc_tens
 
 TEST(dnnl_conv2d_backward) {
     char err[DC_ERR_LEN] = "", what[128];
-    for (size_t i = 0; i < N_CONV; i++) {
-        const conv_case *cc = &conv_cases[i];
+    for (size_t i = 0; i < 2 * N_CONV; i++) {
+        const conv_case *cc = &conv_cases[i / 2];
+        dc_conv_algo algo = i % 2 ? DC_CONV_WINOGRAD : DC_CONV_DIRECT;
         dc_tensor *x, *w;
         conv_inputs(cc, &x, &w);
         dc_tensor *dy = conv_dy(cc, x, w);
@@ -310,29 +330,31 @@ TEST(dnnl_conv2d_backward) {
         dc_conv_attr at = conv_attr(cc);
         const dc_shape *sy = &dy->type.shape;
 
-        conv_name(what, sizeof what, "conv2d_bwd_data", cc);
+        conv_name(what, sizeof what, "conv2d_bwd_data", cc, algo);
         dc_tensor *gx = zeros_like(x), *gx2 = zeros_like(x);
-        bool ok = dc_dnnl_conv2d_bwd_data(dy, w, at, gx, err, sizeof err);
+        bool ok = dc_dnnl_conv2d_bwd_data(dy, w, at, algo, gx, err, sizeof err);
         CHECK_MSG(ok, "%s: %s", what, err);
         if (ok) {
             check_impl(what);
+            check_algo(what, cc, algo, NULL);
             check_close(what, gx, dx, cc->kh * cc->kw * cc->o / cc->groups);
-            CHECK(dc_dnnl_conv2d_bwd_data(dy, w, at, gx2, err, sizeof err));
+            CHECK(dc_dnnl_conv2d_bwd_data(dy, w, at, algo, gx2, err, sizeof err));
             check_same_bits(what, gx, gx2);
         }
 
-        conv_name(what, sizeof what, "conv2d_bwd_weight", cc);
+        conv_name(what, sizeof what, "conv2d_bwd_weight", cc, algo);
         dc_tensor *gw = zeros_like(w), *gw2 = zeros_like(w), *gb = zeros_like(db), *gw3 = zeros_like(w);
-        ok = dc_dnnl_conv2d_bwd_weight(x, dy, at, gw, gb, err, sizeof err);
+        ok = dc_dnnl_conv2d_bwd_weight(x, dy, at, algo, gw, gb, err, sizeof err);
         CHECK_MSG(ok, "%s: %s", what, err);
         if (ok) {
             int64_t k = sy->dim[0] * sy->dim[1] * sy->dim[2];
             check_impl(what);
+            check_algo(what, cc, algo, NULL);
             check_close(what, gw, dw, k);
             check_close(what, gb, db, k);
-            CHECK(dc_dnnl_conv2d_bwd_weight(x, dy, at, gw2, NULL, err, sizeof err));
+            CHECK(dc_dnnl_conv2d_bwd_weight(x, dy, at, algo, gw2, NULL, err, sizeof err));
             check_close(what, gw2, dw, k);
-            CHECK(dc_dnnl_conv2d_bwd_weight(x, dy, at, gw3, gb, err, sizeof err));
+            CHECK(dc_dnnl_conv2d_bwd_weight(x, dy, at, algo, gw3, gb, err, sizeof err));
             check_same_bits(what, gw, gw3);
         }
         tu_free(12, x, w, dy, dx, dw, db, gx, gx2, gw, gw2, gb, gw3);
@@ -351,9 +373,9 @@ TEST(dnnl_caches) {
     dc_attr a = { .conv = at };
     dc_tensor *y = tu_eval(DC_OP_CONV2D, &a, 2, (dc_tensor *[]){ x, w }, NULL, 0, err, sizeof err);
     dc_tensor *got = zeros_like(y);
-    CHECK_MSG(dc_dnnl_conv2d(x, w, at, NULL, got, err, sizeof err), "%s", err);
+    CHECK_MSG(dc_dnnl_conv2d(x, w, at, DC_CONV_DIRECT, NULL, got, err, sizeof err), "%s", err);
     dc_dnnl_stats s0 = dc_dnnl_get_stats();
-    CHECK(dc_dnnl_conv2d(x, w, at, NULL, got, err, sizeof err));
+    CHECK(dc_dnnl_conv2d(x, w, at, DC_CONV_DIRECT, NULL, got, err, sizeof err));
     dc_dnnl_stats s1 = dc_dnnl_get_stats();
     CHECK_EQ_INT(s1.primitives, s0.primitives);
     CHECK_EQ_INT(s1.primitive_hits, s0.primitive_hits + 1);
@@ -363,7 +385,7 @@ TEST(dnnl_caches) {
     }
     ((float *)w->data)[5] += 0.75f;
     dc_tensor *y2 = tu_eval(DC_OP_CONV2D, &a, 2, (dc_tensor *[]){ x, w }, NULL, 0, err, sizeof err);
-    CHECK(dc_dnnl_conv2d(x, w, at, NULL, got, err, sizeof err));
+    CHECK(dc_dnnl_conv2d(x, w, at, DC_CONV_DIRECT, NULL, got, err, sizeof err));
     check_close("conv2d after a weight update", got, y2, 9 * 16);
     tu_free(5, x, w, y, got, y2);
     dc_dnnl_shutdown();

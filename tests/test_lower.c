@@ -108,7 +108,12 @@ static int check_rule(dc_exec *e, const dc_graph *g, dc_backend b) {
         const char *want = b == DC_BACKEND_REF || !dnnl_op(g, i) ? NULL
                            : b == DC_BACKEND_AUTO            ? dc_contraction_default(g, i)
                                                              : "dnnl";
+        bool wino = want && strcmp(want, "dnnl winograd") == 0;
+        if (wino) want = "dnnl";
         bool is_dnnl = strcmp(s[k].provider, "dnnl") == 0, on_rule = want && strcmp(s[k].provider, want) == 0;
+        /* Winograd where the rule asks for it (no epilogue here that its kernels refuse) */
+        if (on_rule) CHECK_MSG(wino == (strstr(s[k].impl, "wino") != NULL), "@%s node %d (%s): impl '%s'", g->name, i,
+                               dc_op_name(g->nodes[i].op), s[k].impl);
         CHECK_MSG(want ? on_rule || (s[k].note[0] && strcmp(s[k].provider, "ref") == 0) : !is_dnnl,
                   "@%s node %d (%s): provider %s, note '%s'", g->name, i, dc_op_name(g->nodes[i].op),
                   s[k].provider, s[k].note);
@@ -156,11 +161,13 @@ TEST(lower_goldens_agree_across_backends) {
 
 static const char train_text[] =
     "graph @tiny_train(%x: f32[4,6,6,3], %t: f32[4,5]) -> (loss: f32[]) {\n"
-    "  %0 = param \"c.w\" : f32[3,3,3,8] init=kaiming\n"
-    "  %1 = conv2d %x, %0 {stride=[1,1], pad=[1,1], groups=1} : f32[4,6,6,8]\n"
-    "  %2 = silu %1 : f32[4,6,6,8]\n"
-    "  %3 = reshape %2 : f32[4,288]\n"
-    "  %4 = param \"l.w\" : f32[288,5] init=kaiming\n"
+    "  %0 = param \"c.w\" : f32[3,3,3,16] init=kaiming\n"
+    "  %1 = conv2d %x, %0 {stride=[1,1], pad=[1,1], groups=1} : f32[4,6,6,16]\n"
+    "  %8 = param \"d.w\" : f32[3,3,16,16] init=kaiming\n"
+    "  %9 = conv2d %1, %8 {stride=[1,1], pad=[1,1], groups=1} : f32[4,6,6,16]\n"
+    "  %2 = silu %9 : f32[4,6,6,16]\n"
+    "  %3 = reshape %2 : f32[4,576]\n"
+    "  %4 = param \"l.w\" : f32[576,5] init=kaiming\n"
     "  %5 = param \"l.b\" : f32[5] init=normal(0.1)\n"
     "  %6 = linear %3, %4, %5 : f32[4,5]\n"
     "  %7 = mse %6, %t : f32[]\n"
@@ -193,8 +200,12 @@ TEST(lower_training_graph_agrees_across_backends) {
     dc_graph *g = train_graph(true);
     if (!g) return;
     CHECK(g->plan_offset != NULL);
-    /* conv2d, conv2d_bwd_data, conv2d_bwd_weight, linear and the matmuls of its gradient */
-    CHECK(check_backends(g) >= 4);
+    /* the convs (one Winograd fits, 16 -> 16 channels: forward, backward-data and -weight),
+     * their gradients, linear and the matmuls of its gradient */
+    CHECK(check_backends(g) >= 7);
+    int wino = 0;
+    for (int i = 0; i < g->n_nodes; i++) wino += dnnl_op(g, i) && dc_conv_winograd_fits(g, i);
+    CHECK_EQ_INT(wino, 3);
     dc_graph_free(g);
 }
 

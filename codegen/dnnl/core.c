@@ -4,8 +4,11 @@
  *
  * Weight layouts: a weight argument is first offered to oneDNN as `any` (the kernel picks
  * its blocked layout; the caller's plain HWIO buffer is reordered into it), then pinned to
- * the caller's plain layout. Activations are always pinned to the caller's layout (NHWC,
- * row-major matrices). The first candidate whose primitive and reorders are all non-ref wins.
+ * the caller's plain layout. Activations are pinned to the caller's layout (NHWC, row-major
+ * matrices), except for a Winograd convolution, tried first when the call asks for it: its
+ * kernels want blocked activations, reordered from the caller's buffers before the run and
+ * back after it through one scratch buffer the process's calls share (they run one at a
+ * time). The first candidate whose primitive and reorders are all non-ref wins.
  *
  * Weight reorder cache: a reordered weight is kept per (primitive, caller's weight pointer)
  * with the XXH3-128 of the weight's bytes; a later call whose weight bytes hash the same
@@ -39,6 +42,10 @@ typedef struct entry {
     dnnl_memory_t user_weight;  /* the caller's weight layout, for the reorder */
     size_t weight_bytes;        /* size of the kernel-layout weight buffer */
     void *out_weight;           /* kernel-layout diff weights, when weight_is_output */
+    dnnl_primitive_t act_reorder[DNNL_MAX_ARGS]; /* per non-weight argument in another layout */
+    dnnl_memory_t act_user[DNNL_MAX_ARGS];       /* the caller's layout of that argument */
+    size_t act_offset[DNNL_MAX_ARGS];            /* its kernel-layout copy's place in the scratch */
+    size_t act_bytes;                            /* scratch the copies need */
     int n_args;
     int args[DNNL_MAX_ARGS];
     dnnl_memory_t mem[DNNL_MAX_ARGS];
@@ -53,6 +60,8 @@ static struct {
     entry *buckets[N_BUCKETS];
     const char *last_impl;
     dc_dnnl_stats stats;
+    void *scratch;              /* the kernel-layout copies of activations */
+    size_t scratch_bytes;
 } S;
 
 static void *alloc64(size_t bytes) {
@@ -144,26 +153,30 @@ static dnnl_primitive_desc_t first_fast_pd(const call_desc *d, const_dnnl_primit
     return pd;
 }
 
-/* A non-ref reorder primitive between two layouts; NULL with the reason in `refused`. */
-static dnnl_primitive_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+/* A non-ref reorder primitive between two layouts of argument arg; NULL with the reason in
+ * `refused`. impl gains " + reorder NAME" (once per distinct NAME). */
+static dnnl_primitive_t make_reorder(int arg, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
                                      char *impl, size_t impl_len, char *refused, size_t len) {
     dnnl_primitive_desc_t pd;
+    char msg[128];
     if (dnnl_reorder_primitive_desc_create(&pd, from, S.engine, to, S.engine, NULL) != dnnl_success) {
-        append(refused, len, "weight reorder unavailable");
+        snprintf(msg, sizeof msg, "reorder of argument %d unavailable", arg);
+        append(refused, len, msg);
         return NULL;
     }
     const char *name = impl_of(pd);
     dnnl_primitive_t p = NULL;
     if (strstr(name, "ref")) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "weight reorder %s", name);
+        snprintf(msg, sizeof msg, "reorder of argument %d: %s", arg, name);
         append(refused, len, msg);
     } else if (dnnl_primitive_create(&p, pd) != dnnl_success) {
-        append(refused, len, "weight reorder creation failed");
+        snprintf(msg, sizeof msg, "reorder of argument %d: creation failed", arg);
+        append(refused, len, msg);
         p = NULL;
     } else {
+        snprintf(msg, sizeof msg, " + reorder %s", name);
         size_t n = strlen(impl);
-        snprintf(impl + n, impl_len - n, " + reorder %s", name);
+        if (!strstr(impl, msg)) snprintf(impl + n, impl_len - n, "%s", msg);
     }
     dnnl_primitive_desc_destroy(pd);
     return p;
@@ -205,13 +218,38 @@ static void entry_free(entry *e) {
         if (e->mem[i]) dnnl_memory_destroy(e->mem[i]);
     if (e->user_weight) dnnl_memory_destroy(e->user_weight);
     if (e->reorder) dnnl_primitive_destroy(e->reorder);
+    for (int i = 0; i < DNNL_MAX_ARGS; i++) {
+        if (e->act_user[i]) dnnl_memory_destroy(e->act_user[i]);
+        if (e->act_reorder[i]) dnnl_primitive_destroy(e->act_reorder[i]);
+    }
     if (e->prim) dnnl_primitive_destroy(e->prim);
     free(e->out_weight);
     free(e);
 }
 
-/* Makes the primitive pd of c into e: argument memories (the layouts pd wants must be the
- * caller's, except the weight's, which gets a reorder). False with `refused` otherwise. */
+/* Whether argument arg is written by the primitive. */
+static bool is_output(int arg) {
+    return arg == DNNL_ARG_DST || arg == DNNL_ARG_DIFF_SRC || arg == DNNL_ARG_DIFF_WEIGHTS ||
+           arg == DNNL_ARG_DIFF_BIAS;
+}
+
+/* A reorder between the caller's layout `user` of argument i and the layout `want` of the
+ * kernel: caller -> kernel for an input, kernel -> caller for an output; the caller's memory
+ * object in *user_mem. */
+static dnnl_primitive_t arg_reorder(entry *e, const call_arg *a, const dnnl_memory_desc_t *want,
+                                    dnnl_memory_t *user_mem, char *refused, size_t len) {
+    if (dnnl_memory_create(user_mem, &a->md, S.engine, DNNL_MEMORY_NONE) != dnnl_success) {
+        *user_mem = NULL;
+        append(refused, len, "memory creation failed");
+        return NULL;
+    }
+    return is_output(a->arg) ? make_reorder(a->arg, want, &a->md, e->impl, sizeof e->impl, refused, len)
+                             : make_reorder(a->arg, &a->md, want, e->impl, sizeof e->impl, refused, len);
+}
+
+/* Makes the primitive pd of c into e: argument memories, with a reorder for each argument
+ * pd wants in another layout than the caller's (the weight's copy cached, the others in the
+ * scratch). False with `refused` otherwise. */
 static bool fill_entry(entry *e, const call *c, const_dnnl_primitive_desc_t pd, char *refused,
                        size_t len) {
     snprintf(e->impl, sizeof e->impl, "%s", impl_of(pd));
@@ -226,23 +264,16 @@ static bool fill_entry(entry *e, const call *c, const_dnnl_primitive_desc_t pd, 
             return false;
         }
         if (dnnl_memory_desc_equal(want, &a->md)) continue;
-        if (i != c->weight) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "%s wants another layout for argument %d", impl_of(pd), a->arg);
-            append(refused, len, msg);
-            return false;
+        size_t bytes = (dnnl_memory_desc_get_size(want) + 63) / 64 * 64;
+        if (i == c->weight) {
+            e->weight_bytes = bytes;
+            if (!(e->reorder = arg_reorder(e, a, want, &e->user_weight, refused, len))) return false;
+            if (c->weight_is_output) e->out_weight = alloc64(e->weight_bytes);
+            continue;
         }
-        if (dnnl_memory_create(&e->user_weight, &a->md, S.engine, DNNL_MEMORY_NONE) != dnnl_success) {
-            e->user_weight = NULL;
-            append(refused, len, "memory creation failed");
-            return false;
-        }
-        e->weight_bytes = dnnl_memory_desc_get_size(want);
-        e->reorder = c->weight_is_output
-                         ? make_reorder(want, &a->md, e->impl, sizeof e->impl, refused, len)
-                         : make_reorder(&a->md, want, e->impl, sizeof e->impl, refused, len);
-        if (!e->reorder) return false;
-        if (c->weight_is_output) e->out_weight = alloc64(e->weight_bytes);
+        e->act_offset[i] = e->act_bytes;
+        e->act_bytes += bytes;
+        if (!(e->act_reorder[i] = arg_reorder(e, a, want, &e->act_user[i], refused, len))) return false;
     }
     if (dnnl_primitive_create(&e->prim, pd) != dnnl_success) {
         e->prim = NULL;
@@ -252,11 +283,12 @@ static bool fill_entry(entry *e, const call *c, const_dnnl_primitive_desc_t pd, 
     return true;
 }
 
-/* Tries c with weight layout wmd: the hint (backward ops), the primitive, the reorders. */
-static entry *try_layout(const call *c, const dnnl_memory_desc_t *wmd, char *refused, size_t len) {
+/* Tries c with weight layout wmd (and Winograd's algorithm): the hint (backward ops), the
+ * primitive, the reorders. */
+static entry *try_layout(const call *c, const dnnl_memory_desc_t *wmd, bool winograd, char *refused, size_t len) {
     call_desc d, hint;
     bool has_hint = false;
-    if (c->desc(c, wmd, &d, &hint, &has_hint) != dnnl_success) {
+    if (c->desc(c, wmd, winograd, &d, &hint, &has_hint) != dnnl_success) {
         append(refused, len, "descriptor rejected");
         return NULL;
     }
@@ -279,7 +311,8 @@ static entry *try_layout(const call *c, const dnnl_memory_desc_t *wmd, char *ref
     return e;
 }
 
-/* A new entry for c: the weight as `any`, then as the caller's layout. */
+/* A new entry for c: Winograd when asked for (weight `any`), then the weight as `any`, then
+ * as the caller's layout. */
 static entry *build(const call *c, char *err, size_t len) {
     char refused[400] = "";
     entry *e = NULL;
@@ -289,10 +322,11 @@ static entry *build(const call *c, char *err, size_t len) {
         if (dnnl_memory_desc_init_by_tag(&any, user->ndims, user->dims, dnnl_f32, dnnl_format_tag_any) !=
             dnnl_success)
             abort(); /* broken invariant: the caller's layout was valid */
-        e = try_layout(c, &any, refused, sizeof refused);
-        if (!e) e = try_layout(c, user, refused, sizeof refused);
+        if (c->key.winograd) e = try_layout(c, &any, true, refused, sizeof refused);
+        if (!e) e = try_layout(c, &any, false, refused, sizeof refused);
+        if (!e) e = try_layout(c, user, false, refused, sizeof refused);
     } else {
-        e = try_layout(c, NULL, refused, sizeof refused);
+        e = try_layout(c, NULL, false, refused, sizeof refused);
     }
     if (!e) snprintf(err, len, "dnnl %s: oneDNN refused %s: %s", c->name, c->what, refused);
     return e;
@@ -338,6 +372,16 @@ static void *weight_in(entry *e, const call *c) {
     return s->buf;
 }
 
+/* Runs argument i's reorder between the caller's buffer and its kernel-layout copy: into the
+ * copy (in), or back to the caller (!in). */
+static bool reorder_arg(entry *e, int i, void *user, void *copy, bool in) {
+    dnnl_memory_set_data_handle(e->act_user[i], user);
+    dnnl_memory_set_data_handle(e->mem[i], copy);
+    dnnl_exec_arg_t r[2] = { { DNNL_ARG_FROM, in ? e->act_user[i] : e->mem[i] },
+                             { DNNL_ARG_TO, in ? e->mem[i] : e->act_user[i] } };
+    return exec(e->act_reorder[i], 2, r);
+}
+
 bool dnnl_call_run(call *c, char *err, size_t len) {
     if (!ensure_engine(err, len)) return false;
     XXH128_hash_t h = XXH3_128bits(&c->key, sizeof c->key);
@@ -351,6 +395,11 @@ bool dnnl_call_run(call *c, char *err, size_t len) {
         S.buckets[h.low64 % N_BUCKETS] = e;
         S.stats.primitives++;
     }
+    if (e->act_bytes > S.scratch_bytes) {
+        free(S.scratch);
+        S.scratch = alloc64(e->act_bytes);
+        S.scratch_bytes = e->act_bytes;
+    }
     dnnl_exec_arg_t args[DNNL_MAX_ARGS];
     bool ok = true;
     for (int i = 0; i < c->n_args; i++) {
@@ -359,10 +408,17 @@ bool dnnl_call_run(call *c, char *err, size_t len) {
             ptr = c->weight_is_output ? e->out_weight : weight_in(e, c);
             ok = ok && ptr;
         }
+        if (e->act_reorder[i]) {
+            ptr = (char *)S.scratch + e->act_offset[i];
+            if (!is_output(e->args[i])) ok = ok && reorder_arg(e, i, c->args[i].ptr, ptr, true);
+        }
         dnnl_memory_set_data_handle(e->mem[i], ptr);
         args[i] = (dnnl_exec_arg_t){ e->args[i], e->mem[i] };
     }
     ok = ok && exec(e->prim, c->n_args, args);
+    for (int i = 0; ok && i < c->n_args; i++)
+        if (e->act_reorder[i] && is_output(e->args[i]))
+            ok = reorder_arg(e, i, c->args[i].ptr, (char *)S.scratch + e->act_offset[i], false);
     if (ok && c->weight_is_output && e->reorder) {
         dnnl_memory_set_data_handle(e->user_weight, c->args[c->weight].ptr);
         dnnl_exec_arg_t r[2] = { { DNNL_ARG_FROM, e->mem[c->weight] }, { DNNL_ARG_TO, e->user_weight } };
@@ -395,5 +451,6 @@ void dc_dnnl_shutdown(void) {
         }
     if (S.stream) dnnl_stream_destroy(S.stream);
     if (S.engine) dnnl_engine_destroy(S.engine);
+    free(S.scratch);
     memset(&S, 0, sizeof S);
 }

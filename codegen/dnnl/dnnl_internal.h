@@ -23,6 +23,7 @@ typedef struct {
     int64_t trans_a, trans_b;
     int64_t stride[2], pad[2], groups;
     int64_t has_bias, act, has_residual, has_db;
+    int64_t winograd; /* a convolution: try oneDNN's Winograd kernels first */
     float scale, pad_to_8; /* pad_to_8 stays 0: the key has no implicit padding */
 } call_key;
 
@@ -49,8 +50,10 @@ typedef union {
 
 typedef struct call call;
 /* Fills the operation descriptor with the weights layout wmd (plain or `any`); for backward
- * ops also the forward descriptor that hints oneDNN's choice (*has_hint). */
-typedef dnnl_status_t (*call_desc_fn)(const call *c, const dnnl_memory_desc_t *wmd,
+ * ops also the forward descriptor that hints oneDNN's choice (*has_hint). winograd: describe
+ * a convolution as Winograd with its activations' layouts `any` (the kernels want blocked
+ * ones; core.c reorders the caller's buffers to and from them). */
+typedef dnnl_status_t (*call_desc_fn)(const call *c, const dnnl_memory_desc_t *wmd, bool winograd,
                                       call_desc *d, call_desc *hint, bool *has_hint);
 
 struct call {

@@ -6,6 +6,7 @@
 #include "codegen/dnnl/dnnl_internal.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -127,9 +128,10 @@ static bool matrix_md(dnnl_memory_desc_t *md, const dc_shape *s, bool trans, int
     return md_strides(md, nd, dims, strides);
 }
 
-static dnnl_status_t matmul_desc(const call *c, const dnnl_memory_desc_t *wmd, call_desc *d,
+static dnnl_status_t matmul_desc(const call *c, const dnnl_memory_desc_t *wmd, bool winograd, call_desc *d,
                                  call_desc *hint, bool *has_hint) {
     (void)wmd;
+    (void)winograd;
     (void)hint;
     *has_hint = false;
     const call_arg *bias = dnnl_call_find(c, DNNL_ARG_BIAS);
@@ -250,45 +252,52 @@ static bool weight_md(dnnl_memory_desc_t *md, const dc_shape *s, int64_t g) {
     return md_tag(md, 5, (int64_t[]){ g, s->dim[3] / g, s->dim[2], s->dim[0], s->dim[1] }, dnnl_decab);
 }
 
-static const dnnl_memory_desc_t *arg_md(const call *c, int arg) {
+/* Argument arg's layout: the caller's, or for a Winograd descriptor the same dims as `any`. */
+static const dnnl_memory_desc_t *arg_md(const call *c, int arg, bool any, dnnl_memory_desc_t *buf) {
     const call_arg *a = dnnl_call_find(c, arg);
-    return a ? &a->md : NULL;
+    if (!a || !any) return a ? &a->md : NULL;
+    if (dnnl_memory_desc_init_by_tag(buf, a->md.ndims, a->md.dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success)
+        abort(); /* broken invariant: the caller's layout was valid */
+    return buf;
 }
 
 /* Symmetric padding: oneDNN's output size (H - KH + 2p) / s + 1 rounds down as disco's. */
-static dnnl_status_t conv_desc(const call *c, const dnnl_memory_desc_t *wmd, call_desc *d,
+static dnnl_status_t conv_desc(const call *c, const dnnl_memory_desc_t *wmd, bool winograd, call_desc *d,
                                call_desc *hint, bool *has_hint) {
     dnnl_dims_t st, pad;
     to_dims(st, 2, c->key.stride);
     to_dims(pad, 2, c->key.pad);
-    const dnnl_memory_desc_t *x = arg_md(c, DNNL_ARG_SRC), *y = arg_md(c, DNNL_ARG_DST);
-    *has_hint = c->key.op != CALL_CONV_FWD;
+    dnnl_alg_kind_t alg = winograd ? dnnl_convolution_winograd : dnnl_convolution_direct;
+    dnnl_memory_desc_t xb, yb;
+    bool dx = c->key.op == CALL_CONV_BWD_DATA, dy = c->key.op != CALL_CONV_FWD;
+    const dnnl_memory_desc_t *x = arg_md(c, dx ? DNNL_ARG_DIFF_SRC : DNNL_ARG_SRC, winograd, &xb),
+                             *y = arg_md(c, dy ? DNNL_ARG_DIFF_DST : DNNL_ARG_DST, winograd, &yb);
+    *has_hint = dy;
     switch ((call_op)c->key.op) {
     case CALL_CONV_BWD_DATA:
-        x = arg_md(c, DNNL_ARG_DIFF_SRC);
-        y = arg_md(c, DNNL_ARG_DIFF_DST);
-        if (dnnl_convolution_backward_data_desc_init(&d->conv, dnnl_convolution_direct, x, wmd, y, st,
-                                                     pad, pad) != dnnl_success)
+        if (dnnl_convolution_backward_data_desc_init(&d->conv, alg, x, wmd, y, st, pad, pad) != dnnl_success)
             return dnnl_invalid_arguments;
         break;
-    case CALL_CONV_BWD_WEIGHT:
-        y = arg_md(c, DNNL_ARG_DIFF_DST);
-        if (dnnl_convolution_backward_weights_desc_init(&d->conv, dnnl_convolution_direct, x, wmd,
-                                                        arg_md(c, DNNL_ARG_DIFF_BIAS), y, st, pad,
+    case CALL_CONV_BWD_WEIGHT: {
+        const call_arg *db = dnnl_call_find(c, DNNL_ARG_DIFF_BIAS);
+        if (dnnl_convolution_backward_weights_desc_init(&d->conv, alg, x, wmd, db ? &db->md : NULL, y, st, pad,
                                                         pad) != dnnl_success)
             return dnnl_invalid_arguments;
         break;
-    default:
-        return dnnl_convolution_forward_desc_init(&d->conv, dnnl_forward_training, dnnl_convolution_direct,
-                                                  x, wmd, arg_md(c, DNNL_ARG_BIAS), y, st, pad, pad);
     }
-    return dnnl_convolution_forward_desc_init(&hint->conv, dnnl_forward_training, dnnl_convolution_direct,
-                                              x, wmd, NULL, y, st, pad, pad);
+    default: {
+        const call_arg *b = dnnl_call_find(c, DNNL_ARG_BIAS);
+        return dnnl_convolution_forward_desc_init(&d->conv, dnnl_forward_training, alg, x, wmd, b ? &b->md : NULL,
+                                                  y, st, pad, pad);
+    }
+    }
+    return dnnl_convolution_forward_desc_init(&hint->conv, dnnl_forward_training, alg, x, wmd, NULL, y, st, pad,
+                                              pad);
 }
 
 /* A conv call on x, w -> y shapes (whichever of them the op reads or writes). */
 static bool conv_call(call *c, call_op op, const char *name, const dc_tensor *x, const dc_tensor *w,
-                      const dc_tensor *y, const dc_conv_attr *a, char *err, size_t len) {
+                      const dc_tensor *y, const dc_conv_attr *a, dc_conv_algo algo, char *err, size_t len) {
     char sx[64], sw[64], sy[64];
     type_s(x, sx, sizeof sx);
     type_s(w, sw, sizeof sw);
@@ -310,6 +319,7 @@ static bool conv_call(call *c, call_op op, const char *name, const dc_tensor *x,
         c->key.pad[i] = a->pad.v[i];
     }
     c->key.groups = a->groups;
+    c->key.winograd = algo == DC_CONV_WINOGRAD;
     c->desc = conv_desc;
     return true;
 }
@@ -323,11 +333,11 @@ static bool conv_mds(const call *c, const dc_tensor *x, const dc_tensor *w, cons
     return fail(err, len, "dnnl %s: oneDNN cannot describe %s", c->name, c->what);
 }
 
-bool dc_dnnl_conv2d(const dc_tensor *x, const dc_tensor *w, dc_conv_attr attr, const dc_epilogue *e,
-                    dc_tensor *out, char *err, size_t len) {
+bool dc_dnnl_conv2d(const dc_tensor *x, const dc_tensor *w, dc_conv_attr attr, dc_conv_algo algo,
+                    const dc_epilogue *e, dc_tensor *out, char *err, size_t len) {
     call c;
     dnnl_memory_desc_t md[3], bias_native, bias_post;
-    if (!conv_call(&c, CALL_CONV_FWD, "conv2d", x, w, out, &attr, err, len) ||
+    if (!conv_call(&c, CALL_CONV_FWD, "conv2d", x, w, out, &attr, algo, err, len) ||
         !conv_mds(&c, x, w, out, md, err, len))
         return false;
     int64_t o = w->type.shape.dim[3];
@@ -339,11 +349,11 @@ bool dc_dnnl_conv2d(const dc_tensor *x, const dc_tensor *w, dc_conv_attr attr, c
     return add_epilogue(&c, e, out, &bias_native, &bias_post, err, len) && dnnl_call_run(&c, err, len);
 }
 
-bool dc_dnnl_conv2d_bwd_data(const dc_tensor *dy, const dc_tensor *w, dc_conv_attr attr, dc_tensor *dx,
-                             char *err, size_t len) {
+bool dc_dnnl_conv2d_bwd_data(const dc_tensor *dy, const dc_tensor *w, dc_conv_attr attr, dc_conv_algo algo,
+                             dc_tensor *dx, char *err, size_t len) {
     call c;
     dnnl_memory_desc_t md[3];
-    if (!conv_call(&c, CALL_CONV_BWD_DATA, "conv2d_bwd_data", dx, w, dy, &attr, err, len) ||
+    if (!conv_call(&c, CALL_CONV_BWD_DATA, "conv2d_bwd_data", dx, w, dy, &attr, algo, err, len) ||
         !conv_mds(&c, dx, w, dy, md, err, len))
         return false;
     dnnl_call_arg(&c, DNNL_ARG_DIFF_DST, &md[2], dy->data);
@@ -352,12 +362,12 @@ bool dc_dnnl_conv2d_bwd_data(const dc_tensor *dy, const dc_tensor *w, dc_conv_at
     return dnnl_call_run(&c, err, len);
 }
 
-bool dc_dnnl_conv2d_bwd_weight(const dc_tensor *x, const dc_tensor *dy, dc_conv_attr attr, dc_tensor *dw,
-                               dc_tensor *db, char *err, size_t len) {
+bool dc_dnnl_conv2d_bwd_weight(const dc_tensor *x, const dc_tensor *dy, dc_conv_attr attr, dc_conv_algo algo,
+                               dc_tensor *dw, dc_tensor *db, char *err, size_t len) {
     call c;
     dnnl_memory_desc_t md[3], bias;
     char sb[64];
-    if (!conv_call(&c, CALL_CONV_BWD_WEIGHT, "conv2d_bwd_weight", x, dw, dy, &attr, err, len) ||
+    if (!conv_call(&c, CALL_CONV_BWD_WEIGHT, "conv2d_bwd_weight", x, dw, dy, &attr, algo, err, len) ||
         !conv_mds(&c, x, dw, dy, md, err, len))
         return false;
     int64_t o = dw->type.shape.dim[3];
