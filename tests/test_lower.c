@@ -161,13 +161,13 @@ TEST(lower_goldens_agree_across_backends) {
 
 static const char train_text[] =
     "graph @tiny_train(%x: f32[4,6,6,3], %t: f32[4,5]) -> (loss: f32[]) {\n"
-    "  %0 = param \"c.w\" : f32[3,3,3,16] init=kaiming\n"
-    "  %1 = conv2d %x, %0 {stride=[1,1], pad=[1,1], groups=1} : f32[4,6,6,16]\n"
-    "  %8 = param \"d.w\" : f32[3,3,16,16] init=kaiming\n"
-    "  %9 = conv2d %1, %8 {stride=[1,1], pad=[1,1], groups=1} : f32[4,6,6,16]\n"
-    "  %2 = silu %9 : f32[4,6,6,16]\n"
-    "  %3 = reshape %2 : f32[4,576]\n"
-    "  %4 = param \"l.w\" : f32[576,5] init=kaiming\n"
+    "  %0 = param \"c.w\" : f32[3,3,3,32] init=kaiming\n"
+    "  %1 = conv2d %x, %0 {stride=[1,1], pad=[1,1], groups=1} : f32[4,6,6,32]\n"
+    "  %8 = param \"d.w\" : f32[3,3,32,32] init=kaiming\n"
+    "  %9 = conv2d %1, %8 {stride=[1,1], pad=[1,1], groups=1} : f32[4,6,6,32]\n"
+    "  %2 = silu %9 : f32[4,6,6,32]\n"
+    "  %3 = reshape %2 : f32[4,1152]\n"
+    "  %4 = param \"l.w\" : f32[1152,5] init=kaiming\n"
     "  %5 = param \"l.b\" : f32[5] init=normal(0.1)\n"
     "  %6 = linear %3, %4, %5 : f32[4,5]\n"
     "  %7 = mse %6, %t : f32[]\n"
@@ -200,7 +200,8 @@ TEST(lower_training_graph_agrees_across_backends) {
     dc_graph *g = train_graph(true);
     if (!g) return;
     CHECK(g->plan_offset != NULL);
-    /* the convs (one Winograd fits, 16 -> 16 channels: forward, backward-data and -weight),
+    /* the convs (one Winograd fits and the rule gives it, 32 -> 32 channels: forward,
+     * backward-data and -weight),
      * their gradients, linear and the matmuls of its gradient */
     CHECK(check_backends(g) >= 7);
     int wino = 0;
