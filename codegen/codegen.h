@@ -408,7 +408,7 @@ bool dc_conv_winograd_fits(const dc_graph *g, int node);
 /* The provider of contraction node without a tuned choice under auto, by measurement
  * (bench/contractions, `disco tune`'s log, bench/RESULTS.md): "dnnl winograd" for a
  * convolution Winograd fits (dc_conv_winograd_fits), its forward and backward-data only from 32
- * input channels; "jit" for a fused_matmul with a residual but no
+ * input channels; "jit" for a forward convolution of one input channel, for a fused_matmul with a residual but no
  * bias and N >= 64, for a batched matmul (both operands batched: attention's per-head
  * products) with trans_a and M >= 64 or without it and M >= 128, N <= 16; "dnnl" else. */
 const char *dc_contraction_default(const dc_graph *g, int node);

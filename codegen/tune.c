@@ -130,6 +130,9 @@ bool dc_conv_winograd_fits(const dc_graph *g, int node) {
 const char *dc_contraction_default(const dc_graph *g, int node) {
     const dc_node *n = &g->nodes[node];
     const dc_shape *o = &n->type.shape;
+    /* a forward convolution of one input channel: the jit implicit GEMM (1.4-1.65x) */
+    if ((n->op == DC_OP_CONV2D || n->op == DC_OP_FUSED_CONV2D) && g->nodes[n->in[1]].type.shape.dim[2] == 1)
+        return "jit";
     /* Winograd, except forward and backward-data with 16 input channels (1.05-1.7x slower) */
     if (dc_conv_winograd_fits(g, node) &&
         (n->op == DC_OP_CONV2D_BWD_WEIGHT || g->nodes[n->in[1]].type.shape.dim[2] >= 32))
