@@ -529,15 +529,18 @@ static int reduction(ctx *c, int v, const coords *at) {
         float eps = row_of(n)->rows == DC_ROWS_GROUPS ? n->attr.group_norm.eps : n->attr.eps.eps;
         int mean = row_mean(c, v, &key, &in_at), rstd = row_rstd(c, v, &key, &in_at, mean, eps);
         int count = row_count(c);
+        /* sum(g xhat) = rstd sum(g (x - mean)): the sum needs the mean only, so it shares the
+         * variance's pass over the row (one pass fewer than summing g xhat) */
         int sg = memo_find(c, v, T_GSUM, 0, &key), sgx = memo_find(c, v, T_GXSUM, 0, &key);
         if (sg < 0 || sgx < 0) {
-            int g = scaled_dy(c, v, &in_at), xh = binary(c, DC_OP_MUL, binary(c, DC_OP_SUB, value(c, x, &in_at), mean), rstd);
+            int g = scaled_dy(c, v, &in_at);
             sg = fold(c, v, T_GSUM, 0, &key, DC_KIR_SUM, g);
-            sgx = fold(c, v, T_GXSUM, 0, &key, DC_KIR_SUM, binary(c, DC_OP_MUL, g, xh));
+            sgx = fold(c, v, T_GXSUM, 0, &key, DC_KIR_SUM,
+                       binary(c, DC_OP_MUL, g, binary(c, DC_OP_SUB, value(c, x, &in_at), mean)));
         }
         int xh = binary(c, DC_OP_MUL, binary(c, DC_OP_SUB, value(c, x, at), mean), rstd);
         int d = binary(c, DC_OP_SUB, scaled_dy(c, v, at), binary(c, DC_OP_DIV, sg, count));
-        d = binary(c, DC_OP_SUB, d, binary(c, DC_OP_MUL, xh, binary(c, DC_OP_DIV, sgx, count)));
+        d = binary(c, DC_OP_SUB, d, binary(c, DC_OP_MUL, xh, binary(c, DC_OP_DIV, binary(c, DC_OP_MUL, sgx, rstd), count)));
         return binary(c, DC_OP_MUL, rstd, d);
     }
     case DC_ROW_NONE:
