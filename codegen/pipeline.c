@@ -1,8 +1,8 @@
 /* pipeline.c — the compiler's pipeline policy, in one place: which passes every graph (a
  * training program, an evaluation or sampling program, a graph `disco run` executes) goes
  * through before it is lowered, and which backends run fused loop groups as JIT kernels:
- * simplify, cse, dce, fuse-contraction, [fuse-loops with auto and jit,] schedule-results,
- * plan-memory. Every
+ * simplify, cse, dce, fuse-contraction, [split-reductions and fuse-loops with auto and jit,]
+ * schedule-results, plan-memory. Every
  * program is compiled alike: inference gets the fusion and the JIT kernels that training gets.
  * Every value gets a memory slot (dc_pass_opts.groups_as_kernels off), so a group the JIT
  * cannot compile still runs node by node on ref. */
@@ -16,7 +16,8 @@ const char *dc_forward_pipeline(dc_backend b) { return dc_backend_uses_jit(b) ? 
 
 const char *dc_pipeline(dc_backend b) {
     return dc_backend_uses_jit(b)
-               ? "fuse-attention,simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory"
+               ? "fuse-attention,simplify,cse,dce,fuse-contraction,split-reductions,fuse-loops,schedule-results,"
+                 "plan-memory"
                : "simplify,cse,dce,fuse-contraction,schedule-results,plan-memory";
 }
 

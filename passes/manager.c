@@ -19,6 +19,9 @@ static const dc_pass passes[] = {
     { "fuse-attention-all", dc_pass_fuse_attention_all, "fuse-attention at every match, whatever the rule says" },
     { "fuse-contraction", dc_pass_fuse_contraction,
       "conv2d/matmul/linear + bias + relu/gelu/silu + residual into one fused node" },
+    { "split-reductions", dc_pass_split_reductions,
+      "a reduction over leading axes 0..k as one over axes 1..k per index of axis 0, then one over\n"
+      "axis 0 (its first kernel splits over the threads as its producers do)" },
     { "fuse-loops", dc_pass_fuse_loops,
       "group elementwise chains, row reductions and optimizer updates into row-kernel loop groups" },
     { "schedule-results", dc_pass_schedule_results,

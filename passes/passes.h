@@ -46,6 +46,7 @@ bool dc_pass_fuse_attention_all(dc_graph *g, const dc_pass_opts *o, char *err, s
  * what it was read from, e.g. "rule: fused for unmasked, D 8, 512x196x196 logits" */
 bool dc_attention_fuses(int64_t heads, int64_t sq, int64_t sk, int64_t d, bool causal, char *why, size_t len);
 bool dc_pass_fuse_contraction(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
+bool dc_pass_split_reductions(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_fuse_loops(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 bool dc_pass_schedule_results(dc_graph *g, const dc_pass_opts *o, char *err, size_t len);
 

@@ -406,10 +406,10 @@ TEST(cli_run_uses_the_run_pipeline) {
     expect_usage_error((const char *[]){ "run", chain, "--passes=dce", "--no-passes", NULL },
                        "disco run: --passes and --no-passes exclude each other");
     static const struct { const char *backend, *passes; } cases[] = {
-        { "auto", "fuse-attention,simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory" },
+        { "auto", "fuse-attention,simplify,cse,dce,fuse-contraction,split-reductions,fuse-loops,schedule-results,plan-memory" },
         { "ref", "simplify,cse,dce,fuse-contraction,schedule-results,plan-memory" },
         { "dnnl", "simplify,cse,dce,fuse-contraction,schedule-results,plan-memory" },
-        { "jit", "fuse-attention,simplify,cse,dce,fuse-contraction,fuse-loops,schedule-results,plan-memory" },
+        { "jit", "fuse-attention,simplify,cse,dce,fuse-contraction,split-reductions,fuse-loops,schedule-results,plan-memory" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char backend[32], want[512];

@@ -211,10 +211,11 @@ static bool same_values(const dc_tensor *a, const dc_tensor *b, sameness how) {
 
 /* Outputs of `before` and of `after` (the pipeline's result) agree, on ordinary and on special
  * inputs. simplify may turn -0 into +0 (documented), so zeros compare as numbers for it;
- * fuse-attention computes in another order (documented), so its results agree up to rounding. */
+ * fuse-attention and split-reductions sum in another order (documented), so their results
+ * agree up to rounding. */
 static bool same_results(const dc_graph *before, const dc_graph *after, const char *pipeline,
                          char *why, size_t len) {
-    sameness how = strstr(pipeline, "fuse-attention") ? SAME_ROUNDED
+    sameness how = strstr(pipeline, "fuse-attention") || strstr(pipeline, "split-reductions") ? SAME_ROUNDED
                    : strstr(pipeline, "simplify")     ? SAME_NUMBERS
                                                       : SAME_BITS;
     for (int specials = 0; specials < 2; specials++) {
@@ -455,7 +456,7 @@ TEST(pass_fold_matches_kernels) {
 TEST(pass_manager_table) {
     int n = 0;
     const dc_pass *p = dc_passes(&n);
-    const char *want[] = { "dce", "cse", "fold", "simplify", "fuse-attention", "fuse-attention-all", "fuse-contraction", "fuse-loops", "schedule-results", "plan-memory" };
+    const char *want[] = { "dce", "cse", "fold", "simplify", "fuse-attention", "fuse-attention-all", "fuse-contraction", "split-reductions", "fuse-loops", "schedule-results", "plan-memory" };
     int n_want = (int)(sizeof want / sizeof want[0]);
     CHECK_EQ_INT(n, n_want);
     for (int i = 0; i < n && i < n_want; i++) {
@@ -503,7 +504,7 @@ TEST(pass_pipeline_errors) {
         char err[DC_ERR_LEN] = "";
         bool unchanged = false;
         CHECK_MSG(!try_pipeline(bad[i][0], &o, err, sizeof err, &unchanged), "'%s' accepted", bad[i][0]);
-        CHECK_MSG(strstr(err, bad[i][1]) && strstr(err, "known passes: dce, cse, fold, simplify, fuse-attention, fuse-attention-all, fuse-contraction, fuse-loops, schedule-results, plan-memory"),
+        CHECK_MSG(strstr(err, bad[i][1]) && strstr(err, "known passes: dce, cse, fold, simplify, fuse-attention, fuse-attention-all, fuse-contraction, split-reductions, fuse-loops, schedule-results, plan-memory"),
                   "'%s': %s", bad[i][0], err);
         CHECK_MSG(unchanged, "'%s' changed the graph before failing", bad[i][0]);
     }
