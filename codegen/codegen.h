@@ -472,7 +472,7 @@ bool dc_tune_graph(const dc_graph *g, dc_tune_db *db, const dc_tune_options *o, 
  * serve several machines. A truncated, corrupt or malformed file is refused: the database
  * opens empty, its message names the file and line, and the next save replaces the file.
  * Not thread-safe: one thread uses a database. */
-#define DC_TUNER_VERSION 1 /* the tuner's measuring and choosing; part of every key */
+#define DC_TUNER_VERSION 2 /* the tuner's measuring and choosing (2: Winograd finalists); part of every key */
 
 
 /* XXH3-128 of "disco tune key\nkernel LEN KERNEL\ntarget LEN TARGET\ntuner N\n", LEN being

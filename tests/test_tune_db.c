@@ -505,11 +505,11 @@ TEST(tune_db_malformed) {
     tdb_env t = tdb_begin("tunedb-cpu");
     char *target = dc_jit_target_text(NULL);
     char k1[33];
-    key_hex(K1, target, 1, k1);
+    key_hex(K1, target, DC_TUNER_VERSION, k1);
     dc_strbuf tl = { 0 }, e1 = { 0 }, e2 = { 0 };
-    put_target_line(&tl, target, 1);
-    put_entry(&e1, K1, "jit", "jit=1us", target, 1);
-    put_entry(&e2, K2, "dnnl", "dnnl=1us", target, 1);
+    put_target_line(&tl, target, DC_TUNER_VERSION);
+    put_entry(&e1, K1, "jit", "jit=1us", target, DC_TUNER_VERSION);
+    put_entry(&e2, K2, "dnnl", "dnnl=1us", target, DC_TUNER_VERSION);
     /* a line of entry with K1's key and the given text after "kernel=" */
     static const char *const after_key[] = {
         "kernel=\"a\\qb\" choice=\"\" times=\"\"",     "kernel=\"a\\x00b\" choice=\"\" times=\"\"",
@@ -547,8 +547,8 @@ TEST(tune_db_malformed) {
     BAD("second entry", true, 4, "a second entry", HEADER "%s%s%s", tl.buf, e1.buf, e1.buf);
     BAD("key of another kernel", true, 4, "the key does not match", HEADER "%s%sentry key=%s kernel=\"%s\" "
         "choice=\"jit\" times=\"\"\n", tl.buf, e2.buf, k1, K2);
-    BAD("key of another tuner", true, 3, "the key does not match", HEADER "target tuner=2 %s%s",
-        strchr(tl.buf, '"'), e1.buf);
+    BAD("key of another tuner", true, 3, "the key does not match", HEADER "target tuner=%d %s%s",
+        DC_TUNER_VERSION + 1, strchr(tl.buf, '"'), e1.buf);
     BAD("tuner of 10 digits", true, 2, "a malformed target line", HEADER "target tuner=1234567890 %s%s",
         strchr(tl.buf, '"'), e1.buf);
     BAD("no tuner", true, 2, "a malformed target line", HEADER "target %s%s", strchr(tl.buf, '"'), e1.buf);

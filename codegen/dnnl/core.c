@@ -233,9 +233,9 @@ static bool is_output(int arg) {
            arg == DNNL_ARG_DIFF_BIAS;
 }
 
-/* A reorder between the caller's layout `user` of argument i and the layout `want` of the
- * kernel: caller -> kernel for an input, kernel -> caller for an output; the caller's memory
- * object in *user_mem. */
+/* A reorder between the caller's layout of argument a and the layout `want` of the kernel:
+ * caller -> kernel for an input, kernel -> caller for an output; the caller's memory object
+ * in *user_mem. */
 static dnnl_primitive_t arg_reorder(entry *e, const call_arg *a, const dnnl_memory_desc_t *want,
                                     dnnl_memory_t *user_mem, char *refused, size_t len) {
     if (dnnl_memory_create(user_mem, &a->md, S.engine, DNNL_MEMORY_NONE) != dnnl_success) {
