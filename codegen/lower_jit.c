@@ -55,7 +55,7 @@ typedef struct {
 } coords;
 
 /* what a memo entry holds for its node at its coordinates */
-enum { T_VALUE, T_MAX, T_SUM, T_EXP, T_XSUM, T_MEAN, T_DSUM, T_DSQ, T_NMEAN, T_RSTD, T_GSUM, T_GXSUM };
+enum { T_VALUE, T_MAX, T_SUM, T_EXP, T_XSUM, T_MEAN, T_VAR, T_RSTD, T_GSUM, T_GXSUM };
 
 /* what node's entry of kind tag at coordinates at is; arg tells apart the statistics of one
  * input over different rows (the norms' means and rstds are keyed by their input, so norms of
@@ -447,39 +447,20 @@ static int row_mean(ctx *c, int v, const coords *key, const coords *in_at) {
     return memo_put(c, x, T_MEAN, id, key, binary(c, DC_OP_DIV, s, row_count(c)));
 }
 
-/* A norm's row statistics in one pass, shifted by the row's first element k (so a row far
- * from 0 loses no precision): with d = x - k, mean = k + sum(d)/n and var = sum(d^2)/n -
- * (sum(d)/n)^2 (at least 0), rstd = rsqrt(var + eps); *shift = k, *dmean = sum(d)/n. Shared by
- * every norm of v's input x over the same rows (forward, backward, the scale gradient's xhat),
- * for one eps. */
-static void norm_stats(ctx *c, int v, const coords *key, const coords *in_at, float eps, int *mean, int *rstd,
-                       int *shift, int *dmean) {
+/* rsqrt(mean((x - mean)^2) + eps) of v's input x over the row key of v (shared as the mean,
+ * for one eps) */
+static int row_rstd(ctx *c, int v, const coords *key, const coords *in_at, int mean, float eps) {
     int x = node_at(c, v)->in[0];
-    int64_t id = rows_id(c, v);
-    coords first = *in_at;
-    for (int d = 0; d < first.rank; d++) memset(first.c[d].inner, 0, sizeof first.c[d].inner);
-    *shift = value(c, x, &first);
-    int n = row_count(c), m = memo_find(c, x, T_NMEAN, id, key);
-    if (m < 0) {
-        int dx = binary(c, DC_OP_SUB, value(c, x, in_at), *shift);
-        m = binary(c, DC_OP_DIV, fold(c, x, T_DSUM, id, key, DC_KIR_SUM, dx), n);
-        memo_put(c, x, T_NMEAN, id, key, m);
-    }
-    *dmean = m;
-    *mean = binary(c, DC_OP_ADD, *shift, m);
     uint32_t bits;
     memcpy(&bits, &eps, sizeof bits);
-    int64_t rid = id * ((int64_t)1 << 32) + bits;
-    int r = memo_find(c, x, T_RSTD, rid, key);
-    if (r < 0) {
-        int dx = binary(c, DC_OP_SUB, value(c, x, in_at), *shift);
-        int sq = binary(c, DC_OP_DIV, fold(c, x, T_DSQ, id, key, DC_KIR_SUM, dc_kir_unary(c->k, DC_OP_SQUARE, dx)), n);
-        int var = binary(c, DC_OP_MAXIMUM, binary(c, DC_OP_SUB, sq, dc_kir_unary(c->k, DC_OP_SQUARE, m)),
-                         dc_kir_const_f32(c->k, 0.0f));
-        r = memo_put(c, x, T_RSTD, rid, key,
-                     dc_kir_unary(c->k, DC_OP_RSQRT, binary(c, DC_OP_ADD, var, dc_kir_const_f32(c->k, eps))));
-    }
-    *rstd = r;
+    int64_t id = rows_id(c, v) * ((int64_t)1 << 32) + bits;
+    int r = memo_find(c, x, T_RSTD, id, key);
+    if (r >= 0) return r;
+    int d = binary(c, DC_OP_SUB, value(c, x, in_at), mean);
+    int s = fold(c, x, T_VAR, id, key, DC_KIR_SUM, dc_kir_unary(c->k, DC_OP_SQUARE, d));
+    int var = binary(c, DC_OP_DIV, s, row_count(c));
+    int t = binary(c, DC_OP_ADD, var, dc_kir_const_f32(c->k, eps));
+    return memo_put(c, x, T_RSTD, id, key, dc_kir_unary(c->k, DC_OP_RSQRT, t));
 }
 
 /* The channel coordinate of a norm's element at at (its last axis), for gamma and beta. */
@@ -538,8 +519,7 @@ static int reduction(ctx *c, int v, const coords *at) {
     }
     case DC_ROW_NORM: {
         float eps = row_of(n)->rows == DC_ROWS_GROUPS ? n->attr.group_norm.eps : n->attr.eps.eps;
-        int mean, rstd, shift, dmean;
-        norm_stats(c, v, &key, &in_at, eps, &mean, &rstd, &shift, &dmean);
+        int mean = row_mean(c, v, &key, &in_at), rstd = row_rstd(c, v, &key, &in_at, mean, eps);
         coords ch = channel_of(at);
         int y = binary(c, DC_OP_MUL, binary(c, DC_OP_SUB, value(c, x, at), mean), rstd);
         y = binary(c, DC_OP_MUL, y, value(c, n->in[1], &ch));
@@ -547,19 +527,17 @@ static int reduction(ctx *c, int v, const coords *at) {
     }
     case DC_ROW_NORM_BWD: { /* (x, gamma, dy) */
         float eps = row_of(n)->rows == DC_ROWS_GROUPS ? n->attr.group_norm.eps : n->attr.eps.eps;
-        int mean, rstd, shift, dmean;
-        norm_stats(c, v, &key, &in_at, eps, &mean, &rstd, &shift, &dmean);
+        int mean = row_mean(c, v, &key, &in_at), rstd = row_rstd(c, v, &key, &in_at, mean, eps);
         int count = row_count(c);
-        /* sum(g xhat) = rstd (sum(g (x - k)) - (mean - k) sum(g)): both sums need only the
-         * shift k, so they share the statistics' pass (the stores are the only other pass) */
+        /* sum(g xhat) = rstd sum(g (x - mean)): the sum needs the mean only, so it shares the
+         * variance's pass over the row (one pass fewer than summing g xhat) */
         int sg = memo_find(c, v, T_GSUM, 0, &key), sgx = memo_find(c, v, T_GXSUM, 0, &key);
         if (sg < 0 || sgx < 0) {
             int g = scaled_dy(c, v, &in_at);
             sg = fold(c, v, T_GSUM, 0, &key, DC_KIR_SUM, g);
             sgx = fold(c, v, T_GXSUM, 0, &key, DC_KIR_SUM,
-                       binary(c, DC_OP_MUL, g, binary(c, DC_OP_SUB, value(c, x, &in_at), shift)));
+                       binary(c, DC_OP_MUL, g, binary(c, DC_OP_SUB, value(c, x, &in_at), mean)));
         }
-        sgx = binary(c, DC_OP_SUB, sgx, binary(c, DC_OP_MUL, dmean, sg));
         int xh = binary(c, DC_OP_MUL, binary(c, DC_OP_SUB, value(c, x, at), mean), rstd);
         int d = binary(c, DC_OP_SUB, scaled_dy(c, v, at), binary(c, DC_OP_DIV, sg, count));
         d = binary(c, DC_OP_SUB, d, binary(c, DC_OP_MUL, xh, binary(c, DC_OP_DIV, binary(c, DC_OP_MUL, sgx, rstd), count)));
