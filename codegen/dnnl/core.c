@@ -97,6 +97,11 @@ void dnnl_call_key_shape(call *c, int i, const dc_shape *s) {
     for (int d = 0; d < s->rank; d++) c->key.dim[i][d] = s->dim[d];
 }
 
+void dnnl_any_md(dnnl_memory_desc_t *any, const dnnl_memory_desc_t *user) {
+    if (dnnl_memory_desc_init_by_tag(any, user->ndims, user->dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success)
+        abort(); /* broken invariant: the caller's layout was valid */
+}
+
 /* ---- engine, implementation choice ---------------------------------------------------- */
 
 static bool ensure_engine(char *err, size_t len) {
@@ -319,9 +324,7 @@ static entry *build(const call *c, char *err, size_t len) {
     if (c->weight >= 0) {
         const dnnl_memory_desc_t *user = &c->args[c->weight].md;
         dnnl_memory_desc_t any;
-        if (dnnl_memory_desc_init_by_tag(&any, user->ndims, user->dims, dnnl_f32, dnnl_format_tag_any) !=
-            dnnl_success)
-            abort(); /* broken invariant: the caller's layout was valid */
+        dnnl_any_md(&any, user);
         if (c->key.winograd) e = try_layout(c, &any, true, refused, sizeof refused);
         if (!e) e = try_layout(c, &any, false, refused, sizeof refused);
         if (!e) e = try_layout(c, user, false, refused, sizeof refused);

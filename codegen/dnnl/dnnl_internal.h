@@ -79,6 +79,8 @@ int dnnl_call_arg(call *c, int arg, const dnnl_memory_desc_t *md, const void *pt
 const call_arg *dnnl_call_find(const call *c, int arg);
 /* Records shape s as key operand i. */
 void dnnl_call_key_shape(call *c, int i, const dc_shape *s);
+/* *any = the layout `any` (the kernel's choice) of user's dims. */
+void dnnl_any_md(dnnl_memory_desc_t *any, const dnnl_memory_desc_t *user);
 /* Builds (or finds) the primitive for c and runs it. */
 bool dnnl_call_run(call *c, char *err, size_t len);
 
