@@ -236,12 +236,17 @@ static bool usable(dc_kir *k, int expr) {
     return true;
 }
 
+/* The current phase may hold a reduction or a reducing store. */
+static bool reducible(dc_kir *k, dc_kir_combine combine, const char *what) {
+    if (combine != DC_KIR_SUM && combine != DC_KIR_MAX) return fail(k, "unknown combine %d", combine) == 0;
+    if (k->inner_rank == 0) return fail(k, "a %s over an empty inner space", what) == 0;
+    if (k->phases[k->n_phases - 1].per_row) return fail(k, "a %s in a per-row phase", what) == 0;
+    return true;
+}
+
 int dc_kir_reduce_add(dc_kir *k, dc_kir_combine combine, int expr) {
-    if (k->err[0] || !usable(k, expr)) return -1;
-    if (combine != DC_KIR_SUM && combine != DC_KIR_MAX) return fail(k, "unknown combine %d", combine);
-    if (k->inner_rank == 0) return fail(k, "a reduction over an empty inner space");
+    if (k->err[0] || !usable(k, expr) || !reducible(k, combine, "reduction")) return -1;
     int phase = k->n_phases - 1;
-    if (k->phases[phase].per_row) return fail(k, "a reduction in a per-row phase");
     k->reduces = grow(k->reduces, &k->cap_reduces, k->n_reduces + 1, sizeof *k->reduces);
     k->reduces[k->n_reduces] = (dc_kir_reduce){ phase, combine, expr };
     dc_kir_expr e = blank(DC_KIR_RESULT, k->exprs[expr].dtype);
@@ -250,7 +255,7 @@ int dc_kir_reduce_add(dc_kir *k, dc_kir_combine combine, int expr) {
     return push_expr(k, e);
 }
 
-int dc_kir_store_add(dc_kir *k, int buf, dc_kir_map map, int expr) {
+static int add_store(dc_kir *k, int buf, dc_kir_map map, int expr, bool reduce, dc_kir_combine combine) {
     if (k->err[0] || !usable(k, expr)) return -1;
     if (buf < 0 || buf >= k->n_bufs || !k->bufs[buf].written)
         return fail(k, "store to buffer %d, which is not a written buffer", buf);
@@ -261,8 +266,21 @@ int dc_kir_store_add(dc_kir *k, int buf, dc_kir_map map, int expr) {
         return fail(k, "store to buffer %d reaches outside its %lld elements", buf,
                     (long long)k->bufs[buf].numel);
     k->stores = grow(k->stores, &k->cap_stores, k->n_stores + 1, sizeof *k->stores);
-    k->stores[k->n_stores] = (dc_kir_store){ k->n_phases - 1, buf, map, expr };
+    k->stores[k->n_stores] = (dc_kir_store){ k->n_phases - 1, buf, map, expr, reduce, combine };
     return k->n_stores++;
+}
+
+int dc_kir_store_add(dc_kir *k, int buf, dc_kir_map map, int expr) {
+    return add_store(k, buf, map, expr, false, DC_KIR_SUM);
+}
+
+int dc_kir_store_reduce_add(dc_kir *k, int buf, dc_kir_map map, int expr, dc_kir_combine combine) {
+    if (k->err[0] || !usable(k, expr) || !reducible(k, combine, "reducing store")) return -1;
+    int last = k->inner_rank - 1;
+    while (last > 0 && k->inner[last] == 1) last--;
+    if (k->inner[last] > 1 && map.inner[last] == 0)
+        return fail(k, "a reducing store that folds inner axis %d, the last of extent > 1", last);
+    return add_store(k, buf, map, expr, true, combine);
 }
 
 /* ---- printing and hashing -------------------------------------------------------------- */
@@ -342,7 +360,8 @@ char *dc_kir_print(const dc_kir *k) {
             if (k->stores[t].phase == p) {
                 dc_sb_printf(&s, "  store b%d ", k->stores[t].buf);
                 print_map(&s, k, &k->stores[t].map);
-                dc_sb_printf(&s, " = %%%d\n", k->stores[t].expr);
+                const dc_kir_store *st = &k->stores[t];
+                dc_sb_printf(&s, " = %s%%%d\n", !st->reduce ? "" : st->combine == DC_KIR_SUM ? "sum " : "max ", st->expr);
             }
     }
     return s.buf;
@@ -422,21 +441,32 @@ static bool *phase_needs(const dc_kir *k) {
     return need;
 }
 
-static void combine(const dc_kir *k, int r, value *acc, value x) {
-    bool f = k->exprs[k->reduces[r].expr].dtype == DC_F32;
-    if (k->reduces[r].combine == DC_KIR_SUM) {
-        if (f) acc->f = acc->f + x.f;
+static void combine(dc_kir_combine how, dc_dtype t, value *acc, value x) {
+    if (how == DC_KIR_SUM) {
+        if (t == DC_F32) acc->f = acc->f + x.f;
         else acc->i = dc_i32_add(acc->i, x.i);
     } else {
-        if (f) acc->f = dc_maxf(acc->f, x.f);
+        if (t == DC_F32) acc->f = dc_maxf(acc->f, x.f);
         else acc->i = x.i > acc->i ? x.i : acc->i;
     }
 }
 
-static value combine_init(const dc_kir *k, int r) {
-    bool f = k->exprs[k->reduces[r].expr].dtype == DC_F32;
-    if (k->reduces[r].combine == DC_KIR_SUM) return f ? (value){ .f = 0.0f } : (value){ .i = 0 };
-    return f ? (value){ .f = -INFINITY } : (value){ .i = INT32_MIN };
+static value identity(dc_kir_combine how, dc_dtype t) {
+    if (how == DC_KIR_SUM) return t == DC_F32 ? (value){ .f = 0.0f } : (value){ .i = 0 };
+    return t == DC_F32 ? (value){ .f = -INFINITY } : (value){ .i = INT32_MIN };
+}
+
+/* Reducing store st at inner index ii: its element so far, or the identity at the first index
+ * of its folded axes, combined with x. */
+static value reduce_into(const dc_kir *k, const dc_kir_store *st, void **args, int64_t a, const int64_t *ii, value x) {
+    dc_dtype t = k->bufs[st->buf].dtype;
+    bool first = true;
+    for (int d = 0; d < k->inner_rank; d++) first = first && (st->map.inner[d] != 0 || ii[d] == 0);
+    value acc = identity(st->combine, t);
+    if (!first && t == DC_F32) acc.f = ((const float *)args[st->buf])[a];
+    else if (!first) acc.i = ((const int32_t *)args[st->buf])[a];
+    combine(st->combine, t, &acc, x);
+    return acc;
 }
 
 /* Runs phase p at outer multi-index oi. */
@@ -446,19 +476,21 @@ static void run_phase(const dc_kir *k, int p, const bool *need, void **args, con
     if (!k->phases[p].per_row)
         for (int d = 0; d < k->inner_rank; d++) count *= k->inner[d];
     for (int r = 0; r < k->n_reduces; r++)
-        if (k->reduces[r].phase == p) results[r] = combine_init(k, r);
+        if (k->reduces[r].phase == p) results[r] = identity(k->reduces[r].combine, k->exprs[k->reduces[r].expr].dtype);
     for (int64_t t = 0; t < count; t++) {
         if (!k->phases[p].per_row) unflatten(t, k->inner_rank, k->inner, ii);
         for (int i = 0; i < k->n_exprs; i++)
             if (need[i]) v[i] = eval(k, i, v, args, oi, ii, results);
         for (int r = 0; r < k->n_reduces; r++)
-            if (k->reduces[r].phase == p) combine(k, r, &results[r], v[k->reduces[r].expr]);
+            if (k->reduces[r].phase == p)
+                combine(k->reduces[r].combine, k->exprs[k->reduces[r].expr].dtype, &results[r], v[k->reduces[r].expr]);
         for (int s = 0; s < k->n_stores; s++)
             if (k->stores[s].phase == p) staged[s] = v[k->stores[s].expr];
         for (int s = 0; s < k->n_stores; s++) {
             const dc_kir_store *st = &k->stores[s];
             if (st->phase != p) continue;
             int64_t a = map_at(&st->map, oi, ii);
+            if (st->reduce) staged[s] = reduce_into(k, st, args, a, ii, staged[s]);
             if (k->bufs[st->buf].dtype == DC_F32) ((float *)args[st->buf])[a] = staged[s].f;
             else ((int32_t *)args[st->buf])[a] = staged[s].i;
         }

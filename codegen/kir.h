@@ -10,8 +10,15 @@
  * 0. A phase holds, in creation order:
  *   - stores: for every inner index, buffer[map(o, i)] = expr(o, i);
  *   - reductions: combine (sum or max) of expr(o, i) over the inner space into one scalar per
- *     outer index, which the expressions of LATER phases read (a DC_KIR_RESULT node).
- * Reductions need an inner rank >= 1 and are not allowed in per-row phases.
+ *     outer index, which the expressions of LATER phases read (a DC_KIR_RESULT node);
+ *   - reducing stores: buffer[map(o, i)] = the combine of expr(o, i) over the inner axes along
+ *     which map does not move (its folded axes), one per outer index and kept inner index (a
+ *     bias gradient's per-channel sums of one sample, kept per lane of a group norm's rows):
+ *     in row-major order from the combine's identity, the first index of the folded axes
+ *     starting over. Nothing reads them back in the kernel. The kept axes must include the
+ *     last inner axis of extent > 1 (the axis code vectorises, so lanes never fold together).
+ * Reductions and reducing stores need an inner rank >= 1 and are not allowed in per-row
+ * phases.
  *
  * Memory semantics. At one index of a phase, every load of the phase reads memory as it was
  * before any store of that index (all expressions are evaluated, then the stores happen in
@@ -78,7 +85,13 @@ typedef struct {
 typedef enum { DC_KIR_SUM, DC_KIR_MAX } dc_kir_combine;
 
 typedef struct { int phase; dc_kir_combine combine; int expr; } dc_kir_reduce;
-typedef struct { int phase; int buf; dc_kir_map map; int expr; } dc_kir_store;
+typedef struct {
+    int phase, buf;
+    dc_kir_map map;
+    int expr;
+    bool reduce;             /* a reducing store, with combine */
+    dc_kir_combine combine;
+} dc_kir_store;
 typedef struct { bool per_row; } dc_kir_phase;
 typedef struct { dc_dtype dtype; int64_t numel; bool written; } dc_kir_buffer;
 
@@ -141,6 +154,9 @@ int dc_kir_reduce_add(dc_kir *k, dc_kir_combine combine, int expr);
 /* Adds buf[map] = expr to the current phase (buf written, dtypes equal); returns the store's
  * index. An expression used by a phase may only read results of earlier phases. */
 int dc_kir_store_add(dc_kir *k, int buf, dc_kir_map map, int expr);
+/* Adds a reducing store (see the phases above) of expr into buf[map] to the current phase;
+ * returns the store's index. */
+int dc_kir_store_reduce_add(dc_kir *k, int buf, dc_kir_map map, int expr, dc_kir_combine combine);
 
 /* ---- using ----------------------------------------------------------------------------- */
 

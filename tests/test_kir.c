@@ -136,23 +136,27 @@ TEST(kir_errors) {
         { "dtype mismatch", 0 }, { "load out of bounds", 1 }, { "result in its own phase", 2 },
         { "reduce without inner space", 3 }, { "store to an input", 4 }, { "bad rank", 5 },
         { "f32 unary on i32", 6 }, { "store before a phase", 7 },
+        { "reducing store folding the last inner axis", 8 }, { "reducing store in a per-row phase", 9 },
+        { "reducing store without inner space", 10 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int c = cases[i].case_;
         dc_kir *k = c == 5 ? dc_kir_new(7, (int64_t[7]){ 1 }, 0, NULL)
-                           : dc_kir_new(1, (int64_t[]){ 4 }, c == 3 ? 0 : 1, (int64_t[]){ 2 });
+                           : dc_kir_new(1, (int64_t[]){ 4 }, c == 3 || c == 10 ? 0 : 1, (int64_t[]){ 2 });
         int f = dc_kir_buffer_add(k, DC_F32, 8, c != 4);
         int n = dc_kir_buffer_add(k, DC_I32, 8, true);
         dc_kir_map m = dc_kir_map_make(k, 0, (int64_t[]){ 2 }, (int64_t[]){ 1 });
         int lf = dc_kir_load(k, f, c == 1 ? dc_kir_map_make(k, 1, (int64_t[]){ 2 }, (int64_t[]){ 1 }) : m);
         int ln = dc_kir_load(k, n, m);
-        if (c != 7) dc_kir_phase_begin(k, false);
+        if (c != 7) dc_kir_phase_begin(k, c == 9);
         int r = -1;
         if (c == 0) r = dc_kir_binary(k, DC_OP_ADD, lf, ln);
         if (c == 2) r = dc_kir_store_add(k, f, m, dc_kir_reduce_add(k, DC_KIR_SUM, lf));
         if (c == 3) r = dc_kir_reduce_add(k, DC_KIR_SUM, lf);
         if (c == 4 || c == 7) r = dc_kir_store_add(k, f, m, lf);
         if (c == 6) r = dc_kir_unary(k, DC_OP_EXP, ln);
+        if (c == 8) r = dc_kir_store_reduce_add(k, n, dc_kir_map_make(k, 0, (int64_t[]){ 1 }, NULL), ln, DC_KIR_SUM);
+        if (c == 9 || c == 10) r = dc_kir_store_reduce_add(k, n, m, ln, DC_KIR_MAX);
         bool caught = r < 0 && dc_kir_error(k) != NULL;
         dc_test_case(cases[i].what, caught, "%s", dc_kir_error(k) ? dc_kir_error(k) : "no error");
         CHECK_MSG(caught, "%s: not rejected", cases[i].what);
@@ -160,6 +164,41 @@ TEST(kir_errors) {
         CHECK(!dc_kir_interpret(k, (void *[]){ NULL, NULL }, 0, 1));
         dc_kir_free(k);
     }
+}
+
+/* Reducing stores over x [2, 3, 2] (outer the first axis, inner the others): the sum over
+ * the middle axis kept per last (f32, printed), the max of an i32 copy likewise, against hand
+ * sums; and a fold of the last axis is refused. The collapsed form (nothing merges) agrees. */
+TEST(kir_reducing_store) {
+    dc_kir *k = dc_kir_new(1, (int64_t[]){ 2 }, 2, (int64_t[]){ 3, 2 });
+    int x = dc_kir_buffer_add(k, DC_F32, 12, false);
+    int xi = dc_kir_buffer_add(k, DC_I32, 12, false);
+    int s = dc_kir_buffer_add(k, DC_F32, 4, true);
+    int m = dc_kir_buffer_add(k, DC_I32, 4, true);
+    dc_kir_map mx = dc_kir_map_make(k, 0, (int64_t[]){ 6 }, (int64_t[]){ 2, 1 });
+    dc_kir_map mo = dc_kir_map_make(k, 0, (int64_t[]){ 2 }, (int64_t[]){ 0, 1 });
+    int lx = dc_kir_load(k, x, mx), li = dc_kir_load(k, xi, mx);
+    dc_kir_phase_begin(k, false);
+    CHECK(dc_kir_store_reduce_add(k, s, mo, lx, DC_KIR_SUM) >= 0);
+    CHECK(dc_kir_store_reduce_add(k, m, mo, li, DC_KIR_MAX) >= 0);
+    char *text = dc_kir_print(k);
+    CHECK(text && strstr(text, "  store b2 {0 o[2] i[0,1]} = sum %0\n") && strstr(text, "  store b3 {0 o[2] i[0,1]} = max %1\n"));
+    free(text);
+    float in[12] = { 1, 2, 3, 4, 5, 6, -1, -2, -3, -4, -5, -6.5f }, out[4] = { 99, 99, 99, 99 }, out2[4];
+    int32_t ini[12] = { 3, -1, 7, -2, 5, -9, -4, 0, -8, 2, -6, 1 }, mi[4], mi2[4];
+    CHECK(dc_kir_interpret(k, (void *[]){ in, ini, out, mi }, 0, 2));
+    const float es[4] = { 9, 12, -9, -12.5f };
+    const int32_t em[4] = { 7, -1, -4, 2 };
+    for (int i = 0; i < 4; i++) {
+        CHECK_NEAR(out[i], es[i], 0, 0);
+        CHECK_EQ_INT(mi[i], em[i]);
+    }
+    dc_kir *c = dc_kir_collapse(k);
+    CHECK_EQ_INT(c->inner_rank, 2);
+    CHECK(dc_kir_interpret(c, (void *[]){ in, ini, out2, mi2 }, 0, 2));
+    CHECK(memcmp(out, out2, sizeof out) == 0 && memcmp(mi, mi2, sizeof mi) == 0);
+    dc_kir_free(c);
+    dc_kir_free(k);
 }
 
 /* out = x + 1 over [2,3,4] contiguous collapses to one axis; a transposed load keeps two;

@@ -1,7 +1,8 @@
 /* test_llvm.c — the LLVM JIT against the kernel IR interpreter: elementwise chains with
  * broadcast and transposed loads, softmax, log_softmax, layer_norm, group_norm NHWC (groups of
  * 1..8 channels: the block layouts), a group norm's backward shape (per-row loads), row sums
- * and maxes, sums and maxima over a leading axis, AdamW, i32 ops, on sizes around the vector widths (1, 15, 17, 33), each
+ * and maxes, sums and maxima over a leading axis, reducing stores (per-lane sums of a norm's
+ * rows, a fold of a middle axis), AdamW, i32 ops, on sizes around the vector widths (1, 15, 17, 33), each
  * compiled for the host (AVX-512 here), forced AVX2 (-avx512f) and scalar (-avx); the
  * measured error of the vector exp/log/tanh/sigmoid/gelu/silu against double precision; the
  * kernel cache (a second compile loads the object and runs no optimizer); compile times and
@@ -323,6 +324,45 @@ static kcase norm_apply(int64_t n, int64_t hw, int64_t g, int64_t cg) {
     return (kcase){ .name = "norm_apply", .k = k, .atol = 1e-5, .rtol = 1e-5 };
 }
 
+/* A group norm's backward shape with its parameter gradients kept per lane: over x, dy
+ * [n, hw, g * cg] (outer (n, g), inner (hw, cg)), dx = x * dy stored elementwise, and reducing
+ * stores per sample and channel: the sums over positions of dx and of dy, the max of x, an i32
+ * sum; the same order as the interpreter, so bitwise. */
+static kcase lane_sums(int64_t n, int64_t hw, int64_t g, int64_t cg) {
+    int64_t ch = g * cg;
+    dc_kir *k = dc_kir_new(2, (int64_t[]){ n, g }, 2, (int64_t[]){ hw, cg });
+    int x = dc_kir_buffer_add(k, DC_F32, n * hw * ch, false);
+    int dy = dc_kir_buffer_add(k, DC_F32, n * hw * ch, false);
+    int xi = dc_kir_buffer_add(k, DC_I32, n * hw * ch, false);
+    int dx = dc_kir_buffer_add(k, DC_F32, n * hw * ch, true);
+    int sums = dc_kir_buffer_add(k, DC_F32, 3 * n * ch, true);
+    int isum = dc_kir_buffer_add(k, DC_I32, n * ch, true);
+    dc_kir_map mx = dc_kir_map_make(k, 0, (int64_t[]){ hw * ch, cg }, (int64_t[]){ ch, 1 });
+    int lx = dc_kir_load(k, x, mx), ldy = dc_kir_load(k, dy, mx);
+    int d = dc_kir_binary(k, DC_OP_MUL, lx, ldy);
+    dc_kir_phase_begin(k, false);
+    dc_kir_store_add(k, dx, mx, d);
+    for (int j = 0; j < 3; j++)
+        dc_kir_store_reduce_add(k, sums, dc_kir_map_make(k, j * n * ch, (int64_t[]){ ch, cg }, (int64_t[]){ 0, 1 }),
+                                j == 0 ? d : j == 1 ? ldy : lx, j == 2 ? DC_KIR_MAX : DC_KIR_SUM);
+    dc_kir_store_reduce_add(k, isum, dc_kir_map_make(k, 0, (int64_t[]){ ch, cg }, (int64_t[]){ 0, 1 }),
+                            dc_kir_load(k, xi, mx), DC_KIR_SUM);
+    return (kcase){ .name = "lane_sums", .k = k, .lo = { 0, 0, -1000 }, .hi = { 0, 0, 1000 } };
+}
+
+/* Over x [r, a, b, c] (outer r, inner (a, b, c)): the sum over b kept per (a, c), the store
+ * folding a middle axis (its first index tested on b alone); bitwise. */
+static kcase middle_sum(int64_t r, int64_t a, int64_t b, int64_t c) {
+    dc_kir *k = dc_kir_new(1, (int64_t[]){ r }, 3, (int64_t[]){ a, b, c });
+    int x = dc_kir_buffer_add(k, DC_F32, r * a * b * c, false);
+    int out = dc_kir_buffer_add(k, DC_F32, r * a * c, true);
+    int lx = dc_kir_load(k, x, dc_kir_map_make(k, 0, (int64_t[]){ a * b * c }, (int64_t[]){ b * c, c, 1 }));
+    dc_kir_phase_begin(k, false);
+    dc_kir_store_reduce_add(k, out, dc_kir_map_make(k, 0, (int64_t[]){ a * c }, (int64_t[]){ c, 0, 1 }),
+                            dc_kir_unary(k, DC_OP_SQUARE, lx), DC_KIR_SUM);
+    return (kcase){ .name = "middle_sum", .k = k };
+}
+
 /* AdamW in place: p, m, v updated from g with lr, betas, eps, weight decay, step 3 */
 static kcase adamw(int64_t n) {
     dc_kir *k = dc_kir_new(1, (int64_t[]){ n }, 0, NULL);
@@ -387,6 +427,8 @@ TEST(llvm_kernels_vs_interpreter) {
             adamw(n * 5), i32_ops(n * 3), column_reduce(n, 3), column_reduce(7, n * 2), column_reduce(n, 40),
             group_norm_silu(3, n, 32, 8), group_norm_silu(2, n, 20, 5), group_norm_silu(2, n, 8, 8),
             group_norm_silu(1, n, 16, 8), norm_apply(3, n, 8, 4), norm_apply(2, n, 5, 2), norm_apply(2, n, 3, 1),
+            lane_sums(3, n, 8, 4), lane_sums(2, n, 3, 5), lane_sums(2, n, 2, 3), lane_sums(2, 3, 1, n + 1),
+            middle_sum(2, 3, n, 5), middle_sum(3, n, 2, 16),
         };
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) run_case(&cases[c]);
     }

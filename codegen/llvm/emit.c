@@ -25,7 +25,10 @@
  * row (a block: once per block, each lane at its row's inner index 0; the first lane of each
  * row stores). A value of two or more operations that a later pass over the same rows would
  * compute again (softmax's exp) is stashed by the first pass that computes it, one vector per
- * body in a buffer on the thread's stack, and loaded by the later ones (plan_stashes). */
+ * body in a buffer on the thread's stack, and loaded by the later ones (plan_stashes). A
+ * reducing store loads its elements, combines and stores them back at every body (the identity
+ * instead of the load at the first index of its folded axes): each lane accumulates its own
+ * element in the interpreter's order. */
 #include "codegen/llvm/llvm_internal.h"
 
 #include <math.h>
@@ -237,21 +240,32 @@ static LLVMValueRef value_of(kx *c, const body *bd, int i) {
 
 /* ---- phases ---------------------------------------------------------------------------- */
 
-static LLVMValueRef identity(kx *c, int r, int w) {
-    const dc_kir_reduce *red = &c->k->reduces[r];
-    bool f = c->k->exprs[red->expr].dtype == DC_F32;
-    if (red->combine == DC_KIR_SUM) return f ? dc_lx_f32(c->x, 0.0f, w) : dc_lx_i32(c->x, 0, w);
-    return f ? dc_lx_f32(c->x, -INFINITY, w) : dc_lx_i32(c->x, INT32_MIN, w);
+static LLVMValueRef identity(kx *c, dc_kir_combine how, dc_dtype t, int w) {
+    if (how == DC_KIR_SUM) return t == DC_F32 ? dc_lx_f32(c->x, 0.0f, w) : dc_lx_i32(c->x, 0, w);
+    return t == DC_F32 ? dc_lx_f32(c->x, -INFINITY, w) : dc_lx_i32(c->x, INT32_MIN, w);
 }
 
-/* The combine of reduction r on (acc, v), as the interpreter's. */
-static LLVMValueRef combine(kx *c, int r, LLVMValueRef acc, LLVMValueRef v) {
-    const dc_kir_reduce *red = &c->k->reduces[r];
-    bool f = c->k->exprs[red->expr].dtype == DC_F32;
+/* The combine how of (acc, v), as the interpreter's. */
+static LLVMValueRef combine(kx *c, dc_kir_combine how, dc_dtype t, LLVMValueRef acc, LLVMValueRef v) {
     LLVMBuilderRef b = c->x->b;
-    if (red->combine == DC_KIR_SUM) return f ? LLVMBuildFAdd(b, acc, v, "") : LLVMBuildAdd(b, acc, v, "");
-    if (f) return dc_lx_maxf(c->x, acc, v);
+    if (how == DC_KIR_SUM) return t == DC_F32 ? LLVMBuildFAdd(b, acc, v, "") : LLVMBuildAdd(b, acc, v, "");
+    if (t == DC_F32) return dc_lx_maxf(c->x, acc, v);
     return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, v, acc, ""), v, acc, "");
+}
+
+static dc_dtype reduce_type(const kx *c, int r) { return c->k->exprs[c->k->reduces[r].expr].dtype; }
+
+/* Reducing store st of v at the body: its elements so far (the identity at the first index of
+ * its folded axes, which all lie before the vector axis) combined with v. */
+static LLVMValueRef reduce_into(kx *c, const body *bd, const dc_kir_store *st, LLVMValueRef v) {
+    dc_lx *x = c->x;
+    dc_dtype t = c->k->bufs[st->buf].dtype;
+    LLVMValueRef first = LLVMConstInt(x->i1, 1, 0);
+    for (int d = 0; d < c->vaxis; d++)
+        if (st->map.inner[d] == 0 && c->k->inner[d] > 1)
+            first = LLVMBuildAnd(x->b, first, LLVMBuildICmp(x->b, LLVMIntEQ, c->iidx[d], i64c(c, 0), ""), "");
+    LLVMValueRef acc = LLVMBuildSelect(x->b, first, identity(c, st->combine, t, bd->w), emit_load(c, bd, st->buf, &st->map), "");
+    return combine(c, st->combine, t, acc, v);
 }
 
 /* Phases [p0, p1) at one body position: per phase, every value first, then the reductions'
@@ -270,13 +284,16 @@ static void emit_body(kx *c, const body *bd, int p0, int p1) {
         for (int r = 0; r < k->n_reduces; r++) {
             if (k->reduces[r].phase != p) continue;
             LLVMValueRef v = c->memo[k->reduces[r].expr];
-            if (bd->mask) v = LLVMBuildSelect(c->x->b, bd->mask, v, identity(c, r, bd->w), "");
+            dc_kir_combine how = k->reduces[r].combine;
+            if (bd->mask) v = LLVMBuildSelect(c->x->b, bd->mask, v, identity(c, how, reduce_type(c, r), bd->w), "");
             LLVMTypeRef at = LLVMTypeOf(v);
             LLVMValueRef acc = LLVMBuildLoad2(c->x->b, at, c->accs[r], "");
-            LLVMBuildStore(c->x->b, combine(c, r, acc, v), c->accs[r]);
+            LLVMBuildStore(c->x->b, combine(c, how, reduce_type(c, r), acc, v), c->accs[r]);
         }
-        for (int s = 0; s < k->n_stores; s++)
-            if (k->stores[s].phase == p) emit_store(c, bd, &k->stores[s], staged[s]);
+        for (int s = 0; s < k->n_stores; s++) {
+            const dc_kir_store *st = &k->stores[s];
+            if (st->phase == p) emit_store(c, bd, st, st->reduce ? reduce_into(c, bd, st, staged[s]) : staged[s]);
+        }
     }
     free(staged);
 }
@@ -319,7 +336,8 @@ static void finish_reduce(kx *c, int r) {
     int w = x->lanes, row_lanes = c->L ? c->L : w;
     LLVMTypeRef et = elem_type(c, c->k->exprs[c->k->reduces[r].expr].dtype);
     LLVMValueRef v = LLVMBuildLoad2(x->b, dc_lx_type(et, w), c->accs[r], "");
-    for (int h = row_lanes / 2; h >= 1; h /= 2) v = combine(c, r, v, dc_lx_lane_xor(x, v, h));
+    for (int h = row_lanes / 2; h >= 1; h /= 2)
+        v = combine(c, c->k->reduces[r].combine, reduce_type(c, r), v, dc_lx_lane_xor(x, v, h));
     LLVMBuildStore(x->b, v, c->results[r]);
 }
 
@@ -340,7 +358,8 @@ static void hoist_loads(kx *c, int p, LLVMValueRef mask) {
 
 static void init_reduces(kx *c, int p) {
     for (int r = 0; r < c->k->n_reduces; r++)
-        if (c->k->reduces[r].phase == p) LLVMBuildStore(c->x->b, identity(c, r, c->x->lanes), c->accs[r]);
+        if (c->k->reduces[r].phase == p)
+            LLVMBuildStore(c->x->b, identity(c, c->k->reduces[r].combine, reduce_type(c, r), c->x->lanes), c->accs[r]);
 }
 
 static void finish_reduces(kx *c, int p) {
@@ -467,7 +486,7 @@ static double layout_cost(kx *c, int L) {
             per_body += access_of(c, false, &k->exprs[i].map, w) == ACC_GATHER ? w : 1;
     for (int s = 0; s < k->n_stores; s++)
         if (!k->phases[k->stores[s].phase].per_row)
-            per_body += access_of(c, false, &k->stores[s].map, w) == ACC_GATHER ? w : 1;
+            per_body += (k->stores[s].reduce ? 2 : 1) * (access_of(c, false, &k->stores[s].map, w) == ACC_GATHER ? w : 1);
     return bodies * (per_body + 1);
 }
 
