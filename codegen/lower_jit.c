@@ -67,7 +67,7 @@ typedef struct {
     int expr;
 } memo;
 
-typedef enum { PLACE_NONE, PLACE_ELEM, PLACE_ROW } place_kind;
+typedef enum { PLACE_NONE, PLACE_ELEM, PLACE_ROW, PLACE_LANE } place_kind;
 
 /* An index axis (inner when side is 1) of extent e split into (e / f, f). */
 typedef struct { int side, axis; int64_t f; } axis_split;
@@ -764,10 +764,13 @@ static bool anchor(ctx *c, int a) {
 }
 
 /* How a placement stores: flat map f over the index space onto numel elements, one to one
- * (ELEM), or one to one from the outer space with no inner stride (ROW). */
+ * (ELEM), one to one from the outer space with no inner stride (ROW), or one to one from the
+ * outer space and some inner axes, the last of extent > 1 among them (LANE: a reducing store
+ * folds the others). */
 static place_kind classify(const dc_kir *k, const dc_kir_map *f, int64_t numel) {
     int64_t coef[2 * DC_MAX_RANK], ext[2 * DC_MAX_RANK];
     int n = 0, inner_used = 0, inner_axes = 0;
+    bool last_used = false;
     for (int a = 0; a < k->outer_rank; a++) {
         if (k->outer[a] == 1) continue;
         if (f->outer[a] <= 0) return PLACE_NONE;
@@ -777,13 +780,14 @@ static place_kind classify(const dc_kir *k, const dc_kir_map *f, int64_t numel) 
     for (int a = 0; a < k->inner_rank; a++) {
         if (k->inner[a] == 1) continue;
         inner_axes++;
+        last_used = f->inner[a] != 0;
         if (!f->inner[a]) continue;
         if (f->inner[a] < 0) return PLACE_NONE;
         inner_used++;
         coef[n] = f->inner[a];
         ext[n++] = k->inner[a];
     }
-    if (inner_used && inner_used != inner_axes) return PLACE_NONE;
+    if (inner_used && inner_used != inner_axes && !last_used) return PLACE_NONE;
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && coef[j] < coef[j - 1]; j--) {
             int64_t t = coef[j];
@@ -797,7 +801,37 @@ static place_kind classify(const dc_kir *k, const dc_kir_map *f, int64_t numel) 
         span *= ext[i];
     }
     if (f->offset != 0 || span != numel) return PLACE_NONE;
-    return inner_axes && !inner_used ? PLACE_ROW : PLACE_ELEM;
+    return inner_axes && !inner_used ? PLACE_ROW : inner_used < inner_axes ? PLACE_LANE : PLACE_ELEM;
+}
+
+/* Stores member v, a sum or max of x kept along some inner axes and the outer ones: a reducing
+ * store of x at its own placement, which must cover x once, into v at x's placement carried
+ * along the edge (so every element of x goes once into the element of v it reduces to). */
+static void store_lane(ctx *c, int v, int b) {
+    const dc_node *n = node_at(c, v);
+    dc_row_value what = is_reduction(n->op) ? row_of(n)->value : DC_ROW_NONE;
+    int x = n->in[0];
+    coords at;
+    dc_kir_map f;
+    bool ok = (what == DC_ROW_SUM || what == DC_ROW_MAX) && c->placed[x];
+    if (ok) {
+        f = flatten(&c->place[x], shape_of(c, x));
+        ok = classify(c->k, &f, dc_numel(shape_of(c, x))) == PLACE_ELEM && place_along(c, v, 0, &c->place[x], &at, true);
+    }
+    if (ok) {
+        normalize(c->k, &at, shape_of(c, v));
+        f = flatten(&at, shape_of(c, v));
+        ok = classify(c->k, &f, dc_numel(shape_of(c, v))) == PLACE_LANE;
+    }
+    if (!ok) {
+        char label[64];
+        fail(c, "%s (%s) is needed after the group but its loops cover it only per lane",
+             dc_node_label(c->g, v, label, sizeof label), dc_op_name(n->op));
+        return;
+    }
+    int e = value(c, x, &c->place[x]);
+    open_phase(c, e);
+    dc_kir_store_reduce_add(c->k, b, f, e, what == DC_ROW_SUM ? DC_KIR_SUM : DC_KIR_MAX);
 }
 
 /* ---- the kernel ---------------------------------------------------------------------------- */
@@ -848,7 +882,12 @@ static void emit_stores(ctx *c) {
                  dc_node_label(c->g, v, label, sizeof label), dc_op_name(node_at(c, v)->op));
             return;
         }
-        int b = buffer_of(c, v, true), e = value(c, v, &c->place[v]);
+        int b = buffer_of(c, v, true);
+        if (kind == PLACE_LANE) {
+            store_lane(c, v, b);
+            continue;
+        }
+        int e = value(c, v, &c->place[v]);
         if (kind == PLACE_ROW) {
             row_buf[n_row] = b, row_expr[n_row] = e, row_map[n_row++] = f;
             continue;

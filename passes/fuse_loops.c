@@ -14,13 +14,19 @@
  *     on a row op: computable at any index from values outside the group;
  *   - full (R*C elements; element f lies in the row and inner position the view gives f);
  *   - row (R elements, one per row): results of sum, mean, max, logsumexp, and elementwise
- *     nodes of row values.
+ *     nodes of row values;
+ *   - lane (R*k elements, one per row and inner lane): a sum or max (any other view) that
+ *     folds the view's positions of a free or full value and keeps its k lanes: n and s as
+ *     the view's, groups*k as its groups, k 1 (the bias and scale gradients' per-sample sums
+ *     of a group norm's backward, kept per channel). No member reads a lane value; it is
+ *     stored. The group's view is that of its first row op which the others have or are lane
+ *     reductions in.
  *   A row op's x (and softmax_bwd's dy) is free or full, gamma and beta free or outside. An
  *   elementwise or movement node reading a full or row member is itself full or row, and
  *   reads it at the same element (a full or row input of its own class, the same count, a
  *   transpose only moving size-1 dims) or broadcasts a row input over the inner dims (plain
  *   views, groups = 1: the input's dims are the leading dims of the output that make up R,
- *   then ones). A stored value is full or row sized. A view with one row and C > 1 (a
+ *   then ones). A stored value is full, row or lane sized. A view with one row and C > 1 (a
  *   reduction of a whole tensor) is a group of one node: a one-row loop would run every
  *   member on one thread.
  * Grouping: every candidate starts as a group of its own (a legal existing group of the
@@ -50,7 +56,7 @@
 #include "passes/passes.h"
 #include "passes/rewrite.h"
 
-enum { CLS_FREE, CLS_FULL, CLS_ROW };
+enum { CLS_FREE, CLS_FULL, CLS_ROW, CLS_LANE };
 
 /* The graph's use structure: consumers of each value (CSR) and whether it is needed after
  * the run (an output or an update value). */
@@ -170,6 +176,15 @@ static bool same_view(const dc_loop_view *a, const dc_loop_view *b) {
     return a->n == b->n && a->s == b->s && a->groups == b->groups && a->k == b->k;
 }
 
+/* Whether row op n, of view w, is a lane reduction in view v: a sum or max that folds the
+ * positions of v's rows and keeps each row's k inner lanes (a bias gradient's per-sample sums
+ * next to a group norm). */
+static bool lane_of(const dc_node *n, const dc_loop_view *w, const dc_loop_view *v) {
+    dc_row_value what = row_of(n->op)->value;
+    return (what == DC_ROW_SUM || what == DC_ROW_MAX) && row_of(n->op)->rows == DC_ROWS_AXES && v->k > 1 &&
+           w->k == 1 && w->n == v->n && w->s == v->s && w->groups == v->groups * v->k;
+}
+
 /* A transpose that moves only size-1 dims (the element order is unchanged). */
 static bool keeps_order(const dc_graph *g, const dc_node *n) {
     const dc_shape *x = &g->nodes[n->in[0]].type.shape;
@@ -204,8 +219,10 @@ static int pointwise_class(const dc_graph *g, const uses *u, int id, const char 
     const dc_node *n = &g->nodes[id];
     int64_t rows = v->n * v->groups, cnt = dc_numel(&n->type.shape);
     int c = CLS_FREE;
-    for (int k = 0; k < n->n_in; k++)
+    for (int k = 0; k < n->n_in; k++) {
+        if (in_set(u, n->in[k]) && cls[n->in[k]] == CLS_LANE) return -1;
         if (in_set(u, n->in[k]) && cls[n->in[k]] != CLS_FREE) c = cnt == rows * v->s * v->k ? CLS_FULL : CLS_ROW;
+    }
     if (c == CLS_FREE) return c;
     if (c == CLS_ROW && cnt != rows) return -1;
     dc_lower lw = dc_op_get(n->op)->lower;
@@ -221,9 +238,10 @@ static int pointwise_class(const dc_graph *g, const uses *u, int id, const char 
     return c;
 }
 
-/* The class of row op n (its view is the group's); -1 if an operand breaks the rule. A window's
- * input is not in the view's element order: it must be free. */
-static int row_op_class(const dc_graph *g, const uses *u, int id, const char *cls) {
+/* The class of row op n in the group's view v (its own, or n a lane reduction in it); -1 if an
+ * operand breaks the rule. A window's input is not in the view's element order: it must be
+ * free. */
+static int row_op_class(const dc_graph *g, const uses *u, int id, const char *cls, const dc_loop_view *v) {
     const dc_node *n = &g->nodes[id];
     bool window = row_of(n->op)->rows == DC_ROWS_WINDOW;
     for (int k = 0; k < n->n_in; k++) {
@@ -231,20 +249,31 @@ static int row_op_class(const dc_graph *g, const uses *u, int id, const char *cl
         bool data = dc_row_data(row_of(n->op), k) && !window;
         if (in_set(u, in) && cls[in] != CLS_FREE && !(data && cls[in] == CLS_FULL)) return -1;
     }
+    dc_loop_view w;
+    if (row_op_view(g, n, &w) && !same_view(&w, v)) return CLS_LANE;
     return reduces_rows(n->op) ? CLS_ROW : CLS_FULL;
 }
 
-/* The view of the set m[0..nm) (ascending, marked): from its row ops, else from its stored
- * values. False if there is none or they disagree. */
+/* Whether every row op of the set m[0..nm) has view v or is a lane reduction in it. */
+static bool fits_view(const dc_graph *g, const int *m, int nm, const dc_loop_view *v) {
+    for (int i = 0; i < nm; i++) {
+        const dc_node *n = &g->nodes[m[i]];
+        dc_loop_view w;
+        if (is_row_op(n->op) && (!row_op_view(g, n, &w) || (!same_view(&w, v) && !lane_of(n, &w, v)))) return false;
+    }
+    return true;
+}
+
+/* The view of the set m[0..nm) (ascending, marked): that of the first of its row ops which
+ * the others fit, else from its stored values. False if there is none or they disagree. */
 static bool find_view(const dc_graph *g, const uses *u, const int *m, int nm, dc_loop_view *v) {
     bool have = false;
     for (int i = 0; i < nm; i++) {
-        dc_loop_view w;
         if (!is_row_op(g->nodes[m[i]].op)) continue;
-        if (!row_op_view(g, &g->nodes[m[i]], &w) || (have && !same_view(&w, v))) return false;
-        *v = w;
+        if (row_op_view(g, &g->nodes[m[i]], v) && fits_view(g, m, nm, v)) return true;
         have = true;
     }
+    if (have) return false;
     for (int i = 0; i < nm && !have; i++)
         if (stored(u, m[i])) {
             *v = plain_view(dc_numel(&g->nodes[m[i]].type.shape), 1);
@@ -261,11 +290,11 @@ static bool legal(const dc_graph *g, const uses *u, const int *m, int nm, dc_loo
     if (rows == 1 && inner > 1 && nm > 1) return false;
     for (int i = 0; i < nm; i++) {
         int id = m[i];
-        int c = is_row_op(g->nodes[id].op) ? row_op_class(g, u, id, cls) : pointwise_class(g, u, id, cls, v);
+        int c = is_row_op(g->nodes[id].op) ? row_op_class(g, u, id, cls, v) : pointwise_class(g, u, id, cls, v);
         if (c < 0) return false;
         cls[id] = (char)c;
         int64_t cnt = dc_numel(&g->nodes[id].type.shape);
-        if (stored(u, id) && cnt != rows * inner && cnt != rows) return false;
+        if (stored(u, id) && cnt != rows * inner && cnt != rows && !(c == CLS_LANE && cnt == rows * v->k)) return false;
     }
     return true;
 }

@@ -4,7 +4,7 @@
  * layer_norm, softmax cross-entropy, gradients, clipping, AdamW, EMA) checked element by
  * element by a brute-force checker written here: each member element reads, from every
  * row-dependent member and through every row op, only elements of its own row under the view
- * the pass reports, stored values are full or row sized, and the AdamW update of each param
+ * the pass reports, stored values are full, row or lane sized, and the AdamW update of each param
  * is one group; the ref executor (which ignores groups) gives bitwise the same outputs and
  * params for the training graph fused + planned as unfused; and plans made with
  * groups_as_kernels give exactly the internal values no slot and never overlap two values
@@ -98,11 +98,12 @@ static int64_t broadcast_index(const dc_shape *in, const dc_shape *out, const in
     return f;
 }
 
-/* The row of element f of a value with cnt elements under view v; -1 if it is neither full
- * nor row sized. */
+/* The row of element f of a value with cnt elements under view v; -1 if it is neither full,
+ * nor row sized, nor lane sized (one element per row and inner lane). */
 static int64_t row_of(const dc_loop_view *v, int64_t cnt, int64_t f) {
     int64_t rows = v->n * v->groups, inner = v->s * v->k;
     if (cnt == rows * inner) return f / (v->s * v->groups * v->k) * v->groups + f / v->k % v->groups;
+    if (cnt == rows * v->k) return f / v->k;
     return cnt == rows ? f : -1;
 }
 
