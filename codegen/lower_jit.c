@@ -47,7 +47,11 @@
 #include <string.h>
 
 #include "ir/scalar.h"
+#include "passes/passes.h"
 #include "runtime/runtime.h"
+
+_Static_assert(DC_LOOP_MAX_BUFFERS <= DC_KIR_MAX_BUFS && DC_LOOP_MAX_BUFFERS <= DC_STEP_MAX_ARGS,
+               "fuse-loops may make groups that a kernel cannot hold");
 
 typedef struct {
     int rank;

@@ -28,7 +28,9 @@
  *   views, groups = 1: the input's dims are the leading dims of the output that make up R,
  *   then ones). A stored value is full, row or lane sized. A view with one row and C > 1 (a
  *   reduction of a whole tensor) is a group of one node: a one-row loop would run every
- *   member on one thread.
+ *   member on one thread. A group's kernel touches at most DC_LOOP_MAX_BUFFERS buffers (the
+ *   distinct values it reads from outside, fills and iotas not counted, and its stored
+ *   members), so a long chain (a global norm's sum over 250 parameters) becomes several groups.
  * Grouping: every candidate starts as a group of its own (a legal existing group of the
  *   input graph is kept as one); then, in node order and to a fixpoint, each edge u -> n
  *   between candidates of two groups merges them when u and n have the same element count,
@@ -282,10 +284,34 @@ static bool find_view(const dc_graph *g, const uses *u, const int *m, int nm, dc
     return have;
 }
 
-/* Whether the marked set m[0..nm) (ascending) obeys the row-kernel rule; its view in *v and
- * each member's class in cls[]. */
-static bool legal(const dc_graph *g, const uses *u, const int *m, int nm, dc_loop_view *v, char *cls) {
-    if (!find_view(g, u, m, nm, v)) return false;
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether the kernel of the marked set m[0..nm) touches at most DC_LOOP_MAX_BUFFERS buffers:
+ * distinct values read from outside (fills and iotas computed in the kernel) and stored
+ * members; scratch holds the outside reads. */
+static bool fits_buffers(const dc_graph *g, const uses *u, const int *m, int nm, int *scratch) {
+    int n = 0, stores = 0;
+    for (int i = 0; i < nm; i++) {
+        const dc_node *x = &g->nodes[m[i]];
+        stores += stored(u, m[i]);
+        for (int k = 0; k < x->n_in; k++) {
+            dc_lower lw = dc_op_get(g->nodes[x->in[k]].op)->lower;
+            if (!in_set(u, x->in[k]) && lw != DC_LOWER_FILL && lw != DC_LOWER_IOTA) scratch[n++] = x->in[k];
+        }
+    }
+    qsort(scratch, (size_t)n, sizeof *scratch, cmp_int);
+    int distinct = 0;
+    for (int i = 0; i < n; i++) distinct += i == 0 || scratch[i] != scratch[i - 1];
+    return distinct + stores <= DC_LOOP_MAX_BUFFERS;
+}
+
+/* Whether the marked set m[0..nm) (ascending) obeys the row-kernel rule and fits a kernel's
+ * buffers; its view in *v and each member's class in cls[]. */
+static bool legal(const dc_graph *g, const uses *u, const int *m, int nm, dc_loop_view *v, char *cls, int *scratch) {
+    if (!find_view(g, u, m, nm, v) || !fits_buffers(g, u, m, nm, scratch)) return false;
     int64_t rows = v->n * v->groups, inner = v->s * v->k;
     if (rows == 1 && inner > 1 && nm > 1) return false;
     for (int i = 0; i < nm; i++) {
@@ -308,6 +334,7 @@ typedef struct {
     uses u;
     int *label, *head, *next, *size, *last;
     int *members, *seen, *stack;
+    int *scratch; /* [edges]: fits_buffers' outside reads */
     char *cls;
 } grouping;
 
@@ -347,11 +374,6 @@ static bool convex(grouping *gr, const int *m, int nm) {
     return true;
 }
 
-static int cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
 /* The members of groups a and b (b may equal a) into gr->members, ascending, marked. */
 static int gather(grouping *gr, int a, int b) {
     int n = 0;
@@ -367,7 +389,7 @@ static int gather(grouping *gr, int a, int b) {
 static bool can_join(grouping *gr, int a, int b) {
     dc_loop_view v;
     int n = gather(gr, a, b);
-    return legal(gr->u.g, &gr->u, gr->members, n, &v, gr->cls) && convex(gr, gr->members, n);
+    return legal(gr->u.g, &gr->u, gr->members, n, &v, gr->cls, gr->scratch) && convex(gr, gr->members, n);
 }
 
 static void join(grouping *gr, int a, int b) {
@@ -507,8 +529,10 @@ static grouping grouping_new(const dc_graph *g) {
     size_t n = (size_t)g->n_nodes + 1;
     grouping gr = { uses_new(g), malloc(n * sizeof(int)), malloc(n * sizeof(int)), malloc(n * sizeof(int)),
                     malloc(n * sizeof(int)), malloc(n * sizeof(int)), malloc(n * sizeof(int)),
-                    calloc(n, sizeof(int)), malloc(n * sizeof(int)), calloc(n, 1) };
-    if (!gr.label || !gr.head || !gr.next || !gr.size || !gr.last || !gr.members || !gr.seen || !gr.stack || !gr.cls)
+                    calloc(n, sizeof(int)), malloc(n * sizeof(int)), NULL, calloc(n, 1) };
+    gr.scratch = malloc(((size_t)gr.u.use_start[g->n_nodes] + 1) * sizeof(int));
+    if (!gr.label || !gr.head || !gr.next || !gr.size || !gr.last || !gr.members || !gr.seen || !gr.stack ||
+        !gr.scratch || !gr.cls)
         abort(); /* out of memory */
     return gr;
 }
@@ -523,6 +547,7 @@ static void grouping_free(grouping *gr) {
     free(gr->members);
     free(gr->seen);
     free(gr->stack);
+    free(gr->scratch);
     free(gr->cls);
 }
 
@@ -550,10 +575,12 @@ bool dc_loop_group_view(const dc_graph *g, int first, int last, dc_loop_view *v)
     int nm = last - first + 1;
     int *m = malloc((size_t)nm * sizeof(int));
     char *cls = calloc((size_t)g->n_nodes + 1, 1);
-    if (!m || !cls) abort(); /* out of memory */
+    int *scratch = malloc(((size_t)u.use_start[g->n_nodes] + 1) * sizeof(int));
+    if (!m || !cls || !scratch) abort(); /* out of memory */
     for (int i = 0; i < nm; i++) m[i] = first + i;
     mark_set(&u, m, nm);
-    bool ok = legal(g, &u, m, nm, v, cls);
+    bool ok = legal(g, &u, m, nm, v, cls, scratch);
+    free(scratch);
     free(m);
     free(cls);
     uses_free(&u);

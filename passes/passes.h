@@ -55,6 +55,10 @@ bool dc_pass_schedule_results(dc_graph *g, const dc_pass_opts *o, char *err, siz
  * f = ((i * s + j) * groups + q) * k + l in row i * groups + q at inner position j * k + l; a
  * row value (rows elements) holds element r in row r. Plain row views have s = groups = 1. */
 typedef struct { int64_t n, s, groups, k; } dc_loop_view;
+/* The most buffers one loop group's kernel may touch: the values it reads from outside the
+ * group (fills and iotas it computes) and the members it stores (the kernel IR's and a runtime
+ * step's limit, codegen/kir.h and runtime/runtime.h). */
+#define DC_LOOP_MAX_BUFFERS 32
 /* The view of the group made of nodes first..last (consecutive, as g->group marks them);
  * false if the group breaks the row-kernel rule of fuse_loops.c. */
 bool dc_loop_group_view(const dc_graph *g, int first, int last, dc_loop_view *v);

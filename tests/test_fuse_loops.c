@@ -4,7 +4,8 @@
  * layer_norm, softmax cross-entropy, gradients, clipping, AdamW, EMA) checked element by
  * element by a brute-force checker written here: each member element reads, from every
  * row-dependent member and through every row op, only elements of its own row under the view
- * the pass reports, stored values are full, row or lane sized, and the AdamW update of each param
+ * the pass reports, stored values are full, row or lane sized, a group's kernel touches at most
+ * DC_LOOP_MAX_BUFFERS buffers, and the AdamW update of each param
  * is one group; the ref executor (which ignores groups) gives bitwise the same outputs and
  * params for the training graph fused + planned as unfused; and plans made with
  * groups_as_kernels give exactly the internal values no slot and never overlap two values
@@ -244,6 +245,15 @@ static int check_groups(const dc_graph *g, const char *what) {
             if (stored_value(g, id, last) && row_of(&c.v, cnt_of(&c, id), 0) < 0 && c.bad++ < 3)
                 printf("  %s: stored node %d has %lld elements\n", c.what, id, (long long)cnt_of(&c, id));
         }
+        int buffers = 0;
+        for (int id = 0; id < g->n_nodes; id++) {
+            bool read = false;
+            dc_lower lw = dc_op_get(g->nodes[id].op)->lower;
+            for (int r = first; r <= last && !member(&c, id) && lw != DC_LOWER_FILL && lw != DC_LOWER_IOTA; r++)
+                for (int k = 0; k < g->nodes[r].n_in; k++) read |= g->nodes[r].in[k] == id;
+            buffers += read || (member(&c, id) && stored_value(g, id, last));
+        }
+        CHECK_MSG(buffers <= DC_LOOP_MAX_BUFFERS, "%s touches %d buffers", c.what, buffers);
         bool one_row = c.v.n * c.v.groups == 1 && c.v.s * c.v.k > 1;
         CHECK_MSG(!one_row || first == last, "%s: a one-row group has %d members", c.what, last - first + 1);
         CHECK_MSG(c.bad == 0, "%s breaks the row-kernel rule (%d elements)", c.what, c.bad);
