@@ -128,6 +128,12 @@ bool dc_kir_map_inner_free(const dc_kir_map *m) {
     return true;
 }
 
+static bool valid_expr(dc_kir *k, int a) {
+    if (a >= 0 && a < k->n_exprs) return true;
+    fail(k, "operand %d is not an expression", a);
+    return false;
+}
+
 int dc_kir_load(dc_kir *k, int buf, dc_kir_map map) {
     if (k->err[0]) return -1;
     if (buf < 0 || buf >= k->n_bufs) return fail(k, "load from undeclared buffer %d", buf);
@@ -137,6 +143,26 @@ int dc_kir_load(dc_kir *k, int buf, dc_kir_map map) {
     dc_kir_expr e = blank(DC_KIR_LOAD, k->bufs[buf].dtype);
     e.buf = buf;
     e.map = map;
+    return push_expr(k, e);
+}
+
+int dc_kir_load_checked(dc_kir *k, int buf, dc_kir_map map, int index, int64_t stride, int guard) {
+    if (index < 0 && guard < 0) return dc_kir_load(k, buf, map);
+    if (k->err[0]) return -1;
+    if (buf < 0 || buf >= k->n_bufs) return fail(k, "load from undeclared buffer %d", buf);
+    int ops[2] = { index, guard };
+    for (int j = 0; j < 2; j++)
+        if (ops[j] >= 0 && (!valid_expr(k, ops[j]) || k->exprs[ops[j]].dtype != DC_I32))
+            return fail(k, "a checked load's %s is not an i32 expression", j ? "guard" : "index");
+    if (!check_map(k, &map, -1)) return fail(k, "a checked load's map overflows");
+    dc_kir_expr e = blank(DC_KIR_LOAD, k->bufs[buf].dtype);
+    e.buf = buf;
+    e.map = map;
+    e.stride = index >= 0 ? stride : 0;
+    for (int j = 0; j < 2; j++) {
+        e.arg[j] = ops[j];
+        if (ops[j] >= 0 && k->exprs[ops[j]].after > e.after) e.after = k->exprs[ops[j]].after;
+    }
     return push_expr(k, e);
 }
 
@@ -160,12 +186,6 @@ int dc_kir_index(dc_kir *k, dc_kir_map map) {
     dc_kir_expr e = blank(DC_KIR_INDEX, DC_I32);
     e.map = map;
     return push_expr(k, e);
-}
-
-static bool valid_expr(dc_kir *k, int a) {
-    if (a >= 0 && a < k->n_exprs) return true;
-    fail(k, "operand %d is not an expression", a);
-    return false;
 }
 
 static int push_op(dc_kir *k, dc_op op, dc_dtype dtype, int a, int b, int c) {
@@ -312,6 +332,8 @@ static void print_expr(dc_strbuf *s, const dc_kir *k, int i) {
     case DC_KIR_LOAD:
         dc_sb_printf(s, "load b%d ", e->buf);
         print_map(s, k, &e->map);
+        if (e->arg[0] >= 0) dc_sb_printf(s, " + %%%d * %lld", e->arg[0], (long long)e->stride);
+        if (e->arg[1] >= 0) dc_sb_printf(s, " if %%%d", e->arg[1]);
         break;
     case DC_KIR_CONST:
         if (e->dtype == DC_F32) {
@@ -413,7 +435,10 @@ static value eval(const dc_kir *k, int i, const value *v, void **args, const int
     value r = { 0 };
     switch (e->kind) {
     case DC_KIR_LOAD: {
-        int64_t a = map_at(&e->map, oi, ii);
+        int64_t a = map_at(&e->map, oi, ii), n = k->bufs[e->buf].numel;
+        if (e->arg[1] >= 0 && v[e->arg[1]].i == 0) return r;
+        if (e->arg[0] >= 0) a += (int64_t)v[e->arg[0]].i * e->stride;
+        if (e->arg[0] >= 0 || e->arg[1] >= 0) a = a < 0 ? 0 : a >= n ? n - 1 : a;
         if (e->dtype == DC_F32) r.f = ((const float *)args[e->buf])[a];
         else r.i = ((const int32_t *)args[e->buf])[a];
         return r;
@@ -435,7 +460,7 @@ static bool *phase_needs(const dc_kir *k) {
     for (int t = 0; t < k->n_stores; t++) need[k->stores[t].phase * n + k->stores[t].expr] = true;
     for (int p = 0; p < k->n_phases; p++)
         for (int i = n - 1; i >= 0; i--)
-            if (need[p * n + i] && k->exprs[i].kind == DC_KIR_OP)
+            if (need[p * n + i] && (k->exprs[i].kind == DC_KIR_OP || k->exprs[i].kind == DC_KIR_LOAD))
                 for (int j = 0; j < 3; j++)
                     if (k->exprs[i].arg[j] >= 0) need[p * n + k->exprs[i].arg[j]] = true;
     return need;

@@ -30,7 +30,10 @@
  * stay inside its buffer when the kernel is built).
  *
  * Expressions form a DAG (an array; operands are earlier entries) of:
- *   LOAD   buffer[map(o, i)], the buffer's dtype;
+ *   LOAD   buffer[map(o, i)], the buffer's dtype; a checked load (dc_kir_load_checked) adds an
+ *          i32 index expression times a stride to the position (a gather) and/or is 0 where an
+ *          i32 guard expression is 0 (a concat's or a padding's missing part), and clamps its
+ *          position into the buffer, so any index or guard is memory-safe;
  *   CONST  an f32 or i32 constant;
  *   INDEX  the i32 value map(o, i) itself (iota: the position along an axis, a flat index...);
  *   RESULT the scalar of an earlier phase's reduction (same for every inner index);
@@ -72,7 +75,9 @@ typedef struct {
     dc_kir_kind kind;
     dc_dtype dtype;      /* of the value */
     dc_op op;            /* OP: the elementwise op */
-    int arg[3];          /* OP: operands (earlier expressions), -1 when unused */
+    int arg[3];          /* OP: operands (earlier expressions), -1 when unused; a checked
+                          * LOAD: arg[0] its index, arg[1] its guard (-1: none) */
+    int64_t stride;      /* a checked LOAD's index stride */
     int buf;             /* LOAD: the buffer (args index) */
     dc_kir_map map;      /* LOAD, INDEX */
     float f;             /* CONST f32 value; POW exponent */
@@ -134,6 +139,10 @@ dc_kir_map dc_kir_map_make(const dc_kir *k, int64_t offset, const int64_t *outer
 bool dc_kir_map_inner_free(const dc_kir_map *m);
 
 int dc_kir_load(dc_kir *k, int buf, dc_kir_map map);
+/* A checked load: buf[map(o, i) + index * stride], or 0 where guard is 0; index and guard are
+ * i32 expressions or -1 (none); the position is clamped into the buffer (no bound check when
+ * built). With neither, dc_kir_load. */
+int dc_kir_load_checked(dc_kir *k, int buf, dc_kir_map map, int index, int64_t stride, int guard);
 int dc_kir_const_f32(dc_kir *k, float v);
 int dc_kir_const_i32(dc_kir *k, int32_t v);
 int dc_kir_index(dc_kir *k, dc_kir_map map);

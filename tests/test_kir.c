@@ -201,6 +201,35 @@ TEST(kir_reducing_store) {
     dc_kir_free(k);
 }
 
+/* Checked loads against hand values: x[idx[i]] for indices -1, 0, 3, 9 over x of 4, guarded
+ * to [0, 4) (0 outside), and unguarded (positions clamped to x's first and last); an f32
+ * index is refused. */
+TEST(kir_checked_loads) {
+    dc_kir *k = dc_kir_new(1, (int64_t[]){ 4 }, 0, NULL);
+    int x = dc_kir_buffer_add(k, DC_F32, 4, false);
+    int ix = dc_kir_buffer_add(k, DC_I32, 4, false);
+    int out = dc_kir_buffer_add(k, DC_F32, 8, true);
+    dc_kir_map id = dc_kir_map_make(k, 0, (int64_t[]){ 1 }, NULL), none = dc_kir_map_make(k, 0, NULL, NULL);
+    int li = dc_kir_load(k, ix, id);
+    int ge = dc_kir_binary(k, DC_OP_GE, li, dc_kir_const_i32(k, 0));
+    int lt = dc_kir_binary(k, DC_OP_LT, li, dc_kir_const_i32(k, 4));
+    int ok = dc_kir_binary(k, DC_OP_MUL, ge, lt);
+    int guarded = dc_kir_load_checked(k, x, none, li, 1, ok), raw = dc_kir_load_checked(k, x, none, li, 1, -1);
+    dc_kir_phase_begin(k, false);
+    dc_kir_store_add(k, out, id, guarded);
+    dc_kir_store_add(k, out, dc_kir_map_make(k, 4, (int64_t[]){ 1 }, NULL), raw);
+    char *text = dc_kir_print(k);
+    CHECK(text && strstr(text, "load b0 {0 o[0] i[]} + %0 * 1 if %5 : f32"));
+    free(text);
+    float xs[4] = { 1, 2, 3, 4 }, got[8];
+    int32_t is[4] = { -1, 0, 3, 9 };
+    CHECK(dc_kir_interpret(k, (void *[]){ xs, is, got }, 0, 4));
+    const float want[8] = { 0, 1, 4, 0, 1, 1, 4, 4 };
+    for (int i = 0; i < 8; i++) CHECK_NEAR(got[i], want[i], 0, 0);
+    CHECK(dc_kir_load_checked(k, x, none, dc_kir_const_f32(k, 1), 1, -1) < 0 && dc_kir_error(k));
+    dc_kir_free(k);
+}
+
 /* out = x + 1 over [2,3,4] contiguous collapses to one axis; a transposed load keeps two;
  * both give the original's values. */
 TEST(kir_collapse) {

@@ -2,7 +2,8 @@
  * broadcast and transposed loads, softmax, log_softmax, layer_norm, group_norm NHWC (groups of
  * 1..8 channels: the block layouts), a group norm's backward shape (per-row loads), row sums
  * and maxes, sums and maxima over a leading axis, reducing stores (per-lane sums of a norm's
- * rows, a fold of a middle axis), AdamW, i32 ops, on sizes around the vector widths (1, 15, 17, 33), each
+ * rows, a fold of a middle axis), checked loads (a concat's guarded halves, a gather with
+ * indices out of range), AdamW, i32 ops, on sizes around the vector widths (1, 15, 17, 33), each
  * compiled for the host (AVX-512 here), forced AVX2 (-avx512f) and scalar (-avx); the
  * measured error of the vector exp/log/tanh/sigmoid/gelu/silu against double precision; the
  * kernel cache (a second compile loads the object and runs no optimizer); compile times and
@@ -363,6 +364,41 @@ static kcase middle_sum(int64_t r, int64_t a, int64_t b, int64_t c) {
     return (kcase){ .name = "middle_sum", .k = k };
 }
 
+/* Checked loads over out [r, a + b] (outer (r, col), or inner col when rows): the concat of x
+ * [r, a] and y [r, b] along the columns (each load guarded by the column's side, its position
+ * clamped where the guard is off), and a gather of table t [v, a + b] at row idx[r], indices
+ * in [-3, v + 3) (clamped positions; guarded to [0, v)); bitwise. */
+static kcase checked_loads(int64_t r, int64_t a, int64_t b, int64_t v, bool rows) {
+    int64_t n = a + b;
+    dc_kir *k = rows ? dc_kir_new(1, (int64_t[]){ r }, 1, (int64_t[]){ n }) : dc_kir_new(2, (int64_t[]){ r, n }, 0, NULL);
+    int x = dc_kir_buffer_add(k, DC_F32, r * a, false);
+    int y = dc_kir_buffer_add(k, DC_F32, r * b, false);
+    int t = dc_kir_buffer_add(k, DC_F32, v * n, false);
+    int idx = dc_kir_buffer_add(k, DC_I32, r, false);
+    int out = dc_kir_buffer_add(k, DC_F32, r * n, true);
+    int out2 = dc_kir_buffer_add(k, DC_F32, r * n, true);
+#define MAP(off, sr, sc) (rows ? dc_kir_map_make(k, off, (int64_t[]){ sr }, (int64_t[]){ sc }) \
+                              : dc_kir_map_make(k, off, (int64_t[]){ sr, sc }, NULL))
+    int col = dc_kir_index(k, MAP(0, 0, 1));
+    int left = dc_kir_binary(k, DC_OP_LT, col, dc_kir_const_i32(k, (int32_t)a));
+    int right = dc_kir_binary(k, DC_OP_GE, col, dc_kir_const_i32(k, (int32_t)a));
+    int lx = dc_kir_load_checked(k, x, MAP(0, a, 1), -1, 0, left);
+    int ly = dc_kir_load_checked(k, y, MAP(-a, b, 1), -1, 0, right);
+    int cat = dc_kir_where(k, left, lx, ly);
+    int li = dc_kir_load(k, idx, MAP(0, 1, 0));
+    int ok = dc_kir_binary(k, DC_OP_MUL, dc_kir_binary(k, DC_OP_GE, li, dc_kir_const_i32(k, 0)),
+                           dc_kir_binary(k, DC_OP_LT, li, dc_kir_const_i32(k, (int32_t)v)));
+    int lt = dc_kir_load_checked(k, t, MAP(0, 0, 1), li, n, ok);
+    int raw = dc_kir_load_checked(k, t, MAP(0, 0, 1), li, n, -1);
+#undef MAP
+    dc_kir_phase_begin(k, false);
+    dc_kir_store_add(k, out, rows ? dc_kir_map_make(k, 0, (int64_t[]){ n }, (int64_t[]){ 1 }) : dc_kir_map_make(k, 0, (int64_t[]){ n, 1 }, NULL), cat);
+    dc_kir_store_add(k, out2, rows ? dc_kir_map_make(k, 0, (int64_t[]){ n }, (int64_t[]){ 1 }) : dc_kir_map_make(k, 0, (int64_t[]){ n, 1 }, NULL),
+                     dc_kir_binary(k, DC_OP_ADD, dc_kir_binary(k, DC_OP_MUL, lt, dc_kir_const_f32(k, 2.0f)), raw));
+    return (kcase){ .name = rows ? "checked_loads rows" : "checked_loads", .k = k, .lo = { 0, 0, 0, -3 },
+                    .hi = { 0, 0, 0, (float)(v + 3) } };
+}
+
 /* AdamW in place: p, m, v updated from g with lr, betas, eps, weight decay, step 3 */
 static kcase adamw(int64_t n) {
     dc_kir *k = dc_kir_new(1, (int64_t[]){ n }, 0, NULL);
@@ -429,6 +465,7 @@ TEST(llvm_kernels_vs_interpreter) {
             group_norm_silu(1, n, 16, 8), norm_apply(3, n, 8, 4), norm_apply(2, n, 5, 2), norm_apply(2, n, 3, 1),
             lane_sums(3, n, 8, 4), lane_sums(2, n, 3, 5), lane_sums(2, n, 2, 3), lane_sums(2, 3, 1, n + 1),
             middle_sum(2, 3, n, 5), middle_sum(3, n, 2, 16),
+            checked_loads(3, n, 5, 4, false), checked_loads(2, 3, n, 7, true), checked_loads(n, 1, 2, 3, true),
         };
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) run_case(&cases[c]);
     }

@@ -28,7 +28,7 @@
  * body in a buffer on the thread's stack, and loaded by the later ones (plan_stashes). A
  * reducing store loads its elements, combines and stores them back at every body (the identity
  * instead of the load at the first index of its folded axes): each lane accumulates its own
- * element in the interpreter's order. */
+ * element in the interpreter's order. A checked load is a masked gather from clamped positions. */
 #include "codegen/llvm/llvm_internal.h"
 
 #include <math.h>
@@ -138,6 +138,42 @@ static LLVMValueRef lane_ptrs(kx *c, const body *bd, LLVMTypeRef et, LLVMValueRe
     return LLVMBuildGEP2(c->x->b, et, p, &off, 1, "");
 }
 
+static LLVMValueRef value_of(kx *c, const body *bd, int i);
+
+/* Checked load e (an index and / or a guard): the positions of the w lanes, plus index times
+ * stride, clamped into the buffer; a gather of the lanes whose guard holds (0 elsewhere). */
+static LLVMValueRef emit_checked_load(kx *c, const body *bd, const dc_kir_expr *e) {
+    dc_lx *x = c->x;
+    LLVMBuilderRef b = x->b;
+    int w = bd->w;
+    LLVMTypeRef et = elem_type(c, c->k->bufs[e->buf].dtype), it = dc_lx_type(x->i64, w);
+    LLVMValueRef off = offset_of(c, bd, &e->map);
+    if (w > 1) off = LLVMBuildAdd(b, dc_lx_splat(x, off, w), lane_offsets(c, bd, &e->map), "");
+    if (e->arg[0] >= 0) {
+        LLVMValueRef idx = LLVMBuildSExt(b, value_of(c, bd, e->arg[0]), it, "");
+        off = LLVMBuildAdd(b, off, LLVMBuildMul(b, idx, w > 1 ? dc_lx_splat(x, i64c(c, e->stride), w) : i64c(c, e->stride), ""), "");
+    }
+    LLVMValueRef lo = w > 1 ? dc_lx_splat(x, i64c(c, 0), w) : i64c(c, 0);
+    LLVMValueRef hi = w > 1 ? dc_lx_splat(x, i64c(c, c->k->bufs[e->buf].numel - 1), w) : i64c(c, c->k->bufs[e->buf].numel - 1);
+    off = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, off, lo, ""), lo, off, "");
+    off = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, off, hi, ""), hi, off, "");
+    LLVMValueRef mask = bd->mask ? bd->mask : w > 1 ? all_true(c, w) : NULL;
+    if (e->arg[1] >= 0) {
+        LLVMValueRef g = value_of(c, bd, e->arg[1]);
+        g = LLVMBuildICmp(b, LLVMIntNE, g, LLVMConstNull(LLVMTypeOf(g)), "");
+        mask = mask ? LLVMBuildAnd(b, mask, g, "") : g;
+    }
+    LLVMValueRef zero = LLVMConstNull(dc_lx_type(et, w));
+    if (w == 1) {
+        LLVMValueRef v = LLVMBuildLoad2(b, et, LLVMBuildGEP2(b, et, c->bufs[e->buf], &off, 1, ""), "");
+        LLVMSetAlignment(v, 4);
+        return mask ? LLVMBuildSelect(b, mask, v, zero, "") : v;
+    }
+    LLVMValueRef ptrs = LLVMBuildGEP2(b, et, c->bufs[e->buf], &off, 1, "");
+    return dc_lx_intrinsic(x, "llvm.masked.gather", (LLVMTypeRef[]){ dc_lx_type(et, w), LLVMTypeOf(ptrs) }, 2,
+                           (LLVMValueRef[]){ ptrs, LLVMConstInt(x->i32, 4, 0), mask, zero }, 4);
+}
+
 static LLVMValueRef emit_load(kx *c, const body *bd, int buf, const dc_kir_map *m) {
     dc_lx *x = c->x;
     LLVMTypeRef et = elem_type(c, c->k->bufs[buf].dtype), vt = dc_lx_type(et, bd->w);
@@ -196,8 +232,6 @@ static LLVMValueRef cast(kx *c, const dc_kir_expr *e, dc_dtype from, LLVMValueRe
     return dc_lx_intrinsic(x, "llvm.fptosi.sat", tys, 2, &a, 1);
 }
 
-static LLVMValueRef value_of(kx *c, const body *bd, int i);
-
 /* An OP expression: cast, or its op's ops.def formula with the primitives above. */
 static LLVMValueRef emit_op(kx *c, const body *bd, const dc_kir_expr *e) {
     int w = bd->w;
@@ -219,7 +253,9 @@ static LLVMValueRef value_of(kx *c, const body *bd, int i) {
     dc_lx *x = c->x;
     LLVMValueRef v = NULL;
     switch (e->kind) {
-    case DC_KIR_LOAD: v = emit_load(c, bd, e->buf, &e->map); break;
+    case DC_KIR_LOAD:
+        v = e->arg[0] >= 0 || e->arg[1] >= 0 ? emit_checked_load(c, bd, e) : emit_load(c, bd, e->buf, &e->map);
+        break;
     case DC_KIR_CONST: v = e->dtype == DC_F32 ? dc_lx_f32(x, e->f, bd->w) : dc_lx_i32(x, e->i, bd->w); break;
     case DC_KIR_INDEX: {
         LLVMValueRef off = offset_of(c, bd, &e->map);
@@ -349,7 +385,7 @@ static void hoist_loads(kx *c, int p, LLVMValueRef mask) {
     body bd = { i64c(c, 0), c->x->lanes, mask, false, NULL };
     for (int i = 0; i < k->n_exprs; i++) {
         const dc_kir_expr *e = &k->exprs[i];
-        if (e->kind != DC_KIR_LOAD || !dc_kir_map_inner_free(&e->map)) continue;
+        if (e->kind != DC_KIR_LOAD || !dc_kir_map_inner_free(&e->map) || e->arg[0] >= 0 || e->arg[1] >= 0) continue;
         bool stored = false;
         for (int t = 0; t < k->n_stores; t++) stored = stored || (k->stores[t].phase == p && k->stores[t].buf == e->buf);
         if (!stored) c->hoisted[i] = value_of(c, &bd, i);
@@ -482,7 +518,8 @@ static double layout_cost(kx *c, int L) {
     else bodies = outer / olast * ceil(olast / (w / L)) * inner * (L == 1 ? len : 1);
     double per_body = 0;
     for (int i = 0; i < k->n_exprs; i++)
-        if (k->exprs[i].kind == DC_KIR_LOAD && !dc_kir_map_inner_free(&k->exprs[i].map))
+        if (k->exprs[i].kind == DC_KIR_LOAD && (k->exprs[i].arg[0] >= 0 || k->exprs[i].arg[1] >= 0)) per_body += w;
+        else if (k->exprs[i].kind == DC_KIR_LOAD && !dc_kir_map_inner_free(&k->exprs[i].map))
             per_body += access_of(c, false, &k->exprs[i].map, w) == ACC_GATHER ? w : 1;
     for (int s = 0; s < k->n_stores; s++)
         if (!k->phases[k->stores[s].phase].per_row)
