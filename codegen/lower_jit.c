@@ -11,7 +11,9 @@
  * and inner indices (one dc_kir_map per dim). An elementwise op evaluates its operands at the
  * numpy-broadcast coordinates, transpose permutes them, broadcast_to broadcasts them, reshape
  * flattens them and splits the flat index into the operand's dims (affine when no digit can
- * carry; checked), iota is the coordinate itself. A value from outside the group is a load at
+ * carry; checked), iota is the coordinate itself, slice reads at start + step * the coordinates;
+ * unslice and concat read their operands (from buffers, or fills and iotas) by checked loads
+ * guarded by the part of the index space each covers. A value from outside the group is a load at
  * its flattened coordinates, except fill and iota, which the kernel computes itself. A reduction evaluated at coordinates whose row part (the kept
  * dims) does not depend on the inner index folds its operand over the inner space (the
  * reduced dims split from the flat inner index) in the first phase after the results its
@@ -553,6 +555,78 @@ static int reduction(ctx *c, int v, const coords *at) {
     return fail(c, "%s has no row description", dc_op_name(n->op));
 }
 
+/* ---- guarded reads: unslice, concat ---------------------------------------------------- */
+
+static int i32c(ctx *c, int64_t v) { return dc_kir_const_i32(c->k, (int32_t)v); }
+
+/* i32 1 where lo <= e < hi, else 0 */
+static int in_range(ctx *c, int e, int64_t lo, int64_t hi) {
+    return binary(c, DC_OP_MUL, binary(c, DC_OP_GE, e, i32c(c, lo)), binary(c, DC_OP_LT, e, i32c(c, hi)));
+}
+
+/* Operand j of v at coordinates x plus the flat offset index (an i32 expression, -1: none)
+ * where guard holds, else 0: a checked load from its buffer, or, for a fill or an iota, its
+ * value (computed anywhere) where the guard holds. */
+static int guarded_operand(ctx *c, int v, int j, const coords *x, int index, int guard) {
+    int u = node_at(c, v)->in[j];
+    dc_lower lw = dc_op_get(node_at(c, u)->op)->lower;
+    if (is_member(c, u) || lw == DC_LOWER_FILL || lw == DC_LOWER_IOTA) {
+        if (index >= 0 || (lw != DC_LOWER_FILL && lw != DC_LOWER_IOTA))
+            return fail(c, "%s: an operand computed in the kernel", dc_op_name(node_at(c, v)->op));
+        int zero = node_at(c, u)->type.dtype == DC_F32 ? dc_kir_const_f32(c->k, 0.0f) : i32c(c, 0);
+        return dc_kir_where(c->k, guard, value(c, u, x), zero);
+    }
+    int b = buffer_of(c, u, false);
+    return b < 0 ? -1 : dc_kir_load_checked(c->k, b, flatten(x, shape_of(c, u)), index, 1, guard);
+}
+
+/* unslice v at at: dy at the slice coordinates of at where at is on the slice, else 0 (axes
+ * of step 1 shift dy's map; the others add their quotient to an index, and their remainder must
+ * be 0). */
+static int unslice(ctx *c, int v, const coords *at) {
+    const dc_node *n = node_at(c, v);
+    const dc_slice_attr *sl = &n->attr.slice;
+    const dc_shape *dy = shape_of(c, n->in[0]);
+    int64_t st[DC_MAX_RANK];
+    strides(dy, st);
+    coords x = { .rank = at->rank };
+    int guard = i32c(c, 1), index = -1;
+    for (int d = 0; d < at->rank; d++) {
+        int64_t start = sl->start.v[d], stop = sl->stop.v[d], step = sl->step.v[d];
+        x.c[d] = at->c[d];
+        if (start == 0 && step == 1 && stop == n->type.shape.dim[d]) continue;
+        int ci = dc_kir_index(c->k, at->c[d]);
+        guard = binary(c, DC_OP_MUL, guard, in_range(c, ci, start, stop));
+        x.c[d].offset -= start;
+        if (step == 1) continue;
+        memset(&x.c[d], 0, sizeof x.c[d]);
+        int rel = binary(c, DC_OP_SUB, ci, i32c(c, start)), q = binary(c, DC_OP_DIV, rel, i32c(c, step));
+        int rem = binary(c, DC_OP_SUB, rel, binary(c, DC_OP_MUL, q, i32c(c, step)));
+        guard = binary(c, DC_OP_MUL, guard, binary(c, DC_OP_EQ, rem, i32c(c, 0)));
+        int term = binary(c, DC_OP_MUL, q, i32c(c, st[d]));
+        index = index < 0 ? term : binary(c, DC_OP_ADD, index, term);
+    }
+    return guarded_operand(c, v, 0, &x, index, guard);
+}
+
+/* concat v at at: the operand whose part of the axis holds at, read shifted to its own
+ * coordinates (each operand guarded by its part, chosen by the same guards). */
+static int concat(ctx *c, int v, const coords *at) {
+    const dc_node *n = node_at(c, v);
+    int d = (int)n->attr.axis.axis, ci = dc_kir_index(c->k, at->c[d]), r = -1;
+    int64_t end = n->type.shape.dim[d];
+    for (int j = n->n_in - 1; j >= 0 && !failed(c); j--) {
+        int64_t len = shape_of(c, n->in[j])->dim[d];
+        coords x = *at;
+        x.c[d].offset -= end - len;
+        int guard = in_range(c, ci, end - len, end);
+        int e = guarded_operand(c, v, j, &x, -1, guard);
+        r = r < 0 ? e : dc_kir_where(c->k, guard, e, r);
+        end -= len;
+    }
+    return r;
+}
+
 /* Member v at at: its op on its operands' values, as its ops.def lower column says. */
 static int compute(ctx *c, int v, const coords *at) {
     const dc_node *n = node_at(c, v);
@@ -597,6 +671,20 @@ static int compute(ctx *c, int v, const coords *at) {
     }
     case DC_LOWER_CAST:
         return dc_kir_cast(k, operand(c, v, 0, at), n->attr.cast.to);
+    case DC_LOWER_SLICE: {
+        coords x = { .rank = at->rank };
+        for (int d = 0; d < at->rank; d++) {
+            x.c[d].offset = n->attr.slice.start.v[d];
+            map_axpy(&x.c[d], n->attr.slice.step.v[d], &at->c[d]);
+        }
+        return value(c, n->in[0], &x);
+    }
+    case DC_LOWER_UNSLICE:
+        if (dc_numel(&n->type.shape) > INT32_MAX) return fail(c, "unslice: more than 2^31 elements");
+        return unslice(c, v, at);
+    case DC_LOWER_CONCAT:
+        if (dc_numel(&n->type.shape) > INT32_MAX) return fail(c, "concat: more than 2^31 elements");
+        return concat(c, v, at);
     case DC_LOWER_MAP: {
         int args[3];
         for (int j = 0; j < n->n_in; j++) args[j] = operand(c, v, j, at);

@@ -85,6 +85,9 @@ typedef enum {
 #define DC_FORM_CASE_BROADCAST(NAME, ...)
 #define DC_FORM_CASE_UPSAMPLE(NAME, ...)
 #define DC_FORM_CASE_ONE_HOT(NAME, ...)
+#define DC_FORM_CASE_SLICE(NAME, ...)
+#define DC_FORM_CASE_UNSLICE(NAME, ...)
+#define DC_FORM_CASE_CONCAT(NAME, ...)
 
 
 /* ---- attributes: one plain struct per schema named in ops.def ----------------------- */
@@ -197,6 +200,9 @@ typedef enum {
     DC_LOWER_BROADCAST,
     DC_LOWER_UPSAMPLE,   /* an element reads its input at its H and W divided by attr.pool.factor */
     DC_LOWER_ONE_HOT,    /* 1 where the last coordinate equals the input at the others, else 0 */
+    DC_LOWER_SLICE,      /* an element reads its input at start + step * its coordinates */
+    DC_LOWER_UNSLICE,    /* an element on the slice reads dy at its slice coordinates, else 0 */
+    DC_LOWER_CONCAT,     /* an element reads the input whose part of the axis holds it */
 } dc_lower;
 
 /* The operand dtypes of a MAP op's formula: F32 only; ANY: f32 or i32, the result's dtype;

@@ -26,7 +26,8 @@
  *   reads it at the same element (a full or row input of its own class, the same count, a
  *   transpose only moving size-1 dims) or broadcasts a row input over the inner dims (plain
  *   views, groups = 1: the input's dims are the leading dims of the output that make up R,
- *   then ones). A stored value is full, row or lane sized. A view with one row and C > 1 (a
+ *   then ones). A concat or unslice reads no member but fills and iotas (its guarded reads
+ *   are loads), a slice, upsample or one_hot no full or row member. A stored value is full, row or lane sized. A view with one row and C > 1 (a
  *   reduction of a whole tensor) is a group of one node: a one-row loop would run every
  *   member on one thread. A group's kernel touches at most DC_LOOP_MAX_BUFFERS buffers (the
  *   distinct values it reads from outside, fills and iotas not counted, and its stored
@@ -220,15 +221,20 @@ static bool broadcasts_rows(const dc_shape *rs, const dc_shape *os, int64_t rows
 static int pointwise_class(const dc_graph *g, const uses *u, int id, const char *cls, const dc_loop_view *v) {
     const dc_node *n = &g->nodes[id];
     int64_t rows = v->n * v->groups, cnt = dc_numel(&n->type.shape);
+    dc_lower lw = dc_op_get(n->op)->lower;
     int c = CLS_FREE;
     for (int k = 0; k < n->n_in; k++) {
-        if (in_set(u, n->in[k]) && cls[n->in[k]] == CLS_LANE) return -1;
+        dc_lower in_lw = dc_op_get(g->nodes[n->in[k]].op)->lower;
+        bool computed = in_lw != DC_LOWER_FILL && in_lw != DC_LOWER_IOTA;
+        if (in_set(u, n->in[k]) && (cls[n->in[k]] == CLS_LANE || ((lw == DC_LOWER_CONCAT || lw == DC_LOWER_UNSLICE) && computed)))
+            return -1;
         if (in_set(u, n->in[k]) && cls[n->in[k]] != CLS_FREE) c = cnt == rows * v->s * v->k ? CLS_FULL : CLS_ROW;
     }
     if (c == CLS_FREE) return c;
     if (c == CLS_ROW && cnt != rows) return -1;
-    dc_lower lw = dc_op_get(n->op)->lower;
-    if ((lw == DC_LOWER_TRANSPOSE && !keeps_order(g, n)) || lw == DC_LOWER_UPSAMPLE || lw == DC_LOWER_ONE_HOT) return -1;
+    if ((lw == DC_LOWER_TRANSPOSE && !keeps_order(g, n)) || lw == DC_LOWER_UPSAMPLE || lw == DC_LOWER_ONE_HOT ||
+        lw == DC_LOWER_SLICE)
+        return -1;
     for (int k = 0; k < n->n_in; k++) {
         int in = n->in[k];
         if (!in_set(u, in) || cls[in] == CLS_FREE || cls[in] == c) continue;

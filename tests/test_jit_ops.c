@@ -28,7 +28,8 @@ static int input(dc_graph *g, const char *name, dc_dtype dt, int rank, const int
 /* The graph of op: its inputs x0, x1, ..., the op, and y = neg(op) as the output: operands f32[4,37] (a where's
  * condition i32), rows folded along the last axis, norms with gamma and beta of the channel
  * count, group norm over [2,3,5,8] in 2 groups, avg_pool of [2,6,10,3] and upsample of
- * [2,3,5,8] by 2, views between [4,37] and [2,74] / [37,4] / [1,37]. NULL when the row asks for something this builder does not know (a test failure). */
+ * [2,3,5,8] by 2, views between [4,37] and [2,74] / [37,4] / [1,37], a strided slice of
+ * [4,37] and its unslice, a concat of [4,30], [4,1], [4,6] along the columns. NULL when the row asks for something this builder does not know (a test failure). */
 static dc_graph *one_op_graph(dc_op op) {
     const dc_op_info *info = dc_op_get(op);
     dc_graph *g = dc_graph_new(dc_op_name(op));
@@ -100,6 +101,21 @@ static dc_graph *one_op_graph(dc_op op) {
     case DC_LOWER_UPSAMPLE:
         in[n_in++] = input(g, "x0", DC_F32, 4, gn);
         at.pool.factor = 2;
+        break;
+    case DC_LOWER_SLICE:
+    case DC_LOWER_UNSLICE: {
+        /* slice [4,37] -> [3,12] (rows 1.., every third column from 2); unslice back */
+        at.slice = (dc_slice_attr){ .start = { 2, { 1, 2 } }, .stop = { 2, { 4, 37 } }, .step = { 2, { 1, 3 } } };
+        bool un = info->lower == DC_LOWER_UNSLICE;
+        in[n_in++] = input(g, "x0", DC_F32, 2, un ? (const int64_t[]){ 3, 12 } : m);
+        declared = un ? &decl : NULL;
+        break;
+    }
+    case DC_LOWER_CONCAT:
+        in[n_in++] = input(g, "x0", DC_F32, 2, (const int64_t[]){ 4, 30 });
+        in[n_in++] = input(g, "x1", DC_F32, 2, (const int64_t[]){ 4, 1 });
+        in[n_in++] = input(g, "x2", DC_F32, 2, (const int64_t[]){ 4, 6 });
+        at.axis.axis = 1;
         break;
     case DC_LOWER_NONE:
         dc_graph_free(g);
