@@ -188,11 +188,30 @@ static bool jit_claims(const dc_graph *g, int i, dc_backend backend) {
     return backend == DC_BACKEND_JIT && dc_op_groupable(g->nodes[i].op);
 }
 
-/* the ctx of a loop group's step: its kernel */
+/* the ctx of a loop group's step: its kernel and its index checks */
 typedef struct {
     dc_codegen_ctx base;
     dc_jit_kernel *jk;
+    int n_checks;
+    dc_index_check checks[DC_KIR_MAX_BUFS];
 } group_ctx;
+
+/* The step's check: every index its kernel reads is in range, else the ref kernels' error. */
+static bool check_indices(const dc_step *s, const dc_frame *f, int *node, char *err, size_t len) {
+    const group_ctx *c = s->ctx;
+    for (int j = 0; j < c->n_checks; j++) {
+        const dc_tensor *t = &f->vals[c->checks[j].node];
+        const int32_t *idx = t->data;
+        for (int64_t i = 0; i < dc_numel(&t->type.shape); i++)
+            if (idx[i] < 0 || idx[i] >= c->checks[j].bound) {
+                *node = c->checks[j].reader;
+                snprintf(err, len, "%s: index %d out of range [0, %lld)", dc_op_name(f->g->nodes[*node].op), idx[i],
+                         (long long)c->checks[j].bound);
+                return false;
+            }
+    }
+    return true;
+}
 
 static void release_group(dc_codegen_ctx *base) {
     dc_jit_release(((group_ctx *)base)->jk);
@@ -228,8 +247,10 @@ static bool jit_step(const dc_graph *g, int first, int last, dc_step *s, char *w
     memcpy(s->args, jg.args, (size_t)jg.n_args * sizeof *jg.args);
     group_ctx *c = malloc(sizeof *c);
     if (!c) abort(); /* out of memory */
-    *c = (group_ctx){ { release_group }, jk };
+    *c = (group_ctx){ { release_group }, jk, jg.n_checks, { { 0 } } };
+    memcpy(c->checks, jg.checks, (size_t)jg.n_checks * sizeof *jg.checks);
     s->ctx = c;
+    if (jg.n_checks) s->check = check_indices;
     dc_kir_free(jg.kir);
     return true;
 }

@@ -13,7 +13,8 @@
  * flattens them and splits the flat index into the operand's dims (affine when no digit can
  * carry; checked), iota is the coordinate itself, slice reads at start + step * the coordinates;
  * unslice and concat read their operands (from buffers, or fills and iotas) by checked loads
- * guarded by the part of the index space each covers. A value from outside the group is a load at
+ * guarded by the part of the index space each covers, gather its table at the row its index
+ * names (a checked load; the step checks the indices before the kernel runs). A value from outside the group is a load at
  * its flattened coordinates, except fill and iota, which the kernel computes itself. A reduction evaluated at coordinates whose row part (the kept
  * dims) does not depend on the inner index folds its operand over the inner space (the
  * reduced dims split from the flat inner index) in the first phase after the results its
@@ -627,6 +628,25 @@ static int concat(ctx *c, int v, const coords *at) {
     return r;
 }
 
+/* gather v (table [V, rest...], idx [m...]) at at: the table at row idx[at's first m
+ * coordinates], rest from the others; the step checks every index against [0, V) before the
+ * kernel runs, so both operands come from buffers. */
+static int gather(ctx *c, int v, const coords *at) {
+    const dc_node *n = node_at(c, v);
+    const dc_shape *ts = shape_of(c, n->in[0]), *is = shape_of(c, n->in[1]);
+    if (is_member(c, n->in[0]) || is_member(c, n->in[1])) return fail(c, "gather: an operand computed in the kernel");
+    if (dc_numel(ts) > INT32_MAX) return fail(c, "gather: a table of more than 2^31 elements");
+    coords ic = { .rank = is->rank }, tc = { .rank = ts->rank };
+    for (int d = 0; d < is->rank; d++) ic.c[d] = at->c[d];
+    for (int d = 1; d < ts->rank; d++) tc.c[d] = at->c[is->rank + d - 1];
+    int idx = value(c, n->in[1], &ic), b = buffer_of(c, n->in[0], false);
+    int j = 0;
+    while (j < c->out->n_checks && !(c->out->checks[j].node == n->in[1] && c->out->checks[j].bound == ts->dim[0])) j++;
+    if (j == DC_KIR_MAX_BUFS) return fail(c, "gather: more than %d index checks", DC_KIR_MAX_BUFS);
+    if (j == c->out->n_checks) c->out->checks[c->out->n_checks++] = (dc_index_check){ n->in[1], ts->dim[0], v };
+    return b < 0 ? -1 : dc_kir_load_checked(c->k, b, flatten(&tc, ts), idx, dc_numel(ts) / ts->dim[0], in_range(c, idx, 0, ts->dim[0]));
+}
+
 /* Member v at at: its op on its operands' values, as its ops.def lower column says. */
 static int compute(ctx *c, int v, const coords *at) {
     const dc_node *n = node_at(c, v);
@@ -685,6 +705,8 @@ static int compute(ctx *c, int v, const coords *at) {
     case DC_LOWER_CONCAT:
         if (dc_numel(&n->type.shape) > INT32_MAX) return fail(c, "concat: more than 2^31 elements");
         return concat(c, v, at);
+    case DC_LOWER_GATHER:
+        return gather(c, v, at);
     case DC_LOWER_MAP: {
         int args[3];
         for (int j = 0; j < n->n_in; j++) args[j] = operand(c, v, j, at);
@@ -1044,6 +1066,7 @@ static bool lower_with(ctx *c, int a) {
     c->why[0] = 0;
     c->n_memo = 0;
     c->out->n_args = 0;
+    c->out->n_checks = 0;
     memset(c->placed, 0, (size_t)c->g->n_nodes * sizeof *c->placed);
     c->want.f = 0;
     if (anchor(c, a)) propagate(c);

@@ -8,13 +8,19 @@
 #include "codegen/kir.h"
 #include "runtime/runtime.h"
 
-/* A lowered group: the kernel, and the graph node whose data each kernel buffer is (the
+/* An index value (an i32 node read from its buffer) that a step must find in [0, bound)
+ * before its kernel runs, and the node that reads it (its error names it). */
+typedef struct { int node; int64_t bound; int reader; } dc_index_check;
+
+/* A lowered group: the kernel, the graph node whose data each kernel buffer is (the
  * materialised outputs first, in node order, then the external inputs in the order the
- * kernel first reads them): a runtime step's args. */
+ * kernel first reads them): a runtime step's args, and its index checks. */
 typedef struct {
     dc_kir *kir;
     int n_args;
     int args[DC_KIR_MAX_BUFS];
+    int n_checks;
+    dc_index_check checks[DC_KIR_MAX_BUFS];
 } dc_jit_group;
 
 /* Lowers nodes first..last of g (all of them computed, groupable ops) into out->kir, which

@@ -88,6 +88,7 @@ typedef enum {
 #define DC_FORM_CASE_SLICE(NAME, ...)
 #define DC_FORM_CASE_UNSLICE(NAME, ...)
 #define DC_FORM_CASE_CONCAT(NAME, ...)
+#define DC_FORM_CASE_GATHER(NAME, ...)
 
 
 /* ---- attributes: one plain struct per schema named in ops.def ----------------------- */
@@ -203,6 +204,7 @@ typedef enum {
     DC_LOWER_SLICE,      /* an element reads its input at start + step * its coordinates */
     DC_LOWER_UNSLICE,    /* an element on the slice reads dy at its slice coordinates, else 0 */
     DC_LOWER_CONCAT,     /* an element reads the input whose part of the axis holds it */
+    DC_LOWER_GATHER,     /* an element reads the table at the row its index names */
 } dc_lower;
 
 /* The operand dtypes of a MAP op's formula: F32 only; ANY: f32 or i32, the result's dtype;

@@ -27,7 +27,8 @@
  *   transpose only moving size-1 dims) or broadcasts a row input over the inner dims (plain
  *   views, groups = 1: the input's dims are the leading dims of the output that make up R,
  *   then ones). A concat or unslice reads no member but fills and iotas (its guarded reads
- *   are loads), a slice, upsample or one_hot no full or row member. A stored value is full, row or lane sized. A view with one row and C > 1 (a
+ *   are loads), a gather no member (its indices are checked before the kernel runs), a slice,
+ *   upsample or one_hot no full or row member. A stored value is full, row or lane sized. A view with one row and C > 1 (a
  *   reduction of a whole tensor) is a group of one node: a one-row loop would run every
  *   member on one thread. A group's kernel touches at most DC_LOOP_MAX_BUFFERS buffers (the
  *   distinct values it reads from outside, fills and iotas not counted, and its stored
@@ -226,7 +227,8 @@ static int pointwise_class(const dc_graph *g, const uses *u, int id, const char 
     for (int k = 0; k < n->n_in; k++) {
         dc_lower in_lw = dc_op_get(g->nodes[n->in[k]].op)->lower;
         bool computed = in_lw != DC_LOWER_FILL && in_lw != DC_LOWER_IOTA;
-        if (in_set(u, n->in[k]) && (cls[n->in[k]] == CLS_LANE || ((lw == DC_LOWER_CONCAT || lw == DC_LOWER_UNSLICE) && computed)))
+        if (in_set(u, n->in[k]) && (cls[n->in[k]] == CLS_LANE || lw == DC_LOWER_GATHER ||
+                                    ((lw == DC_LOWER_CONCAT || lw == DC_LOWER_UNSLICE) && computed)))
             return -1;
         if (in_set(u, n->in[k]) && cls[n->in[k]] != CLS_FREE) c = cnt == rows * v->s * v->k ? CLS_FULL : CLS_ROW;
     }

@@ -5,7 +5,7 @@
  * copies params by name between executors. A run executes the program's
  * steps in order (calls, or range kernels split statically over the OpenMP threads, each run
  * of consecutive range kernels in one parallel region with a barrier between steps, calls
- * outside it), times each step (and records it for the Chrome trace when $DISCO_TRACE is
+ * outside it; a kernel with a check starts a new run, the check first), times each step (and records it for the Chrome trace when $DISCO_TRACE is
  * set), then applies the graph's state updates (param <- value). With a plan, only
  * INPUT, PARAM, output and update values are meaningful after a run (others share slots).
  * INPUT and PARAM values stay in place between runs. Updates are simultaneous: each reads the
@@ -437,6 +437,17 @@ static bool run_call(dc_exec *e, int i, char *err, size_t len) {
     return true;
 }
 
+/* Runs the check of kernel step i, if it has one. */
+static bool run_check(dc_exec *e, int i, char *err, size_t len) {
+    const dc_step *s = &e->steps[i];
+    char msg[DC_ERR_LEN] = "";
+    dc_frame f = { e->g, e->vals, e->seed };
+    int node = s->node;
+    if (!s->check || s->check(s, &f, &node, msg, sizeof msg)) return true;
+    node_error(e->g, node, msg, err, len);
+    return false;
+}
+
 bool dc_exec_run(dc_exec *e, char *err, size_t len) {
     for (int i = 0; i < e->n_steps;) {
         if (e->steps[i].call) {
@@ -444,8 +455,9 @@ bool dc_exec_run(dc_exec *e, char *err, size_t len) {
             i++;
             continue;
         }
+        if (!run_check(e, i, err, len)) return false;
         int end = i + 1;
-        while (e->share_regions && end < e->n_steps && e->steps[end].kernel) end++;
+        while (e->share_regions && end < e->n_steps && e->steps[end].kernel && !e->steps[end].check) end++;
         run_kernels(e, i, end);
         i = end;
     }

@@ -92,6 +92,10 @@ struct dc_step {
     dc_split_mode split;        /* kernel: DC_SPLIT_RULE (by work), or a tuned choice */
     int n_args;
     int args[DC_STEP_MAX_ARGS];
+    /* optional, range kernels: run before the kernel, after every earlier step; false refuses
+     * the run with a message in err about node *node (a gather's index out of range, which
+     * the kernel itself cannot report) */
+    bool (*check)(const dc_step *s, const dc_frame *f, int *node, char *err, size_t len);
     void *ctx;                  /* the provider's, freed with the program's free_ctx */
     /* optional: called once, in step order, while dc_exec_new_program builds the program (the
      * arena laid out, params initialised), for a provider to validate its step where it will

@@ -29,7 +29,8 @@ static int input(dc_graph *g, const char *name, dc_dtype dt, int rank, const int
  * condition i32), rows folded along the last axis, norms with gamma and beta of the channel
  * count, group norm over [2,3,5,8] in 2 groups, avg_pool of [2,6,10,3] and upsample of
  * [2,3,5,8] by 2, views between [4,37] and [2,74] / [37,4] / [1,37], a strided slice of
- * [4,37] and its unslice, a concat of [4,30], [4,1], [4,6] along the columns. NULL when the row asks for something this builder does not know (a test failure). */
+ * [4,37] and its unslice, a concat of [4,30], [4,1], [4,6] along the columns, a gather of
+ * rows of [5,37]. NULL when the row asks for something this builder does not know (a test failure). */
 static dc_graph *one_op_graph(dc_op op) {
     const dc_op_info *info = dc_op_get(op);
     dc_graph *g = dc_graph_new(dc_op_name(op));
@@ -116,6 +117,10 @@ static dc_graph *one_op_graph(dc_op op) {
         in[n_in++] = input(g, "x1", DC_F32, 2, (const int64_t[]){ 4, 1 });
         in[n_in++] = input(g, "x2", DC_F32, 2, (const int64_t[]){ 4, 6 });
         at.axis.axis = 1;
+        break;
+    case DC_LOWER_GATHER:
+        in[n_in++] = input(g, "x0", DC_F32, 2, (const int64_t[]){ 5, 37 });
+        in[n_in++] = input(g, "x1", DC_I32, 1, (const int64_t[]){ 4 });
         break;
     case DC_LOWER_NONE:
         dc_graph_free(g);
@@ -213,4 +218,48 @@ TEST(jit_lowers_every_groupable_op) {
         checked++;
     }
     CHECK(checked > 0);
+}
+
+/* A gather on jit checks its indices before its kernel runs: an index out of range is the ref
+ * kernel's error, word for word (node and all); in range, the rows match ref's. */
+TEST(jit_gather_checks_its_indices) {
+    const char *text = "graph @g(%t: f32[5,3], %i: i32[4]) -> (f32[4,3]) {\n"
+                       "  %0 = gather %t, %i : f32[4,3]\n"
+                       "  %1 = neg %0 : f32[4,3]\n"
+                       "  return %1\n"
+                       "}\n";
+    char err[DC_ERR_LEN] = "", ref_err[DC_ERR_LEN] = "", jit_err[DC_ERR_LEN] = "";
+    dc_graph *g = dc_parse(text, strlen(text), "gather", err, sizeof err);
+    CHECK_MSG(g && dc_run_pipeline(g, "fuse-loops", &(dc_pass_opts){ 0 }, err, sizeof err), "%s", err);
+    dc_exec *ref = dc_compile(g, 1, DC_BACKEND_REF, err, sizeof err), *jit = dc_compile(g, 1, DC_BACKEND_JIT, err, sizeof err);
+    CHECK_MSG(ref && jit, "%s", err);
+    if (!ref || !jit) return;
+    CHECK(on_jit(jit, g->outputs[0]));
+    dc_tensor *t = dc_tensor_new(&g->nodes[0].type), *i = dc_tensor_new(&g->nodes[1].type);
+    for (int k = 0; k < 15; k++) ((float *)t->data)[k] = (float)k;
+    const int32_t bad[4] = { 0, 4, 5, 1 }, good[4] = { 4, 0, 2, 2 };
+    for (int pass = 0; pass < 2; pass++) {
+        memcpy(i->data, pass ? good : bad, sizeof good);
+        dc_exec *e[2] = { ref, jit };
+        bool ran[2];
+        for (int k = 0; k < 2; k++) {
+            CHECK(dc_exec_set_input(e[k], "t", t, err, sizeof err) && dc_exec_set_input(e[k], "i", i, err, sizeof err));
+            ran[k] = dc_exec_run(e[k], k ? jit_err : ref_err, sizeof jit_err);
+        }
+        CHECK_EQ_INT(ran[0], pass);
+        CHECK_EQ_INT(ran[1], pass);
+        if (!pass) {
+            CHECK(strstr(jit_err, "gather: index 5 out of range [0, 5)") != NULL);
+            CHECK_STR_EQ(jit_err, ref_err);
+            continue;
+        }
+        const float *a = dc_exec_output(jit, 0)->data, *b = dc_exec_output(ref, 0)->data;
+        for (int k = 0; k < 12; k++) CHECK_NEAR(a[k], b[k], 0, 0);
+        CHECK_NEAR(a[0], -12, 0, 0);
+    }
+    dc_tensor_free(t);
+    dc_tensor_free(i);
+    dc_exec_free(ref);
+    dc_exec_free(jit);
+    dc_graph_free(g);
 }
