@@ -205,8 +205,7 @@ static bool check_indices(const dc_step *s, const dc_frame *f, int *node, char *
         for (int64_t i = 0; i < dc_numel(&t->type.shape); i++)
             if (idx[i] < 0 || idx[i] >= c->checks[j].bound) {
                 *node = c->checks[j].reader;
-                snprintf(err, len, "%s: index %d out of range [0, %lld)", dc_op_name(f->g->nodes[*node].op), idx[i],
-                         (long long)c->checks[j].bound);
+                snprintf(err, len, "%s %d out of range [0, %lld)", c->checks[j].what, idx[i], (long long)c->checks[j].bound);
                 return false;
             }
     }

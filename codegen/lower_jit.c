@@ -320,6 +320,10 @@ static void reduced_dims(const dc_node *n, const dc_shape *x, bool *red, bool *k
     case DC_ROWS_LAST:
         red[x->rank - 1] = true;
         break;
+    case DC_ROWS_LABELS:
+        red[x->rank - 1] = true;
+        *keep = false;
+        break;
     default: /* AXIS */
         red[n->attr.axis.axis] = true;
         break;
@@ -484,6 +488,36 @@ static int scaled_dy(ctx *c, int v, const coords *at) {
     return binary(c, DC_OP_MUL, value(c, n->in[2], at), value(c, n->in[1], &ch));
 }
 
+/* Registers the check that every element of index value node is in [0, bound) before the
+ * kernel runs (what: the error's "op: index" words), for reader v. */
+static bool add_check(ctx *c, int node, int64_t bound, int v, const char *what) {
+    int j = 0;
+    while (j < c->out->n_checks && !(c->out->checks[j].node == node && c->out->checks[j].bound == bound)) j++;
+    if (j == DC_KIR_MAX_BUFS) return fail(c, "%s: more than %d index checks", dc_op_name(node_at(c, v)->op), DC_KIR_MAX_BUFS) == 0;
+    if (j == c->out->n_checks) c->out->checks[c->out->n_checks++] = (dc_index_check){ node, bound, v, what };
+    return true;
+}
+
+static int in_range(ctx *c, int e, int64_t lo, int64_t hi);
+
+/* cross_entropy_rows v over the row key (x's coordinates in_at): logsumexp of the row minus
+ * its element at the row's label, a checked load of x (both operands from buffers; the step
+ * checks the labels before the kernel runs). */
+static int xent(ctx *c, int v, const coords *key, const coords *in_at) {
+    const dc_node *n = node_at(c, v);
+    int x = n->in[0], r = shape_of(c, x)->rank;
+    int64_t K = shape_of(c, x)->dim[r - 1];
+    if (is_member(c, x) || is_member(c, n->in[1])) return fail(c, "%s: an operand computed in the kernel", dc_op_name(n->op));
+    int m = row_max(c, v, key, in_at), s = row_sum_exp(c, v, key, in_at, m);
+    int lse = binary(c, DC_OP_ADD, m, dc_kir_unary(c->k, DC_OP_LOG, s));
+    int label = value(c, n->in[1], key), b = buffer_of(c, x, false);
+    coords row = *in_at;
+    memset(&row.c[r - 1], 0, sizeof row.c[r - 1]);
+    if (b < 0 || !add_check(c, n->in[1], K, v, "cross_entropy: label")) return -1;
+    int picked = dc_kir_load_checked(c->k, b, flatten(&row, shape_of(c, x)), label, 1, in_range(c, label, 0, K));
+    return binary(c, DC_OP_SUB, lse, picked);
+}
+
 /* A reduction-like member v at at: its row description's value. */
 static int reduction(ctx *c, int v, const coords *at) {
     const dc_node *n = node_at(c, v);
@@ -550,6 +584,8 @@ static int reduction(ctx *c, int v, const coords *at) {
         d = binary(c, DC_OP_SUB, d, binary(c, DC_OP_MUL, xh, binary(c, DC_OP_DIV, binary(c, DC_OP_MUL, sgx, rstd), count)));
         return binary(c, DC_OP_MUL, rstd, d);
     }
+    case DC_ROW_XENT:
+        return xent(c, v, &key, &in_at);
     case DC_ROW_NONE:
         break;
     }
@@ -640,10 +676,7 @@ static int gather(ctx *c, int v, const coords *at) {
     for (int d = 0; d < is->rank; d++) ic.c[d] = at->c[d];
     for (int d = 1; d < ts->rank; d++) tc.c[d] = at->c[is->rank + d - 1];
     int idx = value(c, n->in[1], &ic), b = buffer_of(c, n->in[0], false);
-    int j = 0;
-    while (j < c->out->n_checks && !(c->out->checks[j].node == n->in[1] && c->out->checks[j].bound == ts->dim[0])) j++;
-    if (j == DC_KIR_MAX_BUFS) return fail(c, "gather: more than %d index checks", DC_KIR_MAX_BUFS);
-    if (j == c->out->n_checks) c->out->checks[c->out->n_checks++] = (dc_index_check){ n->in[1], ts->dim[0], v };
+    if (!add_check(c, n->in[1], ts->dim[0], v, "gather: index")) return -1;
     return b < 0 ? -1 : dc_kir_load_checked(c->k, b, flatten(&tc, ts), idx, dc_numel(ts) / ts->dim[0], in_range(c, idx, 0, ts->dim[0]));
 }
 
@@ -756,8 +789,8 @@ static bool place_along(ctx *c, int v, int j, const coords *from, coords *at, bo
     }
     case DC_LOWER_ROW: {
         const dc_row_desc *rd = row_of(n);
-        if (rd->rows == DC_ROWS_WINDOW) return false;
-        if (rd->rows != DC_ROWS_AXES) return dc_row_data(rd, j); /* the result has the rows' shape */
+        if (rd->rows == DC_ROWS_WINDOW || (rd->rows == DC_ROWS_LABELS && j > 0)) return false;
+        if (rd->rows != DC_ROWS_AXES && rd->rows != DC_ROWS_LABELS) return dc_row_data(rd, j); /* the result has x's shape */
         if (!forward) return false;
         bool red[DC_MAX_RANK], keep;
         reduced_dims(n, in, red, &keep);

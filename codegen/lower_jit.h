@@ -9,8 +9,9 @@
 #include "runtime/runtime.h"
 
 /* An index value (an i32 node read from its buffer) that a step must find in [0, bound)
- * before its kernel runs, and the node that reads it (its error names it). */
-typedef struct { int node; int64_t bound; int reader; } dc_index_check;
+ * before its kernel runs, the node that reads it and the words its error starts with
+ * ("gather: index": "gather: index 12 out of range [0, 10)", as the ref kernels say). */
+typedef struct { int node; int64_t bound; int reader; const char *what; } dc_index_check;
 
 /* A lowered group: the kernel, the graph node whose data each kernel buffer is (the
  * materialised outputs first, in node order, then the external inputs in the order the

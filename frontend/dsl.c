@@ -745,6 +745,10 @@ dc_t dc_cross_entropy_at(dc_graph *g, dc_t logits, dc_t labels, const char *file
     return emit(g, DC_OP_CROSS_ENTROPY, 2, (dc_t[]){ logits, labels }, NULL, NULL, NULL, file, line);
 }
 
+dc_t dc_cross_entropy_rows_at(dc_graph *g, dc_t logits, dc_t labels, const char *file, int line) {
+    return emit(g, DC_OP_CROSS_ENTROPY_ROWS, 2, (dc_t[]){ logits, labels }, NULL, NULL, NULL, file, line);
+}
+
 dc_t dc_mse_at(dc_graph *g, dc_t a, dc_t b, const char *file, int line) {
     return emit(g, DC_OP_MSE, 2, (dc_t[]){ a, b }, NULL, NULL, NULL, file, line);
 }

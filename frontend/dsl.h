@@ -375,12 +375,15 @@ dc_t dc_gumbel_at(dc_graph *g, int rank, const int64_t *dims, dc_gumbel_opts o, 
     dc_gumbel_at((g), (rank), (dims), DC_OPTS(dc_gumbel_opts, .scale = 1.0f, __VA_ARGS__), \
                  __FILE__, __LINE__)
 
-/* ---- losses (f32[]) ----------------------------------------------------------------- */
+/* ---- losses (f32[], and cross_entropy's per-row terms f32 [...]) ---------------------- */
 
 dc_t dc_cross_entropy_at(dc_graph *g, dc_t logits, dc_t labels, const char *file, int line);
+dc_t dc_cross_entropy_rows_at(dc_graph *g, dc_t logits, dc_t labels, const char *file, int line);
 dc_t dc_mse_at(dc_graph *g, dc_t a, dc_t b, const char *file, int line);
 #define dc_cross_entropy(g, logits, labels)                                             \
     dc_cross_entropy_at((g), (logits), (labels), __FILE__, __LINE__)
+#define dc_cross_entropy_rows(g, logits, labels)                                        \
+    dc_cross_entropy_rows_at((g), (logits), (labels), __FILE__, __LINE__)
 #define dc_mse(g, a, b) dc_mse_at((g), (a), (b), __FILE__, __LINE__)
 
 /* ---- modules: make their own params under .name (inside the current scope) ---------- */

@@ -214,9 +214,10 @@ typedef enum { DC_MAP_NONE, DC_MAP_F32, DC_MAP_ANY, DC_MAP_CMP } dc_map_dtypes;
 /* A row reduction: which dims of input 0 one row folds (AXES: attr.reduce.axes, all when
  * empty; AXIS: attr.axis; LAST: the last dim; GROUPS: every position and the channels of one
  * of attr.group_norm.groups groups, per batch entry; WINDOW: the attr.pool.factor^2 window of
- * an output position over H and W of NHWC x) and what it computes of each row. AXES and
- * WINDOW ops give one value per row; the others give one per element of the row. */
-typedef enum { DC_ROWS_NONE, DC_ROWS_AXES, DC_ROWS_AXIS, DC_ROWS_LAST, DC_ROWS_GROUPS, DC_ROWS_WINDOW } dc_rows;
+ * an output position over H and W of NHWC x; LABELS: the last dim, input 1 holding each row's
+ * label) and what it computes of each row. AXES, WINDOW and LABELS ops give one value per row;
+ * the others give one per element of the row. */
+typedef enum { DC_ROWS_NONE, DC_ROWS_AXES, DC_ROWS_AXIS, DC_ROWS_LAST, DC_ROWS_GROUPS, DC_ROWS_WINDOW, DC_ROWS_LABELS } dc_rows;
 typedef enum {
     DC_ROW_NONE,
     DC_ROW_SUM,          /* sum (f32 or i32) */
@@ -229,6 +230,7 @@ typedef enum {
     DC_ROW_NORM,         /* (x, gamma, beta): (x - mean) * rsqrt(var + eps) * gamma + beta */
     DC_ROW_NORM_BWD,     /* (x, gamma, dy): rstd (g - mean(g) - xh mean(g xh)), g = dy gamma,
                           * xh = (x - mean) rstd: the norm's gradient w.r.t. x */
+    DC_ROW_XENT,         /* (x, label): logsumexp(x) - x[label] */
 } dc_row_value;
 typedef struct {
     dc_rows rows;

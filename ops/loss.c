@@ -1,6 +1,8 @@
-/* loss.c — the losses, both f32[] means: shape rule, VJPs and reference kernels.
+/* loss.c — the losses (f32[] means, and the per-row terms of one): shape rule, VJPs and reference kernels.
  * cross_entropy(logits [..., K], labels i32 [...]) = mean over rows of
  *   logsumexp(row) - row[label] (a label outside [0, K) is a run-time error);
+ * cross_entropy_rows(logits, labels) = each row's logsumexp(row) - row[label] (the terms of
+ * cross_entropy's mean, f32 [...]);
  * mse(a, b) = mean((a - b)^2).
  * Terms are summed in double in fixed blocks of BLOCK rows/elements (each block by one
  * thread, in order), then the block sums in order: the result does not depend on threads. */
@@ -16,7 +18,7 @@
 
 /* ---- shape rule ------------------------------------------------------------------------ */
 
-/* cross_entropy(logits [...,K], labels:i32 [...]); mse(a, b) of one shape */
+/* cross_entropy(logits [...,K], labels:i32 [...]) and its rows' [...]; mse(a, b) of one shape */
 bool dc_shape_loss(dc_rule *r, dc_type *out) {
     const dc_type *a = r->in[0], *b = r->in[1];
     dc_shape scalar = { .rank = 0 };
@@ -32,7 +34,7 @@ bool dc_shape_loss(dc_rule *r, dc_type *out) {
             return dc_rule_fail(r, "logits %s need labels of shape [...] = logits without its last axis, got %s",
                         dc_type_s(a).s, dc_type_s(b).s);
     }
-    *out = dc_make_type(DC_F32, &scalar);
+    *out = dc_make_type(DC_F32, r->n->op == DC_OP_CROSS_ENTROPY_ROWS ? &b->shape : &scalar);
     return true;
 }
 
@@ -75,17 +77,23 @@ static double row_xent(const float *x, int64_t K, int32_t label) {
     return m + log(s) - x[label];
 }
 
+/* false (with the error) unless every one of the rows' labels is in [0, K) */
+static bool labels_ok(const dc_ref_args *a, int64_t rows, int64_t K) {
+    const int32_t *lab = a->in[1]->data;
+    for (int64_t r = 0; r < rows; r++)
+        if (lab[r] < 0 || lab[r] >= K) {
+            snprintf(a->err, a->len, "cross_entropy: label %d out of range [0, %lld)", lab[r], (long long)K);
+            return false;
+        }
+    return true;
+}
+
 static bool cross_entropy_blocks(const dc_ref_args *a, int64_t rows, double *block, int64_t n_blocks) {
     const dc_shape *ls = &a->in[0]->type.shape;
     int64_t K = ls->dim[ls->rank - 1];
     const float *x = a->in[0]->data;
     const int32_t *lab = a->in[1]->data;
-    for (int64_t r = 0; r < rows; r++)
-        if (lab[r] < 0 || lab[r] >= K) {
-            snprintf(a->err, a->len, "cross_entropy: label %d out of range [0, %lld)", lab[r],
-                     (long long)K);
-            return false;
-        }
+    if (!labels_ok(a, rows, K)) return false;
 #pragma omp parallel for if (rows * K > PAR_MIN)
     for (int64_t b = 0; b < n_blocks; b++) {
         double s = 0;
@@ -128,6 +136,19 @@ static bool block_mean(const dc_ref_args *a, int64_t n,
 bool dc_ref_cross_entropy(const dc_ref_args *a) {
     const dc_shape *s = &a->in[0]->type.shape;
     return block_mean(a, dc_numel(s) / s->dim[s->rank - 1], cross_entropy_blocks);
+}
+
+/* each row's -log_softmax(x)[label], rounded to f32 */
+bool dc_ref_cross_entropy_rows(const dc_ref_args *a) {
+    const dc_shape *s = &a->in[0]->type.shape;
+    int64_t K = s->dim[s->rank - 1], rows = dc_numel(s) / K;
+    const float *x = a->in[0]->data;
+    const int32_t *lab = a->in[1]->data;
+    float *y = a->out->data;
+    if (!labels_ok(a, rows, K)) return false;
+#pragma omp parallel for if (rows * K > PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) y[r] = (float)row_xent(x + r * K, K, lab[r]);
+    return true;
 }
 
 bool dc_ref_mse(const dc_ref_args *a) { return block_mean(a, dc_numel(&a->in[0]->type.shape), mse_blocks); }

@@ -130,7 +130,8 @@ static bool is_row_op(dc_op op) { return dc_op_get(op)->lower == DC_LOWER_ROW; }
 
 /* Whether op reduces each row to one value (its result is a row value). */
 static bool reduces_rows(dc_op op) {
-    return is_row_op(op) && (row_of(op)->rows == DC_ROWS_AXES || row_of(op)->rows == DC_ROWS_WINDOW);
+    dc_rows r = row_of(op)->rows;
+    return is_row_op(op) && (r == DC_ROWS_AXES || r == DC_ROWS_WINDOW || r == DC_ROWS_LABELS);
 }
 
 /* The view row op n imposes (its row description's rows); false if it does not reduce along
@@ -157,6 +158,7 @@ static bool row_op_view(const dc_graph *g, const dc_node *n, dc_loop_view *v) {
         if (n->attr.axis.axis != d - 1) return false;
         /* fall through */
     case DC_ROWS_LAST:
+    case DC_ROWS_LABELS:
         *v = plain_view(dims_product(x, 0, d - 1), x->dim[d - 1]);
         return true;
     case DC_ROWS_GROUPS: {
@@ -258,6 +260,7 @@ static int row_op_class(const dc_graph *g, const uses *u, int id, const char *cl
         int in = n->in[k];
         bool data = dc_row_data(row_of(n->op), k) && !window;
         if (in_set(u, in) && cls[in] != CLS_FREE && !(data && cls[in] == CLS_FULL)) return -1;
+        if (in_set(u, in) && row_of(n->op)->rows == DC_ROWS_LABELS) return -1;
     }
     dc_loop_view w;
     if (row_op_view(g, n, &w) && !same_view(&w, v)) return CLS_LANE;

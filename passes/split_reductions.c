@@ -8,10 +8,16 @@
  * per kept element) splits along the kept axes and has each thread read every slab, half of
  * them from the other core (fmnist-cnn's bias and norm-scale gradients: 5.0 -> 2.6 ms per
  * step). The second reduces d0 values per kept element. Applies when d0 >= 2.
+ * A cross_entropy over two or more rows becomes the mean of its rows' terms:
+ *     cross_entropy(x [..., K], labels [...]) -> mean(cross_entropy_rows(x, labels), all axes)
+ * so a row kernel computes each row's loss and a small one their mean (the autodiff of the
+ * training step has already read cross_entropy's gradient).
  * Guarantees: every rewritten node keeps its type; values change by rounding only (a sum or
- * mean adds in another order, fixed: the same for every thread count; max is exact); the
+ * mean adds in another order, fixed: the same for every thread count; max is exact; the rows'
+ * losses are rounded to f32 before their mean); a label out of range is the same error; the
  * replaced node becomes unused (for dce). Idempotent: the second reduction reduces axis 0 of
- * a value whose axes 1..k have size 1, and the first does not reduce axis 0. */
+ * a value whose axes 1..k have size 1, the first does not reduce axis 0, and no cross_entropy
+ * is left. */
 #include <string.h>
 
 #include "passes/passes.h"
@@ -32,12 +38,24 @@ static bool splits(const dc_graph *g, const dc_node *n) {
     return middle > 1;
 }
 
+/* A cross_entropy over two or more rows. */
+static bool splits_loss(const dc_graph *g, const dc_node *n) {
+    return n->op == DC_OP_CROSS_ENTROPY && dc_numel(&g->nodes[n->in[1]].type.shape) >= 2;
+}
+
 bool dc_pass_split_reductions(dc_graph *g, const dc_pass_opts *o, char *err, size_t len) {
     (void)o, (void)err, (void)len;
     dc_rewriter rw;
     dc_rw_begin(&rw, g);
     for (int i = 0; i < rw.n_old; i++) {
         dc_node n = dc_rw_mapped(&rw, i);
+        if (splits_loss(g, &n)) {
+            int rows = dc_rw_emit(&rw, i, DC_OP_CROSS_ENTROPY_ROWS, 2, n.in, NULL, NULL);
+            dc_attr all;
+            memset(&all, 0, sizeof all);
+            rw.map[i] = dc_rw_emit(&rw, i, DC_OP_MEAN, 1, &rows, &all, &n.type);
+            continue;
+        }
         if (!splits(g, &n)) {
             dc_rw_keep(&rw, i);
             continue;

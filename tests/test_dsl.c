@@ -199,7 +199,7 @@ TEST(dsl_every_op_has_a_builder) {
         { dc_uniform(g, 1, ((int64_t[]){ 7 })), "f32[7]" },
         { dc_normal(g, 2, ((int64_t[]){ 2, 2 }), .std = 0.5f), "f32[2,2]" },
         { dc_gumbel(g, 0, NULL), "f32[]" },
-        { dc_cross_entropy(g, x, i), "f32[]" }, { dc_mse(g, x, x), "f32[]" },
+        { dc_cross_entropy(g, x, i), "f32[]" }, { dc_cross_entropy_rows(g, x, i), "f32[4]" }, { dc_mse(g, x, x), "f32[]" },
         { dc_add_scalar(g, i, 2), "i32[4]" }, { dc_mul_scalar(g, x, 0.5f), "f32[4,6]" },
         { dc_conv2d_bwd_data(g, dy, k, 4, ((int64_t[]){ 1, 4, 4, 1 }), .pad = 1), "f32[1,4,4,1]" },
         { dc_conv2d_bwd_weight(g, img, dy, 4, ((int64_t[]){ 3, 3, 1, 4 }), .pad = 1, .groups = 2),

@@ -28,7 +28,7 @@ static int input(dc_graph *g, const char *name, dc_dtype dt, int rank, const int
 /* The graph of op: its inputs x0, x1, ..., the op, and y = neg(op) as the output: operands f32[4,37] (a where's
  * condition i32), rows folded along the last axis, norms with gamma and beta of the channel
  * count, group norm over [2,3,5,8] in 2 groups, avg_pool of [2,6,10,3] and upsample of
- * [2,3,5,8] by 2, views between [4,37] and [2,74] / [37,4] / [1,37], a strided slice of
+ * [2,3,5,8] by 2, per-row losses of [4,37] with i32 labels [4], views between [4,37] and [2,74] / [37,4] / [1,37], a strided slice of
  * [4,37] and its unslice, a concat of [4,30], [4,1], [4,6] along the columns, a gather of
  * rows of [5,37]. NULL when the row asks for something this builder does not know (a test failure). */
 static dc_graph *one_op_graph(dc_op op) {
@@ -62,6 +62,7 @@ static dc_graph *one_op_graph(dc_op op) {
             char name[16];
             snprintf(name, sizeof name, "x%d", n_in);
             if (dc_row_data(&info->row, n_in)) in[n_in] = input(g, name, DC_F32, image ? 4 : 2, image ? xd : m);
+            else if (info->row.rows == DC_ROWS_LABELS) in[n_in] = input(g, name, DC_I32, 1, m);
             else in[n_in] = input(g, name, DC_F32, 1, &c);
         }
         switch (info->row.rows) {
@@ -70,6 +71,7 @@ static dc_graph *one_op_graph(dc_op op) {
         case DC_ROWS_LAST: at.eps.eps = 1e-5f; break;
         case DC_ROWS_GROUPS: at.group_norm = (dc_group_norm_attr){ .groups = 2, .eps = 1e-5f }; break;
         case DC_ROWS_WINDOW: at.pool.factor = 2; break;
+        case DC_ROWS_LABELS: break;
         case DC_ROWS_NONE: dc_graph_free(g); return NULL;
         }
         break;
@@ -220,46 +222,62 @@ TEST(jit_lowers_every_groupable_op) {
     CHECK(checked > 0);
 }
 
-/* A gather on jit checks its indices before its kernel runs: an index out of range is the ref
- * kernel's error, word for word (node and all); in range, the rows match ref's. */
-TEST(jit_gather_checks_its_indices) {
-    const char *text = "graph @g(%t: f32[5,3], %i: i32[4]) -> (f32[4,3]) {\n"
-                       "  %0 = gather %t, %i : f32[4,3]\n"
-                       "  %1 = neg %0 : f32[4,3]\n"
-                       "  return %1\n"
-                       "}\n";
+/* Graph text (inputs %t f32 and %i i32 [4], one output) on ref and on jit: with the indices
+ * bad, both runs fail with the same error (node and all), which contains expect; with good,
+ * the outputs agree. The jit step runs on jit. */
+static void index_checked_like_ref(const char *text, const int32_t bad[4], const int32_t good[4], const char *expect) {
     char err[DC_ERR_LEN] = "", ref_err[DC_ERR_LEN] = "", jit_err[DC_ERR_LEN] = "";
-    dc_graph *g = dc_parse(text, strlen(text), "gather", err, sizeof err);
+    dc_graph *g = dc_parse(text, strlen(text), "index_check", err, sizeof err);
     CHECK_MSG(g && dc_run_pipeline(g, "fuse-loops", &(dc_pass_opts){ 0 }, err, sizeof err), "%s", err);
-    dc_exec *ref = dc_compile(g, 1, DC_BACKEND_REF, err, sizeof err), *jit = dc_compile(g, 1, DC_BACKEND_JIT, err, sizeof err);
+    dc_exec *ref = g ? dc_compile(g, 1, DC_BACKEND_REF, err, sizeof err) : NULL;
+    dc_exec *jit = g ? dc_compile(g, 1, DC_BACKEND_JIT, err, sizeof err) : NULL;
     CHECK_MSG(ref && jit, "%s", err);
-    if (!ref || !jit) return;
-    CHECK(on_jit(jit, g->outputs[0]));
-    dc_tensor *t = dc_tensor_new(&g->nodes[0].type), *i = dc_tensor_new(&g->nodes[1].type);
-    for (int k = 0; k < 15; k++) ((float *)t->data)[k] = (float)k;
-    const int32_t bad[4] = { 0, 4, 5, 1 }, good[4] = { 4, 0, 2, 2 };
-    for (int pass = 0; pass < 2; pass++) {
-        memcpy(i->data, pass ? good : bad, sizeof good);
-        dc_exec *e[2] = { ref, jit };
-        bool ran[2];
-        for (int k = 0; k < 2; k++) {
-            CHECK(dc_exec_set_input(e[k], "t", t, err, sizeof err) && dc_exec_set_input(e[k], "i", i, err, sizeof err));
-            ran[k] = dc_exec_run(e[k], k ? jit_err : ref_err, sizeof jit_err);
+    if (ref && jit) {
+        CHECK(on_jit(jit, g->outputs[0]));
+        dc_tensor *t = dc_tensor_new(&g->nodes[0].type), *i = dc_tensor_new(&g->nodes[1].type);
+        for (int64_t k = 0; k < dc_numel(&t->type.shape); k++) ((float *)t->data)[k] = (float)k * 0.25f;
+        for (int pass = 0; pass < 2; pass++) {
+            memcpy(i->data, pass ? good : bad, 4 * sizeof *good);
+            dc_exec *e[2] = { ref, jit };
+            bool ran[2];
+            for (int k = 0; k < 2; k++) {
+                CHECK(dc_exec_set_input(e[k], "t", t, err, sizeof err) && dc_exec_set_input(e[k], "i", i, err, sizeof err));
+                ran[k] = dc_exec_run(e[k], k ? jit_err : ref_err, sizeof jit_err);
+            }
+            CHECK_EQ_INT(ran[0], pass);
+            CHECK_EQ_INT(ran[1], pass);
+            if (!pass) {
+                CHECK_MSG(strstr(jit_err, expect) != NULL, "%s", jit_err);
+                CHECK_STR_EQ(jit_err, ref_err);
+                continue;
+            }
+            const dc_tensor *a = dc_exec_output(jit, 0), *b = dc_exec_output(ref, 0);
+            for (int64_t k = 0; k < dc_numel(&a->type.shape); k++)
+                CHECK_NEAR(((const float *)a->data)[k], ((const float *)b->data)[k], 1e-5, 1e-5);
         }
-        CHECK_EQ_INT(ran[0], pass);
-        CHECK_EQ_INT(ran[1], pass);
-        if (!pass) {
-            CHECK(strstr(jit_err, "gather: index 5 out of range [0, 5)") != NULL);
-            CHECK_STR_EQ(jit_err, ref_err);
-            continue;
-        }
-        const float *a = dc_exec_output(jit, 0)->data, *b = dc_exec_output(ref, 0)->data;
-        for (int k = 0; k < 12; k++) CHECK_NEAR(a[k], b[k], 0, 0);
-        CHECK_NEAR(a[0], -12, 0, 0);
+        dc_tensor_free(t);
+        dc_tensor_free(i);
     }
-    dc_tensor_free(t);
-    dc_tensor_free(i);
     dc_exec_free(ref);
     dc_exec_free(jit);
     dc_graph_free(g);
+}
+
+/* A gather and a cross_entropy's rows on jit check their indices before their kernels run:
+ * out of range is the ref kernel's error, word for word; in range, the values match ref's. */
+TEST(jit_checks_indices_like_ref) {
+    index_checked_like_ref("graph @g(%t: f32[5,3], %i: i32[4]) -> (f32[4,3]) {\n"
+                           "  %0 = gather %t, %i : f32[4,3]\n"
+                           "  %1 = neg %0 : f32[4,3]\n"
+                           "  return %1\n"
+                           "}\n",
+                           (const int32_t[]){ 0, 4, 5, 1 }, (const int32_t[]){ 4, 0, 2, 2 },
+                           "gather: index 5 out of range [0, 5)");
+    index_checked_like_ref("graph @x(%t: f32[4,7], %i: i32[4]) -> (f32[4]) {\n"
+                           "  %0 = cross_entropy_rows %t, %i : f32[4]\n"
+                           "  %1 = neg %0 : f32[4]\n"
+                           "  return %1\n"
+                           "}\n",
+                           (const int32_t[]){ 0, -1, 6, 1 }, (const int32_t[]){ 6, 0, 3, 3 },
+                           "cross_entropy: label -1 out of range [0, 7)");
 }

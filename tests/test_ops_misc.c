@@ -166,21 +166,28 @@ OP_TEST(GUMBEL, formula_and_moments) {
 
 /* ---- losses ---------------------------------------------------------------------------- */
 
-/* logits [2,3,4] -> 6 rows; mean of -log(exp(x[label]) / sum exp(x)) */
+/* op on the cross-entropy case: logits ins[0] [2,3,4] (6 rows) of a wave xv, labels ins[1]
+ * [2,3]; and row r's -log(exp(x[label]) / sum exp(x)) in double. */
+static dc_tensor *xent_eval(dc_op op, float *xv, dc_tensor **ins) {
+    for (int i = 0; i < 24; i++) xv[i] = wave(i);
+    ins[0] = tu_tensor(DC_F32, 3, DIMS(2, 3, 4), xv);
+    ins[1] = tu_tensor(DC_I32, 2, DIMS(2, 3), VALS(0, 3, 1, 2, 2, 0));
+    return eval(op, NULL, 2, ins, NULL, 0);
+}
+
+static double xent_row(const float *xv, const dc_tensor *lab, int r) {
+    double s = 0;
+    for (int k = 0; k < 4; k++) s += exp(xv[r * 4 + k]);
+    return -log(exp(xv[r * 4 + (int)geti(lab, r)]) / s);
+}
+
+/* the mean of the rows' terms */
 OP_TEST(CROSS_ENTROPY, against_double) {
     float xv[24];
-    for (int i = 0; i < 24; i++) xv[i] = wave(i);
-    dc_tensor *x = tu_tensor(DC_F32, 3, DIMS(2, 3, 4), xv);
-    dc_tensor *lab = tu_tensor(DC_I32, 2, DIMS(2, 3), VALS(0, 3, 1, 2, 2, 0));
-    dc_tensor *ins[2] = { x, lab };
-    dc_tensor *y = eval(DC_OP_CROSS_ENTROPY, NULL, 2, ins, NULL, 0);
+    dc_tensor *ins[2], *y = xent_eval(DC_OP_CROSS_ENTROPY, xv, ins), *x = ins[0], *lab = ins[1];
     if (y) {
         double want = 0;
-        for (int r = 0; r < 6; r++) {
-            double s = 0;
-            for (int k = 0; k < 4; k++) s += exp(xv[r * 4 + k]);
-            want -= log(exp(xv[r * 4 + (int)geti(lab, r)]) / s) / 6;
-        }
+        for (int r = 0; r < 6; r++) want += xent_row(xv, lab, r) / 6;
         CHECK(y->type.shape.rank == 0 && y->type.dtype == DC_F32);
         CHECK_NEAR(tu_get(y, 0), want, 1e-6, 1e-6);
     }
@@ -207,6 +214,22 @@ OP_TEST(CROSS_ENTROPY, label_out_of_range) {
     CHECK(y == NULL);
     CHECK_STR_EQ(err, "cross_entropy: label 12 out of range [0, 10)");
     tu_free(3, x, lab, y);
+}
+
+/* each row's term, [2,3]; a label out of range is cross_entropy's error */
+OP_TEST(CROSS_ENTROPY_ROWS, against_double) {
+    float xv[24];
+    dc_tensor *ins[2], *y = xent_eval(DC_OP_CROSS_ENTROPY_ROWS, xv, ins), *x = ins[0], *lab = ins[1];
+    if (y) {
+        CHECK(y->type.shape.rank == 2 && y->type.shape.dim[0] == 2 && y->type.shape.dim[1] == 3);
+        for (int r = 0; r < 6; r++) CHECK_NEAR(tu_get(y, r), xent_row(xv, lab, r), 1e-6, 1e-6);
+    }
+    char err[256] = "";
+    ((int32_t *)lab->data)[4] = 4;
+    dc_tensor *bad = tu_eval(DC_OP_CROSS_ENTROPY_ROWS, NULL, 2, ins, NULL, 0, err, sizeof err);
+    CHECK(bad == NULL);
+    CHECK_STR_EQ(err, "cross_entropy: label 4 out of range [0, 4)");
+    tu_free(4, x, lab, y, bad);
 }
 
 /* mean((a-b)^2) of (1-0, 2-4, -1-(-1), 3-0.5) = (1 + 4 + 0 + 6.25) / 4 */
