@@ -383,7 +383,8 @@ char *dc_kir_print(const dc_kir *k) {
                 dc_sb_printf(&s, "  store b%d ", k->stores[t].buf);
                 print_map(&s, k, &k->stores[t].map);
                 const dc_kir_store *st = &k->stores[t];
-                dc_sb_printf(&s, " = %s%%%d\n", !st->reduce ? "" : st->combine == DC_KIR_SUM ? "sum " : "max ", st->expr);
+                const char *how = !st->reduce ? "" : st->combine == DC_KIR_SUM ? "sum " : "max ";
+                dc_sb_printf(&s, " = %s%%%d\n", how, st->expr);
             }
     }
     return s.buf;

@@ -14,7 +14,8 @@
  * carry; checked), iota is the coordinate itself, slice reads at start + step * the coordinates;
  * unslice and concat read their operands (from buffers, or fills and iotas) by checked loads
  * guarded by the part of the index space each covers, gather its table at the row its index
- * names (a checked load; the step checks the indices before the kernel runs). A value from outside the group is a load at
+ * names and cross_entropy_rows each row at its label (checked loads; the step checks the
+ * indices and labels before the kernel runs). A value from outside the group is a load at
  * its flattened coordinates, except fill and iota, which the kernel computes itself. A reduction evaluated at coordinates whose row part (the kept
  * dims) does not depend on the inner index folds its operand over the inner space (the
  * reduced dims split from the flat inner index) in the first phase after the results its
@@ -488,17 +489,23 @@ static int scaled_dy(ctx *c, int v, const coords *at) {
     return binary(c, DC_OP_MUL, value(c, n->in[2], at), value(c, n->in[1], &ch));
 }
 
+static int i32c(ctx *c, int64_t v) { return dc_kir_const_i32(c->k, (int32_t)v); }
+
+/* i32 1 where lo <= e < hi, else 0 */
+static int in_range(ctx *c, int e, int64_t lo, int64_t hi) {
+    return binary(c, DC_OP_MUL, binary(c, DC_OP_GE, e, i32c(c, lo)), binary(c, DC_OP_LT, e, i32c(c, hi)));
+}
+
 /* Registers the check that every element of index value node is in [0, bound) before the
  * kernel runs (what: the error's "op: index" words), for reader v. */
 static bool add_check(ctx *c, int node, int64_t bound, int v, const char *what) {
     int j = 0;
     while (j < c->out->n_checks && !(c->out->checks[j].node == node && c->out->checks[j].bound == bound)) j++;
-    if (j == DC_KIR_MAX_BUFS) return fail(c, "%s: more than %d index checks", dc_op_name(node_at(c, v)->op), DC_KIR_MAX_BUFS) == 0;
+    if (j == DC_KIR_MAX_BUFS)
+        return fail(c, "%s: more than %d index checks", dc_op_name(node_at(c, v)->op), DC_KIR_MAX_BUFS) == 0;
     if (j == c->out->n_checks) c->out->checks[c->out->n_checks++] = (dc_index_check){ node, bound, v, what };
     return true;
 }
-
-static int in_range(ctx *c, int e, int64_t lo, int64_t hi);
 
 /* cross_entropy_rows v over the row key (x's coordinates in_at): logsumexp of the row minus
  * its element at the row's label, a checked load of x (both operands from buffers; the step
@@ -507,7 +514,8 @@ static int xent(ctx *c, int v, const coords *key, const coords *in_at) {
     const dc_node *n = node_at(c, v);
     int x = n->in[0], r = shape_of(c, x)->rank;
     int64_t K = shape_of(c, x)->dim[r - 1];
-    if (is_member(c, x) || is_member(c, n->in[1])) return fail(c, "%s: an operand computed in the kernel", dc_op_name(n->op));
+    if (is_member(c, x) || is_member(c, n->in[1]))
+        return fail(c, "%s: an operand computed in the kernel", dc_op_name(n->op));
     int m = row_max(c, v, key, in_at), s = row_sum_exp(c, v, key, in_at, m);
     int lse = binary(c, DC_OP_ADD, m, dc_kir_unary(c->k, DC_OP_LOG, s));
     int label = value(c, n->in[1], key), b = buffer_of(c, x, false);
@@ -594,13 +602,6 @@ static int reduction(ctx *c, int v, const coords *at) {
 
 /* ---- guarded reads: unslice, concat ---------------------------------------------------- */
 
-static int i32c(ctx *c, int64_t v) { return dc_kir_const_i32(c->k, (int32_t)v); }
-
-/* i32 1 where lo <= e < hi, else 0 */
-static int in_range(ctx *c, int e, int64_t lo, int64_t hi) {
-    return binary(c, DC_OP_MUL, binary(c, DC_OP_GE, e, i32c(c, lo)), binary(c, DC_OP_LT, e, i32c(c, hi)));
-}
-
 /* Operand j of v at coordinates x plus the flat offset index (an i32 expression, -1: none)
  * where guard holds, else 0: a checked load from its buffer, or, for a fill or an iota, its
  * value (computed anywhere) where the guard holds. */
@@ -677,7 +678,8 @@ static int gather(ctx *c, int v, const coords *at) {
     for (int d = 1; d < ts->rank; d++) tc.c[d] = at->c[is->rank + d - 1];
     int idx = value(c, n->in[1], &ic), b = buffer_of(c, n->in[0], false);
     if (!add_check(c, n->in[1], ts->dim[0], v, "gather: index")) return -1;
-    return b < 0 ? -1 : dc_kir_load_checked(c->k, b, flatten(&tc, ts), idx, dc_numel(ts) / ts->dim[0], in_range(c, idx, 0, ts->dim[0]));
+    int ok = in_range(c, idx, 0, ts->dim[0]);
+    return b < 0 ? -1 : dc_kir_load_checked(c->k, b, flatten(&tc, ts), idx, dc_numel(ts) / ts->dim[0], ok);
 }
 
 /* Member v at at: its op on its operands' values, as its ops.def lower column says. */

@@ -28,9 +28,9 @@
  *   views, groups = 1: the input's dims are the leading dims of the output that make up R,
  *   then ones). A concat or unslice reads no member but fills and iotas (its guarded reads
  *   are loads), a gather no member (its indices are checked before the kernel runs), a slice,
- *   upsample or one_hot no full or row member. A stored value is full, row or lane sized. A view with one row and C > 1 (a
- *   reduction of a whole tensor) is a group of one node: a one-row loop would run every
- *   member on one thread. A group's kernel touches at most DC_LOOP_MAX_BUFFERS buffers (the
+ *   upsample or one_hot no full or row member. A stored value is full, row or lane sized.
+ *   A view with one row and C > 1 (a reduction of a whole tensor) is a group of one node: a
+ *   one-row loop would run every member on one thread. A group's kernel touches at most DC_LOOP_MAX_BUFFERS buffers (the
  *   distinct values it reads from outside, fills and iotas not counted, and its stored
  *   members), so a long chain (a global norm's sum over 250 parameters) becomes several groups.
  * Grouping: every candidate starts as a group of its own (a legal existing group of the

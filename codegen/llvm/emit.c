@@ -149,12 +149,13 @@ static LLVMValueRef emit_checked_load(kx *c, const body *bd, const dc_kir_expr *
     LLVMTypeRef et = elem_type(c, c->k->bufs[e->buf].dtype), it = dc_lx_type(x->i64, w);
     LLVMValueRef off = offset_of(c, bd, &e->map);
     if (w > 1) off = LLVMBuildAdd(b, dc_lx_splat(x, off, w), lane_offsets(c, bd, &e->map), "");
+    int64_t last = c->k->bufs[e->buf].numel - 1;
+    LLVMValueRef lo = i64c(c, 0), hi = i64c(c, last), stride = i64c(c, e->stride);
+    if (w > 1) lo = dc_lx_splat(x, lo, w), hi = dc_lx_splat(x, hi, w), stride = dc_lx_splat(x, stride, w);
     if (e->arg[0] >= 0) {
         LLVMValueRef idx = LLVMBuildSExt(b, value_of(c, bd, e->arg[0]), it, "");
-        off = LLVMBuildAdd(b, off, LLVMBuildMul(b, idx, w > 1 ? dc_lx_splat(x, i64c(c, e->stride), w) : i64c(c, e->stride), ""), "");
+        off = LLVMBuildAdd(b, off, LLVMBuildMul(b, idx, stride, ""), "");
     }
-    LLVMValueRef lo = w > 1 ? dc_lx_splat(x, i64c(c, 0), w) : i64c(c, 0);
-    LLVMValueRef hi = w > 1 ? dc_lx_splat(x, i64c(c, c->k->bufs[e->buf].numel - 1), w) : i64c(c, c->k->bufs[e->buf].numel - 1);
     off = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, off, lo, ""), lo, off, "");
     off = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, off, hi, ""), hi, off, "");
     LLVMValueRef mask = bd->mask ? bd->mask : w > 1 ? all_true(c, w) : NULL;
@@ -300,7 +301,8 @@ static LLVMValueRef reduce_into(kx *c, const body *bd, const dc_kir_store *st, L
     for (int d = 0; d < c->vaxis; d++)
         if (st->map.inner[d] == 0 && c->k->inner[d] > 1)
             first = LLVMBuildAnd(x->b, first, LLVMBuildICmp(x->b, LLVMIntEQ, c->iidx[d], i64c(c, 0), ""), "");
-    LLVMValueRef acc = LLVMBuildSelect(x->b, first, identity(c, st->combine, t, bd->w), emit_load(c, bd, st->buf, &st->map), "");
+    LLVMValueRef old = emit_load(c, bd, st->buf, &st->map);
+    LLVMValueRef acc = LLVMBuildSelect(x->b, first, identity(c, st->combine, t, bd->w), old, "");
     return combine(c, st->combine, t, acc, v);
 }
 
