@@ -34,6 +34,10 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* accumulator sets per reduction: rows of a short pass add into them in turn */
+#define ACC_SETS 2
+#define SHORT_BODY 24
+
 typedef struct {
     dc_lx *x;
     const dc_kir *k;
@@ -44,7 +48,8 @@ typedef struct {
     int vaxis;       /* its position in its space; -1 for a rank-0 outer space */
     int L;           /* blocks: lanes per row (0: runs or rows) */
     int oaxis;       /* blocks: the outer axis the rows of a block follow (the last) */
-    LLVMValueRef *results, *accs; /* allocas per reduction: result and accumulator vectors */
+    LLVMValueRef *results, *accs; /* allocas per reduction: result, ACC_SETS accumulator vectors */
+    int acc_set;                  /* the accumulators the bodies being emitted add into */
     LLVMValueRef *memo;           /* per body: value of each expression, or NULL */
     LLVMValueRef *hoisted;        /* per phase: loads evaluated before its inner loops, or NULL */
     int *stash_phase;             /* [n_exprs] the phase that computes and stashes it, or -1 */
@@ -325,8 +330,9 @@ static void emit_body(kx *c, const body *bd, int p0, int p1) {
             dc_kir_combine how = k->reduces[r].combine;
             if (bd->mask) v = LLVMBuildSelect(c->x->b, bd->mask, v, identity(c, how, reduce_type(c, r), bd->w), "");
             LLVMTypeRef at = LLVMTypeOf(v);
-            LLVMValueRef acc = LLVMBuildLoad2(c->x->b, at, c->accs[r], "");
-            LLVMBuildStore(c->x->b, combine(c, how, reduce_type(c, r), acc, v), c->accs[r]);
+            LLVMValueRef slot = c->accs[r * ACC_SETS + c->acc_set];
+            LLVMValueRef acc = LLVMBuildLoad2(c->x->b, at, slot, "");
+            LLVMBuildStore(c->x->b, combine(c, how, reduce_type(c, r), acc, v), slot);
         }
         for (int s = 0; s < k->n_stores; s++) {
             const dc_kir_store *st = &k->stores[s];
@@ -368,12 +374,18 @@ static void emit_vloop(kx *c, LLVMValueRef jvar, LLVMValueRef t, LLVMValueRef j0
     LLVMPositionBuilderAtEnd(x->b, done);
 }
 
-/* Combines accumulator r within each row's lanes (the xor butterfly) into its result vector. */
-static void finish_reduce(kx *c, int r) {
+/* Combines the sets of accumulator r the phase used (sets (0 + 1) + (2 + 3) with four), then
+ * within each row's lanes (the xor butterfly), into its result vector. */
+static void finish_reduce(kx *c, int r, int sets) {
     dc_lx *x = c->x;
     int w = x->lanes, row_lanes = c->L ? c->L : w;
-    LLVMTypeRef et = elem_type(c, c->k->exprs[c->k->reduces[r].expr].dtype);
-    LLVMValueRef v = LLVMBuildLoad2(x->b, dc_lx_type(et, w), c->accs[r], "");
+    dc_kir_combine how = c->k->reduces[r].combine;
+    LLVMTypeRef vt = dc_lx_type(elem_type(c, reduce_type(c, r)), w);
+    LLVMValueRef a[ACC_SETS];
+    for (int u = 0; u < sets; u++) a[u] = LLVMBuildLoad2(x->b, vt, c->accs[r * ACC_SETS + u], "");
+    for (int n = sets; n > 1; n /= 2)
+        for (int u = 0; u < n / 2; u++) a[u] = combine(c, how, reduce_type(c, r), a[2 * u], a[2 * u + 1]);
+    LLVMValueRef v = a[0];
     for (int h = row_lanes / 2; h >= 1; h /= 2)
         v = combine(c, c->k->reduces[r].combine, reduce_type(c, r), v, dc_lx_lane_xor(x, v, h));
     LLVMBuildStore(x->b, v, c->results[r]);
@@ -394,46 +406,84 @@ static void hoist_loads(kx *c, int p, LLVMValueRef mask) {
     }
 }
 
-static void init_reduces(kx *c, int p) {
+static void init_reduces(kx *c, int p, int sets) {
     for (int r = 0; r < c->k->n_reduces; r++)
-        if (c->k->reduces[r].phase == p)
-            LLVMBuildStore(c->x->b, identity(c, c->k->reduces[r].combine, reduce_type(c, r), c->x->lanes), c->accs[r]);
+        for (int u = 0; u < sets && c->k->reduces[r].phase == p; u++)
+            LLVMBuildStore(c->x->b, identity(c, c->k->reduces[r].combine, reduce_type(c, r), c->x->lanes),
+                           c->accs[r * ACC_SETS + u]);
 }
 
-static void finish_reduces(kx *c, int p) {
+static void finish_reduces(kx *c, int p, int sets) {
     for (int r = 0; r < c->k->n_reduces; r++)
-        if (c->k->reduces[r].phase == p) finish_reduce(c, r);
+        if (c->k->reduces[r].phase == p) finish_reduce(c, r, sets);
 }
 
-/* Phase p (not per-row) over the inner space: the rows of the inner axes before the vector
- * axis, and along it, per row, the vector loop (rows), or a single body (blocks with L = the
- * axis's extent), or one body per element (blocks with L = 1). mask: the block's live rows. */
-static void emit_inner(kx *c, int p, LLVMValueRef mask, LLVMValueRef tvar, LLVMValueRef jvar) {
-    const dc_kir *k = c->k;
+/* Inner row t (an i64 value) of phase p: along the vector axis, the vector loop (rows), a
+ * single body (blocks with L = the axis's extent), or one body per element (blocks with L = 1). */
+static void emit_row(kx *c, int p, LLVMValueRef mask, LLVMValueRef t, LLVMValueRef jvar) {
     dc_lx *x = c->x;
-    int64_t rows = 1, len = k->inner[c->vaxis];
-    for (int d = 0; d < c->vaxis; d++) rows *= k->inner[d];
-    init_reduces(c, p);
-    hoist_loads(c, p, mask);
-    dc_lx_loop lt;
-    dc_lx_loop_open(c->x, c->fn, &lt, tvar, i64c(c, 0));
-    dc_lx_loop_test(c->x, c->fn, &lt, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, tvar), i64c(c, rows), ""));
-    unflatten(c, load_var(c, tvar), c->vaxis, k->inner, c->iidx);
+    int64_t len = c->k->inner[c->vaxis];
+    unflatten(c, t, c->vaxis, c->k->inner, c->iidx);
     if (!c->L) {
-        emit_vloop(c, jvar, load_var(c, tvar), i64c(c, 0), i64c(c, len), p, p + 1);
+        emit_vloop(c, jvar, t, i64c(c, 0), i64c(c, len), p, p + 1);
     } else if (c->L == len) {
-        emit_body(c, &(body){ i64c(c, 0), x->lanes, mask, false, load_var(c, tvar) }, p, p + 1);
+        emit_body(c, &(body){ i64c(c, 0), x->lanes, mask, false, t }, p, p + 1);
     } else {
         dc_lx_loop lj;
         dc_lx_loop_open(c->x, c->fn, &lj, jvar, i64c(c, 0));
         dc_lx_loop_test(c->x, c->fn, &lj, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, jvar), i64c(c, len), ""));
-        LLVMValueRef slot = LLVMBuildAdd(x->b, LLVMBuildMul(x->b, load_var(c, tvar), i64c(c, len), ""), load_var(c, jvar), "");
+        LLVMValueRef slot = LLVMBuildAdd(x->b, LLVMBuildMul(x->b, t, i64c(c, len), ""), load_var(c, jvar), "");
         emit_body(c, &(body){ load_var(c, jvar), x->lanes, mask, false, slot }, p, p + 1);
         dc_lx_loop_close(c->x, &lj, i64c(c, 1));
     }
+}
+
+static void phase_needs(const kx *c, int p, bool *need);
+
+/* The expressions phase p evaluates per body. */
+static int phase_size(const kx *c, int p) {
+    bool *need = malloc((size_t)c->k->n_exprs + 1);
+    if (!need) abort(); /* out of memory */
+    phase_needs(c, p, need);
+    int n = 0;
+    for (int i = 0; i < c->k->n_exprs; i++) n += need[i];
+    free(need);
+    return n;
+}
+
+/* Phase p (not per-row) over the inner space: the rows of the inner axes before the vector
+ * axis (emit_row each). A phase with reductions, a short body (at most SHORT_BODY expressions:
+ * where the chain of adds into one accumulator, not the body, sets the pace) and at least 2
+ * ACC_SETS rows runs its rows ACC_SETS at a time, row t + u adding into accumulator set u
+ * (independent chains), then the rest into set 0. mask: the block's live rows. */
+static void emit_inner(kx *c, int p, LLVMValueRef mask, LLVMValueRef tvar, LLVMValueRef jvar) {
+    const dc_kir *k = c->k;
+    dc_lx *x = c->x;
+    int64_t rows = 1;
+    for (int d = 0; d < c->vaxis; d++) rows *= k->inner[d];
+    bool reduces = false;
+    for (int r = 0; r < k->n_reduces; r++) reduces = reduces || k->reduces[r].phase == p;
+    int sets = reduces && rows >= 2 * ACC_SETS && phase_size(c, p) <= SHORT_BODY ? ACC_SETS : 1;
+    init_reduces(c, p, sets);
+    hoist_loads(c, p, mask);
+    LLVMValueRef t0 = i64c(c, 0);
+    if (sets > 1) {
+        dc_lx_loop lu;
+        dc_lx_loop_open(c->x, c->fn, &lu, tvar, t0);
+        dc_lx_loop_test(c->x, c->fn, &lu, LLVMBuildICmp(x->b, LLVMIntSLE, LLVMBuildAdd(x->b, load_var(c, tvar), i64c(c, sets), ""), i64c(c, rows), ""));
+        for (c->acc_set = 0; c->acc_set < sets; c->acc_set++)
+            emit_row(c, p, mask, LLVMBuildAdd(x->b, load_var(c, tvar), i64c(c, c->acc_set), ""), jvar);
+        dc_lx_loop_close(c->x, &lu, i64c(c, sets));
+        c->acc_set = 0;
+        t0 = load_var(c, tvar);
+    }
+    dc_lx_loop lt;
+    dc_lx_loop_open(c->x, c->fn, &lt, tvar, t0);
+    dc_lx_loop_test(c->x, c->fn, &lt, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, tvar), i64c(c, rows), ""));
+    emit_row(c, p, mask, load_var(c, tvar), jvar);
     dc_lx_loop_close(c->x, &lt, i64c(c, 1));
     for (int i = 0; i < k->n_exprs; i++) c->hoisted[i] = NULL;
-    finish_reduces(c, p);
+    finish_reduces(c, p, sets);
 }
 
 /* Kernels with an inner space, rows layout: per outer index, each phase over the inner space. */
@@ -645,7 +695,7 @@ void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
     c.vaxis = c.vec_inner ? k->inner_rank - 1 : k->outer_rank - 1;
     c.oaxis = k->outer_rank - 1;
     c.results = calloc((size_t)k->n_reduces + 1, sizeof *c.results);
-    c.accs = calloc((size_t)k->n_reduces + 1, sizeof *c.accs);
+    c.accs = calloc((size_t)k->n_reduces * ACC_SETS + 1, sizeof *c.accs);
     c.memo = calloc((size_t)k->n_exprs + 1, sizeof *c.memo);
     c.hoisted = calloc((size_t)k->n_exprs + 1, sizeof *c.hoisted);
     c.stash_phase = calloc((size_t)k->n_exprs + 1, sizeof *c.stash_phase);
@@ -660,7 +710,7 @@ void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
     for (int r = 0; r < k->n_reduces; r++) {
         LLVMTypeRef vt = dc_lx_type(elem_type(&c, k->exprs[k->reduces[r].expr].dtype), x->lanes);
         c.results[r] = entry_alloca(&c, vt);
-        c.accs[r] = entry_alloca(&c, vt);
+        for (int u = 0; u < ACC_SETS; u++) c.accs[r * ACC_SETS + u] = entry_alloca(&c, vt);
     }
     LLVMValueRef ovar = entry_alloca(&c, x->i64), tvar = entry_alloca(&c, x->i64);
     LLVMValueRef jvar = entry_alloca(&c, x->i64);
