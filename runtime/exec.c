@@ -6,8 +6,9 @@
  * steps in order (calls, or range kernels split statically over the OpenMP threads, each run
  * of consecutive range kernels in one parallel region with a barrier between steps, calls
  * outside it; a kernel with a check starts a new run, the check first), times each step
- * (and records it for the Chrome trace when $DISCO_TRACE is set), then applies the graph's state updates (param <- value). With a plan, only
- * INPUT, PARAM, output and update values are meaningful after a run (others share slots).
+ * (and records it for the Chrome trace when $DISCO_TRACE is set), then applies the graph's
+ * state updates (param <- value). With a plan, only INPUT, PARAM, output and update values
+ * are meaningful after a run (others share slots).
  * INPUT and PARAM values stay in place between runs. Updates are simultaneous: each reads the
  * value of this run, so an update whose value is a param that is itself updated reads it
  * through a staging copy taken before any param is written. An output that is a PARAM node
