@@ -202,7 +202,8 @@ static bool check_indices(const dc_step *s, const dc_frame *f, int *node, char *
     for (int j = 0; j < c->n_checks; j++) {
         const dc_tensor *t = &f->vals[c->checks[j].node];
         const int32_t *idx = t->data;
-        for (int64_t i = 0; i < dc_numel(&t->type.shape); i++)
+        int64_t n = dc_numel(&t->type.shape);
+        for (int64_t i = 0; i < n; i++)
             if (idx[i] < 0 || idx[i] >= c->checks[j].bound) {
                 *node = c->checks[j].reader;
                 snprintf(err, len, "%s %d out of range [0, %lld)", c->checks[j].what, idx[i], (long long)c->checks[j].bound);
