@@ -111,7 +111,7 @@ static void model_shapes(void) {
     double tot[2][3] = { { 0 } }; /* [all, small][dnnl, default rule, tuned] */
     for (int i = 0; i < g->n_nodes; i++) {
         char sig[DC_TUNE_SIG_LEN];
-        if (dc_op_multi_result(g->nodes[i].op) || !dc_tune_signature(g, i, sig, sizeof sig)) continue; /* attention: not a contraction */
+        if (dc_op_attention(g->nodes[i].op) || !dc_tune_signature(g, i, sig, sizeof sig)) continue; /* attention: not a contraction */
         bool first = true;
         int count = 0;
         for (int j = 0; j < g->n_nodes; j++) {

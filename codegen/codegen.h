@@ -126,6 +126,12 @@ bool dc_dnnl_conv2d_bwd_data(const dc_tensor *dy, const dc_tensor *w, dc_conv_at
 bool dc_dnnl_conv2d_bwd_weight(const dc_tensor *x, const dc_tensor *dy, dc_conv_attr attr,
                                dc_conv_algo algo, dc_tensor *dw, dc_tensor *db, char *err, size_t len);
 
+/* out = act(x) + residual (residual may be NULL), all f32 of one shape, act not none: the
+ * epilogue of a fused contraction that keeps its pre-activation x (oneDNN's primitives write
+ * one output, so the activation is a pass of its own). */
+bool dc_dnnl_activation(const dc_tensor *x, dc_activation act, const dc_tensor *residual, dc_tensor *out, char *err,
+                        size_t len);
+
 /* The implementation oneDNN chose for the last successful call, e.g.
  * "brg:avx512_core" or "jit:avx512_core + reorder jit:uni" (weight reorders included), for
  * `--profile`. "" before any call. Valid until dc_dnnl_shutdown. */
@@ -272,6 +278,7 @@ typedef struct {
                    * partial slab of rows): worth it when many panels reuse it */
     bool trans_a, bias, residual;
     dc_activation act;
+    bool pre;           /* also store the pre-activation scale * A B + bias into pre[b] */
     dc_gemm_conv conv;  /* kind DC_GEMM_PLAIN (zero): a plain GEMM; else A is gathered (pack_a) */
 } dc_gemm_spec;
 
@@ -341,7 +348,8 @@ dc_jit_kernel *dc_jit_compile_attention(const dc_attn_spec *spec, const dc_jit_o
  * batch b = t / items, r = t % items (items: dc_gemm_items), with args:
  * sizes (dc_gemm_sizes), A, a_off (int64 per batch: the offset of A[b] in floats), packed B,
  * b_off (int64 per batch: the offset of B[b]'s packing), out, bias, residual (NULL when the
- * spec has none), scratch (dc_gemm_scratch_size floats, one per thread). */
+ * spec has none), scratch (dc_gemm_scratch_size floats, one per thread), pre (dense as out;
+ * NULL unless spec.pre). */
 dc_jit_kernel *dc_jit_compile_gemm(const dc_gemm_spec *spec, const dc_jit_options *opt, char *err, size_t len);
 /* The entry point, valid until the kernel is released; run it over [0, dc_kir_range(k)). */
 dc_range_kernel dc_jit_entry(const dc_jit_kernel *jk);

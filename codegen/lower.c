@@ -87,7 +87,13 @@ static dc_conv_attr fused_conv(const dc_fused_conv_attr *f) {
     return a;
 }
 
-/* Runs step s's contraction on oneDNN, a convolution computed as algo says. */
+/* the implementation of the last pair's contraction (a oneDNN step that keeps a fused
+ * contraction's pre-activation runs two primitives) */
+static _Thread_local const char *pair_impl;
+
+/* Runs step s's contraction on oneDNN, a convolution computed as algo says. A fused
+ * contraction whose pre-activation (result 1) the step writes runs with the bias alone into
+ * it, then the activation and residual from it into result 0 (dc_dnnl_activation). */
 static bool dnnl_run(const dc_step *s, const dc_frame *f, dc_conv_algo algo, char *err, size_t len) {
     const dc_node *n = &f->g->nodes[s->node];
     const dc_tensor *v = f->vals;
@@ -104,16 +110,24 @@ static bool dnnl_run(const dc_step *s, const dc_frame *f, dc_conv_algo algo, cha
         return dc_dnnl_conv2d_bwd_data(a, b, n->attr.conv, algo, out, err, len);
     case DC_OP_CONV2D_BWD_WEIGHT:
         return dc_dnnl_conv2d_bwd_weight(a, b, n->attr.conv, algo, out, NULL, err, len);
-    case DC_OP_FUSED_CONV2D: {
-        const dc_fused_conv_attr *fa = &n->attr.fused_conv;
-        dc_epilogue e = fused_epilogue(n, fa->act, fa->bias, fa->residual, v);
-        return dc_dnnl_conv2d(a, b, fused_conv(fa), algo, &e, out, err, len);
-    }
+    case DC_OP_FUSED_CONV2D:
     case DC_OP_FUSED_MATMUL: {
-        const dc_fused_matmul_attr *fa = &n->attr.fused_matmul;
-        dc_epilogue e = fused_epilogue(n, fa->act, fa->bias, fa->residual, v);
-        dc_matmul_attr t = { .trans_a = fa->trans_a, .trans_b = fa->trans_b };
-        return dc_dnnl_matmul(a, b, t, &e, out, err, len);
+        bool conv = n->op == DC_OP_FUSED_CONV2D;
+        const dc_fused_conv_attr *fc = &n->attr.fused_conv;
+        const dc_fused_matmul_attr *fm = &n->attr.fused_matmul;
+        dc_activation act = conv ? fc->act : fm->act;
+        bool bias = conv ? fc->bias : fm->bias, residual = conv ? fc->residual : fm->residual;
+        int res[2];
+        dc_result_nodes(f->g, s->node - s->span, s->node, res, 2);
+        dc_epilogue e = fused_epilogue(n, res[1] >= 0 ? DC_ACTIVATION_NONE : act, bias, residual && res[1] < 0, v);
+        dc_tensor *y = &f->vals[res[1] >= 0 ? res[1] : res[0]];
+        dc_matmul_attr t = { .trans_a = fm->trans_a, .trans_b = fm->trans_b };
+        if (!(conv ? dc_dnnl_conv2d(a, b, fused_conv(fc), algo, &e, y, err, len)
+                   : dc_dnnl_matmul(a, b, t, &e, y, err, len)))
+            return false;
+        if (res[1] < 0 || res[0] < 0) return true;
+        pair_impl = dc_dnnl_last_impl();
+        return dc_dnnl_activation(y, act, residual ? &v[n->in[2 + bias]] : NULL, &f->vals[res[0]], err, len);
     }
     default:
         snprintf(err, len, "the dnnl provider has no kernel for %s", dc_op_name(n->op));
@@ -134,17 +148,15 @@ static bool dnnl_call_winograd(const dc_step *s, const dc_frame *f, char *err, s
  * runs once on the arena and keeps oneDNN's implementation as its impl, or, refused, falls back
  * to ref with the reason as its note (forced: fails). */
 static dc_step_verdict try_dnnl(dc_step *s, const dc_frame *f, bool forced, char *err, size_t len) {
-    const dc_node *n = &f->g->nodes[s->node];
-    for (int k = 0; k < n->n_in; k++)
-        if (dc_tensor_overlap(&f->vals[s->node], &f->vals[n->in[k]])) {
-            char label[64];
-            snprintf(err, len, "the memory plan puts its output over input %d (%s); oneDNN needs them apart", k,
-                     dc_node_label(f->g, n->in[k], label, sizeof label));
-            return DC_STEP_FALLBACK;
-        }
     char why[DC_ERR_LEN] = "";
+    if (dc_step_overlaps(s, f, why, sizeof why)) {
+        snprintf(err, len, "%s; oneDNN needs them apart", why);
+        return DC_STEP_FALLBACK;
+    }
+    pair_impl = NULL;
     if (s->call(s, f, why, sizeof why)) {
-        snprintf(s->impl, sizeof s->impl, "%s", dc_dnnl_last_impl());
+        if (pair_impl) snprintf(s->impl, sizeof s->impl, "%s + eltwise %s", pair_impl, dc_dnnl_last_impl());
+        else snprintf(s->impl, sizeof s->impl, "%s", dc_dnnl_last_impl());
         return DC_STEP_READY;
     }
     snprintf(err, len, "%s%s", forced ? "backend dnnl: " : "", why);
@@ -158,6 +170,21 @@ static dc_step_verdict dnnl_prepare(dc_step *s, const dc_frame *f, char *err, si
 /* under the dnnl backend, where oneDNN refusing a node is an error */
 static dc_step_verdict dnnl_prepare_forced(dc_step *s, const dc_frame *f, char *err, size_t len) {
     return try_dnnl(s, f, true, err, len);
+}
+
+bool dc_step_overlaps(const dc_step *s, const dc_frame *f, char *msg, size_t len) {
+    for (int i = s->node - s->span; i <= s->node; i++)
+        for (int j = s->node - s->span; j <= s->node; j++) {
+            const dc_node *n = &f->g->nodes[j];
+            for (int k = 0; k < n->n_in; k++)
+                if (dc_tensor_overlap(&f->vals[i], &f->vals[n->in[k]])) {
+                    char out[64], in[64];
+                    snprintf(msg, len, "the memory plan puts %s over %s, an input of its step",
+                             dc_node_label(f->g, i, out, sizeof out), dc_node_label(f->g, n->in[k], in, sizeof in));
+                    return true;
+                }
+        }
+    return false;
 }
 
 /* A oneDNN step; a convolution computed as algo says. */
@@ -262,7 +289,7 @@ static bool jit_step(const dc_graph *g, int first, int last, dc_step *s, char *w
 static bool group_steps(const dc_graph *g, int first, int last, const char *choice, dc_step *steps, int *n, char *err,
                         size_t len) {
     char why[DC_ERR_LEN] = "";
-    if (dc_op_multi_result(g->nodes[first].op) ? dc_attention_step(g, first, last, choice, &steps[*n], why, sizeof why)
+    if (dc_op_attention(g->nodes[first].op) ? dc_attention_step(g, first, last, choice, &steps[*n], why, sizeof why)
                   : jit_step(g, first, last, &steps[*n], why, sizeof why)) {
         (*n)++;
         return true;
@@ -282,25 +309,28 @@ static bool group_steps(const dc_graph *g, int first, int last, const char *choi
 
 /* ---- the contractions' providers ------------------------------------------------------- */
 
-/* The step of contraction node i (one oneDNN has a kernel for) under backend, given the tuned
- * choice (NULL: none): ref under ref; oneDNN under dnnl; under jit the jit GEMM (with the
- * choice's parameters when it is a jit choice; a convolution as an implicit GEMM); under auto
- * the choice, else the default rule (dc_contraction_default). A GEMM that cannot be built
- * (a grouped convolution) falls back to oneDNN with the reason as the step's note. */
-static dc_step contraction_step(const dc_graph *g, int i, dc_backend backend, const char *choice) {
-    if (backend == DC_BACKEND_REF) return dc_ref_step(i);
-    if (backend == DC_BACKEND_DNNL) return dnnl_step(i, true, DC_CONV_DIRECT);
+/* The step of the contraction whose nodes are first..last (one node, or the results of one
+ * fused contraction; one oneDNN has a kernel for) under backend, given the tuned choice
+ * (NULL: none): ref under ref; oneDNN under dnnl; under jit the jit GEMM (with the choice's
+ * parameters when it is a jit choice; a convolution as an implicit GEMM); under auto the
+ * choice, else the default rule (dc_contraction_default). A GEMM that cannot be built (a
+ * grouped convolution) falls back to oneDNN with the reason as the step's note. The step is
+ * last's, and writes first..last. */
+static dc_step contraction_step(const dc_graph *g, int first, int last, dc_backend backend, const char *choice) {
     dc_gemm_spec params;
     bool jit_choice = choice && dc_gemm_choice_parse(choice, &params);
-    const char *provider = backend == DC_BACKEND_JIT ? "jit"
+    const char *provider = backend == DC_BACKEND_REF ? "ref"
+                           : backend == DC_BACKEND_DNNL ? "dnnl"
+                           : backend == DC_BACKEND_JIT ? "jit"
                            : choice                  ? (jit_choice ? "jit" : choice)
-                                                     : dc_contraction_default(g, i);
-    if (strcmp(provider, "ref") == 0) return dc_ref_step(i);
+                                                     : dc_contraction_default(g, first);
     char why[DC_ERR_LEN] = "";
     dc_step s;
-    if (strcmp(provider, "jit") == 0 && dc_gemm_step(g, i, jit_choice ? &params : NULL, &s, why, sizeof why))
+    if (strcmp(provider, "ref") == 0) s = dc_ref_step(last);
+    else if (strcmp(provider, "jit") == 0 && dc_gemm_step(g, first, jit_choice ? &params : NULL, &s, why, sizeof why))
         return s;
-    s = dnnl_step(i, false, strcmp(provider, "dnnl winograd") == 0 ? DC_CONV_WINOGRAD : DC_CONV_DIRECT);
+    else s = dnnl_step(last, backend == DC_BACKEND_DNNL, strcmp(provider, "dnnl winograd") == 0 ? DC_CONV_WINOGRAD : DC_CONV_DIRECT);
+    s.span = last - first;
     if (*why) snprintf(s.note, sizeof s.note, "jit: %.150s", why);
     return s;
 }
@@ -335,11 +365,11 @@ dc_exec *dc_compile_choosing(const dc_graph *g, uint64_t seed, dc_backend backen
     for (int i = 0; i < g->n_nodes && ok; i++) {
         const dc_node *nd = &g->nodes[i];
         if (nd->op == DC_OP_INPUT || nd->op == DC_OP_PARAM) continue;
-        bool results = dc_op_multi_result(nd->op);
-        int last = results ? dc_results_last(g, i) : group_last(g, i);
+        bool attention = dc_op_attention(nd->op);
+        int last = dc_op_multi_result(nd->op) ? dc_results_last(g, i) : group_last(g, i);
         char sig[DC_TUNE_SIG_LEN];
         const char *choice = choose && dc_tune_signature(g, i, sig, sizeof sig) ? choose(ctx, sig) : NULL;
-        if (results ? dc_backend_uses_jit(backend) : jit_claims(g, i, backend)) {
+        if (attention ? dc_backend_uses_jit(backend) : jit_claims(g, i, backend)) {
             int at = n;
             ok = group_steps(g, i, last, choice, steps, &n, err, len);
             if (ok && choose && steps[at].kernel && dc_tune_loop_signature(&steps[at], sig, sizeof sig))
@@ -347,7 +377,12 @@ dc_exec *dc_compile_choosing(const dc_graph *g, uint64_t seed, dc_backend backen
             i = last;
             continue;
         }
-        steps[n++] = dnnl_has_kernel(g, nd) ? contraction_step(g, i, backend, choice) : dc_ref_step(i);
+        if (dnnl_has_kernel(g, nd)) {
+            steps[n++] = contraction_step(g, i, last, backend, choice);
+            i = last;
+        } else {
+            steps[n++] = dc_ref_step(i);
+        }
     }
     /* the executor owns the jit kernels from here on, also when it fails */
     dc_exec *e = ok ? dc_exec_new_program_in(g, seed, steps, n, free_ctx, host, err, len) : NULL;

@@ -147,8 +147,8 @@ bool dc_attention_step(const dc_graph *g, int first, int last, const char *choic
         }
         spec.bias_last_broadcast = spec.bias_stride[3] == 0;
     }
-    int result_node[4] = { -1, -1, -1, -1 };
-    for (int i = first; i <= last; i++) result_node[g->nodes[i].attr.attention.result] = i;
+    int result_node[4];
+    dc_result_nodes(g, first, last, result_node, 4);
     if (bwd && at->bias && result_node[3] >= 0) {
         snprintf(why, len, "the flash backward has no bias gradient");
         return false;

@@ -32,6 +32,8 @@ typedef struct {
     float *padded;           /* a direct forward convolution's zero-padded copy of x, or NULL */
     int threads;
     int in_bias, in_res;     /* input index of bias and residual, -1 for none */
+    int out, pre;            /* the nodes of the epilogue's value and of the kept pre-activation
+                              * (a fused contraction's results 0 and 1), -1 for none */
 } gemm_ctx;
 
 static void *alloc_or_die(size_t bytes) {
@@ -75,16 +77,18 @@ static bool gemm_call(const dc_step *s, const dc_frame *f, char *err, size_t len
                    (size_t)(cv->W * cv->C) * sizeof(float));
         a = c->padded;
     }
-    void *args[9] = { (void *)&c->sizes, (void *)a, c->a_off, c->packed, c->b_off,
-                      f->vals[s->node].data, c->in_bias >= 0 ? f->vals[n->in[c->in_bias]].data : NULL,
-                      c->in_res >= 0 ? f->vals[n->in[c->in_res]].data : NULL, NULL };
+    void *args[10] = { (void *)&c->sizes, (void *)a, c->a_off, c->packed, c->b_off,
+                       f->vals[c->out >= 0 ? c->out : c->pre].data,
+                       c->in_bias >= 0 ? f->vals[n->in[c->in_bias]].data : NULL,
+                       c->in_res >= 0 ? f->vals[n->in[c->in_res]].data : NULL, NULL,
+                       c->out >= 0 && c->pre >= 0 ? f->vals[c->pre].data : NULL };
     dc_range_kernel kernel = dc_jit_entry(c->jk);
     int64_t range = c->range, per = dc_gemm_scratch_size(&c->spec);
     #pragma omp parallel num_threads(c->threads) if (range > 1)
     {
         int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
         int64_t begin = range * t / nt, end = range * (t + 1) / nt;
-        void *a[9];
+        void *a[10];
         memcpy(a, args, sizeof a);
         a[8] = c->scratch + t * per;
         if (begin < end) kernel(a, begin, end);
@@ -95,13 +99,10 @@ static bool gemm_call(const dc_step *s, const dc_frame *f, char *err, size_t len
 /* A step whose output the memory plan puts over one of its inputs runs on ref: the kernel
  * reads A and the residual while it writes the output. */
 static dc_step_verdict gemm_prepare(dc_step *s, const dc_frame *f, char *err, size_t len) {
-    const dc_node *n = &f->g->nodes[s->node];
-    for (int k = 0; k < n->n_in; k++)
-        if (dc_tensor_overlap(&f->vals[s->node], &f->vals[n->in[k]])) {
-            snprintf(err, len, "jit: the memory plan puts its output over input %d; the GEMM needs them apart", k);
-            return DC_STEP_FALLBACK;
-        }
-    return DC_STEP_READY;
+    char why[DC_ERR_LEN];
+    if (!dc_step_overlaps(s, f, why, sizeof why)) return DC_STEP_READY;
+    snprintf(err, len, "jit: %s; the GEMM needs them apart", why);
+    return DC_STEP_FALLBACK;
 }
 
 /* The GEMM's view of node n: M, N, K, transposes and epilogue inputs; false and why for a
@@ -204,6 +205,12 @@ bool dc_gemm_step(const dc_graph *g, int node, const dc_gemm_spec *params, dc_st
     const dc_node *n = &g->nodes[node];
     gemm_op o;
     if (!gemm_op_of(g, n, &o, why, len)) return false;
+    int last = dc_op_multi_result(n->op) ? dc_results_last(g, node) : node, res[2];
+    dc_result_nodes(g, node, last, res, 2);
+    if (res[0] < 0) { /* the pre-activation alone */
+        o.act = DC_ACTIVATION_NONE;
+        o.residual = false;
+    }
     const dc_shape *as = &g->nodes[n->in[0]].type.shape, *bs = &g->nodes[n->in[1]].type.shape;
     const dc_shape *os = &n->type.shape;
     /* batch dims: the output's, A's and B's before their matrices (none for linear and the
@@ -245,6 +252,7 @@ bool dc_gemm_step(const dc_graph *g, int node, const dc_gemm_spec *params, dc_st
     spec.bias = o.bias;
     spec.residual = o.residual;
     spec.act = o.act;
+    spec.pre = res[0] >= 0 && res[1] >= 0;
     char msg[DC_ERR_LEN];
     dc_jit_kernel *jk = dc_jit_compile_gemm(&spec, NULL, msg, sizeof msg);
     if (!jk) {
@@ -285,8 +293,11 @@ bool dc_gemm_step(const dc_graph *g, int node, const dc_gemm_spec *params, dc_st
     }
     c->in_bias = o.bias ? 2 : -1;
     c->in_res = o.residual ? 2 + o.bias : -1;
+    c->out = res[0];
+    c->pre = res[1];
     memset(s, 0, sizeof *s);
-    s->node = node;
+    s->node = last;
+    s->span = last - node;
     s->provider = "jit";
     snprintf(s->impl, sizeof s->impl, "gemm %dx%d kc%lld mc%lld nc%lld u%d pf%d %s", spec.mr, spec.nr,
              (long long)spec.kc, (long long)spec.mc, (long long)spec.nc, spec.unroll, spec.prefetch, dc_jit_impl(jk));

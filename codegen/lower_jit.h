@@ -39,6 +39,10 @@ typedef struct dc_codegen_ctx { void (*release)(struct dc_codegen_ctx *self); } 
  * why when that kernel cannot take it (the caller runs the nodes on ref). */
 bool dc_attention_step(const dc_graph *g, int first, int last, const char *choice, dc_step *s, char *why, size_t len);
 
+/* Whether the memory plan puts a value step s writes over one of the inputs of its nodes (a
+ * contraction's kernels read those while they write): the message names both. */
+bool dc_step_overlaps(const dc_step *s, const dc_frame *f, char *msg, size_t len);
+
 /* The jit GEMM step (codegen/lower_gemm.c) of a matmul, linear or fused_matmul node with the
  * kernel parameters of params (its operation fields are set from the node; NULL: the
  * dc_gemm_default for the node's shape); false and why for a node the GEMM cannot take or a

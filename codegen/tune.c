@@ -64,6 +64,8 @@ bool dc_tune_signature(const dc_graph *g, int node, char *buf, size_t len) {
     for (int k = 0; k < n->n_in; k++) dc_sb_printf(&s, "%s%s", k ? ", " : " ", dc_type_s(&g->nodes[n->in[k]].type).s);
     dc_sb_printf(&s, " -> %s", dc_type_s(&n->type).s);
     dc_sb_attrs(&s, n);
+    int results = dc_op_multi_result(n->op) ? dc_results_last(g, node) - node + 1 : 1;
+    if (results > 1) dc_sb_printf(&s, " results=%d", results);
     dc_sb_printf(&s, " threads=%d onednn=%d.%d.%d", omp_get_max_threads(), DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR,
                  DNNL_VERSION_PATCH);
     bool fits = s.len < len;
@@ -404,7 +406,7 @@ static void tune_node(search *s, const mini *m, const dc_graph *g, int node, dc_
     memset(r, 0, sizeof *r);
     r->t_jit = r->t_dnnl = -1;
     const dc_node *nd = &g->nodes[node];
-    if (dc_op_multi_result(nd->op)) {
+    if (dc_op_attention(nd->op)) {
         tune_attention(s, m, g, node, r);
         return;
     }
@@ -560,7 +562,7 @@ static bool tune_loops(const dc_graph *g, dc_tune_db *db, const dc_tune_options 
 /* The default rule's choice for the contraction or attention whose (first) node is node. */
 static void default_choice(const dc_graph *g, int node, char *buf, size_t len) {
     int64_t bq, bk;
-    if (!dc_op_multi_result(g->nodes[node].op)) {
+    if (!dc_op_attention(g->nodes[node].op)) {
         snprintf(buf, len, "%s", dc_contraction_default(g, node));
         return;
     }

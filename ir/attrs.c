@@ -37,10 +37,11 @@ _Static_assert(sizeof(dc_activation) == sizeof(int), "enum fields are stored as 
 const char *dc_activation_name(dc_activation a) { return (unsigned)a < DC_NACTIVATIONS ? act_names[a] : "?"; }
 SCHEMA(fused_conv, F(dc_fused_conv_attr, stride, INTS), F(dc_fused_conv_attr, pad, INTS),
        F(dc_fused_conv_attr, groups, INT), E(dc_fused_conv_attr, act, act_names),
-       F(dc_fused_conv_attr, bias, BOOL), F(dc_fused_conv_attr, residual, BOOL))
+       F(dc_fused_conv_attr, bias, BOOL), F(dc_fused_conv_attr, residual, BOOL),
+       F(dc_fused_conv_attr, result, INT))
 SCHEMA(fused_matmul, F(dc_fused_matmul_attr, trans_a, BOOL), F(dc_fused_matmul_attr, trans_b, BOOL),
        E(dc_fused_matmul_attr, act, act_names), F(dc_fused_matmul_attr, bias, BOOL),
-       F(dc_fused_matmul_attr, residual, BOOL))
+       F(dc_fused_matmul_attr, residual, BOOL), F(dc_fused_matmul_attr, result, INT))
 SCHEMA(attention, F(dc_attention_attr, scale, FLOAT), F(dc_attention_attr, causal, BOOL),
        F(dc_attention_attr, bias, BOOL), F(dc_attention_attr, result, INT))
 

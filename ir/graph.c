@@ -188,14 +188,45 @@ int dc_graph_emit(dc_graph *g, dc_op op, int n_in, const int *in, const dc_attr 
     return dc_graph_append(g, &n);
 }
 
-bool dc_op_multi_result(dc_op op) { return op == DC_OP_ATTENTION || op == DC_OP_ATTENTION_BWD; }
+bool dc_op_multi_result(dc_op op) {
+    return op == DC_OP_ATTENTION || op == DC_OP_ATTENTION_BWD || op == DC_OP_FUSED_CONV2D || op == DC_OP_FUSED_MATMUL;
+}
+
+bool dc_op_attention(dc_op op) { return op == DC_OP_ATTENTION || op == DC_OP_ATTENTION_BWD; }
+
+/* the result field of a multi-result node's attributes, and the size of their struct */
+static int64_t *result_field(dc_attr *a, dc_op op, size_t *size) {
+    switch (op) {
+    case DC_OP_ATTENTION:
+    case DC_OP_ATTENTION_BWD: *size = sizeof a->attention; return &a->attention.result;
+    case DC_OP_FUSED_CONV2D: *size = sizeof a->fused_conv; return &a->fused_conv.result;
+    case DC_OP_FUSED_MATMUL: *size = sizeof a->fused_matmul; return &a->fused_matmul.result;
+    default: *size = 0; return NULL;
+    }
+}
+
+int64_t dc_node_result(const dc_node *n) {
+    dc_attr a = n->attr;
+    size_t size;
+    int64_t *r = result_field(&a, n->op, &size);
+    return r ? *r : 0;
+}
 
 bool dc_same_computation(const dc_node *a, const dc_node *b) {
     if (a->op != b->op || !dc_op_multi_result(a->op) || a->n_in != b->n_in) return false;
     if (memcmp(a->in, b->in, sizeof(int) * (size_t)a->n_in) != 0) return false;
-    dc_attention_attr x = a->attr.attention, y = b->attr.attention;
-    x.result = y.result = 0;
-    return memcmp(&x, &y, sizeof x) == 0;
+    dc_attr x = a->attr, y = b->attr;
+    size_t size;
+    *result_field(&x, a->op, &size) = *result_field(&y, b->op, &size) = 0;
+    return memcmp(&x, &y, size) == 0;
+}
+
+void dc_result_nodes(const dc_graph *g, int first, int last, int *node, int max) {
+    for (int r = 0; r < max; r++) node[r] = -1;
+    for (int i = first; i <= last; i++) {
+        int64_t r = dc_node_result(&g->nodes[i]);
+        if (r >= 0 && r < max) node[r] = i;
+    }
 }
 
 int dc_results_last(const dc_graph *g, int first) {

@@ -138,15 +138,18 @@ typedef enum {
 } dc_activation;
 const char *dc_activation_name(dc_activation a);
 /* fused_conv2d: conv2d's fields, then the epilogue act(y + bias) + residual; bias and
- * residual say which optional inputs follow x and w (in that order). */
+ * residual say which optional inputs follow x and w (in that order); result: which of the
+ * op's results the node is (0: the epilogue's value, 1: the pre-activation y + bias, kept
+ * for a backward that reads it). Nodes that differ only in result are one computation. */
 typedef struct {
     dc_ints stride, pad;
     int64_t groups;
     dc_activation act;
     bool bias, residual;
+    int64_t result;
 } dc_fused_conv_attr;
-/* fused_matmul: matmul's flags, then the same epilogue */
-typedef struct { bool trans_a, trans_b; dc_activation act; bool bias, residual; } dc_fused_matmul_attr;
+/* fused_matmul: matmul's flags, then the same epilogue and results */
+typedef struct { bool trans_a, trans_b; dc_activation act; bool bias, residual; int64_t result; } dc_fused_matmul_attr;
 /* attention and attention_bwd: logits scale * q k^T + bias (bias: whether the additive bias
  * input is there), causal: key j > query i masked; result: which of the op's results the node
  * is (attention: 0 out, 1 the rows' logsumexp; attention_bwd: 0 dq, 1 dk, 2 dv, 3 dbias).
@@ -333,16 +336,23 @@ char *dc_node_label(const dc_graph *g, int id, char *buf, size_t len);
 /* output name, "outI" when unnamed; buf holds the generated one */
 const char *dc_graph_output_name(const dc_graph *g, int i, char *buf, size_t len);
 
-/* Whether op has several results, told apart by attr.attention.result: attention and
- * attention_bwd. */
+/* Whether op has several results, told apart by the result field of its attributes:
+ * attention, attention_bwd, fused_conv2d and fused_matmul. */
 bool dc_op_multi_result(dc_op op);
-/* Whether nodes a and b are results of one computation: nodes of a multi-result op
- * (attention, attention_bwd) with the same inputs and attributes but attr.attention.result.
- * One kernel may compute them all (codegen/lower_attention.c). */
+/* Whether op is attention or attention_bwd: results one flash-attention kernel computes. */
+bool dc_op_attention(dc_op op);
+/* Which result of its op node n is (0 for an op with one result). */
+int64_t dc_node_result(const dc_node *n);
+/* Whether nodes a and b are results of one computation: nodes of a multi-result op with the
+ * same inputs and attributes but their result. One step computes them all
+ * (codegen/lower_attention.c, codegen/lower.c). */
 bool dc_same_computation(const dc_node *a, const dc_node *b);
 /* The last of the consecutive nodes from `first` on that are results of first's computation
  * (first itself when it has no such neighbour). */
 int dc_results_last(const dc_graph *g, int first);
+/* node[r] = the node of result r of the computation of nodes first..last (-1 for a result
+ * the graph does not have), r < max. */
+void dc_result_nodes(const dc_graph *g, int first, int last, int *node, int max);
 
 /* ---- shape rules, verifier ---------------------------------------------------------- */
 

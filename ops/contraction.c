@@ -98,9 +98,13 @@ static bool conv2d_type(dc_rule *r, const dc_conv_attr *a, dc_type *out) {
 bool dc_shape_conv2d(dc_rule *r, dc_type *out) { return conv2d_type(r, &r->n->attr.conv, out); }
 
 /* The epilogue of a fused contraction whose contraction gives y: n_in = 2 + bias + residual,
- * act a known activation, bias f32 [O] with O y's last dim, residual f32 of y's type. */
-static bool epilogue_type(dc_rule *r, dc_activation act, bool bias, bool residual, const dc_type *y) {
+ * act a known activation, bias f32 [O] with O y's last dim, residual f32 of y's type, result
+ * 0 (the epilogue's value) or 1 (the pre-activation; both have y's type). */
+static bool epilogue_type(dc_rule *r, dc_activation act, bool bias, bool residual, int64_t result, const dc_type *y) {
     int want = 2 + bias + residual;
+    if (result != 0 && result != 1)
+        return dc_rule_fail(r, "result must be 0 (the epilogue's value) or 1 (the pre-activation), got %lld",
+                            (long long)result);
     if (r->n->n_in != want)
         return dc_rule_fail(r, "bias=%s, residual=%s need %d inputs, got %d", bias ? "true" : "false",
                     residual ? "true" : "false", want, r->n->n_in);
@@ -126,7 +130,7 @@ bool dc_shape_fused_conv2d(dc_rule *r, dc_type *out) {
     a.pad = f->pad;
     a.groups = f->groups;
     if (r->n->n_in < 2) return dc_rule_fail(r, "expects at least 2 inputs, got %d", r->n->n_in);
-    return conv2d_type(r, &a, out) && epilogue_type(r, f->act, f->bias, f->residual, out);
+    return conv2d_type(r, &a, out) && epilogue_type(r, f->act, f->bias, f->residual, f->result, out);
 }
 
 /* fused_matmul(a, b [, bias] [, residual]) -> matmul's result */
@@ -134,7 +138,7 @@ bool dc_shape_fused_matmul(dc_rule *r, dc_type *out) {
     const dc_fused_matmul_attr *f = &r->n->attr.fused_matmul;
     if (r->n->n_in < 2) return dc_rule_fail(r, "expects at least 2 inputs, got %d", r->n->n_in);
     return matmul_type(r, f->trans_a, f->trans_b, out) &&
-           epilogue_type(r, f->act, f->bias, f->residual, out);
+           epilogue_type(r, f->act, f->bias, f->residual, f->result, out);
 }
 
 /* conv2d_bwd_data(dy, w) : declared x [N,H,W,C]; conv2d_bwd_weight(x, dy) : declared
@@ -571,7 +575,7 @@ bool dc_ref_upsample(const dc_ref_args *a) {
 
 /* ---- the fused contractions: the ref conv2d / matmul kernel into the output, then the
  * epilogue in place, one ref elementwise kernel per step: add bias, the activation, add
- * residual. Each step is the very kernel the unfused node would run, in the unfused order, so
+ * residual (result 1, the pre-activation, stops after the bias). Each step is the very kernel the unfused node would run, in the unfused order, so
  * a fused node equals the chain it replaced bit for bit (float addition commutes, so operand
  * order of the adds does not matter). */
 
@@ -628,6 +632,7 @@ bool dc_ref_fused(const dc_ref_args *a) {
     dc_node c = contraction_of(f);
     if (!run(a, conv ? dc_ref_conv2d : dc_ref_matmul, &c, 2, a->in)) return false;
     if (bias && !epilogue_step(a, DC_OP_ADD, a->in[2])) return false;
+    if (dc_node_result(f) == 1) return true; /* the pre-activation */
     if (act != DC_ACTIVATION_NONE && !epilogue_step(a, act_op[act], NULL)) return false;
     return !residual || epilogue_step(a, DC_OP_ADD, a->in[2 + bias]);
 }

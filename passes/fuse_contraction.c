@@ -14,14 +14,20 @@
  *   a fused_matmul with bias. A linear whose x has rank 1 is left as it is (matmul needs a
  *   matrix).
  * Fan-out rule: a value of the chain that has any other use (another node's input, a graph
- *   output, a state update: the backward pass often reads the pre-activation) ends the
- *   chain. The fused node produces only its last value, so a value read elsewhere is never
- *   recomputed and never dropped: fusion stops at it.
+ *   output, a state update) ends the chain, with one exception: the value an activation
+ *   reads (the pre-activation, which the backward pass reads for the activation's
+ *   derivative) may have other readers when the activation is its first reader and every
+ *   other reader comes after the chain's last node. The chain then goes on, and the fused
+ *   computation has two results: the node of result 0 (the chain's last value) and, right
+ *   after it, the node of result 1 (the pre-activation y + bias, attr result=1), which the
+ *   other readers now read; one step computes both (codegen/lower.c). Any other value read
+ *   elsewhere is never recomputed and never dropped: fusion stops at it.
  * Guarantees: every value the graph still reads is computed exactly as before (the ref kernel
  *   runs the same kernels in the same order, so results are bitwise equal); a bias or
  *   residual operand never depends on the fused node (it feeds a chain node, and chain values
- *   other than the last have one use, the next chain node, so a path from the chain to the
- *   operand would be a second use); chains do not overlap (contractions are claimed in
+ *   other than the last have one use, the next chain node, and the pre-activation's other
+ *   readers come after the last, so a path from the chain to the operand would be a second
+ *   use before it); chains do not overlap (contractions are claimed in
  *   schedule order and a node joins one chain at most); outputs and updates follow their
  *   values; the node order of everything else is kept; the memory plan is dropped when
  *   anything fuses. Idempotent: fused nodes start no chain, and a contraction left alone is
@@ -36,11 +42,13 @@
 /* The epilogue steps, in the order a chain may take them. */
 enum { STEP_NONE, STEP_BIAS, STEP_ACT, STEP_RESIDUAL };
 
-/* A chain: its contraction, its last node, the epilogue operands (old ids, -1 if absent). */
+/* A chain: its contraction, its last node, the epilogue operands (old ids, -1 if absent),
+ * and the value before the activation when the chain keeps it as result 1 (else -1). */
 typedef struct {
     int root, last;
     int bias, residual;
     dc_activation act;
+    int pre;
 } chain;
 
 /* The operand of binary node c other than v, or -1 if both are v. */
@@ -74,16 +82,44 @@ static bool is_root(const dc_graph *g, const dc_node *n, int *step) {
     return n->op == DC_OP_CONV2D || n->op == DC_OP_MATMUL;
 }
 
+/* The first two nodes that read value v, in schedule order (-1 where there are fewer). */
+static void first_readers(const dc_graph *g, int v, int *first, int *second) {
+    *first = *second = -1;
+    for (int i = v + 1; i < g->n_nodes && *second < 0; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            if (g->nodes[i].in[k] == v) {
+                if (*first < 0) *first = i;
+                else if (*first != i) *second = i;
+            }
+}
+
+/* The next node of the chain after value v: its one consumer, or, at the activation step
+ * of a value with other uses, its first reader when that is an activation of it (then *limit
+ * is the next reader: the chain must end before it); -1 if none. */
+static int next_node(const dc_graph *g, const dc_uses *u, int v, int step, int *limit) {
+    if (u->uses[v] == 1) return u->consumer[v];
+    int first, second;
+    first_readers(g, v, &first, &second);
+    if (step >= STEP_ACT || first < 0 || activation_of(g->nodes[first].op) == DC_ACTIVATION_NONE) return -1;
+    *limit = second >= 0 ? second : g->n_nodes;
+    return first;
+}
+
 /* Grows the chain of root as far as it is legal, claiming its nodes. */
 static chain grow(const dc_graph *g, const dc_uses *u, bool *claimed, int root, int step) {
     chain c = { root, root, g->nodes[root].op == DC_OP_LINEAR ? g->nodes[root].in[2] : -1, -1,
-                DC_ACTIVATION_NONE };
-    while (step < STEP_RESIDUAL && u->uses[c.last] == 1 && u->consumer[c.last] >= 0) {
-        int next = u->consumer[c.last];
+                DC_ACTIVATION_NONE, -1 };
+    int limit = g->n_nodes;
+    while (step < STEP_RESIDUAL) {
+        int lim = limit, next = next_node(g, u, c.last, step, &lim);
+        if (next < 0 || next >= limit || claimed[next]) break;
         const dc_node *n = &g->nodes[next];
         const dc_type *t = &g->nodes[c.last].type;
-        if (claimed[next]) break;
         int other = n->op == DC_OP_ADD ? other_operand(n, c.last) : -1;
+        if (lim < limit) {
+            c.pre = c.last; /* an activation whose input has other readers, kept as result 1 */
+            limit = lim;
+        }
         if (other >= 0 && step < STEP_BIAS && is_bias(&g->nodes[other].type, t)) {
             c.bias = other;
             step = STEP_BIAS;
@@ -102,7 +138,8 @@ static chain grow(const dc_graph *g, const dc_uses *u, bool *claimed, int root, 
     return c;
 }
 
-/* Emits the fused node of chain c at its last node's place; returns its new id. */
+/* Emits the fused node of chain c at its last node's place, and its result 1 after it when
+ * the chain keeps the pre-activation (mapped from the old value); returns result 0's new id. */
 static int emit_fused(dc_rewriter *rw, const chain *c) {
     const dc_node *r = &rw->old[c->root];
     int in[4] = { rw->map[r->in[0]], rw->map[r->in[1]] }, n = 2;
@@ -118,6 +155,8 @@ static int emit_fused(dc_rewriter *rw, const chain *c) {
     if (c->residual >= 0) in[n++] = rw->map[c->residual];
     dc_attr a;
     memset(&a, 0, sizeof a);
+    dc_op op = r->op == DC_OP_CONV2D ? DC_OP_FUSED_CONV2D : DC_OP_FUSED_MATMUL;
+    int64_t *result;
     if (r->op == DC_OP_CONV2D) {
         a.fused_conv.stride = r->attr.conv.stride;
         a.fused_conv.pad = r->attr.conv.pad;
@@ -125,14 +164,21 @@ static int emit_fused(dc_rewriter *rw, const chain *c) {
         a.fused_conv.act = c->act;
         a.fused_conv.bias = c->bias >= 0;
         a.fused_conv.residual = c->residual >= 0;
-        return dc_rw_emit(rw, c->root, DC_OP_FUSED_CONV2D, n, in, &a, NULL);
+        result = &a.fused_conv.result;
+    } else {
+        a.fused_matmul.trans_a = r->op == DC_OP_MATMUL && r->attr.matmul.trans_a;
+        a.fused_matmul.trans_b = r->op == DC_OP_MATMUL && r->attr.matmul.trans_b;
+        a.fused_matmul.act = c->act;
+        a.fused_matmul.bias = c->bias >= 0;
+        a.fused_matmul.residual = c->residual >= 0;
+        result = &a.fused_matmul.result;
     }
-    a.fused_matmul.trans_a = r->op == DC_OP_MATMUL && r->attr.matmul.trans_a;
-    a.fused_matmul.trans_b = r->op == DC_OP_MATMUL && r->attr.matmul.trans_b;
-    a.fused_matmul.act = c->act;
-    a.fused_matmul.bias = c->bias >= 0;
-    a.fused_matmul.residual = c->residual >= 0;
-    return dc_rw_emit(rw, c->root, DC_OP_FUSED_MATMUL, n, in, &a, NULL);
+    int out = dc_rw_emit(rw, c->root, op, n, in, &a, NULL);
+    if (c->pre >= 0) {
+        *result = 1;
+        rw->map[c->pre] = dc_rw_emit(rw, c->root, op, n, in, &a, NULL);
+    }
+    return out;
 }
 
 /* The chains of g worth fusing; chain_at[i] >= 0 marks old node i as the last node of chain

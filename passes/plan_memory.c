@@ -13,6 +13,8 @@
  *   only by members of their group, neither outputs nor update values) get no slot at all:
  *   offset -1, which the executor must never touch (their group runs as one kernel that keeps
  *   them in registers). Without it they get slots and the ref executor can run the graph.
+ *   The consecutive results of one computation (dc_results_last: one step writes them all)
+ *   are planned as a group too.
  * In-place: an ungrouped ELEMENTWISE node whose inputs all have its exact type (so no
  *   broadcasting) writes into the slot of the first input whose value dies at that node
  *   (never an INPUT or PARAM slot); the kernels read each element before writing it.
@@ -32,8 +34,10 @@ static int64_t slot_bytes(const dc_type *t) {
 
 static bool is_persistent(const dc_node *n) { return n->op == DC_OP_INPUT || n->op == DC_OP_PARAM; }
 
-/* The last node of the group of node i (i itself when ungrouped). */
+/* The last node of the group of node i: its loop group's, or its computation's last result
+ * (dc_results_last), or i itself. */
 static int group_end(const dc_graph *g, int i) {
+    if (dc_op_multi_result(g->nodes[i].op)) return dc_results_last(g, i);
     int k = g->group ? g->group[i] : 0;
     while (k > 0 && i + 1 < g->n_nodes && g->group[i + 1] == k) i++;
     return i;
@@ -187,7 +191,7 @@ bool dc_pass_plan_memory(dc_graph *g, const dc_pass_opts *o, char *err, size_t l
         if (is_persistent(&g->nodes[i])) off[i] = arena_alloc(&a, slot_bytes(&g->nodes[i].type));
     for (int i = 0; i < g->n_nodes; i++) {
         int end = group_end(g, i);
-        if (g->group && g->group[i] > 0) place_group(g, i, end, last, internal, &a, off, freed);
+        if ((g->group && g->group[i] > 0) || end > i) place_group(g, i, end, last, internal, &a, off, freed);
         else if (!is_persistent(&g->nodes[i])) place_node(g, i, last, &a, off);
         i = end;
     }

@@ -161,11 +161,17 @@ static bool layout(dc_exec *e, dc_exec *host, char *err, size_t len) {
     return true;
 }
 
+/* The ref kernel of each node the step writes; the results before its node get a zero-filled
+ * output first, as the executor gives its node (a result is never computed in place). */
 static bool ref_call(const dc_step *s, const dc_frame *f, char *err, size_t len) {
-    const dc_node *n = &f->g->nodes[s->node];
-    const dc_tensor *in[DC_MAX_INPUTS];
-    for (int k = 0; k < n->n_in; k++) in[k] = &f->vals[n->in[k]];
-    return dc_ref_eval(f->g, n, in, &f->vals[s->node], f->seed, err, len);
+    for (int i = s->node - s->span; i <= s->node; i++) {
+        const dc_node *n = &f->g->nodes[i];
+        const dc_tensor *in[DC_MAX_INPUTS];
+        for (int k = 0; k < n->n_in; k++) in[k] = &f->vals[n->in[k]];
+        if (i < s->node) memset(f->vals[i].data, 0, value_bytes(&n->type));
+        if (!dc_ref_eval(f->g, n, in, &f->vals[i], f->seed, err, len)) return false;
+    }
+    return true;
 }
 
 dc_step dc_ref_step(int node) {
@@ -178,8 +184,8 @@ dc_step dc_ref_step(int node) {
     return s;
 }
 
-/* Checks the program against g: steps on non-source nodes in increasing order, one kernel
- * form each, range kernels with valid arguments. */
+/* Checks the program against g: steps on non-source nodes in increasing order, spans over
+ * one computation's results, one kernel form each, range kernels with valid arguments. */
 static bool check_program(const dc_graph *g, const dc_step *steps, int n, char *err, size_t len) {
     for (int i = 0; i < n; i++) {
         const dc_step *s = &steps[i];
@@ -187,7 +193,10 @@ static bool check_program(const dc_graph *g, const dc_step *steps, int n, char *
         if (s->node < 0 || s->node >= g->n_nodes) bad = "names no node of the graph";
         else if (g->nodes[s->node].op == DC_OP_INPUT || g->nodes[s->node].op == DC_OP_PARAM)
             bad = "computes an input or param";
-        else if (i > 0 && s->node <= steps[i - 1].node) bad = "is out of schedule order";
+        else if (i > 0 && s->node - s->span <= steps[i - 1].node) bad = "is out of schedule order";
+        else if (s->span < 0 || s->node - s->span < 0 ||
+                 (s->span > 0 && dc_results_last(g, s->node - s->span) != s->node))
+            bad = "spans nodes that are not the results of one computation";
         else if (!s->call == !s->kernel) bad = "needs exactly one of a call and a range kernel";
         else if (s->kernel && (s->range < 1 || s->n_args < 1 || s->n_args > DC_STEP_MAX_ARGS))
             bad = "has a range kernel with an empty range or a bad argument count";
@@ -222,7 +231,9 @@ static bool prepare_steps(dc_exec *e, char *err, size_t len) {
         }
         if (v == DC_STEP_FALLBACK) {
             if (s->ctx && e->free_ctx) e->free_ctx(s->ctx);
+            int span = s->span;
             *s = dc_ref_step(s->node);
+            s->span = span;
             snprintf(s->note, sizeof s->note, "%s", msg);
         }
     }

@@ -76,6 +76,8 @@ typedef enum {
 
 struct dc_step {
     int node;                   /* the node whose value the step writes */
+    int span;                   /* it also writes the span nodes before node: the results of one
+                                 * computation (ir.h: dc_results_last), node the last of them */
     const char *provider;       /* "ref", "dnnl", "jit": a static string */
     char impl[128];             /* the implementation, e.g. "brg:avx512_core"; may be "" */
     char note[160];             /* why the rule's provider was not used, or "" */

@@ -200,23 +200,23 @@ static void expect_parse_error(const char *line, const char *want) {
 }
 
 TEST(fused_shape_rules) {
-    expect_parse_error("fused_matmul %a, %b, %v {trans_a=false, trans_b=false, act=relu, bias=true, residual=true} : f32[4,5]",
+    expect_parse_error("fused_matmul %a, %b, %v {trans_a=false, trans_b=false, act=relu, bias=true, residual=true, result=0} : f32[4,5]",
                        "fused_matmul: bias=true, residual=true need 4 inputs, got 3");
-    expect_parse_error("fused_matmul %a, %b, %u {trans_a=false, trans_b=false, act=none, bias=true, residual=false} : f32[4,5]",
+    expect_parse_error("fused_matmul %a, %b, %u {trans_a=false, trans_b=false, act=none, bias=true, residual=false, result=0} : f32[4,5]",
                        "fused_matmul: bias has 4 entries, the result has 5 channels");
-    expect_parse_error("fused_matmul %a, %b, %v {trans_a=false, trans_b=false, act=none, bias=false, residual=true} : f32[4,5]",
+    expect_parse_error("fused_matmul %a, %b, %v {trans_a=false, trans_b=false, act=none, bias=false, residual=true, result=0} : f32[4,5]",
                        "fused_matmul: residual must have the result's type f32[4,5], got f32[5]");
-    expect_parse_error("fused_matmul %a, %a {trans_a=false, trans_b=false, act=none, bias=false, residual=false} : f32[4,6]",
+    expect_parse_error("fused_matmul %a, %a {trans_a=false, trans_b=false, act=none, bias=false, residual=false, result=0} : f32[4,6]",
                        "fused_matmul: inner dimensions differ");
-    expect_parse_error("fused_conv2d %x, %0 {stride=[1,1], pad=[1,1], groups=2, act=silu, bias=false, residual=false} : f32[2,4,4,8]",
+    expect_parse_error("fused_conv2d %x, %0 {stride=[1,1], pad=[1,1], groups=2, act=silu, bias=false, residual=false, result=0} : f32[2,4,4,8]",
                        "fused_conv2d: input has 3 channels, weight expects 6");
-    expect_parse_error("fused_conv2d %x, %0, %v {stride=[1,1], pad=[1,1], groups=1, act=silu, bias=true, residual=false} : f32[2,4,4,8]",
+    expect_parse_error("fused_conv2d %x, %0, %v {stride=[1,1], pad=[1,1], groups=1, act=silu, bias=true, residual=false, result=0} : f32[2,4,4,8]",
                        "fused_conv2d: bias has 5 entries, the result has 8 channels");
-    expect_parse_error("fused_conv2d %x {stride=[1,1], pad=[1,1], groups=1, act=silu, bias=false, residual=false} : f32[2,4,4,8]",
+    expect_parse_error("fused_conv2d %x {stride=[1,1], pad=[1,1], groups=1, act=silu, bias=false, residual=false, result=0} : f32[2,4,4,8]",
                        "fused_conv2d: expects at least 2 inputs, got 1");
-    expect_parse_error("fused_matmul %a, %b {trans_a=false, trans_b=false, act=tanh, bias=false, residual=false} : f32[4,5]",
+    expect_parse_error("fused_matmul %a, %b {trans_a=false, trans_b=false, act=tanh, bias=false, residual=false, result=0} : f32[4,5]",
                        "unknown value 'tanh' for 'act'");
-    expect_parse_error("fused_matmul %a, %b {trans_a=false, trans_b=false, act=2, bias=false, residual=false} : f32[4,5]",
+    expect_parse_error("fused_matmul %a, %b {trans_a=false, trans_b=false, act=2, bias=false, residual=false, result=0} : f32[4,5]",
                        "expected a name for 'act'");
     /* an activation outside the enum, set directly, is caught by the rule */
     dc_graph *g = dc_graph_new("t");

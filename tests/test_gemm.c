@@ -202,10 +202,10 @@ static const char *const LOWERING[] = {
     "graph @t(%x: f32[6,13,24], %w: f32[24,40], %c: f32[40]) -> (f32[6,13,40]) {\n"
     "  %0 = linear %x, %w, %c : f32[6,13,40]\n  return %0\n}\n",
     "graph @t(%a: f32[70,300], %b: f32[130,300], %c: f32[130], %r: f32[70,130]) -> (f32[70,130]) {\n"
-    "  %0 = fused_matmul %a, %b, %c, %r {trans_a=false, trans_b=true, act=gelu, bias=true, residual=true} : f32[70,130]\n"
+    "  %0 = fused_matmul %a, %b, %c, %r {trans_a=false, trans_b=true, act=gelu, bias=true, residual=true, result=0} : f32[70,130]\n"
     "  return %0\n}\n",
     "graph @t(%a: f32[2,40,3], %b: f32[2,40,16], %r: f32[2,3,16]) -> (f32[2,3,16]) {\n"
-    "  %0 = fused_matmul %a, %b, %r {trans_a=true, trans_b=false, act=silu, bias=false, residual=true} : f32[2,3,16]\n"
+    "  %0 = fused_matmul %a, %b, %r {trans_a=true, trans_b=false, act=silu, bias=false, residual=true, result=0} : f32[2,3,16]\n"
     "  return %0\n}\n",
     /* convolutions: 3x3 and 1x1, stride 1 and 2, padding, channels no multiple of the lanes */
     "graph @t(%x: f32[2,7,9,5], %w: f32[3,3,5,11]) -> (f32[2,7,9,11]) {\n"
@@ -213,10 +213,10 @@ static const char *const LOWERING[] = {
     "graph @t(%x: f32[2,9,8,3], %w: f32[3,3,3,17]) -> (f32[2,5,4,17]) {\n"
     "  %0 = conv2d %x, %w {stride=[2,2], pad=[1,1], groups=1} : f32[2,5,4,17]\n  return %0\n}\n",
     "graph @t(%x: f32[3,6,6,20], %w: f32[1,1,20,8], %b: f32[8], %r: f32[3,6,6,8]) -> (f32[3,6,6,8]) {\n"
-    "  %0 = fused_conv2d %x, %w, %b, %r {stride=[1,1], pad=[0,0], groups=1, act=silu, bias=true, residual=true} : "
+    "  %0 = fused_conv2d %x, %w, %b, %r {stride=[1,1], pad=[0,0], groups=1, act=silu, bias=true, residual=true, result=0} : "
     "f32[3,6,6,8]\n  return %0\n}\n",
     "graph @t(%x: f32[2,8,8,4], %w: f32[3,3,4,6], %b: f32[6]) -> (f32[2,4,4,6]) {\n"
-    "  %0 = fused_conv2d %x, %w, %b {stride=[2,2], pad=[1,1], groups=1, act=relu, bias=true, residual=false} : "
+    "  %0 = fused_conv2d %x, %w, %b {stride=[2,2], pad=[1,1], groups=1, act=relu, bias=true, residual=false, result=0} : "
     "f32[2,4,4,6]\n  return %0\n}\n",
     "graph @t(%dy: f32[2,7,9,11], %w: f32[3,3,5,11]) -> (f32[2,7,9,5]) {\n"
     "  %0 = conv2d_bwd_data %dy, %w {stride=[1,1], pad=[1,1], groups=1} : f32[2,7,9,5]\n  return %0\n}\n",

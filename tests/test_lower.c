@@ -310,7 +310,7 @@ TEST(lower_plan_over_a_dnnl_input_falls_back_to_ref) {
         const dc_step *s = dc_exec_steps(e, &n);
         CHECK_EQ_INT(n, 2);
         CHECK_STR_EQ(s[1].provider, "ref");
-        CHECK_MSG(strstr(s[1].note, "memory plan puts its output over input 0 (%1)"), "note: %s", s[1].note);
+        CHECK_MSG(strstr(s[1].note, "memory plan puts %2 over %1, an input of its step"), "note: %s", s[1].note);
         dc_exec_free(e);
     }
     dc_graph_free(g);

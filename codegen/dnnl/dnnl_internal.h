@@ -1,5 +1,5 @@
 /* dnnl_internal.h — what the oneDNN provider's two files share: a call is a description of
- * one contraction (its cache key, its arguments with their memory layouts and pointers, its
+ * one contraction (or activation) (its cache key, its arguments with their memory layouts and pointers, its
  * post-ops and how to make its oneDNN descriptor); ops.c fills calls from disco tensors and
  * core.c turns them into cached primitives and runs them. */
 #ifndef DC_DNNL_INTERNAL_H
@@ -12,7 +12,7 @@
 #define DNNL_MAX_ARGS 8
 #define DNNL_MAX_POSTOPS 4
 
-typedef enum { CALL_MATMUL, CALL_CONV_FWD, CALL_CONV_BWD_DATA, CALL_CONV_BWD_WEIGHT } call_op;
+typedef enum { CALL_MATMUL, CALL_CONV_FWD, CALL_CONV_BWD_DATA, CALL_CONV_BWD_WEIGHT, CALL_ELTWISE } call_op;
 
 /* The full descriptor of a call, hashed and compared by its bytes: every field is an
  * int64_t or a float written explicitly into a zero-filled key, so there is no padding. */
@@ -46,6 +46,7 @@ typedef struct {
 typedef union {
     dnnl_convolution_desc_t conv;
     dnnl_matmul_desc_t matmul;
+    dnnl_eltwise_desc_t eltwise;
 } call_desc;
 
 typedef struct call call;

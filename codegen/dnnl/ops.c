@@ -52,6 +52,17 @@ static bool same_shape(const dc_tensor *a, const dc_tensor *b) {
     return dc_shape_eq(&a->type.shape, &b->type.shape);
 }
 
+/* oneDNN's eltwise algorithm for a (not none) activation, and its alpha: silu is swish with
+ * alpha 1, gelu the tanh form */
+static dnnl_alg_kind_t act_alg(dc_activation act) {
+    static const dnnl_alg_kind_t alg[] = { [DC_ACTIVATION_RELU] = dnnl_eltwise_relu,
+                                           [DC_ACTIVATION_GELU] = dnnl_eltwise_gelu_tanh,
+                                           [DC_ACTIVATION_SILU] = dnnl_eltwise_swish };
+    return alg[act];
+}
+
+static float act_alpha(dc_activation act) { return act == DC_ACTIVATION_SILU ? 1.0f : 0.0f; }
+
 /* Adds e to c: out = act(scale * y + bias) + residual. With scale 1 the bias is the
  * primitive's own (added to y before the post-ops); otherwise it is a binary post-op after
  * the linear scaling. The residual is added by disco after the primitive, not as a post-op:
@@ -88,18 +99,55 @@ static bool add_epilogue(call *c, const dc_epilogue *e, const dc_tensor *out,
                               bias_post, e->bias->data);
         c->postops[c->n_postops++] = (call_postop){ .alg = dnnl_binary_add, .binary_arg = i };
     }
-    static const dnnl_alg_kind_t alg[] = { [DC_ACTIVATION_RELU] = dnnl_eltwise_relu,
-                                           [DC_ACTIVATION_GELU] = dnnl_eltwise_gelu_tanh,
-                                           [DC_ACTIVATION_SILU] = dnnl_eltwise_swish };
     if (e->act != DC_ACTIVATION_NONE)
-        c->postops[c->n_postops++] = (call_postop){ .alg = alg[e->act],
-                                                    .alpha = e->act == DC_ACTIVATION_SILU ? 1.0f : 0.0f,
+        c->postops[c->n_postops++] = (call_postop){ .alg = act_alg(e->act), .alpha = act_alpha(e->act),
                                                     .binary_arg = -1 };
     if (e->residual) {
         c->residual = e->residual->data;
         c->residual_n = dc_numel(&out->type.shape);
     }
     return true;
+}
+
+/* ---- an activation ---------------------------------------------------------------------- */
+
+static dnnl_status_t eltwise_desc(const call *c, const dnnl_memory_desc_t *wmd, bool winograd, call_desc *d,
+                                  call_desc *hint, bool *has_hint) {
+    (void)wmd, (void)winograd, (void)hint;
+    *has_hint = false;
+    dc_activation act = (dc_activation)c->key.act;
+    return dnnl_eltwise_forward_desc_init(&d->eltwise, dnnl_forward_inference, act_alg(act),
+                                          &dnnl_call_find(c, DNNL_ARG_SRC)->md, act_alpha(act), 0.0f);
+}
+
+bool dc_dnnl_activation(const dc_tensor *x, dc_activation act, const dc_tensor *residual, dc_tensor *out, char *err,
+                        size_t len) {
+    char sx[64], so[64], sr[64];
+    type_s(x, sx, sizeof sx);
+    if (act <= DC_ACTIVATION_NONE || act >= DC_NACTIVATIONS)
+        return fail(err, len, "dnnl activation: unknown activation %d", (int)act);
+    if (!is_f32(x) || !is_f32(out) || !same_shape(x, out) || (residual && (!is_f32(residual) || !same_shape(residual, out))))
+        return fail(err, len, "dnnl activation: x %s, residual %s and out %s must be f32 of one shape",
+                    sx, residual ? type_s(residual, sr, sizeof sr) : "none",
+                    type_s(out, so, sizeof so));
+    call c;
+    dnnl_call_init(&c, CALL_ELTWISE, "activation");
+    snprintf(c.what, sizeof c.what, "%s of %s%s", dc_activation_name(act), sx, residual ? " + residual" : "");
+    int64_t n = dc_numel(&x->type.shape);
+    dnnl_call_key_shape(&c, 0, &x->type.shape);
+    c.key.act = act;
+    c.key.has_residual = residual != NULL;
+    c.key.scale = 1.0f;
+    c.desc = eltwise_desc;
+    dnnl_memory_desc_t md;
+    if (!md_tag(&md, 1, &n, dnnl_a)) return fail(err, len, "dnnl activation: oneDNN cannot describe %s", c.what);
+    dnnl_call_arg(&c, DNNL_ARG_SRC, &md, x->data);
+    dnnl_call_arg(&c, DNNL_ARG_DST, &md, out->data);
+    if (residual) {
+        c.residual = residual->data;
+        c.residual_n = n;
+    }
+    return dnnl_call_run(&c, err, len);
 }
 
 /* ---- matmul and linear ---------------------------------------------------------------- */

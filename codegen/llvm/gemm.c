@@ -14,7 +14,8 @@
  * of packed B and broadcasts mr values of A, one fused multiply-add each. Stores are masked
  * by column (N need not be a multiple of anything) and skipped by row past M. A pass that is
  * not the first adds the partial sums stored by the previous one; the last pass applies the
- * epilogue act(scale * y + bias) + residual. A convolution is an implicit GEMM (dc_gemm_conv):
+ * epilogue act(scale * y + bias) + residual (storing scale * y + bias too when the spec keeps
+ * the pre-activation). A convolution is an implicit GEMM (dc_gemm_conv):
  * its A is gathered by the packing, or read in place (conv_rows: a direct forward convolution
  * over whole output rows of a padded input). Every sum runs in one fixed order inside its work
  * item, so results are bitwise the same for any split of the items over threads. */
@@ -66,6 +67,7 @@ void dc_gemm_spec_text(const dc_gemm_spec *s, char *buf, size_t len) {
                      "trans_a %d bias %d act %s residual %d", s->mr, s->nr, (long long)s->kc, (long long)s->mc,
                      (long long)s->nc, s->unroll, s->prefetch, s->lanes, s->pack_a, s->trans_a, s->bias,
                      dc_activation_name(s->act), s->residual);
+    if (s->pre && n >= 0 && (size_t)n < len) n += snprintf(buf + n, len - (size_t)n, " pre 1");
     const dc_gemm_conv *c = &s->conv;
     if (c->kind != DC_GEMM_PLAIN && n >= 0 && (size_t)n < len)
         snprintf(buf + n, len - (size_t)n, " conv %s H %lld W %lld C %lld OH %lld OW %lld O %lld KH %lld KW %lld "
@@ -157,7 +159,7 @@ typedef struct {
     LLVMValueRef acc[MAX_MR][MAX_NV];
     /* run time: sizes, and the item's operands */
     LLVMValueRef M, N, K, lda, scale, mblocks, nblocks;
-    LLVMValueRef A, Bp, C, bias, res, Ap;
+    LLVMValueRef A, Bp, C, bias, res, Ap, pre;
 } gx;
 
 static LLVMValueRef c64(gx *g, int64_t v) { return dc_lx_i64c(g->x, v); }
@@ -391,13 +393,14 @@ static LLVMValueRef add_partial(gx *g, tile_ctx *c, int v, LLVMValueRef off, LLV
     return LLVMBuildFAdd(g->x->b, y, dc_lx_vload(g->x, g->vt, g->C, off, c->mask[v]), "");
 }
 
-/* the epilogue act(scale * y + bias) + residual */
+/* the epilogue act(scale * y + bias) + residual, the pre-activation stored when kept */
 static LLVMValueRef epilogue(gx *g, tile_ctx *c, int v, LLVMValueRef off, LLVMValueRef y) {
     static const dc_op act_op[DC_NACTIVATIONS] = { [DC_ACTIVATION_RELU] = DC_OP_RELU, [DC_ACTIVATION_GELU] = DC_OP_GELU,
                                                    [DC_ACTIVATION_SILU] = DC_OP_SILU };
     dc_lx *x = g->x;
     LLVMValueRef e = LLVMBuildFMul(x->b, y, dc_lx_splat(x, g->scale, g->W), "");
     if (c->bias[v]) e = LLVMBuildFAdd(x->b, e, c->bias[v], "");
+    if (g->pre) dc_lx_vstore(x, g->pre, off, e, c->mask[v]);
     if (g->s->act != DC_ACTIVATION_NONE) e = dc_lx_formula(x, act_op[g->s->act], e, e, e, 0.0f, g->W);
     if (g->s->residual) e = LLVMBuildFAdd(x->b, e, dc_lx_vload(x, g->vt, g->res, off, c->mask[v]), "");
     return e;
@@ -460,12 +463,13 @@ static void conv_rows(gx *g, LLVMValueRef a, LLVMValueRef m0, LLVMValueRef mcur,
 /* The passes over K of a GEMM's work item (see the top of the file): A packed or read in
  * place, the micro-kernels, the stores. */
 static void item_passes(gx *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef m0, LLVMValueRef mcur, LLVMValueRef n0,
-                        LLVMValueRef n1, LLVMValueRef bp, LLVMValueRef C, LLVMValueRef R) {
+                        LLVMValueRef n1, LLVMValueRef bp, LLVMValueRef C, LLVMValueRef R, LLVMValueRef P) {
     dc_lx *x = g->x;
     const dc_gemm_spec *s = g->s;
     LLVMValueRef coff = add(g, mul(g, mul(g, b, g->M), g->N), mul(g, m0, g->N));
     g->C = dc_lx_gep(x, C, coff);
     g->res = R ? dc_lx_gep(x, R, coff) : NULL;
+    g->pre = P ? dc_lx_gep(x, P, coff) : NULL;
 
     dc_lx_loop lk;
     LLVMValueRef k0 = for_open(g, &lk, c64(g, 0), g->K);
@@ -548,6 +552,7 @@ void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
     g.bias = s->bias ? arg(&g, args, 6) : NULL;
     LLVMValueRef R = s->residual ? arg(&g, args, 7) : NULL;
     g.Ap = arg(&g, args, 8);
+    LLVMValueRef P = s->pre ? arg(&g, args, 9) : NULL;
 
     dc_lx_loop lt_;
     LLVMValueRef t = for_open(&g, &lt_, LLVMGetParam(g.fn, 1), LLVMGetParam(g.fn, 2));
@@ -563,10 +568,10 @@ void dc_lx_emit_gemm(dc_lx *x, const dc_gemm_spec *s, const char *name) {
     ld = LLVMBuildGEP2(x->b, x->i64, boff, &b, 1, "");
     LLVMValueRef bp = dc_lx_gep(x, Bp, LLVMBuildLoad2(x->b, x->i64, ld, ""));
     if (s->conv.kind == DC_GEMM_CONV_FWD && !s->pack_a) {
-        g.C = C, g.res = R;
+        g.C = C, g.res = R, g.pre = P;
         conv_rows(&g, a, m0, mcur, n0, n1, bp);
     } else {
-        item_passes(&g, a, b, m0, mcur, n0, n1, bp, C, R);
+        item_passes(&g, a, b, m0, mcur, n0, n1, bp, C, R, P);
     }
     for_close(&g, &lt_, 1);
     dc_lx_fn_close(x, &f);
