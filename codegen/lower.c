@@ -26,6 +26,7 @@
 
 #include "codegen/lower_jit.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,9 +88,56 @@ static dc_conv_attr fused_conv(const dc_fused_conv_attr *f) {
     return a;
 }
 
-/* the implementation of the last pair's contraction (a oneDNN step that keeps a fused
- * contraction's pre-activation runs two primitives) */
-static _Thread_local const char *pair_impl;
+/* the implementation of the last pair's step, or "": a oneDNN step that keeps a fused
+ * contraction's pre-activation runs the contraction, then the activation (a jit kernel under
+ * auto, oneDNN's eltwise primitive under dnnl) */
+static _Thread_local char pair_impl[128];
+
+/* the ctx of such a step under auto: the jit kernel of out = act(pre) [+ residual] over rows
+ * of the output's last dim, args pre, [residual,] out */
+typedef struct {
+    dc_codegen_ctx base;
+    dc_jit_kernel *jk;
+    int64_t rows, work;
+} act_ctx;
+
+static void release_act(dc_codegen_ctx *base) {
+    dc_jit_release(((act_ctx *)base)->jk);
+    free(base);
+}
+
+/* The activation kernel for values of type t, or NULL and why. */
+static act_ctx *activation_kernel(const dc_type *t, dc_activation act, bool residual, char *why, size_t len) {
+    int64_t cols = t->shape.rank ? t->shape.dim[t->shape.rank - 1] : 1, n = dc_numel(&t->shape), rows = n / cols;
+    dc_kir *k = dc_kir_new(1, &rows, 1, &cols);
+    int pre = dc_kir_buffer_add(k, DC_F32, n, false), res = residual ? dc_kir_buffer_add(k, DC_F32, n, false) : -1;
+    int out = dc_kir_buffer_add(k, DC_F32, n, true);
+    dc_kir_map m = dc_kir_map_make(k, 0, &cols, (int64_t[]){ 1 });
+    dc_kir_phase_begin(k, false);
+    int e = dc_kir_unary(k, dc_activation_op(act), dc_kir_load(k, pre, m));
+    if (residual) e = dc_kir_binary(k, DC_OP_ADD, e, dc_kir_load(k, res, m));
+    dc_kir_store_add(k, out, m, e);
+    dc_jit_kernel *jk = dc_jit_compile(k, NULL, why, len);
+    dc_kir_free(k);
+    if (!jk) return NULL;
+    act_ctx *c = malloc(sizeof *c);
+    if (!c) abort(); /* out of memory */
+    *c = (act_ctx){ { release_act }, jk, rows, (residual ? 3 : 2) * n };
+    return c;
+}
+
+/* out = act(pre) [+ residual] with c's kernel, its rows split over the threads (an element
+ * is computed alike either way) */
+static void run_activation(const act_ctx *c, const dc_tensor *pre, const dc_tensor *residual, dc_tensor *out) {
+    void *args[3] = { pre->data, residual ? residual->data : out->data, out->data };
+    dc_range_kernel kernel = dc_jit_entry(c->jk);
+    #pragma omp parallel if (c->work >= DC_PAR_MIN_WORK)
+    {
+        int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t begin = c->rows * t / nt, end = c->rows * (t + 1) / nt;
+        if (begin < end) kernel(args, begin, end);
+    }
+}
 
 /* Runs step s's contraction on oneDNN, a convolution computed as algo says. A fused
  * contraction whose pre-activation (result 1) the step writes runs with the bias alone into
@@ -126,8 +174,17 @@ static bool dnnl_run(const dc_step *s, const dc_frame *f, dc_conv_algo algo, cha
                    : dc_dnnl_matmul(a, b, t, &e, y, err, len)))
             return false;
         if (res[1] < 0 || res[0] < 0) return true;
-        pair_impl = dc_dnnl_last_impl();
-        return dc_dnnl_activation(y, act, residual ? &v[n->in[2 + bias]] : NULL, &f->vals[res[0]], err, len);
+        const dc_tensor *r = residual ? &v[n->in[2 + bias]] : NULL;
+        snprintf(pair_impl, sizeof pair_impl, "%s + %s", dc_dnnl_last_impl(),
+                 s->ctx ? dc_jit_impl(((const act_ctx *)s->ctx)->jk) : "eltwise ");
+        if (s->ctx) {
+            run_activation(s->ctx, y, r, &f->vals[res[0]]);
+            return true;
+        }
+        if (!dc_dnnl_activation(y, act, r, &f->vals[res[0]], err, len)) return false;
+        size_t at = strlen(pair_impl);
+        snprintf(pair_impl + at, sizeof pair_impl - at, "%s", dc_dnnl_last_impl());
+        return true;
     }
     default:
         snprintf(err, len, "the dnnl provider has no kernel for %s", dc_op_name(n->op));
@@ -153,10 +210,9 @@ static dc_step_verdict try_dnnl(dc_step *s, const dc_frame *f, bool forced, char
         snprintf(err, len, "%s; oneDNN needs them apart", why);
         return DC_STEP_FALLBACK;
     }
-    pair_impl = NULL;
+    pair_impl[0] = 0;
     if (s->call(s, f, why, sizeof why)) {
-        if (pair_impl) snprintf(s->impl, sizeof s->impl, "%s + eltwise %s", pair_impl, dc_dnnl_last_impl());
-        else snprintf(s->impl, sizeof s->impl, "%s", dc_dnnl_last_impl());
+        snprintf(s->impl, sizeof s->impl, "%s", pair_impl[0] ? pair_impl : dc_dnnl_last_impl());
         return DC_STEP_READY;
     }
     snprintf(err, len, "%s%s", forced ? "backend dnnl: " : "", why);
@@ -332,6 +388,16 @@ static dc_step contraction_step(const dc_graph *g, int first, int last, dc_backe
     else s = dnnl_step(last, backend == DC_BACKEND_DNNL, strcmp(provider, "dnnl winograd") == 0 ? DC_CONV_WINOGRAD : DC_CONV_DIRECT);
     s.span = last - first;
     if (*why) snprintf(s.note, sizeof s.note, "jit: %.150s", why);
+    const dc_node *n = &g->nodes[first];
+    if (s.span && backend == DC_BACKEND_AUTO && strcmp(s.provider, "dnnl") == 0) {
+        /* both results: the activation as a jit kernel (oneDNN's eltwise pass measured
+         * slower); without one, oneDNN's */
+        bool conv = n->op == DC_OP_FUSED_CONV2D;
+        char msg[DC_ERR_LEN];
+        s.ctx = activation_kernel(&n->type, conv ? n->attr.fused_conv.act : n->attr.fused_matmul.act,
+                                  conv ? n->attr.fused_conv.residual : n->attr.fused_matmul.residual, msg, sizeof msg);
+        if (!s.ctx) snprintf(s.note, sizeof s.note, "jit activation: %.140s", msg);
+    }
     return s;
 }
 

@@ -35,6 +35,15 @@ SCHEMA(random, F(dc_random_attr, stream, INT), F(dc_random_attr, a, FLOAT), F(dc
 static const char *const act_names[DC_NACTIVATIONS] = { "none", "relu", "gelu", "silu" };
 _Static_assert(sizeof(dc_activation) == sizeof(int), "enum fields are stored as int");
 const char *dc_activation_name(dc_activation a) { return (unsigned)a < DC_NACTIVATIONS ? act_names[a] : "?"; }
+
+dc_op dc_activation_op(dc_activation a) {
+    switch (a) {
+    case DC_ACTIVATION_RELU: return DC_OP_RELU;
+    case DC_ACTIVATION_GELU: return DC_OP_GELU;
+    case DC_ACTIVATION_SILU: return DC_OP_SILU;
+    default: return DC_OP_COUNT;
+    }
+}
 SCHEMA(fused_conv, F(dc_fused_conv_attr, stride, INTS), F(dc_fused_conv_attr, pad, INTS),
        F(dc_fused_conv_attr, groups, INT), E(dc_fused_conv_attr, act, act_names),
        F(dc_fused_conv_attr, bias, BOOL), F(dc_fused_conv_attr, residual, BOOL),

@@ -137,6 +137,8 @@ typedef enum {
     DC_NACTIVATIONS
 } dc_activation;
 const char *dc_activation_name(dc_activation a);
+/* The elementwise op of activation a (relu, gelu, silu); DC_OP_COUNT for none. */
+dc_op dc_activation_op(dc_activation a);
 /* fused_conv2d: conv2d's fields, then the epilogue act(y + bias) + residual; bias and
  * residual say which optional inputs follow x and w (in that order); result: which of the
  * op's results the node is (0: the epilogue's value, 1: the pre-activation y + bias, kept

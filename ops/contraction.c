@@ -99,12 +99,14 @@ bool dc_shape_conv2d(dc_rule *r, dc_type *out) { return conv2d_type(r, &r->n->at
 
 /* The epilogue of a fused contraction whose contraction gives y: n_in = 2 + bias + residual,
  * act a known activation, bias f32 [O] with O y's last dim, residual f32 of y's type, result
- * 0 (the epilogue's value) or 1 (the pre-activation; both have y's type). */
+ * 0 (the epilogue's value) or, with an activation, 1 (the pre-activation; both have y's
+ * type). */
 static bool epilogue_type(dc_rule *r, dc_activation act, bool bias, bool residual, int64_t result, const dc_type *y) {
     int want = 2 + bias + residual;
     if (result != 0 && result != 1)
         return dc_rule_fail(r, "result must be 0 (the epilogue's value) or 1 (the pre-activation), got %lld",
                             (long long)result);
+    if (result == 1 && act == DC_ACTIVATION_NONE) return dc_rule_fail(r, "result 1 (the pre-activation) needs an activation");
     if (r->n->n_in != want)
         return dc_rule_fail(r, "bias=%s, residual=%s need %d inputs, got %d", bias ? "true" : "false",
                     residual ? "true" : "false", want, r->n->n_in);
@@ -620,10 +622,6 @@ static bool epilogue_step(const dc_ref_args *a, dc_op op, const dc_tensor *opera
 }
 
 bool dc_ref_fused(const dc_ref_args *a) {
-    static const dc_op act_op[DC_NACTIVATIONS] = {
-        [DC_ACTIVATION_NONE] = DC_OP_COUNT, [DC_ACTIVATION_RELU] = DC_OP_RELU,
-        [DC_ACTIVATION_GELU] = DC_OP_GELU, [DC_ACTIVATION_SILU] = DC_OP_SILU,
-    };
     const dc_node *f = a->n;
     bool conv = f->op == DC_OP_FUSED_CONV2D;
     dc_activation act = conv ? f->attr.fused_conv.act : f->attr.fused_matmul.act;
@@ -633,6 +631,6 @@ bool dc_ref_fused(const dc_ref_args *a) {
     if (!run(a, conv ? dc_ref_conv2d : dc_ref_matmul, &c, 2, a->in)) return false;
     if (bias && !epilogue_step(a, DC_OP_ADD, a->in[2])) return false;
     if (dc_node_result(f) == 1) return true; /* the pre-activation */
-    if (act != DC_ACTIVATION_NONE && !epilogue_step(a, act_op[act], NULL)) return false;
+    if (act != DC_ACTIVATION_NONE && !epilogue_step(a, dc_activation_op(act), NULL)) return false;
     return !residual || epilogue_step(a, DC_OP_ADD, a->in[2 + bias]);
 }

@@ -94,13 +94,15 @@ static void first_readers(const dc_graph *g, int v, int *first, int *second) {
 }
 
 /* The next node of the chain after value v: its one consumer, or, at the activation step
- * of a value with other uses, its first reader when that is an activation of it (then *limit
- * is the next reader: the chain must end before it); -1 if none. */
-static int next_node(const dc_graph *g, const dc_uses *u, int v, int step, int *limit) {
+ * of a value with other uses, its first reader when that is an activation of it (then v is
+ * kept: *kept, and *limit is the next reader, which the chain must end before); -1 if none. */
+static int next_node(const dc_graph *g, const dc_uses *u, int v, int step, bool *kept, int *limit) {
+    *kept = false;
     if (u->uses[v] == 1) return u->consumer[v];
     int first, second;
     first_readers(g, v, &first, &second);
     if (step >= STEP_ACT || first < 0 || activation_of(g->nodes[first].op) == DC_ACTIVATION_NONE) return -1;
+    *kept = true;
     *limit = second >= 0 ? second : g->n_nodes;
     return first;
 }
@@ -111,13 +113,14 @@ static chain grow(const dc_graph *g, const dc_uses *u, bool *claimed, int root, 
                 DC_ACTIVATION_NONE, -1 };
     int limit = g->n_nodes;
     while (step < STEP_RESIDUAL) {
-        int lim = limit, next = next_node(g, u, c.last, step, &lim);
+        bool kept;
+        int lim = limit, next = next_node(g, u, c.last, step, &kept, &lim);
         if (next < 0 || next >= limit || claimed[next]) break;
         const dc_node *n = &g->nodes[next];
         const dc_type *t = &g->nodes[c.last].type;
         int other = n->op == DC_OP_ADD ? other_operand(n, c.last) : -1;
-        if (lim < limit) {
-            c.pre = c.last; /* an activation whose input has other readers, kept as result 1 */
+        if (kept) {
+            c.pre = c.last; /* an activation whose input has other uses, kept as result 1 */
             limit = lim;
         }
         if (other >= 0 && step < STEP_BIAS && is_bias(&g->nodes[other].type, t)) {

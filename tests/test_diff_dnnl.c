@@ -7,9 +7,11 @@
  *                 the backward matmuls run on oneDNN too);
  *   dnnl+passes   DC_BACKEND_DNNL after fuse-contraction (when registered) and plan-memory;
  *   ref+passes    DC_BACKEND_REF after the same passes (the fused ops' ref kernels);
+ *   auto+passes   DC_BACKEND_AUTO after the same passes (a fused contraction that keeps its
+ *                 pre-activation for the backward: oneDNN, then a JIT activation kernel);
  *   forward dnnl+passes, forward ref+passes: the same on the graph without its gradients,
  *                 where no backward node reads a pre-activation, so whole epilogues fuse.
- * Every output (y, the loss, every gradient) of the last five is compared with the oracle's,
+ * Every output (y, the loss, every gradient) of the last six is compared with the oracle's,
  * and every dnnl step must really be oneDNN's (a non-reference implementation): a
  * contraction step of a dnnl run may be ref only when its note says why (an in-place memory
  * plan). DISCO_DIFF_SEED=N runs graph N alone.
@@ -56,7 +58,7 @@ typedef struct {
 } diff_graph;
 
 typedef struct {
-    int graphs, failed, redrawn, fused, contraction_steps, ref_fallbacks;
+    int graphs, failed, redrawn, fused, contraction_steps, ref_fallbacks, pairs;
     double worst;
 } diff_stats;
 
@@ -147,6 +149,7 @@ static bool check_providers(dc_exec *e, const dc_graph *g, char *err, size_t len
         const dc_node *nd = &g->nodes[s[k].node];
         if (!dnnl_op(nd->op)) continue;
         stats.contraction_steps++;
+        stats.pairs += s[k].span > 0;
         bool on_dnnl = strcmp(s[k].provider, "dnnl") == 0;
         stats.ref_fallbacks += !on_dnnl;
         const char *why = on_dnnl ? (s[k].impl[0] && !strstr(s[k].impl, "ref") ? NULL : "implementation")
@@ -185,6 +188,14 @@ static bool has_fused(const dc_graph *g) {
     return false;
 }
 
+/* Whether n is a fused contraction with gelu or silu. */
+static bool smooth_activation(const dc_node *n) {
+    dc_activation a = n->op == DC_OP_FUSED_CONV2D   ? n->attr.fused_conv.act
+                      : n->op == DC_OP_FUSED_MATMUL ? n->attr.fused_matmul.act
+                                                    : DC_ACTIVATION_NONE;
+    return a == DC_ACTIVATION_GELU || a == DC_ACTIVATION_SILU;
+}
+
 /* The passed variants: the graph rebuilt from its seed (with its gradients, or the forward
  * alone, whose epilogues have no other readers and fuse whole), through the pipeline, under
  * both backends. */
@@ -194,10 +205,17 @@ static bool check_passed(uint64_t seed, bool with_grads, const dc_exec *ref, dou
     bool ok = build(seed, with_grads, &p, err, len) &&
               dc_run_pipeline(p.gg.g, pipeline(), &(dc_pass_opts){ 0 }, err, len);
     if (ok && has_fused(p.gg.g)) stats.fused++;
+    /* auto: the kept pre-activations' activations are jit kernels, whose exp and tanh are
+     * polynomials within a few ulps (GG_APPROX, test_diff_jit.c): one more independent error
+     * source per smooth activation, added in quadrature */
+    int smooth = 0;
+    for (int i = 0; ok && i < p.gg.g->n_nodes; i++) smooth += smooth_activation(&p.gg.g->nodes[i]);
+    double rel_auto = TOL_C * sqrt((double)p.gg.k_total + (double)smooth * GG_APPROX * GG_APPROX) * 0x1p-24;
     ok = ok && check_variant(p.gg.g, with_grads ? "dnnl+passes" : "forward dnnl+passes", DC_BACKEND_DNNL, seed,
                              ref, rel, err, len) &&
          check_variant(p.gg.g, with_grads ? "ref+passes" : "forward ref+passes", DC_BACKEND_REF, seed, ref, rel,
-                       err, len);
+                       err, len) &&
+         (!with_grads || check_variant(p.gg.g, "auto+passes", DC_BACKEND_AUTO, seed, ref, rel_auto, err, len));
     release(&p);
     return ok;
 }
@@ -250,7 +268,7 @@ TEST(diff_dnnl) {
         for (uint64_t i = 0; i < N_GRAPHS; i++) check_graph(FIRST_SEED + i);
     printf("diff: %d graphs ref vs dnnl, forward + gradients, %d failed, worst %.2g of tolerance "
            "(%d redrawn near a relu kink, %d passed graphs with fused contractions, %d of %d contraction "
-           "steps on ref with a note)\n",
+           "steps on ref with a note, %d steps keeping a pre-activation)\n",
            stats.graphs, stats.failed, stats.worst, stats.redrawn, stats.fused, stats.ref_fallbacks,
-           stats.contraction_steps);
+           stats.contraction_steps, stats.pairs);
 }

@@ -200,6 +200,10 @@ static void expect_parse_error(const char *line, const char *want) {
 }
 
 TEST(fused_shape_rules) {
+    expect_parse_error("fused_matmul %a, %b {trans_a=false, trans_b=false, act=none, bias=false, residual=false, result=1} : f32[4,5]",
+                       "fused_matmul: result 1 (the pre-activation) needs an activation");
+    expect_parse_error("fused_conv2d %x, %0 {stride=[1,1], pad=[1,1], groups=1, act=silu, bias=false, residual=false, result=2} : f32[2,4,4,8]",
+                       "fused_conv2d: result must be 0 (the epilogue's value) or 1 (the pre-activation), got 2");
     expect_parse_error("fused_matmul %a, %b, %v {trans_a=false, trans_b=false, act=relu, bias=true, residual=true, result=0} : f32[4,5]",
                        "fused_matmul: bias=true, residual=true need 4 inputs, got 3");
     expect_parse_error("fused_matmul %a, %b, %u {trans_a=false, trans_b=false, act=none, bias=true, residual=false, result=0} : f32[4,5]",

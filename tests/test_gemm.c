@@ -207,6 +207,19 @@ static const char *const LOWERING[] = {
     "graph @t(%a: f32[2,40,3], %b: f32[2,40,16], %r: f32[2,3,16]) -> (f32[2,3,16]) {\n"
     "  %0 = fused_matmul %a, %b, %r {trans_a=true, trans_b=false, act=silu, bias=false, residual=true, result=0} : f32[2,3,16]\n"
     "  return %0\n}\n",
+    /* fused contractions that keep their pre-activation (result 1): one kernel stores both */
+    "graph @t(%a: f32[70,300], %b: f32[130,300], %c: f32[130], %r: f32[70,130]) -> (f32[70,130], f32[70,130]) {\n"
+    "  %0 = fused_matmul %a, %b, %c, %r {trans_a=false, trans_b=true, act=gelu, bias=true, residual=true, result=0} : f32[70,130]\n"
+    "  %1 = fused_matmul %a, %b, %c, %r {trans_a=false, trans_b=true, act=gelu, bias=true, residual=true, result=1} : f32[70,130]\n"
+    "  return %0, %1\n}\n",
+    "graph @t(%x: f32[2,7,9,5], %w: f32[3,3,5,11], %b: f32[11]) -> (f32[2,7,9,11], f32[2,7,9,11]) {\n"
+    "  %0 = fused_conv2d %x, %w, %b {stride=[1,1], pad=[1,1], groups=1, act=silu, bias=true, residual=false, result=0} : "
+    "f32[2,7,9,11]\n"
+    "  %1 = fused_conv2d %x, %w, %b {stride=[1,1], pad=[1,1], groups=1, act=silu, bias=true, residual=false, result=1} : "
+    "f32[2,7,9,11]\n  return %0, %1\n}\n",
+    "graph @t(%x: f32[2,9,8,3], %w: f32[3,3,3,17]) -> (f32[2,5,4,17]) {\n"
+    "  %0 = fused_conv2d %x, %w {stride=[2,2], pad=[1,1], groups=1, act=relu, bias=false, residual=false, result=1} : "
+    "f32[2,5,4,17]\n  return %0\n}\n",
     /* convolutions: 3x3 and 1x1, stride 1 and 2, padding, channels no multiple of the lanes */
     "graph @t(%x: f32[2,7,9,5], %w: f32[3,3,5,11]) -> (f32[2,7,9,11]) {\n"
     "  %0 = conv2d %x, %w {stride=[1,1], pad=[1,1], groups=1} : f32[2,7,9,11]\n  return %0\n}\n",
@@ -302,13 +315,15 @@ TEST(gemm_lowering) {
             const dc_step *st = dc_exec_steps(jit, &ns);
             CHECK_MSG(ns == 1 && strncmp(st[0].impl, "gemm ", 5) == 0, "case %zu: step impl '%s'", c, st[0].impl);
             int64_t K = reduction_length(g, &g->nodes[g->n_nodes - 1]);
-            const dc_tensor *r = dc_exec_output(ref, 0), *j = dc_exec_output(jit, 0), *o = dc_exec_output(one, 0);
-            int64_t total = dc_numel(&r->type.shape);
-            char what[32];
-            snprintf(what, sizeof what, "case %zu", c);
-            close_to_ref(j, r, K, what);
-            CHECK_MSG(memcmp(j->data, o->data, (size_t)total * sizeof(float)) == 0,
-                      "case %zu: 1 and 2 threads differ", c);
+            for (int k = 0; k < g->n_outputs; k++) {
+                const dc_tensor *r = dc_exec_output(ref, k), *j = dc_exec_output(jit, k), *o = dc_exec_output(one, k);
+                int64_t total = dc_numel(&r->type.shape);
+                char what[32];
+                snprintf(what, sizeof what, "case %zu output %d", c, k);
+                close_to_ref(j, r, K, what);
+                CHECK_MSG(memcmp(j->data, o->data, (size_t)total * sizeof(float)) == 0,
+                          "case %zu output %d: 1 and 2 threads differ", c, k);
+            }
         }
         dc_exec_free(ref), dc_exec_free(jit), dc_exec_free(one);
         dc_graph_free(g);

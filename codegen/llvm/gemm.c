@@ -395,13 +395,11 @@ static LLVMValueRef add_partial(gx *g, tile_ctx *c, int v, LLVMValueRef off, LLV
 
 /* the epilogue act(scale * y + bias) + residual, the pre-activation stored when kept */
 static LLVMValueRef epilogue(gx *g, tile_ctx *c, int v, LLVMValueRef off, LLVMValueRef y) {
-    static const dc_op act_op[DC_NACTIVATIONS] = { [DC_ACTIVATION_RELU] = DC_OP_RELU, [DC_ACTIVATION_GELU] = DC_OP_GELU,
-                                                   [DC_ACTIVATION_SILU] = DC_OP_SILU };
     dc_lx *x = g->x;
     LLVMValueRef e = LLVMBuildFMul(x->b, y, dc_lx_splat(x, g->scale, g->W), "");
     if (c->bias[v]) e = LLVMBuildFAdd(x->b, e, c->bias[v], "");
     if (g->pre) dc_lx_vstore(x, g->pre, off, e, c->mask[v]);
-    if (g->s->act != DC_ACTIVATION_NONE) e = dc_lx_formula(x, act_op[g->s->act], e, e, e, 0.0f, g->W);
+    if (g->s->act != DC_ACTIVATION_NONE) e = dc_lx_formula(x, dc_activation_op(g->s->act), e, e, e, 0.0f, g->W);
     if (g->s->residual) e = LLVMBuildFAdd(x->b, e, dc_lx_vload(x, g->vt, g->res, off, c->mask[v]), "");
     return e;
 }
