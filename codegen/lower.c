@@ -21,7 +21,11 @@
  * fails to compile, runs node by node on ref, the note of its last step saying why. Groups
  * of only fills, iotas and copies are jit kernels too: a program runs on ref only what the
  * kernel IR cannot express. Under auto and jit the result nodes of one attention (or
- * attention_bwd) are one step too, a flash-attention kernel (codegen/lower_attention.c). */
+ * attention_bwd) are one step too, a flash-attention kernel (codegen/lower_attention.c). The
+ * two results of a fused contraction that keeps its pre-activation are one step under every
+ * backend (its span covers both): ref runs both nodes' kernels, the jit GEMM stores both, and
+ * oneDNN writes the pre-activation, from which a jit kernel (auto; oneDNN's eltwise primitive
+ * under dnnl) computes the activation. */
 #include "codegen/codegen.h"
 
 #include "codegen/lower_jit.h"
@@ -141,7 +145,8 @@ static void run_activation(const act_ctx *c, const dc_tensor *pre, const dc_tens
 
 /* Runs step s's contraction on oneDNN, a convolution computed as algo says. A fused
  * contraction whose pre-activation (result 1) the step writes runs with the bias alone into
- * it, then the activation and residual from it into result 0 (dc_dnnl_activation). */
+ * it, then the activation and residual from it into result 0: the step's jit kernel (auto),
+ * else oneDNN's eltwise primitive (dc_dnnl_activation). */
 static bool dnnl_run(const dc_step *s, const dc_frame *f, dc_conv_algo algo, char *err, size_t len) {
     const dc_node *n = &f->g->nodes[s->node];
     const dc_tensor *v = f->vals;
@@ -169,9 +174,9 @@ static bool dnnl_run(const dc_step *s, const dc_frame *f, dc_conv_algo algo, cha
         dc_result_nodes(f->g, s->node - s->span, s->node, res, 2);
         dc_epilogue e = fused_epilogue(n, res[1] >= 0 ? DC_ACTIVATION_NONE : act, bias, residual && res[1] < 0, v);
         dc_tensor *y = &f->vals[res[1] >= 0 ? res[1] : res[0]];
-        dc_matmul_attr t = { .trans_a = fm->trans_a, .trans_b = fm->trans_b };
         if (!(conv ? dc_dnnl_conv2d(a, b, fused_conv(fc), algo, &e, y, err, len)
-                   : dc_dnnl_matmul(a, b, t, &e, y, err, len)))
+                   : dc_dnnl_matmul(a, b, (dc_matmul_attr){ .trans_a = fm->trans_a, .trans_b = fm->trans_b }, &e, y,
+                                    err, len)))
             return false;
         if (res[1] < 0 || res[0] < 0) return true;
         const dc_tensor *r = residual ? &v[n->in[2 + bias]] : NULL;

@@ -205,7 +205,7 @@ bool dc_gemm_step(const dc_graph *g, int node, const dc_gemm_spec *params, dc_st
     const dc_node *n = &g->nodes[node];
     gemm_op o;
     if (!gemm_op_of(g, n, &o, why, len)) return false;
-    int last = dc_op_multi_result(n->op) ? dc_results_last(g, node) : node, res[2];
+    int last = dc_results_last(g, node), res[2];
     dc_result_nodes(g, node, last, res, 2);
     if (res[0] < 0) { /* the pre-activation alone */
         o.act = DC_ACTIVATION_NONE;
