@@ -286,6 +286,44 @@ TEST(lower_in_place_steps_next_to_dnnl_steps) {
     dc_graph_free(u);
 }
 
+/* A step that computes both results of a fused contraction and falls back to ref (here: a
+ * hand-made plan that puts the pre-activation over the step's input) stays one step over
+ * both results (ref runs both nodes' kernels: the ref+passes runs of diff_dnnl check their
+ * values), with the reason as its note. */
+TEST(lower_pair_fallback_spans_both_results) {
+    char err[DC_ERR_LEN] = "";
+    const char *text = "graph @pair(%x: f32[8,8]) -> (y: f32[8,8], pre: f32[8,8]) {\n"
+                       "  %0 = param \"w\" : f32[8,8] init=kaiming\n"
+                       "  %1 = exp %x : f32[8,8]\n"
+                       "  %2 = fused_matmul %1, %0 {trans_a=false, trans_b=false, act=silu, bias=false, residual=false, "
+                       "result=0} : f32[8,8]\n"
+                       "  %3 = fused_matmul %1, %0 {trans_a=false, trans_b=false, act=silu, bias=false, residual=false, "
+                       "result=1} : f32[8,8]\n"
+                       "  return %2, %3\n"
+                       "}\n";
+    dc_graph *g = dc_parse(text, strlen(text), "pair", err, sizeof err);
+    CHECK_MSG(g != NULL, "%s", err);
+    if (!g) return;
+    /* a hand-made plan whose pre-activation %3 lies over the step's input %1 */
+    g->plan_offset = calloc((size_t)g->n_nodes, sizeof *g->plan_offset);
+    int64_t at[] = { 0, 256, 512, 768, 512 };
+    for (int i = 0; i < g->n_nodes; i++) g->plan_offset[i] = at[i];
+    g->plan_bytes = 1024;
+    dc_backend backends[] = { DC_BACKEND_AUTO, DC_BACKEND_DNNL, DC_BACKEND_JIT };
+    for (int k = 0; k < 3; k++) {
+        dc_exec *e = compile_ok(g, backends[k]);
+        if (!e) continue;
+        int n;
+        const dc_step *s = dc_exec_steps(e, &n);
+        CHECK_EQ_INT(n, 2);
+        CHECK_STR_EQ(s[1].provider, "ref");
+        CHECK_EQ_INT(s[1].span, 1);
+        CHECK_MSG(strstr(s[1].note, "memory plan puts %3 over %1"), "note: %s", s[1].note);
+        dc_exec_free(e);
+    }
+    dc_graph_free(g);
+}
+
 TEST(lower_plan_over_a_dnnl_input_falls_back_to_ref) {
     char err[DC_ERR_LEN] = "";
     const char *text = "graph @alias(%x: f32[8,8]) -> (y: f32[8,8]) {\n"
@@ -462,6 +500,12 @@ TEST(lower_range_kernels_and_malformed_programs) {
     dc_step two[2] = { dc_ref_step(1), dc_ref_step(1) };
     CHECK(dc_exec_new_program(g, 0, two, 2, NULL, err, sizeof err) == NULL);
     CHECK_MSG(strstr(err, "out of schedule order"), "%s", err);
+    for (int span = -1; span <= 1; span += 2) {
+        dc_step spanning = dc_ref_step(1);
+        spanning.span = span; /* node 1 is no result of a multi-result computation */
+        CHECK(dc_exec_new_program(g, 0, &spanning, 1, NULL, err, sizeof err) == NULL);
+        CHECK_MSG(strstr(err, "spans nodes that are not the results of one computation"), "span %d: %s", span, err);
+    }
 
     dc_step failing = dc_ref_step(1);
     failing.call = bad_call;
