@@ -165,30 +165,25 @@ static bool dnnl_run(const dc_step *s, const dc_frame *f, dc_conv_algo algo, cha
         return dc_dnnl_conv2d_bwd_weight(a, b, n->attr.conv, algo, out, NULL, err, len);
     case DC_OP_FUSED_CONV2D:
     case DC_OP_FUSED_MATMUL: {
-        bool conv = n->op == DC_OP_FUSED_CONV2D;
-        const dc_fused_conv_attr *fc = &n->attr.fused_conv;
         const dc_fused_matmul_attr *fm = &n->attr.fused_matmul;
-        dc_activation act = conv ? fc->act : fm->act;
-        bool bias = conv ? fc->bias : fm->bias, residual = conv ? fc->residual : fm->residual;
+        dc_fused_epilogue ep = dc_fused_epilogue_of(n);
         int res[2];
         dc_result_nodes(f->g, s->node - s->span, s->node, res, 2);
-        dc_epilogue e = fused_epilogue(n, res[1] >= 0 ? DC_ACTIVATION_NONE : act, bias, residual && res[1] < 0, v);
-        dc_tensor *y = &f->vals[res[1] >= 0 ? res[1] : res[0]];
-        if (!(conv ? dc_dnnl_conv2d(a, b, fused_conv(fc), algo, &e, y, err, len)
-                   : dc_dnnl_matmul(a, b, (dc_matmul_attr){ .trans_a = fm->trans_a, .trans_b = fm->trans_b }, &e, y,
-                                    err, len)))
+        bool keep = res[1] >= 0; /* the pre-activation: the contraction stops at the bias */
+        dc_epilogue e = fused_epilogue(n, keep ? DC_ACTIVATION_NONE : ep.act, ep.bias, ep.residual && !keep, v);
+        dc_tensor *y = &f->vals[keep ? res[1] : res[0]];
+        if (!(n->op == DC_OP_FUSED_CONV2D
+                  ? dc_dnnl_conv2d(a, b, fused_conv(&n->attr.fused_conv), algo, &e, y, err, len)
+                  : dc_dnnl_matmul(a, b, (dc_matmul_attr){ .trans_a = fm->trans_a, .trans_b = fm->trans_b }, &e, y,
+                                   err, len)))
             return false;
-        if (res[1] < 0 || res[0] < 0) return true;
-        const dc_tensor *r = residual ? &v[n->in[2 + bias]] : NULL;
-        snprintf(pair_impl, sizeof pair_impl, "%s + %s", dc_dnnl_last_impl(),
-                 s->ctx ? dc_jit_impl(((const act_ctx *)s->ctx)->jk) : "eltwise ");
-        if (s->ctx) {
-            run_activation(s->ctx, y, r, &f->vals[res[0]]);
-            return true;
-        }
-        if (!dc_dnnl_activation(y, act, r, &f->vals[res[0]], err, len)) return false;
-        size_t at = strlen(pair_impl);
-        snprintf(pair_impl + at, sizeof pair_impl - at, "%s", dc_dnnl_last_impl());
+        if (!keep || res[0] < 0) return true;
+        const char *contraction = dc_dnnl_last_impl(); /* the cached primitive's: stays valid */
+        const dc_tensor *r = ep.residual ? &v[n->in[2 + ep.bias]] : NULL;
+        if (s->ctx) run_activation(s->ctx, y, r, &f->vals[res[0]]);
+        else if (!dc_dnnl_activation(y, ep.act, r, &f->vals[res[0]], err, len)) return false;
+        snprintf(pair_impl, sizeof pair_impl, "%s + %s%s", contraction, s->ctx ? "" : "eltwise ",
+                 s->ctx ? dc_jit_impl(((const act_ctx *)s->ctx)->jk) : dc_dnnl_last_impl());
         return true;
     }
     default:
@@ -393,14 +388,12 @@ static dc_step contraction_step(const dc_graph *g, int first, int last, dc_backe
     else s = dnnl_step(last, backend == DC_BACKEND_DNNL, strcmp(provider, "dnnl winograd") == 0 ? DC_CONV_WINOGRAD : DC_CONV_DIRECT);
     s.span = last - first;
     if (*why) snprintf(s.note, sizeof s.note, "jit: %.150s", why);
-    const dc_node *n = &g->nodes[first];
     if (s.span && backend == DC_BACKEND_AUTO && strcmp(s.provider, "dnnl") == 0) {
         /* both results: the activation as a jit kernel (oneDNN's eltwise pass measured
          * slower); without one, oneDNN's */
-        bool conv = n->op == DC_OP_FUSED_CONV2D;
+        dc_fused_epilogue ep = dc_fused_epilogue_of(&g->nodes[first]);
         char msg[DC_ERR_LEN];
-        s.ctx = activation_kernel(&n->type, conv ? n->attr.fused_conv.act : n->attr.fused_matmul.act,
-                                  conv ? n->attr.fused_conv.residual : n->attr.fused_matmul.residual, msg, sizeof msg);
+        s.ctx = activation_kernel(&g->nodes[first].type, ep.act, ep.residual, msg, sizeof msg);
         if (!s.ctx) snprintf(s.note, sizeof s.note, "jit activation: %.140s", msg);
     }
     return s;

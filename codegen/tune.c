@@ -64,7 +64,7 @@ bool dc_tune_signature(const dc_graph *g, int node, char *buf, size_t len) {
     for (int k = 0; k < n->n_in; k++) dc_sb_printf(&s, "%s%s", k ? ", " : " ", dc_type_s(&g->nodes[n->in[k]].type).s);
     dc_sb_printf(&s, " -> %s", dc_type_s(&n->type).s);
     dc_sb_attrs(&s, n);
-    int results = dc_op_multi_result(n->op) ? dc_results_last(g, node) - node + 1 : 1;
+    int results = dc_results_last(g, node) - node + 1;
     if (results > 1) dc_sb_printf(&s, " results=%d", results);
     dc_sb_printf(&s, " threads=%d onednn=%d.%d.%d", omp_get_max_threads(), DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR,
                  DNNL_VERSION_PATCH);
@@ -197,7 +197,7 @@ static bool mini_new(const dc_graph *g, int node, mini *m, char *err, size_t len
     }
     m->op = n->op;
     m->node = -1;
-    int last = dc_op_multi_result(n->op) ? dc_results_last(g, node) : node;
+    int last = dc_results_last(g, node);
     for (int i = node; i <= last; i++) {
         const dc_node *r = &g->nodes[i];
         int id = dc_graph_emit(m->g, r->op, r->n_in, in, &r->attr, &r->type, NULL, NULL, 0, err, len);

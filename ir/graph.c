@@ -212,6 +212,14 @@ int64_t dc_node_result(const dc_node *n) {
     return r ? *r : 0;
 }
 
+dc_fused_epilogue dc_fused_epilogue_of(const dc_node *n) {
+    if (n->op == DC_OP_FUSED_CONV2D)
+        return (dc_fused_epilogue){ n->attr.fused_conv.act, n->attr.fused_conv.bias, n->attr.fused_conv.residual };
+    if (n->op == DC_OP_FUSED_MATMUL)
+        return (dc_fused_epilogue){ n->attr.fused_matmul.act, n->attr.fused_matmul.bias, n->attr.fused_matmul.residual };
+    return (dc_fused_epilogue){ DC_ACTIVATION_NONE, false, false };
+}
+
 bool dc_same_computation(const dc_node *a, const dc_node *b) {
     if (a->op != b->op || !dc_op_multi_result(a->op) || a->n_in != b->n_in) return false;
     if (memcmp(a->in, b->in, sizeof(int) * (size_t)a->n_in) != 0) return false;

@@ -345,6 +345,9 @@ bool dc_op_multi_result(dc_op op);
 bool dc_op_attention(dc_op op);
 /* Which result of its op node n is (0 for an op with one result). */
 int64_t dc_node_result(const dc_node *n);
+/* The epilogue of a fused_conv2d or fused_matmul node (its attributes'; none for other ops). */
+typedef struct { dc_activation act; bool bias, residual; } dc_fused_epilogue;
+dc_fused_epilogue dc_fused_epilogue_of(const dc_node *n);
 /* Whether nodes a and b are results of one computation: nodes of a multi-result op with the
  * same inputs and attributes but their result. One step computes them all
  * (codegen/lower_attention.c, codegen/lower.c). */

@@ -624,9 +624,9 @@ static bool epilogue_step(const dc_ref_args *a, dc_op op, const dc_tensor *opera
 bool dc_ref_fused(const dc_ref_args *a) {
     const dc_node *f = a->n;
     bool conv = f->op == DC_OP_FUSED_CONV2D;
-    dc_activation act = conv ? f->attr.fused_conv.act : f->attr.fused_matmul.act;
-    bool bias = conv ? f->attr.fused_conv.bias : f->attr.fused_matmul.bias;
-    bool residual = conv ? f->attr.fused_conv.residual : f->attr.fused_matmul.residual;
+    dc_fused_epilogue ep = dc_fused_epilogue_of(f);
+    dc_activation act = ep.act;
+    bool bias = ep.bias, residual = ep.residual;
     dc_node c = contraction_of(f);
     if (!run(a, conv ? dc_ref_conv2d : dc_ref_matmul, &c, 2, a->in)) return false;
     if (bias && !epilogue_step(a, DC_OP_ADD, a->in[2])) return false;

@@ -190,9 +190,7 @@ static bool has_fused(const dc_graph *g) {
 
 /* Whether n is a fused contraction with gelu or silu. */
 static bool smooth_activation(const dc_node *n) {
-    dc_activation a = n->op == DC_OP_FUSED_CONV2D   ? n->attr.fused_conv.act
-                      : n->op == DC_OP_FUSED_MATMUL ? n->attr.fused_matmul.act
-                                                    : DC_ACTIVATION_NONE;
+    dc_activation a = dc_fused_epilogue_of(n).act;
     return a == DC_ACTIVATION_GELU || a == DC_ACTIVATION_SILU;
 }
 

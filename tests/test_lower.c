@@ -286,12 +286,37 @@ TEST(lower_in_place_steps_next_to_dnnl_steps) {
     dc_graph_free(u);
 }
 
-/* A step that computes both results of a fused contraction and falls back to ref (here: a
- * hand-made plan that puts the pre-activation over the step's input) stays one step over
- * both results (ref runs both nodes' kernels: the ref+passes runs of diff_dnnl check their
- * values), with the reason as its note. */
-TEST(lower_pair_fallback_spans_both_results) {
+/* Compiles graph `text` with a hand-made plan (offsets at[], plan_bytes) under each of the
+ * backends: its second and last step must fall back to ref, writing span nodes before its
+ * own, with a note that contains `note`. */
+static void check_plan_fallback(const char *text, const int64_t *at, int64_t plan_bytes, const dc_backend *backends,
+                                int n_backends, int span, const char *note) {
     char err[DC_ERR_LEN] = "";
+    dc_graph *g = dc_parse(text, strlen(text), "fallback", err, sizeof err);
+    CHECK_MSG(g != NULL, "%s", err);
+    if (!g) return;
+    g->plan_offset = calloc((size_t)g->n_nodes, sizeof *g->plan_offset);
+    for (int i = 0; i < g->n_nodes; i++) g->plan_offset[i] = at[i];
+    g->plan_bytes = plan_bytes;
+    for (int k = 0; k < n_backends; k++) {
+        dc_exec *e = compile_ok(g, backends[k]);
+        if (!e) continue;
+        int n;
+        const dc_step *s = dc_exec_steps(e, &n);
+        CHECK_EQ_INT(n, 2);
+        CHECK_STR_EQ(s[1].provider, "ref");
+        CHECK_EQ_INT(s[1].span, span);
+        CHECK_MSG(strstr(s[1].note, note), "note: %s", s[1].note);
+        dc_exec_free(e);
+    }
+    dc_graph_free(g);
+}
+
+/* A step that computes both results of a fused contraction and falls back to ref (here: a
+ * hand-made plan that puts the pre-activation %3 over the step's input %1) stays one step
+ * over both results (ref runs both nodes' kernels: the ref+passes runs of diff_dnnl check
+ * their values), with the reason as its note. */
+TEST(lower_pair_fallback_spans_both_results) {
     const char *text = "graph @pair(%x: f32[8,8]) -> (y: f32[8,8], pre: f32[8,8]) {\n"
                        "  %0 = param \"w\" : f32[8,8] init=kaiming\n"
                        "  %1 = exp %x : f32[8,8]\n"
@@ -301,57 +326,22 @@ TEST(lower_pair_fallback_spans_both_results) {
                        "result=1} : f32[8,8]\n"
                        "  return %2, %3\n"
                        "}\n";
-    dc_graph *g = dc_parse(text, strlen(text), "pair", err, sizeof err);
-    CHECK_MSG(g != NULL, "%s", err);
-    if (!g) return;
-    /* a hand-made plan whose pre-activation %3 lies over the step's input %1 */
-    g->plan_offset = calloc((size_t)g->n_nodes, sizeof *g->plan_offset);
-    int64_t at[] = { 0, 256, 512, 768, 512 };
-    for (int i = 0; i < g->n_nodes; i++) g->plan_offset[i] = at[i];
-    g->plan_bytes = 1024;
-    dc_backend backends[] = { DC_BACKEND_AUTO, DC_BACKEND_DNNL, DC_BACKEND_JIT };
-    for (int k = 0; k < 3; k++) {
-        dc_exec *e = compile_ok(g, backends[k]);
-        if (!e) continue;
-        int n;
-        const dc_step *s = dc_exec_steps(e, &n);
-        CHECK_EQ_INT(n, 2);
-        CHECK_STR_EQ(s[1].provider, "ref");
-        CHECK_EQ_INT(s[1].span, 1);
-        CHECK_MSG(strstr(s[1].note, "memory plan puts %3 over %1"), "note: %s", s[1].note);
-        dc_exec_free(e);
-    }
-    dc_graph_free(g);
+    const dc_backend backends[] = { DC_BACKEND_AUTO, DC_BACKEND_DNNL, DC_BACKEND_JIT };
+    check_plan_fallback(text, (const int64_t[]){ 0, 256, 512, 768, 512 }, 1024, backends, 3, 1,
+                        "memory plan puts %3 over %1");
 }
 
+/* a hand-made plan whose matmul writes over its own input %1 */
 TEST(lower_plan_over_a_dnnl_input_falls_back_to_ref) {
-    char err[DC_ERR_LEN] = "";
     const char *text = "graph @alias(%x: f32[8,8]) -> (y: f32[8,8]) {\n"
                        "  %0 = param \"w\" : f32[8,8] init=kaiming\n"
                        "  %1 = exp %x : f32[8,8]\n"
                        "  %2 = matmul %1, %0 {trans_a=false, trans_b=false} : f32[8,8]\n"
                        "  return %2\n"
                        "}\n";
-    dc_graph *g = dc_parse(text, strlen(text), "alias", err, sizeof err);
-    CHECK_MSG(g != NULL, "%s", err);
-    if (!g) return;
-    /* a hand-made plan whose matmul writes over its own input %1 */
-    g->plan_offset = calloc((size_t)g->n_nodes, sizeof *g->plan_offset);
-    int64_t at[] = { 0, 256, 512, 512 };
-    for (int i = 0; i < g->n_nodes; i++) g->plan_offset[i] = at[i];
-    g->plan_bytes = 768;
-    dc_backend backends[] = { DC_BACKEND_AUTO, DC_BACKEND_DNNL };
-    for (int k = 0; k < 2; k++) {
-        dc_exec *e = compile_ok(g, backends[k]);
-        if (!e) continue;
-        int n;
-        const dc_step *s = dc_exec_steps(e, &n);
-        CHECK_EQ_INT(n, 2);
-        CHECK_STR_EQ(s[1].provider, "ref");
-        CHECK_MSG(strstr(s[1].note, "memory plan puts %2 over %1, an input of its step"), "note: %s", s[1].note);
-        dc_exec_free(e);
-    }
-    dc_graph_free(g);
+    const dc_backend backends[] = { DC_BACKEND_AUTO, DC_BACKEND_DNNL };
+    check_plan_fallback(text, (const int64_t[]){ 0, 256, 512, 512 }, 768, backends, 2, 0,
+                        "memory plan puts %2 over %1, an input of its step");
 }
 
 /* y[i] += -x[i] over [begin, end): exact only if y starts at zero and each i runs once */
