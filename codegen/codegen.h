@@ -190,7 +190,7 @@ bool dc_kcache_clear(char *err, size_t len);
  * Not thread-safe: one caller thread (the kernels themselves run on any threads). */
 #include "codegen/kir.h"
 
-#define DC_JIT_CODEGEN_VERSION 7 /* 2: the formulas of ops.def; 3: block layouts, hoisted loads; 4: fused multiply-adds in exp, log; stashes; 5: flash attention; 6: GEMM and implicit-GEMM convolution kernels; 7: flash attention for head sizes under a vector */
+#define DC_JIT_CODEGEN_VERSION 8 /* 2: the formulas of ops.def; 3: block layouts, hoisted loads; 4: fused multiply-adds in exp, log; stashes; 5: flash attention; 6: GEMM and implicit-GEMM convolution kernels; 7: flash attention for head sizes under a vector; 8: exp by a degree-6 minimax polynomial, sigmoid on the non-positive exp, norms scaled by rstd * gamma, hoisted per-channel loads, prefetch of the next row */
 
 typedef struct {
     const char *cpu;       /* NULL: $DISCO_CPU, else the host's (LLVMGetHostCPUName) */

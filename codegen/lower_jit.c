@@ -36,7 +36,8 @@
  *   mean = sum / n;  logsumexp = m + log(sum(exp(x - m))) when m = max(x) is finite, else m;
  *   softmax = exp(x - m) * (1 / sum(exp(x - m)));  log_softmax = (x - m) - log(sum(exp(x - m)));
  *   softmax_bwd(y, dy) = y * (dy - sum(dy * y));
- *   layer_norm, group_norm = (x - mean) * rsqrt(var + eps) * gamma + beta, var = mean((x - mean)^2)
+ *   layer_norm, group_norm = (x - mean) * (rstd * gamma) + beta, rstd = rsqrt(var + eps),
+ *                            var = mean((x - mean)^2)
  *   (two folds, as the ref kernels, which accumulate in double instead).
  *
  * Refusals (the group then runs on ref, with the reason): an op or shape the kernel IR cannot
@@ -570,8 +571,8 @@ static int reduction(ctx *c, int v, const coords *at) {
         float eps = row_of(n)->rows == DC_ROWS_GROUPS ? n->attr.group_norm.eps : n->attr.eps.eps;
         int mean = row_mean(c, v, &key, &in_at), rstd = row_rstd(c, v, &key, &in_at, mean, eps);
         coords ch = channel_of(at);
-        int y = binary(c, DC_OP_MUL, binary(c, DC_OP_SUB, value(c, x, at), mean), rstd);
-        y = binary(c, DC_OP_MUL, y, value(c, n->in[1], &ch));
+        int scale = binary(c, DC_OP_MUL, rstd, value(c, n->in[1], &ch));
+        int y = binary(c, DC_OP_MUL, binary(c, DC_OP_SUB, value(c, x, at), mean), scale);
         return binary(c, DC_OP_ADD, y, value(c, n->in[2], &ch));
     }
     case DC_ROW_NORM_BWD: { /* (x, gamma, dy) */

@@ -28,11 +28,17 @@
  * body in a buffer on the thread's stack, and loaded by the later ones (plan_stashes). A
  * reducing store loads its elements, combines and stores them back at every body (the identity
  * instead of the load at the first index of its folded axes): each lane accumulates its own
- * element in the interpreter's order. A checked load is a masked gather from clamped positions. */
+ * element in the interpreter's order. A checked load is a masked gather from clamped positions.
+ * Loads that read the same elements at every body of a pass (no inner index moves them, or in
+ * blocks spanning the vector axis only that axis does: a group norm's gamma and beta) are
+ * evaluated once per row before the pass. A kernel of two or more passes over the inner space
+ * prefetches, in its last pass, what its first pass loads at the same inner position of the
+ * next row (plan_prefetch): the first pass waits on memory, the later ones compute. */
 #include "codegen/llvm/llvm_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* accumulator sets per reduction: rows of a short pass add into them in turn */
 #define ACC_SETS 2
@@ -55,6 +61,9 @@ typedef struct {
     int *stash_phase;             /* [n_exprs] the phase that computes and stashes it, or -1 */
     LLVMValueRef *stash;          /* [n_exprs] its stash: one vector per body of a row pass */
     int phase;                    /* the phase being emitted */
+    int fetch_phase;              /* the phase whose bodies prefetch the next row's (-1: none) */
+    bool *fetch;                  /* [n_exprs] the loads prefetched: the first pass's */
+    LLVMValueRef next_oidx[DC_MAX_RANK]; /* the next row's (block's) outer multi-index */
 } kx;
 
 /* One emission of the loop body: position j along the vector axis, w lanes, mask (NULL when
@@ -129,6 +138,16 @@ static LLVMValueRef offset_of(kx *c, const body *bd, const dc_kir_map *m) {
     int64_t sv = vstride(c, m);
     if (sv) a = LLVMBuildAdd(b, a, LLVMBuildMul(b, bd->j, i64c(c, sv), ""), "");
     return a;
+}
+
+/* Whether map m reads the same elements at every body of a pass over the inner space: no
+ * inner index moves it, or only the vector axis does and one body spans that axis (blocks
+ * with L = its extent: a group norm's gamma and beta). */
+static bool body_invariant(const kx *c, const dc_kir_map *m) {
+    bool spans = c->L && c->L == c->k->inner[c->vaxis];
+    for (int d = 0; d < DC_MAX_RANK; d++)
+        if (m->inner[d] && !(spans && d == c->vaxis)) return false;
+    return true;
 }
 
 static LLVMTypeRef elem_type(kx *c, dc_dtype t) { return t == DC_F32 ? c->x->f32 : c->x->i32; }
@@ -313,11 +332,32 @@ static LLVMValueRef reduce_into(kx *c, const body *bd, const dc_kir_store *st, L
 
 /* Phases [p0, p1) at one body position: per phase, every value first, then the reductions'
  * accumulation and the stores in order. */
+/* Prefetches (into L2) what the first pass over the inner space will load at this body's
+ * inner position in the next row or block, so the next row's first pass, which waits on
+ * memory, finds it in cache while this pass computes. */
+static void emit_prefetches(kx *c, const body *bd) {
+    dc_lx *x = c->x;
+    LLVMValueRef here[DC_MAX_RANK];
+    memcpy(here, c->oidx, sizeof here);
+    memcpy(c->oidx, c->next_oidx, sizeof here);
+    for (int i = 0; i < c->k->n_exprs; i++) {
+        if (!c->fetch[i]) continue;
+        const dc_kir_expr *e = &c->k->exprs[i];
+        LLVMValueRef off = offset_of(c, bd, &e->map);
+        LLVMValueRef p = LLVMBuildGEP2(x->b, elem_type(c, c->k->bufs[e->buf].dtype), c->bufs[e->buf], &off, 1, "");
+        dc_lx_intrinsic(x, "llvm.prefetch", &x->ptr, 1,
+                        (LLVMValueRef[]){ p, LLVMConstInt(x->i32, 0, 0), LLVMConstInt(x->i32, 2, 0),
+                                          LLVMConstInt(x->i32, 1, 0) }, 4);
+    }
+    memcpy(c->oidx, here, sizeof here);
+}
+
 static void emit_body(kx *c, const body *bd, int p0, int p1) {
     const dc_kir *k = c->k;
     LLVMValueRef *staged = calloc((size_t)k->n_stores + 1, sizeof *staged);
     if (!staged) abort(); /* out of memory */
     for (int p = p0; p < p1; p++) {
+        if (p == c->fetch_phase && !bd->row) emit_prefetches(c, bd);
         c->phase = p;
         for (int i = 0; i < k->n_exprs; i++) c->memo[i] = NULL;
         for (int r = 0; r < k->n_reduces; r++)
@@ -391,15 +431,16 @@ static void finish_reduce(kx *c, int r, int sets) {
     LLVMBuildStore(x->b, v, c->results[r]);
 }
 
-/* Evaluates, for phase p, every load that no inner index moves and that p does not store to,
- * once per row (or block) before p's inner loops: later bodies of p reuse the values. */
+/* Evaluates, for phase p, every load that is the same at every body (body_invariant) and that
+ * p does not store to, once per row (or block) before p's inner loops: later bodies of p reuse
+ * the values. */
 static void hoist_loads(kx *c, int p, LLVMValueRef mask) {
     const dc_kir *k = c->k;
     for (int i = 0; i < k->n_exprs; i++) c->memo[i] = c->hoisted[i] = NULL;
     body bd = { i64c(c, 0), c->x->lanes, mask, false, NULL };
     for (int i = 0; i < k->n_exprs; i++) {
         const dc_kir_expr *e = &k->exprs[i];
-        if (e->kind != DC_KIR_LOAD || !dc_kir_map_inner_free(&e->map) || e->arg[0] >= 0 || e->arg[1] >= 0) continue;
+        if (e->kind != DC_KIR_LOAD || !body_invariant(c, &e->map) || e->arg[0] >= 0 || e->arg[1] >= 0) continue;
         bool stored = false;
         for (int t = 0; t < k->n_stores; t++) stored = stored || (k->stores[t].phase == p && k->stores[t].buf == e->buf);
         if (!stored) c->hoisted[i] = value_of(c, &bd, i);
@@ -486,6 +527,15 @@ static void emit_inner(kx *c, int p, LLVMValueRef mask, LLVMValueRef tvar, LLVMV
     finish_reduces(c, p, sets);
 }
 
+/* next_oidx = the multi-index of outer index o + step, or of end - 1 past the range's end. */
+static void next_row(kx *c, LLVMValueRef o, LLVMValueRef step, LLVMValueRef end) {
+    if (c->fetch_phase < 0) return;
+    LLVMBuilderRef b = c->x->b;
+    LLVMValueRef n = LLVMBuildAdd(b, o, step, ""), last = LLVMBuildSub(b, end, i64c(c, 1), "");
+    n = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, n, end, ""), n, last, "");
+    unflatten(c, n, c->k->outer_rank, c->k->outer, c->next_oidx);
+}
+
 /* Kernels with an inner space, rows layout: per outer index, each phase over the inner space. */
 static void emit_rows(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef ovar,
                       LLVMValueRef tvar, LLVMValueRef jvar) {
@@ -495,6 +545,7 @@ static void emit_rows(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRef 
     dc_lx_loop_open(c->x, c->fn, &lo, ovar, begin);
     dc_lx_loop_test(c->x, c->fn, &lo, LLVMBuildICmp(x->b, LLVMIntSLT, load_var(c, ovar), end, ""));
     unflatten(c, load_var(c, ovar), k->outer_rank, k->outer, c->oidx);
+    next_row(c, load_var(c, ovar), i64c(c, 1), end);
     for (int p = 0; p < k->n_phases; p++) {
         for (int d = 0; d < DC_MAX_RANK; d++) c->iidx[d] = NULL;
         if (k->phases[p].per_row) emit_body(c, &(body){ i64c(c, 0), 1, NULL, true, NULL }, p, p + 1);
@@ -522,6 +573,7 @@ static void emit_blocks(kx *c, LLVMValueRef begin, LLVMValueRef end, LLVMValueRe
     seg = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, seg, i64c(c, R), ""), seg, i64c(c, R), "");
     if (c->oaxis > 0) unflatten(c, LLVMBuildUDiv(b, o, i64c(c, len), ""), c->oaxis, k->outer, c->oidx);
     c->oidx[c->oaxis] = r0;
+    next_row(c, o, seg, end);
     LLVMValueRef row_of_lane[64], first[64];
     for (int l = 0; l < w; l++) {
         row_of_lane[l] = LLVMConstInt(x->i64, (uint64_t)(l / c->L), 0);
@@ -571,7 +623,7 @@ static double layout_cost(kx *c, int L) {
     double per_body = 0;
     for (int i = 0; i < k->n_exprs; i++)
         if (k->exprs[i].kind == DC_KIR_LOAD && (k->exprs[i].arg[0] >= 0 || k->exprs[i].arg[1] >= 0)) per_body += w;
-        else if (k->exprs[i].kind == DC_KIR_LOAD && !dc_kir_map_inner_free(&k->exprs[i].map))
+        else if (k->exprs[i].kind == DC_KIR_LOAD && !body_invariant(c, &k->exprs[i].map))
             per_body += access_of(c, false, &k->exprs[i].map, w) == ACC_GATHER ? w : 1;
     for (int s = 0; s < k->n_stores; s++)
         if (!k->phases[k->stores[s].phase].per_row)
@@ -681,6 +733,30 @@ static void plan_stashes(kx *c) {
     free(loads);
 }
 
+/* Prefetching: when a kernel makes two or more passes over the inner space, its last pass
+ * prefetches the loads of its first (those an inner index moves, vector or broadcast, not
+ * checked) at the next row: a row's first pass waits on memory, its later passes compute on
+ * what the first brought into cache. */
+static void plan_prefetch(kx *c) {
+    const dc_kir *k = c->k;
+    int first = -1, last = -1;
+    for (int p = 0; p < k->n_phases; p++)
+        if (!k->phases[p].per_row) last = p, first = first < 0 ? p : first;
+    if (first == last) return;
+    bool *need = malloc((size_t)k->n_exprs + 1);
+    if (!need) abort(); /* out of memory */
+    phase_needs(c, first, need);
+    bool any = false;
+    for (int i = 0; i < k->n_exprs; i++) {
+        const dc_kir_expr *e = &k->exprs[i];
+        c->fetch[i] = need[i] && e->kind == DC_KIR_LOAD && e->arg[0] < 0 && e->arg[1] < 0 &&
+                      !body_invariant(c, &e->map) && access_of(c, false, &e->map, c->x->lanes) != ACC_GATHER;
+        any = any || c->fetch[i];
+    }
+    free(need);
+    if (any) c->fetch_phase = last;
+}
+
 static LLVMValueRef entry_alloca(kx *c, LLVMTypeRef t) { return LLVMBuildAlloca(c->x->b, t, ""); }
 
 void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
@@ -701,9 +777,13 @@ void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
     c.stash_phase = calloc((size_t)k->n_exprs + 1, sizeof *c.stash_phase);
     c.stash = calloc((size_t)k->n_exprs + 1, sizeof *c.stash);
     if (!c.results || !c.accs || !c.memo || !c.hoisted || !c.stash_phase || !c.stash) abort(); /* out of memory */
+    c.fetch = calloc((size_t)k->n_exprs + 1, sizeof *c.fetch);
+    if (!c.fetch) abort(); /* out of memory */
+    c.fetch_phase = -1;
     if (c.vec_inner) {
         c.L = choose_layout(&c);
         plan_stashes(&c);
+        plan_prefetch(&c);
     } else {
         for (int i = 0; i < k->n_exprs; i++) c.stash_phase[i] = -1;
     }
@@ -731,4 +811,5 @@ void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
     free(c.hoisted);
     free(c.stash_phase);
     free(c.stash);
+    free(c.fetch);
 }

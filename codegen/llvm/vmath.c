@@ -1,11 +1,11 @@
-/* vmath.c — vector helpers and f32 math for the LLVM codegen. exp and log are polynomial
- * approximations with Cody-Waite range reduction (no libm calls, no fast-math flags; the
+/* vmath.c — vector helpers and f32 math for the LLVM codegen. exp (a degree-6 minimax
+ * polynomial) and log are polynomial approximations with Cody-Waite range reduction (no libm calls, no fast-math flags; the
  * polynomials and the reduction are fused multiply-adds, llvm.fma, rounded once on every
  * target, by the FMA unit or by libm's fmaf, so every target rounds alike); tanh, sigmoid and log1p are built from exp and log
  * (gelu, silu and softplus are ops.def formulas over them). Max errors against double precision, measured by tests/test_llvm.c
  * (llvm_vmath_error) over exp [-103, 88.7], log (0, 3e38], the others [-20, 20], the same on
  * every target: exp 0.9 ulp, log 1.9 ulp, tanh 5.3 ulp, sigmoid 2.1 ulp, silu 2.9 ulp, gelu 1.5 ulp
- * of max(|gelu(x)|, |x|). Also the formula primitives of ir/formula.h in LLVM, and dc_lx_formula,
+ * of max(|gelu(x)|, |x|); sigmoid and silu flush to 0 under -87.3 (llvm_vmath_edges). Also the formula primitives of ir/formula.h in LLVM, and dc_lx_formula,
  * which expands a MAP op's ops.def formula with them (the kernel IR's expressions, the GEMM's
  * epilogue activations). */
 #include "codegen/llvm/llvm_internal.h"
@@ -223,20 +223,30 @@ static LLVMValueRef pow2i(dc_lx *x, LLVMValueRef n, int w) {
     return LLVMBuildBitCast(x->b, bits, dc_lx_type(x->f32, w), "");
 }
 
-/* exp(v) = 2^n * p(r), n = round(v / ln 2), r = v - n ln 2 (two-constant reduction, fused),
- * p the degree-7 Taylor polynomial (|r| <= 0.347: truncation < 6e-9 relative); 2^n is
- * applied in two halves so that results down to the subnormals come out. */
+/* p(r) ~ exp(r) on |r| <= ln 2 / 2: 1 + r + r^2 (c2 + ... + c6 r^4), minimax for the relative
+ * error (3.8e-9 with these f32 coefficients; the degree-7 Taylor polynomial: 7.0e-9) */
+static const double exp_poly[7] = { 1.0, 1.0, 0.4999999403953552, 0.1666652113199234, 0.04166838899254799,
+                                    0.008368708193302155, 0.001381460577249527 };
+
+/* The reduction of exp(v), v in [-104, 89]: returns r = v - n ln 2 (two-constant reduction,
+ * fused) with n = round(v / ln 2), and *n as an i32, read from the bits of v / ln 2 + 1.5 * 2^23
+ * (whose low bits hold n after the add rounds). */
+static LLVMValueRef exp_reduce(dc_lx *x, LLVMValueRef v, int w, LLVMValueRef *n) {
+    LLVMValueRef magic = dc_lx_f32(x, 12582912.0f, w); /* 1.5 * 2^23: rounds to an integer */
+    LLVMValueRef shifted = fadd(x, fmul(x, v, dc_lx_f32(x, 1.44269504088896341f, w)), magic);
+    LLVMValueRef nf = fsub(x, shifted, magic);
+    *n = LLVMBuildSub(x->b, LLVMBuildBitCast(x->b, shifted, dc_lx_type(x->i32, w), ""), dc_lx_i32(x, 0x4b400000, w), "");
+    LLVMValueRef r = fma3(x, nf, dc_lx_f32(x, -0.693359375f, w), v);
+    return fma3(x, nf, dc_lx_f32(x, 2.12194440e-4f, w), r);
+}
+
+/* exp(v) = 2^n * p(r) (exp_reduce, exp_poly); 2^n is applied in two halves so that results
+ * down to the subnormals come out. */
 LLVMValueRef dc_lx_exp(dc_lx *x, LLVMValueRef v, int w) {
-    static const double c[8] = { 1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040 };
     LLVMValueRef xc = sel(x, fcmp(x, LLVMRealOLT, v, dc_lx_f32(x, 89.0f, w)), v, dc_lx_f32(x, 89.0f, w));
     xc = sel(x, fcmp(x, LLVMRealOGT, xc, dc_lx_f32(x, -104.0f, w)), xc, dc_lx_f32(x, -104.0f, w));
-    LLVMValueRef magic = dc_lx_f32(x, 12582912.0f, w); /* 1.5 * 2^23: rounds to an integer */
-    LLVMValueRef t = fmul(x, xc, dc_lx_f32(x, 1.44269504088896341f, w));
-    LLVMValueRef nf = fsub(x, fadd(x, t, magic), magic);
-    LLVMValueRef r = fma3(x, nf, dc_lx_f32(x, -0.693359375f, w), xc);
-    r = fma3(x, nf, dc_lx_f32(x, 2.12194440e-4f, w), r);
-    LLVMValueRef p = horner(x, r, c, 8, w);
-    LLVMValueRef n = LLVMBuildFPToSI(x->b, nf, dc_lx_type(x->i32, w), "");
+    LLVMValueRef n, r = exp_reduce(x, xc, w, &n);
+    LLVMValueRef p = horner(x, r, exp_poly, 7, w);
     LLVMValueRef n1 = LLVMBuildAShr(x->b, n, dc_lx_i32(x, 1, w), "");
     LLVMValueRef n2 = LLVMBuildSub(x->b, n, n1, "");
     LLVMValueRef res = fmul(x, fmul(x, p, pow2i(x, n1, w)), pow2i(x, n2, w));
@@ -248,16 +258,10 @@ LLVMValueRef dc_lx_exp(dc_lx *x, LLVMValueRef v, int w) {
  * results under that come out as about 1e-38 instead of the subnormals; -inf gives 1e-38
  * too (callers that need 0 select it), NaN stays NaN. */
 LLVMValueRef dc_lx_exp_nonpos(dc_lx *x, LLVMValueRef v, int w) {
-    static const double c[8] = { 1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040 };
     LLVMValueRef lo = dc_lx_f32(x, -87.3f, w);
     LLVMValueRef xc = sel(x, fcmp(x, LLVMRealOLT, v, lo), lo, v);
-    LLVMValueRef magic = dc_lx_f32(x, 12582912.0f, w); /* 1.5 * 2^23: rounds to an integer */
-    LLVMValueRef t = fmul(x, xc, dc_lx_f32(x, 1.44269504088896341f, w));
-    LLVMValueRef nf = fsub(x, fadd(x, t, magic), magic);
-    LLVMValueRef r = fma3(x, nf, dc_lx_f32(x, -0.693359375f, w), xc);
-    r = fma3(x, nf, dc_lx_f32(x, 2.12194440e-4f, w), r);
-    LLVMValueRef n = LLVMBuildFPToSI(x->b, nf, dc_lx_type(x->i32, w), "");
-    return fmul(x, horner(x, r, c, 8, w), pow2i(x, n, w));
+    LLVMValueRef n, r = exp_reduce(x, xc, w, &n);
+    return fmul(x, horner(x, r, exp_poly, 7, w), pow2i(x, n, w));
 }
 
 /* ---- log -------------------------------------------------------------------------------- */
@@ -311,10 +315,12 @@ LLVMValueRef dc_lx_tanh(dc_lx *x, LLVMValueRef v, int w) {
     return sel(x, fcmp(x, LLVMRealOLT, a, dc_lx_f32(x, 0.25f, w)), small, t);
 }
 
-/* dc_sigmoidf: v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v)) */
+/* dc_sigmoidf: v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v)); exp(-|v|) by
+ * dc_lx_exp_nonpos, 0 where -|v| < -87.3 (sigmoid(v) < 1.2e-38 there: flushed to 0) */
 LLVMValueRef dc_lx_sigmoid(dc_lx *x, LLVMValueRef v, int w) {
     LLVMValueRef a = dc_lx_intrinsic(x, "llvm.fabs", (LLVMTypeRef[]){ LLVMTypeOf(v) }, 1, &v, 1);
-    LLVMValueRef e = dc_lx_exp(x, LLVMBuildFNeg(x->b, a, ""), w);
+    LLVMValueRef e = dc_lx_exp_nonpos(x, LLVMBuildFNeg(x->b, a, ""), w);
+    e = sel(x, fcmp(x, LLVMRealOGT, a, dc_lx_f32(x, 87.3f, w)), dc_lx_f32(x, 0.0f, w), e);
     LLVMValueRef d = fadd(x, dc_lx_f32(x, 1.0f, w), e);
     LLVMValueRef pos = LLVMBuildFDiv(x->b, dc_lx_f32(x, 1.0f, w), d, "");
     LLVMValueRef neg = LLVMBuildFDiv(x->b, e, d, "");
