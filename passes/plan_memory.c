@@ -18,6 +18,9 @@
  * In-place: an ungrouped ELEMENTWISE node whose inputs all have its exact type (so no
  *   broadcasting) writes into the slot of the first input whose value dies at that node
  *   (never an INPUT or PARAM slot); the kernels read each element before writing it.
+ *   A state update's value takes its param's slot when the param's old value is dead once
+ *   the value is written (update_slot: nothing after it reads the param, and its loop group
+ *   is one elementwise pass); the executor then has nothing to copy after the run.
  * Placement: every other value takes the best-fitting free block (smallest that fits, lowest
  *   offset on ties) of a free list that coalesces neighbours, or grows the arena's end.
  * Guarantees: no two values that are live at the same node overlap; deterministic; the same
@@ -71,6 +74,48 @@ static int in_place_source(const dc_graph *g, int i, const int *last) {
         if (!is_persistent(&g->nodes[j]) && last[j] == i) return j;
     }
     return -1;
+}
+
+/* Whether node i reads value j. */
+static bool reads(const dc_node *n, int j) {
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] == j) return true;
+    return false;
+}
+
+/* The param whose slot state-update value v takes over, or -1. v is the value of param P's
+ * update, of P's type, computed by an elementwise node; no update reads P itself as its value
+ * (updates are simultaneous: it would see the new value); every node reading P comes at or
+ * before v, so P's old value is dead once v is written. If v is a loop-group member, every
+ * member of its group is elementwise or a fill (one pass over the same elements, each loaded
+ * before it is stored at that index) and every member reading P has P's type; an ungrouped v
+ * that reads P has every input of its type (the in-place rule). */
+static int update_slot(const dc_graph *g, int v) {
+    int p = -1;
+    for (int j = 0; j < g->n_updates && p < 0; j++)
+        if (g->updates[j].value == v) p = g->updates[j].param;
+    const dc_node *n = &g->nodes[v];
+    if (p < 0 || p == v || is_persistent(n) || dc_op_get(n->op)->kind != DC_KIND_ELEMENTWISE ||
+        !dc_type_eq(&g->nodes[p].type, &n->type))
+        return -1;
+    for (int j = 0; j < g->n_updates; j++)
+        if (g->updates[j].value == p) return -1;
+    for (int i = v + 1; i < g->n_nodes; i++)
+        if (reads(&g->nodes[i], p)) return -1;
+    int k = g->group ? g->group[v] : 0, first = v, end = v;
+    if (k > 0) {
+        while (first > 0 && g->group[first - 1] == k) first--;
+        end = group_end(g, v);
+    }
+    for (int i = first; i <= end; i++) {
+        const dc_node *m = &g->nodes[i];
+        dc_op_kind kind = dc_op_get(m->op)->kind;
+        if (k > 0 && kind != DC_KIND_ELEMENTWISE && m->op != DC_OP_FILL) return -1;
+        if (!reads(m, p)) continue;
+        for (int a = 0; a < m->n_in; a++)
+            if (!dc_type_eq(&g->nodes[m->in[a]].type, &m->type) && (k > 0 ? m->in[a] == p : true)) return -1;
+    }
+    return p;
 }
 
 /* ---- the free list: blocks sorted by offset, never adjacent (coalesced) ------------------- */
@@ -147,8 +192,9 @@ static bool first_use_in(const dc_node *n, int k) {
 /* Places the computed value of ungrouped node i, then frees the inputs (and i) that die at i. */
 static void place_node(const dc_graph *g, int i, const int *last, arena *a, int64_t *off) {
     const dc_node *n = &g->nodes[i];
-    int src = in_place_source(g, i, last);
-    off[i] = src >= 0 ? off[src] : arena_alloc(a, slot_bytes(&n->type));
+    int src = in_place_source(g, i, last), p = update_slot(g, i);
+    off[i] = p >= 0 ? off[p] : src >= 0 ? off[src] : arena_alloc(a, slot_bytes(&n->type));
+    if (p >= 0) src = -1;
     for (int k = 0; k < n->n_in; k++) {
         int j = n->in[k];
         if (j != src && last[j] == i && !is_persistent(&g->nodes[j]) && first_use_in(n, k))
@@ -161,8 +207,10 @@ static void place_node(const dc_graph *g, int i, const int *last, arena *a, int6
  * then frees every slot that dies with the group; freed[] marks what is already freed. */
 static void place_group(const dc_graph *g, int first, int end, const int *last, const bool *internal,
                         arena *a, int64_t *off, bool *freed) {
-    for (int i = first; i <= end; i++)
-        off[i] = internal[i] ? -1 : arena_alloc(a, slot_bytes(&g->nodes[i].type));
+    for (int i = first; i <= end; i++) {
+        int p = update_slot(g, i);
+        off[i] = internal[i] ? -1 : p >= 0 ? off[p] : arena_alloc(a, slot_bytes(&g->nodes[i].type));
+    }
     for (int i = first; i <= end; i++) {
         const dc_node *n = &g->nodes[i];
         for (int k = 0; k < n->n_in; k++) {
@@ -227,8 +275,11 @@ char *dc_print_plan(const dc_graph *g) {
         unplanned += bytes;
         dc_sb_printf(&s, "// plan: %s offset %lld bytes %lld", dc_node_label(g, i, label, sizeof label),
                   (long long)g->plan_offset[i], (long long)bytes);
-        int j = planned_in_place_of(g, i);
-        if (j >= 0) dc_sb_printf(&s, " in-place of %s", dc_node_label(g, j, src, sizeof src));
+        int j = planned_in_place_of(g, i), p = -1;
+        for (int u = 0; u < g->n_updates; u++)
+            if (g->updates[u].value == i && g->plan_offset[i] == g->plan_offset[g->updates[u].param]) p = g->updates[u].param;
+        if (p >= 0) dc_sb_printf(&s, " over param %s (its update)", dc_node_label(g, p, src, sizeof src));
+        else if (j >= 0) dc_sb_printf(&s, " in-place of %s", dc_node_label(g, j, src, sizeof src));
         if (g->plan_offset[i] < 0) dc_sb_printf(&s, " (inside its group, never stored)");
         dc_sb_printf(&s, "\n");
     }

@@ -74,3 +74,12 @@ bool tu_set_uniform_inputs(dc_exec *e, const dc_graph *g, uint64_t seed) {
     }
     return true;
 }
+
+bool tu_update_over_param(const dc_graph *g, int a, int b) {
+    bool updates = false;
+    for (int j = 0; j < g->n_updates; j++) updates = updates || (g->updates[j].param == a && g->updates[j].value == b);
+    for (int i = b + 1; updates && i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            if (g->nodes[i].in[k] == a) return false;
+    return updates;
+}

@@ -1,5 +1,6 @@
 /* op_util.h — helpers for op forward tests: make tensors from literals and evaluate one op
- * through its shape rule and ref kernel; random inputs for a compiled program. */
+ * through its shape rule and ref kernel; random inputs for a compiled program; the memory
+ * plan checks' rule for a state update written over its param. */
 #ifndef DC_OP_UTIL_H
 #define DC_OP_UTIL_H
 
@@ -19,5 +20,9 @@ double tu_get(const dc_tensor *t, int64_t i);
 /* Sets every (f32) INPUT of g in e to uniform values in [-1, 1) from seed (stream: the node's
  * id); false on the first input e refuses. */
 bool tu_set_uniform_inputs(dc_exec *e, const dc_graph *g, uint64_t seed);
+
+/* Value b may take param a's slot: b is a's state-update value and no node after b reads a
+ * (a's old value is dead once b is written). */
+bool tu_update_over_param(const dc_graph *g, int a, int b);
 
 #endif

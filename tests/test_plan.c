@@ -2,7 +2,8 @@
  * (the IR goldens, an MLP forward + loss, a chain of 50 elementwise ops, seeded random DAGs
  * with state updates) run planned and unplanned give bitwise-equal outputs and params; every
  * plan is checked against a brute-force liveness computed here (no two values live at the
- * same node overlap, except an elementwise node exactly over an input that dies there);
+ * same node overlap, except an elementwise node exactly over an input that dies there, and a
+ * state update's value over its param when nothing after it reads the param);
  * in-place reuse happens on a unary chain, whose peak stays far below the unplanned total;
  * and `disco opt --passes=plan-memory` prints a hand-computed plan. */
 #include "tests/test.h"
@@ -14,6 +15,7 @@
 
 #include "passes/passes.h"
 #include "runtime/runtime.h"
+#include "tests/op_util.h"
 
 static int64_t slot(const dc_type *t) {
     return (dc_numel(&t->shape) * (int64_t)dc_dtype_size(t->dtype) + 63) / 64 * 64;
@@ -64,8 +66,9 @@ static int plan_violations(const dc_graph *g, const char *what, int *in_place) {
             if (!(oa < ob + sb && ob < oa + sa)) continue;
             bool pers = persistent(&g->nodes[a]) || persistent(&g->nodes[b]);
             bool exact_reuse = !pers && end_a == b && may_reuse(g, b) && oa == ob && sa == sb;
-            *in_place += exact_reuse;
-            if ((pers || end_a > b || (end_a == b && !exact_reuse)) && bad++ < 3 && what)
+            bool update = oa == ob && sa == sb && tu_update_over_param(g, a, b);
+            *in_place += exact_reuse || update;
+            if (!update && (pers || end_a > b || (end_a == b && !exact_reuse)) && bad++ < 3 && what)
                 printf("  %s: nodes %d [%lld,+%lld) and %d [%lld,+%lld) overlap while both are live\n", what,
                        a, (long long)oa, (long long)sa, b, (long long)ob, (long long)sb);
         }
@@ -320,6 +323,46 @@ static const char *plan_expected =
     "// plan: %4 offset 256 bytes 64\n"
     "// plan: %5 offset 320 bytes 64\n"
     "// plan: peak 384 bytes (unplanned 448 bytes)\n";
+
+/* An SGD-like update: p - g * 0.1 takes p's slot (p is read only before it); q's update
+ * value cannot (q is read after it), nor can r's (s's update reads r itself as its value). */
+static const char *update_case =
+    "graph @u(%g: f32[16]) -> (f32[16]) {\n"
+    "  %0 = param \"p\" : f32[16] init=normal(1)\n"
+    "  %1 = param \"q\" : f32[16] init=normal(1)\n"
+    "  %2 = param \"r\" : f32[16] init=normal(1)\n"
+    "  %3 = param \"s\" : f32[16] init=normal(1)\n"
+    "  %4 = fill {value=0.1} : f32[]\n"
+    "  %5 = mul %g, %4 : f32[16]\n"
+    "  %6 = sub %0, %5 : f32[16]\n"
+    "  %7 = add %1, %5 : f32[16]\n"
+    "  %8 = mul %7, %1 : f32[16]\n"
+    "  %9 = add %2, %g : f32[16]\n"
+    "  assign %0, %6\n"
+    "  assign %1, %7\n"
+    "  assign %2, %9\n"
+    "  assign %3, %2\n"
+    "  return %8\n"
+    "}\n";
+
+TEST(plan_update_in_place) {
+    char err[DC_ERR_LEN] = "";
+    dc_graph *g = dc_parse(update_case, strlen(update_case), "u.dcir", err, sizeof err);
+    CHECK_MSG(g != NULL, "%s", err);
+    if (!g) return;
+    dc_pass_opts o = { 0 };
+    CHECK(dc_pass_plan_memory(g, &o, err, sizeof err));
+    char *plan = dc_print_plan(g);
+    CHECK_MSG(plan && strstr(plan, "%6 offset 64 bytes 64 over param %0 (its update)"), "%s", plan);
+    /* node i + 1 is %i (%g is node 0) */
+    CHECK(g->plan_offset[7] == g->plan_offset[1]);
+    CHECK(g->plan_offset[8] != g->plan_offset[2]);
+    CHECK(g->plan_offset[10] != g->plan_offset[3]);
+    check_plan(g, "u");
+    free(plan);
+    dc_graph_free(g);
+    check_planned_equals_unplanned(update_case, "u", 3);
+}
 
 TEST(plan_printed) {
     char err[DC_ERR_LEN] = "";
