@@ -330,8 +330,6 @@ static LLVMValueRef reduce_into(kx *c, const body *bd, const dc_kir_store *st, L
     return combine(c, st->combine, t, acc, v);
 }
 
-/* Phases [p0, p1) at one body position: per phase, every value first, then the reductions'
- * accumulation and the stores in order. */
 /* Prefetches (into L2) what the first pass over the inner space will load at this body's
  * inner position in the next row or block, so the next row's first pass, which waits on
  * memory, finds it in cache while this pass computes. */
@@ -352,6 +350,8 @@ static void emit_prefetches(kx *c, const body *bd) {
     memcpy(c->oidx, here, sizeof here);
 }
 
+/* Phases [p0, p1) at one body position: per phase, every value first, then the reductions'
+ * accumulation and the stores in order. */
 static void emit_body(kx *c, const body *bd, int p0, int p1) {
     const dc_kir *k = c->k;
     LLVMValueRef *staged = calloc((size_t)k->n_stores + 1, sizeof *staged);
