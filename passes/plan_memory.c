@@ -62,13 +62,20 @@ static void last_uses(const dc_graph *g, int *last) {
     for (int j = 0; j < g->n_updates; j++) last[g->updates[j].value] = g->n_nodes;
 }
 
-/* The input of node i whose slot i may take over, or -1: i is elementwise, every input has
- * i's type, and that input is a computed value read for the last time by i. */
+/* Whether node n is elementwise and every input has its type (no broadcasting): it reads each
+ * element before writing it, so it may write over an input. */
+static bool overwrites_alike(const dc_graph *g, const dc_node *n) {
+    if (dc_op_get(n->op)->kind != DC_KIND_ELEMENTWISE) return false;
+    for (int k = 0; k < n->n_in; k++)
+        if (!dc_type_eq(&g->nodes[n->in[k]].type, &n->type)) return false;
+    return true;
+}
+
+/* The input of node i whose slot i may take over, or -1: overwrites_alike, and that input is
+ * a computed value read for the last time by i. */
 static int in_place_source(const dc_graph *g, int i, const int *last) {
     const dc_node *n = &g->nodes[i];
-    if (dc_op_get(n->op)->kind != DC_KIND_ELEMENTWISE) return -1;
-    for (int k = 0; k < n->n_in; k++)
-        if (!dc_type_eq(&g->nodes[n->in[k]].type, &n->type)) return -1;
+    if (!overwrites_alike(g, n)) return -1;
     for (int k = 0; k < n->n_in; k++) {
         int j = n->in[k];
         if (!is_persistent(&g->nodes[j]) && last[j] == i) return j;
@@ -90,10 +97,15 @@ static bool reads(const dc_node *n, int j) {
  * member of its group is elementwise or a fill (one pass over the same elements, each loaded
  * before it is stored at that index) and every member reading P has P's type; an ungrouped v
  * that reads P has every input of its type (the in-place rule). */
+/* The param that value v is the (first) state update of, or -1. */
+static int updated_param(const dc_graph *g, int v) {
+    for (int j = 0; j < g->n_updates; j++)
+        if (g->updates[j].value == v) return g->updates[j].param;
+    return -1;
+}
+
 static int update_slot(const dc_graph *g, int v) {
-    int p = -1;
-    for (int j = 0; j < g->n_updates && p < 0; j++)
-        if (g->updates[j].value == v) p = g->updates[j].param;
+    int p = updated_param(g, v);
     const dc_node *n = &g->nodes[v];
     if (p < 0 || p == v || is_persistent(n) || dc_op_get(n->op)->kind != DC_KIND_ELEMENTWISE ||
         !dc_type_eq(&g->nodes[p].type, &n->type))
@@ -111,9 +123,7 @@ static int update_slot(const dc_graph *g, int v) {
         const dc_node *m = &g->nodes[i];
         dc_op_kind kind = dc_op_get(m->op)->kind;
         if (k > 0 && kind != DC_KIND_ELEMENTWISE && m->op != DC_OP_FILL) return -1;
-        if (!reads(m, p)) continue;
-        for (int a = 0; a < m->n_in; a++)
-            if (!dc_type_eq(&g->nodes[m->in[a]].type, &m->type) && (k > 0 ? m->in[a] == p : true)) return -1;
+        if (reads(m, p) && (k > 0 ? !dc_type_eq(&m->type, &n->type) : !overwrites_alike(g, m))) return -1;
     }
     return p;
 }
@@ -275,10 +285,8 @@ char *dc_print_plan(const dc_graph *g) {
         unplanned += bytes;
         dc_sb_printf(&s, "// plan: %s offset %lld bytes %lld", dc_node_label(g, i, label, sizeof label),
                   (long long)g->plan_offset[i], (long long)bytes);
-        int j = planned_in_place_of(g, i), p = -1;
-        for (int u = 0; u < g->n_updates; u++)
-            if (g->updates[u].value == i && g->plan_offset[i] == g->plan_offset[g->updates[u].param]) p = g->updates[u].param;
-        if (p >= 0) dc_sb_printf(&s, " over param %s (its update)", dc_node_label(g, p, src, sizeof src));
+        int j = planned_in_place_of(g, i), p = updated_param(g, i);
+        if (p >= 0 && g->plan_offset[i] == g->plan_offset[p]) dc_sb_printf(&s, " over param %s (its update)", dc_node_label(g, p, src, sizeof src));
         else if (j >= 0) dc_sb_printf(&s, " in-place of %s", dc_node_label(g, j, src, sizeof src));
         if (g->plan_offset[i] < 0) dc_sb_printf(&s, " (inside its group, never stored)");
         dc_sb_printf(&s, "\n");

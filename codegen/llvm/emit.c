@@ -776,9 +776,8 @@ void dc_lx_emit_kernel(dc_lx *x, const dc_kir *k, const char *name) {
     c.hoisted = calloc((size_t)k->n_exprs + 1, sizeof *c.hoisted);
     c.stash_phase = calloc((size_t)k->n_exprs + 1, sizeof *c.stash_phase);
     c.stash = calloc((size_t)k->n_exprs + 1, sizeof *c.stash);
-    if (!c.results || !c.accs || !c.memo || !c.hoisted || !c.stash_phase || !c.stash) abort(); /* out of memory */
     c.fetch = calloc((size_t)k->n_exprs + 1, sizeof *c.fetch);
-    if (!c.fetch) abort(); /* out of memory */
+    if (!c.results || !c.accs || !c.memo || !c.hoisted || !c.stash_phase || !c.stash || !c.fetch) abort(); /* out of memory */
     c.fetch_phase = -1;
     if (c.vec_inner) {
         c.L = choose_layout(&c);
